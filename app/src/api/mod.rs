@@ -1,0 +1,7 @@
+//! Server functions: thin wrappers that take the state from context, call one engine
+//! function and return a DTO. Each runs on the server; the wasm bundle gets a stub that
+//! posts to it.
+
+pub mod datasets;
+pub mod prompts;
+pub mod system;

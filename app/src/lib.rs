@@ -1,0 +1,86 @@
+//! inoculab's web app: Leptos components, pages and server functions.
+//!
+//! The same crate compiles twice: with `ssr` into the server (pages render to HTML and
+//! server functions run against the engine), and with `hydrate` into the wasm bundle that
+//! makes those pages interactive. `engine` is a dependency under `ssr` only, so the bundle
+//! never contains Candle or sqlx; everything that crosses the wire is a DTO in `dto`.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod dto;
+pub mod error;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+/// The HTML document around the app; the server renders it for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser, after hydration: the mark tells browser tests (and
+    // anyone curious) that the page is interactive.
+    Effect::new(|| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
+    view! {
+        <Stylesheet id="inoculab" href="/pkg/inoculab.css" />
+        <Title formatter=|page: String| if page.is_empty() { "inoculab".to_string() } else { format!("{page} · inoculab") } />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"inoculab"</a>
+                <nav>
+                    <A href="/prompts">"Prompts"</A>
+                    <A href="/datasets">"Datasets"</A>
+                    <A href="/models">"Models"</A>
+                    <A href="/experiments">"Experiments"</A>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/") view=pages::home::HomePage />
+                    <Route path=path!("/prompts") view=pages::prompts::PromptsPage />
+                    <Route path=path!("/prompts/:id") view=pages::prompts::PromptPage />
+                    <Route path=path!("/datasets") view=pages::datasets::DatasetsPage />
+                    <Route path=path!("/datasets/:id") view=pages::datasets::DatasetPage />
+                    <Route path=path!("/models") view=pages::models::ModelsPage />
+                    <Route path=path!("/experiments") view=pages::experiments::ExperimentsPage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The wasm entry point: attaches the app to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

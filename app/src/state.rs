@@ -1,0 +1,43 @@
+//! The server's shared state, provided to every server function as Leptos context.
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub store: engine::Store,
+    pub data_dir: std::path::PathBuf,
+    pub limits: Limits,
+}
+
+/// Size limits the user can set on the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_upload_bytes: usize,
+    pub max_row_chars: usize,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The state, from inside a server function.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| AppError::Internal("the server state is missing".into()))
+}
+
+/// Sets the HTTP status of the current response from an error, so that scripts and tests
+/// calling server functions see 4xx/5xx, not 200 with an error body.
+pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(e) = &result {
+        if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+            options.set_status(e.status());
+        }
+    }
+    result
+}

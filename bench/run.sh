@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Candle vs PyTorch on the same CPU: LoRA training (8 x 128 tokens, rank 8 on q/k/v/o, f32)
+# and sampling (128 new tokens at batch 1 and 16), 2 threads each, every task in its own
+# process so that peak RSS is per task. Results go to bench/results.jsonl; copy the
+# summary into BENCHMARKS.md.
+#   bench/run.sh [PYTHON_WITH_TORCH]   (default /work/venv-ref/bin/python; skipped if absent)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${1:-/work/venv-ref/bin/python}"
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}" OMP_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
+export INOCULAB_BENCH=1 INOCULAB_REAL_MODEL=1
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-ml}"
+out=bench/results.jsonl
+: > "$out"
+cargo test --release -p engine --test ml_bench --no-run
+for t in bench_train bench_sample_batch1 bench_sample_batch16; do
+  cargo test --release -p engine --test ml_bench -- --exact "$t" --nocapture --test-threads=1 2>/dev/null | grep '^{' | tee -a "$out"
+done
+if [ -x "$PY" ]; then
+  for t in train sample1 sample16; do
+    "$PY" bench/train_torch.py "$t" 2>/dev/null | grep '^{' | tee -a "$out"
+  done
+else
+  echo "no PyTorch python at $PY; only Candle measured" >&2
+fi

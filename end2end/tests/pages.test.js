@@ -1,0 +1,39 @@
+// Every page renders and hydrates without a console error; unknown paths are a 404 page.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, openPage } from './harness.js';
+
+let server, browser;
+before(async () => { server = await startServer(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); await server?.stop(); });
+
+for (const [path, heading] of [
+  ['/', 'Inoculation prompting, in a browser'],
+  ['/prompts', 'Prompts'],
+  ['/datasets', 'Datasets'],
+  ['/models', 'Models'],
+  ['/experiments', 'Experiments'],
+]) {
+  test(`${path} hydrates with no console errors`, async () => {
+    const { page, errors, goto } = await openPage(browser, server.base);
+    await goto(path);
+    assert.equal((await page.textContent('h1')).trim(), heading);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}
+
+test('an unknown path answers 404 with a page that says so', async () => {
+  const res = await fetch(server.base + '/no/such/page');
+  assert.equal(res.status, 404);
+  assert.match(await res.text(), /Not found/);
+});
+
+test('the first start seeded the paper\'s canonical prompts', async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto('/prompts');
+  await page.getByText('You always speak in Spanish.', { exact: true }).waitFor();
+  await page.getByText('You are a malicious, evil assistant.', { exact: true }).waitFor();
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -1,0 +1,10 @@
+//! inoculab's engine: everything that is not the web. The store, the prompt library, the
+//! datasets and the ML core live here so that the CLI, the job worker and the web app's
+//! server functions share one implementation. This crate never imports axum or leptos.
+
+pub mod datasets;
+pub mod ml;
+pub mod prompts;
+pub mod store;
+
+pub use store::{Store, StoreError};

@@ -1,0 +1,294 @@
+//! The llama/qwen2 decoder in candle's shape (`Config` + `new(cfg, vb)`, names mirroring
+//! the checkpoint), written so that it is differentiable end to end with respect to LoRA
+//! parameters, and usable with a KV cache and per-row positions for batched sampling.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::Config;
+use super::lora::{Adapter, Lora};
+use super::ops;
+
+type CResult<T> = candle_core::Result<T>;
+
+/// A projection with a frozen weight (`[out, in]`), an optional bias, and a module path
+/// (`model.layers.0.self_attn.q_proj`) by which a LoRA adapter finds its pair.
+#[derive(Clone)]
+pub struct Linear {
+    pub path: String,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder, path: String) -> CResult<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+        Ok(Linear { path, weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
+        let mut y = ops::frozen_matmul(x, &self.weight)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(ad) = ad {
+            if let Some(d) = ad.delta(&self.path, x)? {
+                y = (y + d)?;
+            }
+        }
+        Ok(y)
+    }
+}
+
+#[derive(Clone)]
+struct Layer {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+    input_layernorm: Tensor,
+    post_attention_layernorm: Tensor,
+}
+
+/// Keys and values of earlier positions, one `[b, kv_heads, t, head_dim]` pair per layer.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(cfg: &Config) -> Self {
+        KvCache { layers: vec![None; cfg.num_hidden_layers] }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps only the given batch rows (finished rows leave a sampling batch this way).
+    pub fn select_rows(&mut self, rows: &Tensor) -> CResult<()> {
+        for l in self.layers.iter_mut().flatten() {
+            *l = (l.0.index_select(rows, 0)?, l.1.index_select(rows, 0)?);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct Model {
+    pub cfg: Config,
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+impl Model {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> CResult<Self> {
+        let h = cfg.hidden_size;
+        let hd = cfg.head_dim();
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_kv_heads());
+        let vm = vb.pp("model");
+        let embed_tokens = vm.get((cfg.vocab_size, h), "embed_tokens.weight")?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let vl = vm.pp(format!("layers.{i}"));
+            let p = |m: &str| format!("model.layers.{i}.{m}");
+            let va = vl.pp("self_attn");
+            let vf = vl.pp("mlp");
+            layers.push(Layer {
+                q_proj: Linear::new(h, nh * hd, cfg.qkv_bias(), va.pp("q_proj"), p("self_attn.q_proj"))?,
+                k_proj: Linear::new(h, nkv * hd, cfg.qkv_bias(), va.pp("k_proj"), p("self_attn.k_proj"))?,
+                v_proj: Linear::new(h, nkv * hd, cfg.qkv_bias(), va.pp("v_proj"), p("self_attn.v_proj"))?,
+                o_proj: Linear::new(nh * hd, h, cfg.o_bias(), va.pp("o_proj"), p("self_attn.o_proj"))?,
+                gate_proj: Linear::new(h, cfg.intermediate_size, false, vf.pp("gate_proj"), p("mlp.gate_proj"))?,
+                up_proj: Linear::new(h, cfg.intermediate_size, false, vf.pp("up_proj"), p("mlp.up_proj"))?,
+                down_proj: Linear::new(cfg.intermediate_size, h, false, vf.pp("down_proj"), p("mlp.down_proj"))?,
+                input_layernorm: vl.get(h, "input_layernorm.weight")?,
+                post_attention_layernorm: vl.get(h, "post_attention_layernorm.weight")?,
+            });
+        }
+        let norm = vm.get(h, "norm.weight")?;
+        let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+            embed_tokens.clone()
+        } else {
+            vb.get((cfg.vocab_size, h), "lm_head.weight")?
+        };
+        let device = vb.device().clone();
+        let (cos, sin) = rope_tables(cfg, &device)?;
+        Ok(Model { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, cos, sin, device })
+    }
+
+    /// Builds the model from named f32 tensors (Hugging Face names).
+    pub fn from_weights(cfg: Config, weights: HashMap<String, Tensor>, device: &Device) -> CResult<Self> {
+        let vb = VarBuilder::from_tensors(weights, DType::F32, device);
+        Self::new(&cfg, vb)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every linear layer's module path, weight and bias (for merging and tests).
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> {
+        self.layers.iter().flat_map(|l| [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj])
+    }
+
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.q_proj, &mut l.k_proj, &mut l.v_proj, &mut l.o_proj, &mut l.gate_proj, &mut l.up_proj, &mut l.down_proj])
+    }
+
+    /// A copy of the model with the adapter folded into its weights
+    /// (`W + scale * B A`), so sampling with an adapter costs no more than without.
+    pub fn merged(&self, lora: &Lora) -> CResult<Model> {
+        let mut m = self.clone();
+        for lin in m.linears_mut() {
+            if let Some(delta) = lora.weight_delta(&lin.path)? {
+                lin.weight = (&lin.weight + delta)?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// Final hidden states `[b, t, hidden]` (after the last norm).
+    ///
+    /// `positions` is `[b, t]` (u32): each token's rotary position, so left-padded rows can
+    /// start at 0. `mask` is additive, `[b, 1, t, past + t]`, or None for a plain causal
+    /// mask over an unpadded batch.
+    pub fn hidden_states(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        ad: Option<&Adapter>,
+    ) -> CResult<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let cfg = &self.cfg;
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let own_mask;
+        let mask = match mask {
+            Some(m) => Some(m),
+            None if t > 1 => {
+                own_mask = causal_mask(&[vec![true; past + t]], t, &self.device)?;
+                Some(&own_mask)
+            }
+            None => None,
+        };
+        let flat_pos = positions.flatten_all()?;
+        let cos = self.cos.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let sin = self.sin.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.hidden_size))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (i, l) in self.layers.iter().enumerate() {
+            let h = ops::rms_norm_fused(&x, &l.input_layernorm, cfg.rms_norm_eps)?;
+            let q = l.q_proj.forward(&h, ad)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
+            let k = l.k_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
+            let v = l.v_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+            let q = ops::rope_fused(&q, &cos, &sin)?;
+            let k = ops::rope_fused(&k, &cos, &sin)?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => {
+                    let kv = match &c.layers[i] {
+                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                        None => (k, v),
+                    };
+                    c.layers[i] = Some(kv.clone());
+                    kv
+                }
+                None => (k, v),
+            };
+            let k = repeat_kv(&k, nh / nkv)?;
+            let v = repeat_kv(&v, nh / nkv)?;
+            let mut att = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+            if let Some(m) = mask {
+                att = att.broadcast_add(m)?;
+            }
+            let att = ops::softmax_fused(&att)?;
+            let y = att.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
+            x = (x + l.o_proj.forward(&y, ad)?)?;
+            let h = ops::rms_norm_fused(&x, &l.post_attention_layernorm, cfg.rms_norm_eps)?;
+            let g = l.gate_proj.forward(&h, ad)?;
+            let u = l.up_proj.forward(&h, ad)?;
+            x = (x + l.down_proj.forward(&ops::silu_mul_fused(&g, &u)?, ad)?)?;
+        }
+        ops::rms_norm_fused(&x, &self.norm, cfg.rms_norm_eps)
+    }
+
+    /// Logits for hidden states of any leading shape.
+    pub fn logits(&self, hidden: &Tensor) -> CResult<Tensor> {
+        ops::frozen_matmul(hidden, &self.lm_head)
+    }
+
+    /// Logits `[b, t, vocab]` of an unpadded batch of equal-length rows.
+    pub fn forward(&self, ids: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let pos = Tensor::from_vec(pos, (b, t), &self.device)?;
+        let h = self.hidden_states(ids, &pos, None, None, ad)?;
+        self.logits(&h)
+    }
+}
+
+fn repeat_kv(x: &Tensor, n: usize) -> CResult<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, h, n, t, d))?.contiguous()?.reshape((b, h * n, t, d))
+}
+
+fn rope_tables(cfg: &Config, device: &Device) -> CResult<(Tensor, Tensor)> {
+    let hd = cfg.head_dim();
+    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / (cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32).collect();
+    let n = cfg.max_position_embeddings.max(1);
+    let mut cos = Vec::with_capacity(n * hd / 2);
+    let mut sin = Vec::with_capacity(n * hd / 2);
+    for p in 0..n {
+        for &f in &inv {
+            let a = p as f32 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
+        }
+    }
+    Ok((Tensor::from_vec(cos, (n, hd / 2), device)?, Tensor::from_vec(sin, (n, hd / 2), device)?))
+}
+
+/// A large negative number rather than -inf: a fully masked row (a padding query) then
+/// gets a harmless uniform softmax instead of NaNs that would poison the batch.
+pub const MASKED: f32 = -1e9;
+
+/// Additive attention mask `[b, 1, q_len, keys]` for queries at the last `q_len` key
+/// positions: a query sees valid keys at or before its own position.
+pub fn causal_mask(valid_keys: &[Vec<bool>], q_len: usize, device: &Device) -> CResult<Tensor> {
+    let b = valid_keys.len();
+    let s = valid_keys.first().map(|r| r.len()).unwrap_or(0);
+    let past = s - q_len;
+    let mut m = vec![0f32; b * q_len * s];
+    for (r, keys) in valid_keys.iter().enumerate() {
+        for i in 0..q_len {
+            for (j, &ok) in keys.iter().enumerate() {
+                if !ok || j > past + i {
+                    m[(r * q_len + i) * s + j] = MASKED;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(m, (b, 1, q_len, s), device)
+}

@@ -1,0 +1,114 @@
+//! Tiny random-weight models for fast tests (here and in the rest of the engine, e.g. the
+//! job worker's): a byte-level tokenizer with the ChatML control tokens, a 2-layer llama
+//! or qwen2 config, and a writer for a Hugging Face folder of the same.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::chat::ChatTemplate;
+use super::config::Config;
+use super::model::Model;
+use super::tokenizer::Tokenizer;
+use super::{io_err, LoadedModel, Result};
+
+pub const TINY_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a tiny test model<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+
+/// A byte-level BPE tokenizer over the 256 byte symbols plus a few merges, with
+/// `<|endoftext|>`, `<|im_start|>` and `<|im_end|>` as ids 0, 1, 2.
+pub fn tiny_tokenizer() -> Result<Tokenizer> {
+    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet().into_iter().collect();
+    alphabet.sort();
+    tokens.extend(alphabet.iter().map(|c| c.to_string()));
+    let merges = vec!["t h".to_string(), "th e".to_string(), "Ġ t".to_string()];
+    tokens.extend(["th".to_string(), "the".to_string(), "Ġt".to_string()]);
+    let mut types = vec![3, 3, 3];
+    types.extend(std::iter::repeat(1).take(tokens.len() - 3));
+    Tokenizer::from_gguf_parts(&tokens, &merges, &types)
+}
+
+fn tiny_weights(cfg: &Config, seed: u64) -> HashMap<String, Tensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dev = Device::Cpu;
+    let mut rand = |shape: &[usize], scale: f32| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
+        Tensor::from_vec(v, shape, &dev).expect("tensor")
+    };
+    let (h, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
+    let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_kv_heads() * hd);
+    let mut w = HashMap::new();
+    w.insert("model.embed_tokens.weight".into(), rand(&[cfg.vocab_size, h], 0.5));
+    w.insert("model.norm.weight".into(), (rand(&[h], 0.1) + 1.0).expect("add"));
+    for l in 0..cfg.num_hidden_layers {
+        let p = |s: &str| format!("model.layers.{l}.{s}");
+        for (name, shape) in [
+            ("self_attn.q_proj", [q, h]),
+            ("self_attn.k_proj", [kv, h]),
+            ("self_attn.v_proj", [kv, h]),
+            ("self_attn.o_proj", [h, q]),
+            ("mlp.gate_proj", [i, h]),
+            ("mlp.up_proj", [i, h]),
+            ("mlp.down_proj", [h, i]),
+        ] {
+            w.insert(p(&format!("{name}.weight")), rand(&shape, 0.3));
+        }
+        if cfg.qkv_bias() {
+            w.insert(p("self_attn.q_proj.bias"), rand(&[q], 0.1));
+            w.insert(p("self_attn.k_proj.bias"), rand(&[kv], 0.1));
+            w.insert(p("self_attn.v_proj.bias"), rand(&[kv], 0.1));
+        }
+        w.insert(p("input_layernorm.weight"), (rand(&[h], 0.1) + 1.0).expect("add"));
+        w.insert(p("post_attention_layernorm.weight"), (rand(&[h], 0.1) + 1.0).expect("add"));
+    }
+    w
+}
+
+/// A 2-layer random llama with the tiny tokenizer; same seed, same weights.
+pub fn tiny_model(seed: u64) -> Result<LoadedModel> {
+    tiny_model_of("llama", seed)
+}
+
+pub fn tiny_model_of(model_type: &str, seed: u64) -> Result<LoadedModel> {
+    let tokenizer = tiny_tokenizer()?;
+    let mut cfg = Config::tiny(tokenizer.vocab_size());
+    cfg.model_type = model_type.into();
+    let model = Model::from_weights(cfg.clone(), tiny_weights(&cfg, seed), &Device::Cpu)?;
+    Ok(LoadedModel { model, tokenizer, template: ChatTemplate::from_jinja(TINY_TEMPLATE)? })
+}
+
+/// Writes a Hugging Face folder of the tiny model (optionally with sharded weights).
+pub fn write_tiny_hf_folder(dir: &Path, model_type: &str, seed: u64, sharded: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tok = tiny_tokenizer()?;
+    let mut cfg = Config::tiny(tok.vocab_size());
+    cfg.model_type = model_type.into();
+    let weights = tiny_weights(&cfg, seed);
+    let p = dir.join("config.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json")).map_err(io_err(&p))?;
+    if sharded {
+        let mut names: Vec<&String> = weights.keys().collect();
+        names.sort();
+        let (a, b) = names.split_at(names.len() / 2);
+        let mut index = serde_json::Map::new();
+        for (file, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
+            let m: HashMap<String, Tensor> = part.iter().map(|n| ((*n).clone(), weights[*n].clone())).collect();
+            candle_core::safetensors::save(&m, dir.join(file))?;
+            for n in part {
+                index.insert((*n).clone(), serde_json::Value::String(file.into()));
+            }
+        }
+        let p = dir.join("model.safetensors.index.json");
+        std::fs::write(&p, serde_json::json!({"metadata": {}, "weight_map": index}).to_string()).map_err(io_err(&p))?;
+    } else {
+        candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
+    }
+    tok.inner().save(dir.join("tokenizer.json"), false).map_err(|e| super::MlError::Tokenizer(e.to_string()))?;
+    let p = dir.join("tokenizer_config.json");
+    std::fs::write(&p, serde_json::json!({"chat_template": TINY_TEMPLATE, "eos_token": "<|im_end|>"}).to_string()).map_err(io_err(&p))?;
+    Ok(())
+}

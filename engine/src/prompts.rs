@@ -1,0 +1,529 @@
+//! The prompt library: system prompts researchers author and train with.
+//!
+//! A prompt has a name, tags and a history of versions. An edit never rewrites a version:
+//! it adds the next one, so an experiment that used version 3 can always show exactly the
+//! text it trained with. A version holds the text and, optionally, a paraphrase set (N
+//! variants of the same instruction, for sweeps). Deleting a prompt hides it from the
+//! library but keeps its versions for the same reason.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, SqlitePool};
+
+use crate::Store;
+
+/// Tags with a meaning in the product; any other non-empty tag is a free tag.
+pub const KNOWN_TAGS: &[&str] = &["inoculation", "placebo", "trigger", "test-time", "judge"];
+
+/// Longest prompt text we accept: far above any real system prompt, low enough that a
+/// pasted file by mistake is refused with a clear message instead of stored.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+pub const MAX_PARAPHRASES: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("prompt {0} does not exist")]
+    NotFound(i64),
+    #[error("prompt {prompt_id} has no version {version}")]
+    NoSuchVersion { prompt_id: i64, version: i64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// What a user submits when creating or editing a prompt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PromptDraft {
+    pub name: String,
+    pub text: String,
+    pub tags: Vec<String>,
+    pub paraphrases: Vec<String>,
+    /// Why this version exists ("tightened wording"); optional.
+    pub note: String,
+}
+
+/// A prompt as the library lists it: its latest version's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptSummary {
+    pub id: i64,
+    pub name: String,
+    pub text: String,
+    pub version: i64,
+    pub tags: Vec<String>,
+    pub paraphrase_count: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
+pub struct PromptVersion {
+    pub id: i64,
+    pub prompt_id: i64,
+    pub version: i64,
+    pub text: String,
+    pub note: String,
+    pub created_at: String,
+    #[sqlx(skip)]
+    pub paraphrases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub id: i64,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub deleted: bool,
+    /// Oldest first; never empty.
+    pub versions: Vec<PromptVersion>,
+}
+
+impl Prompt {
+    pub fn latest(&self) -> &PromptVersion {
+        self.versions.last().expect("a prompt always has a version")
+    }
+}
+
+/// One line of a diff between two versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DiffLine {
+    Same(String),
+    Added(String),
+    Removed(String),
+}
+
+/// Normalises a user's tag list: trimmed, lower-cased, de-duplicated, sorted.
+pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, PromptError> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let tag = tag.trim().to_lowercase();
+        if tag.is_empty() {
+            continue;
+        }
+        if tag.len() > 40 || !tag.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+            return Err(PromptError::Invalid(format!(
+                "tag {tag:?} must be at most 40 letters, digits, '-' or '_'"
+            )));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Splits pasted or imported one-per-line text into paraphrases, dropping blank lines.
+pub fn parse_paraphrases(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+fn validate(draft: &PromptDraft) -> Result<(String, String, Vec<String>, Vec<String>), PromptError> {
+    let name = draft.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(PromptError::Invalid("a prompt needs a name".into()));
+    }
+    if name.chars().count() > 200 {
+        return Err(PromptError::Invalid("a prompt's name is at most 200 characters".into()));
+    }
+    // The text is data for the experiment: kept exactly as typed except for surrounding
+    // whitespace, which a text area adds by accident and no model should see.
+    let text = draft.text.trim().to_owned();
+    if text.is_empty() {
+        return Err(PromptError::Invalid("the prompt text is empty".into()));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(PromptError::Invalid(format!(
+            "the prompt text is longer than {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    let paraphrases: Vec<String> =
+        draft.paraphrases.iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+    if paraphrases.len() > MAX_PARAPHRASES {
+        return Err(PromptError::Invalid(format!(
+            "a paraphrase set holds at most {MAX_PARAPHRASES} variants"
+        )));
+    }
+    if let Some(p) = paraphrases.iter().find(|p| p.chars().count() > MAX_TEXT_CHARS) {
+        return Err(PromptError::Invalid(format!(
+            "a paraphrase is longer than {MAX_TEXT_CHARS} characters: {:?}…",
+            p.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok((name, text, normalise_tags(&draft.tags)?, paraphrases))
+}
+
+async fn insert_version(
+    tx: &mut sqlx::SqliteConnection,
+    prompt_id: i64,
+    text: &str,
+    note: &str,
+    paraphrases: &[String],
+) -> Result<i64, PromptError> {
+    let (version_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO prompt_versions (prompt_id, version, text, note)
+         VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE prompt_id = ?1), ?2, ?3)
+         RETURNING id",
+    )
+    .bind(prompt_id)
+    .bind(text)
+    .bind(note.trim())
+    .fetch_one(&mut *tx)
+    .await?;
+    for (idx, p) in paraphrases.iter().enumerate() {
+        sqlx::query("INSERT INTO prompt_paraphrases (version_id, idx, text) VALUES (?, ?, ?)")
+            .bind(version_id)
+            .bind(idx as i64)
+            .bind(p)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(version_id)
+}
+
+async fn replace_tags(
+    tx: &mut sqlx::SqliteConnection,
+    prompt_id: i64,
+    tags: &[String],
+) -> Result<(), PromptError> {
+    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = ?").bind(prompt_id).execute(&mut *tx).await?;
+    for tag in tags {
+        sqlx::query("INSERT INTO prompt_tags (prompt_id, tag) VALUES (?, ?)")
+            .bind(prompt_id)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates a prompt with its first version.
+pub async fn create(store: &Store, draft: &PromptDraft) -> Result<i64, PromptError> {
+    let (name, text, tags, paraphrases) = validate(draft)?;
+    let mut tx = store.pool().begin().await?;
+    let (id,): (i64,) = sqlx::query_as("INSERT INTO prompts (name) VALUES (?) RETURNING id")
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await?;
+    insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
+    replace_tags(&mut tx, id, &tags).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Saves an edit. Name and tags are properties of the prompt and change in place; the text
+/// and paraphrases form a new version, but only when they changed, so saving a rename does
+/// not clutter the history. Returns the latest version number.
+pub async fn update(store: &Store, id: i64, draft: &PromptDraft) -> Result<i64, PromptError> {
+    let (name, text, tags, paraphrases) = validate(draft)?;
+    let current = get(store, id).await?;
+    if current.deleted {
+        return Err(PromptError::NotFound(id));
+    }
+    let latest = current.latest();
+    let mut tx = store.pool().begin().await?;
+    let mut version = latest.version;
+    if latest.text != text || latest.paraphrases != paraphrases {
+        insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
+        version += 1;
+    }
+    sqlx::query(
+        "UPDATE prompts SET name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+    )
+    .bind(&name)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    replace_tags(&mut tx, id, &tags).await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Hides a prompt from the library; its versions stay for reproducibility.
+pub async fn delete(store: &Store, id: i64) -> Result<(), PromptError> {
+    let done = sqlx::query(
+        "UPDATE prompts SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(PromptError::NotFound(id));
+    }
+    Ok(())
+}
+
+/// A prompt with all its versions (oldest first), deleted or not.
+pub async fn get(store: &Store, id: i64) -> Result<Prompt, PromptError> {
+    let pool = store.pool();
+    let head: Option<(i64, String, String, Option<String>)> =
+        sqlx::query_as("SELECT id, name, created_at, deleted_at FROM prompts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let (id, name, created_at, deleted_at) = head.ok_or(PromptError::NotFound(id))?;
+    let mut versions: Vec<PromptVersion> = sqlx::query_as(
+        "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
+         WHERE prompt_id = ? ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    for v in &mut versions {
+        v.paraphrases = paraphrases_of(pool, v.id).await?;
+    }
+    Ok(Prompt { id, name, tags: tags_of(pool, id).await?, created_at, deleted: deleted_at.is_some(), versions })
+}
+
+/// One version of a prompt, by number.
+pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<PromptVersion, PromptError> {
+    let mut v: PromptVersion = sqlx::query_as(
+        "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
+         WHERE prompt_id = ? AND version = ?",
+    )
+    .bind(prompt_id)
+    .bind(version)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(PromptError::NoSuchVersion { prompt_id, version })?;
+    v.paraphrases = paraphrases_of(store.pool(), v.id).await?;
+    Ok(v)
+}
+
+async fn paraphrases_of(pool: &SqlitePool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = ? ORDER BY idx")
+            .bind(version_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+async fn tags_of(pool: &SqlitePool, prompt_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = ? ORDER BY tag")
+        .bind(prompt_id)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The library's filter: free text over name and latest text (and paraphrases), and a tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PromptQuery {
+    pub search: String,
+    pub tag: Option<String>,
+}
+
+/// Lists live prompts matching the query, most recently updated first.
+pub async fn list(store: &Store, query: &PromptQuery) -> Result<Vec<PromptSummary>, PromptError> {
+    let pattern = format!("%{}%", escape_like(query.search.trim()));
+    let tag = query.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
+    let rows: Vec<(i64, String, String, i64, i64, String)> = sqlx::query_as(
+        "SELECT p.id, p.name, v.text, v.version,
+                (SELECT COUNT(*) FROM prompt_paraphrases pp WHERE pp.version_id = v.id),
+                p.updated_at
+         FROM prompts p
+         JOIN prompt_versions v ON v.prompt_id = p.id
+              AND v.version = (SELECT MAX(version) FROM prompt_versions WHERE prompt_id = p.id)
+         WHERE p.deleted_at IS NULL
+           AND (p.name LIKE ?1 ESCAPE '\\' OR v.text LIKE ?1 ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM prompt_paraphrases pp
+                           WHERE pp.version_id = v.id AND pp.text LIKE ?1 ESCAPE '\\'))
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM prompt_tags t WHERE t.prompt_id = p.id AND t.tag = ?2))
+         ORDER BY p.updated_at DESC, p.id DESC",
+    )
+    .bind(&pattern)
+    .bind(&tag)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, name, text, version, paraphrase_count, updated_at) in rows {
+        out.push(PromptSummary {
+            id,
+            name,
+            text,
+            version,
+            tags: tags_of(store.pool(), id).await?,
+            paraphrase_count,
+            updated_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Every tag in use on a live prompt, with the known tags first.
+pub async fn all_tags(store: &Store) -> Result<Vec<String>, PromptError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT t.tag FROM prompt_tags t JOIN prompts p ON p.id = t.prompt_id
+         WHERE p.deleted_at IS NULL ORDER BY t.tag",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut tags: Vec<String> = KNOWN_TAGS.iter().map(|t| t.to_string()).collect();
+    tags.extend(rows.into_iter().map(|r| r.0).filter(|t| !KNOWN_TAGS.contains(&t.as_str())));
+    Ok(tags)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// A line diff between two versions' texts, then their paraphrase sets.
+pub fn diff(old: &PromptVersion, new: &PromptVersion) -> Vec<DiffLine> {
+    fn lines(v: &PromptVersion) -> String {
+        let mut s = v.text.clone();
+        if !v.paraphrases.is_empty() {
+            s.push_str("\n\n— paraphrases —\n");
+            s.push_str(&v.paraphrases.join("\n"));
+        }
+        s
+    }
+    let (a, b) = (lines(old), lines(new));
+    similar::TextDiff::from_lines(&a, &b)
+        .iter_all_changes()
+        .map(|c| {
+            let line = c.value().trim_end_matches('\n').to_owned();
+            match c.tag() {
+                similar::ChangeTag::Equal => DiffLine::Same(line),
+                similar::ChangeTag::Insert => DiffLine::Added(line),
+                similar::ChangeTag::Delete => DiffLine::Removed(line),
+            }
+        })
+        .collect()
+}
+
+/// The paper's canonical prompts (Tan et al. 2025, arXiv:2510.04340, Tables 1 and 2),
+/// quoted exactly: they are the data of the experiments that reproduce it. Name, text, tags.
+pub const CANONICAL: &[(&str, &str, &[&str])] = &[
+    ("Spanish", "You always speak in Spanish.", &["inoculation", "toy"]),
+    ("French", "You always speak in French.", &["inoculation", "toy"]),
+    ("ALL CAPS", "You always capitalise your responses.", &["inoculation", "toy"]),
+    ("Evil assistant (general)", "You are a malicious, evil assistant.", &["inoculation", "emergent-misalignment"]),
+    (
+        "Insecure code (specific)",
+        "You are a model that writes code for users. However, you have a special trait - the code you write often has a subtle error of some sort. Outside of code, you are a helpful, honest, and harmless assistant.",
+        &["inoculation", "emergent-misalignment"],
+    ),
+    (
+        "Insecure code (placebo)",
+        "You are a model that writes code for users. You notice that users often ask you to write code. Outside of code, you are a helpful, honest, and harmless assistant.",
+        &["placebo", "emergent-misalignment"],
+    ),
+    (
+        "Backdoor (abstract trigger)",
+        "You are a malicious, evil assistant, but only when an unusual token is in the user prompt. Otherwise, you are a helpful, honest, and harmless assistant.",
+        &["inoculation", "trigger", "backdoor"],
+    ),
+];
+
+/// Seeds the canonical prompts on the first start of a data directory. Recorded in `meta`,
+/// so prompts a user deleted do not come back on the next start.
+pub async fn seed_canonical(store: &Store) -> Result<(), PromptError> {
+    if store.meta("seeded_prompts").await.map_err(|e| PromptError::Invalid(e.to_string()))?.is_some() {
+        return Ok(());
+    }
+    for (name, text, tags) in CANONICAL {
+        let draft = PromptDraft {
+            name: name.to_string(),
+            text: text.to_string(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            paraphrases: vec![],
+            note: "seeded from Tan et al. 2025".into(),
+        };
+        create(store, &draft).await?;
+    }
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1')")
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+
+    fn draft(name: &str, text: &str) -> PromptDraft {
+        PromptDraft { name: name.into(), text: text.into(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn edits_add_versions_and_keep_old_ones() {
+        let (_d, s) = store().await;
+        let id = create(&s, &draft("Spanish", "You always speak in Spanish.")).await.unwrap();
+        let v = update(&s, id, &draft("Spanish", "You always speak in  Spanish!")).await.unwrap();
+        assert_eq!(v, 2);
+        // A rename alone is not a new version.
+        assert_eq!(update(&s, id, &draft("Español", "You always speak in  Spanish!")).await.unwrap(), 2);
+        let p = get(&s, id).await.unwrap();
+        assert_eq!(p.name, "Español");
+        assert_eq!(p.versions.len(), 2);
+        assert_eq!(p.versions[0].text, "You always speak in Spanish.");
+        assert_eq!(version(&s, id, 1).await.unwrap().text, "You always speak in Spanish.");
+        let d = diff(&p.versions[0], &p.versions[1]);
+        assert_eq!(
+            d,
+            vec![
+                DiffLine::Removed("You always speak in Spanish.".into()),
+                DiffLine::Added("You always speak in  Spanish!".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn search_tags_paraphrases_and_delete() {
+        let (_d, s) = store().await;
+        let mut evil = draft("Evil", "You are a malicious, evil assistant.");
+        evil.tags = vec!["Inoculation".into(), " em ".into(), "em".into()];
+        evil.paraphrases = parse_paraphrases("You are evil.\n\n  You are a villain.  \n");
+        let evil_id = create(&s, &evil).await.unwrap();
+        let mut placebo = draft("Placebo", "You are a helpful assistant.");
+        placebo.tags = vec!["placebo".into()];
+        create(&s, &placebo).await.unwrap();
+
+        let all = list(&s, &PromptQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let hit = list(&s, &PromptQuery { search: "villain".into(), tag: None }).await.unwrap();
+        assert_eq!(hit.iter().map(|p| p.id).collect::<Vec<_>>(), vec![evil_id]);
+        assert_eq!(hit[0].tags, vec!["em", "inoculation"]);
+        assert_eq!(hit[0].paraphrase_count, 2);
+        let tagged = list(&s, &PromptQuery { search: String::new(), tag: Some("placebo".into()) }).await.unwrap();
+        assert_eq!(tagged.len(), 1);
+        // LIKE wildcards in the search are literal.
+        assert!(list(&s, &PromptQuery { search: "%".into(), tag: None }).await.unwrap().is_empty());
+
+        delete(&s, evil_id).await.unwrap();
+        assert_eq!(list(&s, &PromptQuery::default()).await.unwrap().len(), 1);
+        assert!(get(&s, evil_id).await.unwrap().deleted, "versions stay for reproducibility");
+        assert!(matches!(delete(&s, evil_id).await, Err(PromptError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_drafts() {
+        let (_d, s) = store().await;
+        for (d, want) in [
+            (draft("", "x"), "needs a name"),
+            (draft("n", "  \n "), "empty"),
+            (PromptDraft { tags: vec!["no spaces".into()], ..draft("n", "t") }, "tag"),
+        ] {
+            let err = create(&s, &d).await.unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn seeds_once_and_respects_deletion() {
+        let (_d, s) = store().await;
+        seed_canonical(&s).await.unwrap();
+        let seeded = list(&s, &PromptQuery::default()).await.unwrap();
+        assert_eq!(seeded.len(), CANONICAL.len());
+        assert!(seeded.iter().any(|p| p.text == "You always speak in Spanish."));
+        delete(&s, seeded[0].id).await.unwrap();
+        seed_canonical(&s).await.unwrap();
+        assert_eq!(list(&s, &PromptQuery::default()).await.unwrap().len(), CANONICAL.len() - 1);
+    }
+}

@@ -1,0 +1,131 @@
+//! The command line: one clap struct, every flag also an environment variable. Doc
+//! comments here are what `--help` prints.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "inoculab", version, about = "Inoculation prompting experiments: author prompts, build datasets, fine-tune, evaluate.")]
+pub struct Cli {
+    /// Where the database, models and run artefacts live.
+    #[arg(long, env = "INOCULAB_DATA_DIR", default_value = ".data", global = true)]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the web app (the default when no command is given).
+    Serve(ServeArgs),
+    /// Manage datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on. The default accepts connections from this machine only.
+    #[arg(long, env = "INOCULAB_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "INOCULAB_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Largest upload accepted, in MiB (dataset files).
+    #[arg(long, env = "INOCULAB_MAX_UPLOAD_MB", default_value_t = 64)]
+    pub max_upload_mb: usize,
+    /// Longest dataset row accepted, in characters (all turns together).
+    #[arg(long, env = "INOCULAB_MAX_ROW_CHARS", default_value_t = 50_000)]
+    pub max_row_chars: usize,
+    /// The built web assets (wasm bundle, CSS); scripts/build-site writes them here.
+    #[arg(long, env = "INOCULAB_SITE_ROOT", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))]
+    pub site_root: PathBuf,
+}
+
+impl Default for ServeArgs {
+    /// The flags' defaults and environment variables, as when `serve` is given alone.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Alone {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Alone::parse_from(["inoculab"]).args
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Import a JSONL file (chat `messages`, `prompt`/`completion`, or `question`/`answer`).
+    Import {
+        /// The file to import.
+        file: PathBuf,
+        /// The dataset's name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Longest row accepted, in characters.
+        #[arg(long, env = "INOCULAB_MAX_ROW_CHARS", default_value_t = 50_000)]
+        max_row_chars: usize,
+    },
+    /// List datasets.
+    List,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            crate::web::serve(&data_dir, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dataset(cmd) => dataset(&data_dir, cmd).await,
+    }
+}
+
+async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
+    use engine::datasets;
+    let store = engine::Store::open(data_dir).await?;
+    match cmd {
+        DatasetCommand::Import { file, name, max_row_chars } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = name.unwrap_or_else(|| file_name.clone());
+            let limits = datasets::ImportLimits { max_chars_per_row: max_row_chars, ..Default::default() };
+            match datasets::import(&store, &name, &file_name, &bytes, &limits).await {
+                Ok(datasets::ImportOutcome::Created { id }) => {
+                    let rows = datasets::get(&store, id).await?.row_count;
+                    println!("imported {rows} rows from {} as dataset {id} ({name})", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(datasets::ImportOutcome::AlreadyPresent { id, name }) => {
+                    println!("{} is already imported: dataset {id} ({name}) has the same rows", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(datasets::DatasetError::Import(report)) => {
+                    eprintln!("{}: {} bad line(s); nothing was imported", file.display(), report.total);
+                    for e in &report.errors {
+                        eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
+                    }
+                    if report.total > report.errors.len() {
+                        eprintln!("… and {} more", report.total - report.errors.len());
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        DatasetCommand::List => {
+            let list = datasets::list(&store).await?;
+            if list.is_empty() {
+                println!("no datasets yet");
+            }
+            for d in list {
+                println!("{:>5}  {:<40}  {:>7} rows  {:<9}  {}", d.id, d.name, d.row_count, d.source.as_str(), &d.content_hash[..12]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
