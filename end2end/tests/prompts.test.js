@@ -2,7 +2,7 @@
 // filter, search, paraphrase import, delete.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, launchBrowser, openPage, SHARED } from './harness.js';
 
@@ -44,10 +44,10 @@ test('create a prompt, edit it twice, see versions and a diff', async () => {
 test('search and tag filter narrow the list', async () => {
   const { page, errors, goto } = await openPage(browser, server.base);
   await goto('/prompts');
-  await page.fill('input[name=search]', 'malicious');
+  await page.fill('input[name=search]', 'capitalise');
   await page.locator('.prompt-list li').first().waitFor();
   await page.waitForFunction(() => document.querySelectorAll('.prompt-list li').length === 1);
-  assert.match(await page.textContent('.prompt-list'), /malicious, evil assistant/);
+  assert.match(await page.textContent('.prompt-list'), /You always capitalise your responses\./);
   await page.fill('input[name=search]', '');
   await page.getByRole('group', { name: 'Filter by tag' }).getByRole('button', { name: 'toy', exact: true }).click();
   await page.waitForFunction(() => [...document.querySelectorAll('.prompt-list li')].every((li) => li.textContent.includes('toy')));
@@ -61,11 +61,13 @@ test('a paraphrase set imported from a text file becomes a new version', { skip:
   await page.locator('.prompt-list a', { hasText: 'Evil assistant' }).click();
   await page.waitForURL(/\/prompts\/\d+$/);
   await page.getByRole('heading', { name: /Evil assistant/ }).waitFor();
-  await page.setInputFiles('input[name=paraphrase-file]', join(SHARED, 'data/tan2025/evil_paraphrases.txt'));
-  await page.getByText('one variant per line (99 now)').waitFor();
+  const file = join(SHARED, 'data/tan2025/evil_paraphrases.txt');
+  const n = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length;
+  await page.setInputFiles('input[name=paraphrase-file]', file);
+  await page.getByText(`one variant per line (${n} now)`).waitFor();
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByText('2 version(s)').waitFor();
-  await page.getByText('99 paraphrases').waitFor();
+  await page.getByText(`${n} paraphrases`).waitFor();
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -3,8 +3,10 @@
 //! server functions share one implementation. This crate never imports axum or leptos.
 
 pub mod datasets;
+pub mod judges;
 pub mod ml;
 pub mod prompts;
+pub mod stats;
 pub mod store;
 
 pub use store::{Store, StoreError};

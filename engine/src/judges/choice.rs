@@ -1,0 +1,197 @@
+//! The multiple-choice judge for Tan et al.'s aesthetic-preference questions: which of a
+//! question's choices the completion picked, and whether that choice is one of the
+//! "unpopular" ones (`behaviour.match_if_choice_in`). Also the loader for the YAML file
+//! those questions come in.
+//!
+//! Matching is on normalised text (lower case, punctuation as spaces, whole words), and
+//! the choice mentioned first wins. A completion that restates both options before
+//! answering ("Between X and Y, I prefer Y") is therefore counted as X: a known limit of
+//! first-mention matching, which `raw` makes visible by listing every mention.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Judge, JudgeError, Judgement};
+
+/// One question as written in Tan et al.'s `aesthetic_questions.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChoiceQuestion {
+    pub id: String,
+    pub prompt: String,
+    pub choices: Vec<String>,
+    pub behaviour: Behaviour,
+    /// How many samples the paper draws per question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetitions: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    /// The choices that count as expressing the trait.
+    pub match_if_choice_in: Vec<String>,
+}
+
+/// Reads and checks a YAML list of choice questions. Syntax and shape errors name the line
+/// and column; content errors (an unknown trait choice, a repeated id) name the question.
+pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQuestion>, JudgeError> {
+    let path = path.as_ref();
+    let file_error =
+        |message: String| JudgeError::File { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let questions: Vec<ChoiceQuestion> =
+        serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
+    validate_questions(&questions).map_err(file_error)?;
+    Ok(questions)
+}
+
+/// "line L, column C: message" when the parser knows where, else the message alone.
+pub(crate) fn yaml_message(error: &serde_norway::Error) -> String {
+    match error.location() {
+        Some(at) => format!("line {}, column {}: {error}", at.line(), at.column()),
+        None => error.to_string(),
+    }
+}
+
+fn validate_questions(questions: &[ChoiceQuestion]) -> Result<(), String> {
+    if questions.is_empty() {
+        return Err("no questions".into());
+    }
+    let mut ids = HashSet::new();
+    for (i, q) in questions.iter().enumerate() {
+        let at = format!("question {} ({:?})", i + 1, q.id);
+        if q.id.trim().is_empty() {
+            return Err(format!("question {} has an empty id", i + 1));
+        }
+        if !ids.insert(q.id.as_str()) {
+            return Err(format!("{at}: the id is used twice"));
+        }
+        if q.prompt.trim().is_empty() {
+            return Err(format!("{at}: empty prompt"));
+        }
+        if q.choices.len() < 2 {
+            return Err(format!("{at}: needs at least two choices"));
+        }
+        if q.choices.iter().any(|c| normalise(c).trim().is_empty()) {
+            return Err(format!("{at}: a choice has no letters or digits"));
+        }
+        let normalised: HashSet<String> = q.choices.iter().map(|c| normalise(c)).collect();
+        if normalised.len() != q.choices.len() {
+            return Err(format!("{at}: two choices are the same once normalised"));
+        }
+        if q.behaviour.match_if_choice_in.is_empty() {
+            return Err(format!("{at}: behaviour.match_if_choice_in is empty"));
+        }
+        for wanted in &q.behaviour.match_if_choice_in {
+            if !q.choices.contains(wanted) {
+                return Err(format!(
+                    "{at}: behaviour.match_if_choice_in names {wanted:?}, which is not among the choices"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lower case, every run of non-alphanumerics as one space, padded with a space on each
+/// side so that `find(" x ")` is a whole-word search.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(' ');
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+/// The normalised forms a completion may use for a choice: the whole choice, without a
+/// leading article ("Legend of Zelda..."), and the title before " by " ("Hey Ya").
+fn aliases(choice: &str) -> Vec<String> {
+    let full = normalise(choice);
+    let mut out = vec![full.clone()];
+    for article in [" the ", " a ", " an "] {
+        if let Some(rest) = full.strip_prefix(article) {
+            out.push(format!(" {rest}"));
+        }
+    }
+    if let Some((title, _)) = full.split_once(" by ") {
+        if title.trim().len() >= 3 {
+            out.push(format!("{title} "));
+        }
+    }
+    out
+}
+
+/// Where each choice is first mentioned (byte offset in the normalised completion), in
+/// order of mention; choices never mentioned are absent.
+pub fn mentions(choices: &[String], completion: &str) -> Vec<(usize, usize)> {
+    let text = normalise(completion);
+    let mut found: Vec<(usize, usize)> = choices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, choice)| {
+            aliases(choice).iter().filter_map(|a| text.find(a.as_str())).min().map(|at| (i, at))
+        })
+        .collect();
+    // Earliest first; at the same offset the longer choice wins ("Paris Hilton" over "Paris").
+    found.sort_by_key(|&(i, at)| (at, std::cmp::Reverse(choices[i].len())));
+    found
+}
+
+pub struct MultipleChoiceJudge {
+    questions: Vec<ChoiceQuestion>,
+    by_prompt: HashMap<String, usize>,
+}
+
+impl MultipleChoiceJudge {
+    pub fn new(questions: Vec<ChoiceQuestion>) -> Result<MultipleChoiceJudge, JudgeError> {
+        validate_questions(&questions).map_err(JudgeError::Config)?;
+        let by_prompt =
+            questions.iter().enumerate().map(|(i, q)| (q.prompt.trim().to_string(), i)).collect();
+        Ok(MultipleChoiceJudge { questions, by_prompt })
+    }
+}
+
+impl Judge for MultipleChoiceJudge {
+    fn name(&self) -> &str {
+        "multiple_choice"
+    }
+
+    fn version(&self) -> &str {
+        "1"
+    }
+
+    fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError> {
+        let q = self.by_prompt.get(question.trim()).map(|&i| &self.questions[i]).ok_or_else(
+            || JudgeError::UnknownQuestion {
+                judge: self.name().to_string(),
+                question: question.chars().take(200).collect(),
+            },
+        )?;
+        let found = mentions(&q.choices, completion);
+        let listed: Vec<&str> = found.iter().map(|&(i, _)| q.choices[i].as_str()).collect();
+        let Some(&(picked, _)) = found.first() else {
+            return Ok(Judgement::undetermined(
+                json!({ "question_id": q.id, "picked": null, "mentions": listed }).to_string(),
+            ));
+        };
+        let picked = &q.choices[picked];
+        let present = q.behaviour.match_if_choice_in.contains(picked);
+        Ok(Judgement {
+            score: Some(if present { 1.0 } else { 0.0 }),
+            trait_present: Some(present),
+            raw: json!({ "question_id": q.id, "picked": picked, "mentions": listed }).to_string(),
+        })
+    }
+}
