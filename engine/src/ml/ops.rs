@@ -54,19 +54,31 @@ pub(crate) fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Ve
     let mut dst = vec![0f32; m * n];
     let threads = candle_core::utils::get_num_threads();
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    // Candle runs its own kernels in a dedicated rayon pool; running ours there too keeps
+    // one set of worker threads busy instead of two pools' threads spinning in turn.
+    candle_core::utils::with_threadpool(|| {
+    let dst_ptr = dst_ptr;
     // SAFETY: the slices have exactly the sizes the strides describe: a is m x k with row
     // stride k, b^T is read as k x n with column stride k, dst is m x n with row stride n.
     unsafe {
         gemm::gemm(
             m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, false,
+            dst_ptr.0, 1, n as isize, false,
             a.as_ptr(), 1, k as isize,
             b.as_ptr(), k as isize, 1,
             0f32, 1f32, false, false, false, par,
         );
     }
+    });
     dst
 }
+
+/// A raw pointer that may cross into the pool's closure; the closure finishes before the
+/// buffer it points into is touched again.
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -138,7 +150,7 @@ impl CustomOp1 for CrossEntropy {
             candle_core::bail!("cross-entropy: {n} rows but {} targets", self.targets.len());
         }
         use rayon::prelude::*;
-        let out: Vec<f32> = x.par_chunks(v).zip(self.targets.par_iter()).map(|(row, &t)| row_lse(row) - row[t as usize]).collect();
+        let out: Vec<f32> = par(|| x.par_chunks(v).zip(self.targets.par_iter()).map(|(row, &t)| row_lse(row) - row[t as usize]).collect());
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
@@ -148,13 +160,13 @@ impl CustomOp1 for CrossEntropy {
         let g = grad.to_vec1::<f32>()?;
         use rayon::prelude::*;
         let mut out = vec![0f32; n * v];
-        out.par_chunks_mut(v).zip(x.par_chunks(v)).enumerate().for_each(|(i, (o, row))| {
+        par(|| out.par_chunks_mut(v).zip(x.par_chunks(v)).enumerate().for_each(|(i, (o, row))| {
             let lse = row_lse(row);
             for (oj, &xj) in o.iter_mut().zip(row) {
                 *oj = (xj - lse).exp() * g[i];
             }
             o[self.targets[i] as usize] -= g[i];
-        });
+        }));
         Ok(Some(Tensor::from_vec(out, (n, v), arg.device())?))
     }
 }
@@ -176,6 +188,11 @@ pub fn target_logprobs(logits: &Tensor, targets: &[u32]) -> CResult<Vec<f32>> {
 // (one pass over memory instead of five to ten, and no intermediate tensors kept for the
 // backward pass); the composed versions above stay as their specification and are what
 // other devices use.
+
+/// Runs a parallel kernel in Candle's thread pool (see [`gemm_abt`]).
+fn par<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    candle_core::utils::with_threadpool(f)
+}
 
 fn cpu_f32(t: &Tensor) -> CResult<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()
@@ -215,12 +232,12 @@ impl CustomOp1 for RmsNorm {
         let x = contiguous_f32(s, l)?;
         let d = self.w.len();
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
+        par(|| y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
             let r = self.inv_rms(xr);
             for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.w) {
                 *o = v * r * w;
             }
-        });
+        }));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -232,14 +249,14 @@ impl CustomOp1 for RmsNorm {
         let mut gx = vec![0f32; x.len()];
         // y = x r w with r = (mean(x^2) + eps)^-1/2, so
         // dx = r (g w) - x r^3 mean((g w) x).
-        gx.par_chunks_mut(d).zip(x.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (xr, gr))| {
+        par(|| gx.par_chunks_mut(d).zip(x.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (xr, gr))| {
             let r = self.inv_rms(xr);
             let dot = xr.iter().zip(gr).zip(&self.w).map(|((&xv, &gv), &w)| xv * gv * w).sum::<f32>() / d as f32;
             let k = r * r * r * dot;
             for (((oj, &xv), &gv), &w) in o.iter_mut().zip(xr).zip(gr).zip(&self.w) {
                 *oj = r * gv * w - xv * k;
             }
-        });
+        }));
         Ok(Some(Tensor::from_vec(gx, arg.shape(), arg.device())?))
     }
 }
@@ -264,7 +281,7 @@ impl CustomOp1 for Softmax {
         let x = contiguous_f32(s, l)?;
         let d = *l.shape().dims().last().unwrap_or(&1);
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
+        par(|| y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
             let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for (o, &v) in yr.iter_mut().zip(xr) {
@@ -273,7 +290,7 @@ impl CustomOp1 for Softmax {
             }
             let inv = 1.0 / sum;
             yr.iter_mut().for_each(|o| *o *= inv);
-        });
+        }));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -284,12 +301,12 @@ impl CustomOp1 for Softmax {
         let d = res.dim(D::Minus1)?;
         let mut gx = vec![0f32; y.len()];
         // dx = y (g - sum(g y)).
-        gx.par_chunks_mut(d).zip(y.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (yr, gr))| {
+        par(|| gx.par_chunks_mut(d).zip(y.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (yr, gr))| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
             for ((oj, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
                 *oj = yv * (gv - dot);
             }
-        });
+        }));
         Ok(Some(Tensor::from_vec(gx, res.shape(), res.device())?))
     }
 }
@@ -322,7 +339,7 @@ impl Rope {
         let (h, t, d) = (self.h, self.t, self.d);
         let half = d / 2;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).enumerate().for_each(|(row, (yr, xr))| {
+        par(|| y.par_chunks_mut(d).zip(x.par_chunks(d)).enumerate().for_each(|(row, (yr, xr))| {
             let bi = row / (h * t);
             let ti = row % t;
             let off = (bi * t + ti) * half;
@@ -333,7 +350,7 @@ impl Rope {
                 yr[i] = x1 * c[i] - x2 * si;
                 yr[i + half] = x2 * c[i] + x1 * si;
             }
-        });
+        }));
         y
     }
 }
@@ -378,11 +395,11 @@ impl candle_core::CustomOp2 for SiluMul {
         let g = contiguous_f32(s1, l1)?;
         let u = contiguous_f32(s2, l2)?;
         let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(4096).zip(g.par_chunks(4096).zip(u.par_chunks(4096))).for_each(|(o, (gc, uc))| {
+        par(|| y.par_chunks_mut(4096).zip(g.par_chunks(4096).zip(u.par_chunks(4096))).for_each(|(o, (gc, uc))| {
             for ((oj, &gv), &uv) in o.iter_mut().zip(gc).zip(uc) {
                 *oj = gv * sigmoid(gv) * uv;
             }
-        });
+        }));
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -393,7 +410,7 @@ impl candle_core::CustomOp2 for SiluMul {
         let gy = cpu_f32(grad)?;
         let mut ga = vec![0f32; g.len()];
         let mut gb = vec![0f32; g.len()];
-        ga.par_chunks_mut(4096).zip(gb.par_chunks_mut(4096)).zip(g.par_chunks(4096).zip(u.par_chunks(4096)).zip(gy.par_chunks(4096))).for_each(
+        par(|| ga.par_chunks_mut(4096).zip(gb.par_chunks_mut(4096)).zip(g.par_chunks(4096).zip(u.par_chunks(4096)).zip(gy.par_chunks(4096))).for_each(
             |((oa, ob), ((gc, uc), yc))| {
                 for i in 0..gc.len() {
                     let s = sigmoid(gc[i]);
@@ -402,7 +419,7 @@ impl candle_core::CustomOp2 for SiluMul {
                     oa[i] = yc[i] * uc[i] * s * (1.0 + gc[i] * (1.0 - s));
                 }
             },
-        );
+        ));
         Ok((Some(Tensor::from_vec(ga, a.shape(), a.device())?), Some(Tensor::from_vec(gb, b.shape(), b.device())?)))
     }
 }
