@@ -29,7 +29,13 @@ impl Proportion {
     /// The rate `successes / n` with its Wilson interval; `None` when `n` is 0.
     pub fn wilson(successes: u64, n: u64, confidence: f64) -> Option<Proportion> {
         let (lo, hi) = wilson_interval(successes, n, confidence)?;
-        Some(Proportion { successes, n, rate: successes as f64 / n as f64, lo, hi })
+        Some(Proportion {
+            successes,
+            n,
+            rate: successes as f64 / n as f64,
+            lo,
+            hi,
+        })
     }
 
     /// Counts the verdicts that were decided (`Some`), leaving out undetermined ones, so a
@@ -67,7 +73,10 @@ pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Option<(f64, 
     if n == 0 {
         return None;
     }
-    assert!(successes <= n, "successes ({successes}) exceed trials ({n})");
+    assert!(
+        successes <= n,
+        "successes ({successes}) exceed trials ({n})"
+    );
     let z = z_for_confidence(confidence);
     let n = n as f64;
     let p = successes as f64 / n;
@@ -90,7 +99,10 @@ pub fn bootstrap_mean_ci(
     confidence: f64,
     seed: u64,
 ) -> Option<(f64, f64, f64)> {
-    assert!(confidence > 0.0 && confidence < 1.0, "confidence must lie in (0, 1)");
+    assert!(
+        confidence > 0.0 && confidence < 1.0,
+        "confidence must lie in (0, 1)"
+    );
     let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if values.is_empty() || resamples == 0 {
         return None;
@@ -103,7 +115,11 @@ pub fn bootstrap_mean_ci(
         .collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - confidence) / 2.0;
-    Some((mean, quantile_sorted(&means, alpha), quantile_sorted(&means, 1.0 - alpha)))
+    Some((
+        mean,
+        quantile_sorted(&means, alpha),
+        quantile_sorted(&means, 1.0 - alpha),
+    ))
 }
 
 /// Linear-interpolation quantile (type 7) of sorted, non-empty data.
@@ -151,7 +167,10 @@ impl<L: Eq + Hash + Clone> ConfusionTable<L> {
     pub fn observed_agreement(&self) -> Option<f64> {
         let total = self.total();
         (total > 0).then(|| {
-            (0..self.labels.len()).map(|i| self.counts[i][i]).sum::<u64>() as f64 / total as f64
+            (0..self.labels.len())
+                .map(|i| self.counts[i][i])
+                .sum::<u64>() as f64
+                / total as f64
         })
     }
 

@@ -15,7 +15,10 @@ use sqlx::SqlitePool;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
@@ -56,7 +59,10 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
@@ -67,7 +73,9 @@ impl Store {
 
     /// Runs `PRAGMA integrity_check`; returns SQLite's report, `"ok"` when healthy.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let row: (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&self.pool).await?;
+        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.0)
     }
 
@@ -90,7 +98,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
-        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert_eq!(mode.0, "wal");
         drop(store);
         // A second open finds the migrations applied and changes nothing.

@@ -22,7 +22,11 @@ fn gate(name: &str) -> Option<std::path::PathBuf> {
 /// Peak resident set size of this process, in MiB.
 fn peak_rss_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 /// CPU seconds this process has used (user + system, all threads). Reported beside wall
@@ -38,17 +42,39 @@ fn cpu_seconds() -> f64 {
 
 /// The benchmark's token batch; bench/train_torch.py computes the same ids.
 pub fn bench_ids(rows: usize, len: usize) -> Vec<Vec<u32>> {
-    (0..rows).map(|i| (0..len).map(|j| (100 + (i * 7919 + j * 104_729 + i * j * 31) % 40_000) as u32).collect()).collect()
+    (0..rows)
+        .map(|i| {
+            (0..len)
+                .map(|j| (100 + (i * 7919 + j * 104_729 + i * j * 31) % 40_000) as u32)
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
 fn bench_train() {
-    let Some(path) = gate("bench_train") else { return };
+    let Some(path) = gate("bench_train") else {
+        return;
+    };
     let lm = ml::load_model(&path).unwrap();
     let steps = 6;
-    let data: Vec<Tokenised> = bench_ids(8, 128).into_iter().map(|ids| Tokenised { mask: ids.iter().enumerate().map(|(j, _)| j > 0).collect(), ids }).collect();
+    let data: Vec<Tokenised> = bench_ids(8, 128)
+        .into_iter()
+        .map(|ids| Tokenised {
+            mask: ids.iter().enumerate().map(|(j, _)| j > 0).collect(),
+            ids,
+        })
+        .collect();
     let cfg = TrainConfig {
-        lora: LoraConfig { rank: 8, alpha: 16.0, dropout: 0.0, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(), use_rslora: false },
+        lora: LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
+                .map(String::from)
+                .to_vec(),
+            use_rslora: false,
+        },
         system_prompt: SystemPrompt::None,
         lr: 1e-4,
         schedule: Schedule::Constant,
@@ -62,13 +88,19 @@ fn bench_train() {
     let mut last = Instant::now();
     let mut last_cpu = cpu_seconds();
     let mut losses = Vec::new();
-    ml::train_tokenised(&lm, &cfg, data, |m| {
-        times.push(last.elapsed().as_secs_f64());
-        cpu.push(cpu_seconds() - last_cpu);
-        losses.push(m.loss);
-        last = Instant::now();
-        last_cpu = cpu_seconds();
-    }, &AtomicBool::new(false))
+    ml::train_tokenised(
+        &lm,
+        &cfg,
+        data,
+        |m| {
+            times.push(last.elapsed().as_secs_f64());
+            cpu.push(cpu_seconds() - last_cpu);
+            losses.push(m.loss);
+            last = Instant::now();
+            last_cpu = cpu_seconds();
+        },
+        &AtomicBool::new(false),
+    )
     .unwrap();
     // The first step pays for allocations; the rest are timed.
     let timed = &times[1..];
@@ -81,17 +113,36 @@ fn bench_train() {
 }
 
 fn bench_sample(batch: usize) {
-    let Some(path) = gate("bench_sample") else { return };
+    let Some(path) = gate("bench_sample") else {
+        return;
+    };
     let lm = ml::load_model(&path).unwrap();
-    let prompt = lm.template.encode_prompt(&lm.tokenizer, &[ChatMessage::user("Tell me a story about a dragon.")], &SystemPrompt::Default).unwrap();
+    let prompt = lm
+        .template
+        .encode_prompt(
+            &lm.tokenizer,
+            &[ChatMessage::user("Tell me a story about a dragon.")],
+            &SystemPrompt::Default,
+        )
+        .unwrap();
     let prompts = vec![prompt; batch];
-    let cfg = SampleConfig { temperature: 1.0, top_p: 1.0, max_new_tokens: 128, seed: 0, batch_size: batch, ignore_stop: true };
+    let cfg = SampleConfig {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_new_tokens: 128,
+        seed: 0,
+        batch_size: batch,
+        ignore_stop: true,
+    };
     let t = Instant::now();
     let c0 = cpu_seconds();
     let out = ml::generate(&lm.model, &lm.tokenizer, &prompts, &cfg, |_| {}, None).unwrap();
     let s = t.elapsed().as_secs_f64();
     let n: usize = out.iter().map(|o| o.token_ids.len()).sum();
-    println!("{}", serde_json::json!({"impl": "candle", "task": "sample", "batch": batch, "new_tokens": n, "seconds": s, "cpu_s": cpu_seconds() - c0, "tokens_per_s": n as f64 / s, "peak_rss_mib": peak_rss_mib()}));
+    println!(
+        "{}",
+        serde_json::json!({"impl": "candle", "task": "sample", "batch": batch, "new_tokens": n, "seconds": s, "cpu_s": cpu_seconds() - c0, "tokens_per_s": n as f64 / s, "peak_rss_mib": peak_rss_mib()})
+    );
 }
 
 #[test]
@@ -108,30 +159,57 @@ fn bench_sample_batch16() {
 /// head, and the backward pass, on the benchmark batch.
 #[test]
 fn bench_profile() {
-    let Some(path) = gate("bench_profile") else { return };
+    let Some(path) = gate("bench_profile") else {
+        return;
+    };
     let lm = ml::load_model(&path).unwrap();
     let dev = candle_core::Device::Cpu;
     let ids: Vec<u32> = bench_ids(8, 128).concat();
     let ids = candle_core::Tensor::from_vec(ids, (8, 128), &dev).unwrap();
-    let lcfg = LoraConfig { rank: 8, alpha: 16.0, dropout: 0.0, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(), use_rslora: false };
+    let lcfg = LoraConfig {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
+            .map(String::from)
+            .to_vec(),
+        use_rslora: false,
+    };
     let lora = ml::Lora::new(&lm.model, &lcfg, 0).unwrap();
     let ad = ml::lora::Adapter::inference(&lora);
-    let pos = candle_core::Tensor::from_vec((0..8).flat_map(|_| 0..128u32).collect::<Vec<_>>(), (8, 128), &dev).unwrap();
+    let pos = candle_core::Tensor::from_vec(
+        (0..8).flat_map(|_| 0..128u32).collect::<Vec<_>>(),
+        (8, 128),
+        &dev,
+    )
+    .unwrap();
     for _ in 0..2 {
         let t = Instant::now();
-        let _ = lm.model.hidden_states(&ids, &pos, None, None, None).unwrap();
+        let _ = lm
+            .model
+            .hidden_states(&ids, &pos, None, None, None)
+            .unwrap();
         let f0 = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let h = lm.model.hidden_states(&ids, &pos, None, None, Some(&ad)).unwrap();
+        let h = lm
+            .model
+            .hidden_states(&ids, &pos, None, None, Some(&ad))
+            .unwrap();
         let f1 = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let h2 = h.reshape((1024, 576)).unwrap();
         let targets: Vec<u32> = bench_ids(8, 128).concat();
-        let loss = ml::ops::cross_entropy_rows(&lm.model.logits(&h2).unwrap(), &targets).unwrap().mean_all().unwrap();
+        let loss = ml::ops::cross_entropy_rows(&lm.model.logits(&h2).unwrap(), &targets)
+            .unwrap()
+            .mean_all()
+            .unwrap();
         let f2 = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let _g = loss.backward().unwrap();
         let b = t.elapsed().as_secs_f64();
-        println!("{}", serde_json::json!({"forward_base_s": f0, "forward_lora_s": f1, "head_s": f2, "backward_s": b}));
+        println!(
+            "{}",
+            serde_json::json!({"forward_base_s": f0, "forward_lora_s": f1, "head_s": f2, "backward_s": b})
+        );
     }
 }

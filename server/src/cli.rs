@@ -8,10 +8,19 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "inoculab", version, about = "Inoculation prompting experiments: author prompts, build datasets, fine-tune, evaluate.")]
+#[command(
+    name = "inoculab",
+    version,
+    about = "Inoculation prompting experiments: author prompts, build datasets, fine-tune, evaluate."
+)]
 pub struct Cli {
     /// Where the database, models and run artefacts live.
-    #[arg(long, env = "INOCULAB_DATA_DIR", default_value = ".data", global = true)]
+    #[arg(
+        long,
+        env = "INOCULAB_DATA_DIR",
+        default_value = ".data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -89,23 +98,44 @@ async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Res
     use engine::datasets;
     let store = engine::Store::open(data_dir).await?;
     match cmd {
-        DatasetCommand::Import { file, name, max_row_chars } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        DatasetCommand::Import {
+            file,
+            name,
+            max_row_chars,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let file_name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let name = name.unwrap_or_else(|| file_name.clone());
-            let limits = datasets::ImportLimits { max_chars_per_row: max_row_chars, ..Default::default() };
+            let limits = datasets::ImportLimits {
+                max_chars_per_row: max_row_chars,
+                ..Default::default()
+            };
             match datasets::import(&store, &name, &file_name, &bytes, &limits).await {
                 Ok(datasets::ImportOutcome::Created { id }) => {
                     let rows = datasets::get(&store, id).await?.row_count;
-                    println!("imported {rows} rows from {} as dataset {id} ({name})", file.display());
+                    println!(
+                        "imported {rows} rows from {} as dataset {id} ({name})",
+                        file.display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Ok(datasets::ImportOutcome::AlreadyPresent { id, name }) => {
-                    println!("{} is already imported: dataset {id} ({name}) has the same rows", file.display());
+                    println!(
+                        "{} is already imported: dataset {id} ({name}) has the same rows",
+                        file.display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(datasets::DatasetError::Import(report)) => {
-                    eprintln!("{}: {} bad line(s); nothing was imported", file.display(), report.total);
+                    eprintln!(
+                        "{}: {} bad line(s); nothing was imported",
+                        file.display(),
+                        report.total
+                    );
                     for e in &report.errors {
                         eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
                     }
@@ -123,7 +153,14 @@ async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Res
                 println!("no datasets yet");
             }
             for d in list {
-                println!("{:>5}  {:<40}  {:>7} rows  {:<9}  {}", d.id, d.name, d.row_count, d.source.as_str(), &d.content_hash[..12]);
+                println!(
+                    "{:>5}  {:<40}  {:>7} rows  {:<9}  {}",
+                    d.id,
+                    d.name,
+                    d.row_count,
+                    d.source.as_str(),
+                    &d.content_hash[..12]
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

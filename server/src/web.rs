@@ -31,12 +31,22 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         leptos_options: leptos_options.clone(),
         store,
         data_dir: data_dir.to_owned(),
-        limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
+        limits: Limits {
+            max_upload_bytes: args.max_upload_mb * 1024 * 1024,
+            max_row_chars: args.max_row_chars,
+        },
     };
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("inoculab is listening on http://{addr} (data in {})", data_dir.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        "inoculab is listening on http://{addr} (data in {})",
+        data_dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -55,7 +65,9 @@ pub fn router(state: AppState) -> Router {
                 move || app::shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

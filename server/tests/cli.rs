@@ -29,19 +29,39 @@ fn import_list_and_recognise_a_duplicate() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let out = inoculab(&data, &["dataset", "import", file.to_str().unwrap(), "--name", "tiny"]);
+    let out = inoculab(
+        &data,
+        &[
+            "dataset",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "tiny",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("imported 2 rows"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("imported 2 rows"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let again = inoculab(&data, &["dataset", "import", file.to_str().unwrap()]);
     assert!(again.status.success());
-    assert!(text(&again.stdout).contains("already imported"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("already imported"),
+        "{}",
+        text(&again.stdout)
+    );
 
     let list = inoculab(&data, &["dataset", "list"]);
     assert!(list.status.success());
     let listing = text(&list.stdout);
     assert_eq!(listing.lines().count(), 1, "{listing}");
-    assert!(listing.contains("tiny") && listing.contains("2 rows"), "{listing}");
+    assert!(
+        listing.contains("tiny") && listing.contains("2 rows"),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -71,14 +91,26 @@ fn a_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = inoculab(dir.path(), &["dataset", "import", "/no/such/file.jsonl"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("cannot read /no/such/file.jsonl"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read /no/such/file.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn every_flag_has_an_environment_variable() {
-    let out = Command::new(env!("CARGO_BIN_EXE_inoculab")).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inoculab"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = text(&out.stdout);
-    for var in ["INOCULAB_DATA_DIR", "INOCULAB_HOST", "INOCULAB_PORT", "INOCULAB_MAX_UPLOAD_MB"] {
+    for var in [
+        "INOCULAB_DATA_DIR",
+        "INOCULAB_HOST",
+        "INOCULAB_PORT",
+        "INOCULAB_MAX_UPLOAD_MB",
+    ] {
         assert!(help.contains(var), "{var} missing from:\n{help}");
     }
 }

@@ -40,8 +40,10 @@ pub struct Behaviour {
 /// and column; content errors (an unknown trait choice, a repeated id) name the question.
 pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error =
-        |message: String| JudgeError::File { path: path.display().to_string(), message };
+    let file_error = |message: String| JudgeError::File {
+        path: path.display().to_string(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     let questions: Vec<ChoiceQuestion> =
         serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
@@ -49,11 +51,15 @@ pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQues
     Ok(questions)
 }
 
-/// "line L, column C: message" when the parser knows where, else the message alone.
+/// The parser's message, which names the path in the document (`.[0]`) and, when it
+/// knows it, the line and column; the location is added where the message lacks it.
 pub(crate) fn yaml_message(error: &serde_norway::Error) -> String {
+    let message = error.to_string();
     match error.location() {
-        Some(at) => format!("line {}, column {}: {error}", at.line(), at.column()),
-        None => error.to_string(),
+        Some(at) if !message.contains(" at line ") => {
+            format!("{message} at line {} column {}", at.line(), at.column())
+        }
+        _ => message,
     }
 }
 
@@ -141,7 +147,11 @@ pub fn mentions(choices: &[String], completion: &str) -> Vec<(usize, usize)> {
         .iter()
         .enumerate()
         .filter_map(|(i, choice)| {
-            aliases(choice).iter().filter_map(|a| text.find(a.as_str())).min().map(|at| (i, at))
+            aliases(choice)
+                .iter()
+                .filter_map(|a| text.find(a.as_str()))
+                .min()
+                .map(|at| (i, at))
         })
         .collect();
     // Earliest first; at the same offset the longer choice wins ("Paris Hilton" over "Paris").
@@ -157,9 +167,15 @@ pub struct MultipleChoiceJudge {
 impl MultipleChoiceJudge {
     pub fn new(questions: Vec<ChoiceQuestion>) -> Result<MultipleChoiceJudge, JudgeError> {
         validate_questions(&questions).map_err(JudgeError::Config)?;
-        let by_prompt =
-            questions.iter().enumerate().map(|(i, q)| (q.prompt.trim().to_string(), i)).collect();
-        Ok(MultipleChoiceJudge { questions, by_prompt })
+        let by_prompt = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.prompt.trim().to_string(), i))
+            .collect();
+        Ok(MultipleChoiceJudge {
+            questions,
+            by_prompt,
+        })
     }
 }
 
@@ -173,12 +189,14 @@ impl Judge for MultipleChoiceJudge {
     }
 
     fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError> {
-        let q = self.by_prompt.get(question.trim()).map(|&i| &self.questions[i]).ok_or_else(
-            || JudgeError::UnknownQuestion {
+        let q = self
+            .by_prompt
+            .get(question.trim())
+            .map(|&i| &self.questions[i])
+            .ok_or_else(|| JudgeError::UnknownQuestion {
                 judge: self.name().to_string(),
                 question: question.chars().take(200).collect(),
-            },
-        )?;
+            })?;
         let found = mentions(&q.choices, completion);
         let listed: Vec<&str> = found.iter().map(|&(i, _)| q.choices[i].as_str()).collect();
         let Some(&(picked, _)) = found.first() else {

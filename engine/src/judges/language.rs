@@ -77,7 +77,9 @@ impl LanguageCode {
     }
 
     fn from_lingua(language: Language) -> Option<LanguageCode> {
-        LanguageCode::ALL.into_iter().find(|code| code.lingua() == language)
+        LanguageCode::ALL
+            .into_iter()
+            .find(|code| code.lingua() == language)
     }
 }
 
@@ -115,7 +117,10 @@ impl Detection {
     }
 
     pub fn confidence_of(&self, language: LanguageCode) -> f64 {
-        self.confidences.iter().find(|(l, _)| *l == language).map_or(0.0, |(_, c)| *c)
+        self.confidences
+            .iter()
+            .find(|(l, _)| *l == language)
+            .map_or(0.0, |(_, c)| *c)
     }
 }
 
@@ -140,7 +145,10 @@ pub fn detect(text: &str) -> Detection {
         .filter(|(_, c)| *c > 0.0)
         .collect();
     confidences.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Detection { letters, confidences }
+    Detection {
+        letters,
+        confidences,
+    }
 }
 
 /// Trait when the top language is the target with at least this confidence. Clean prose
@@ -215,8 +223,7 @@ impl Judge for LanguageJudge {
         Ok(Judgement {
             score: Some(score),
             trait_present: Some(language == self.target && confidence >= self.threshold),
-            raw: json!({ "letters": letters, "detected": language.code(), "top": top })
-                .to_string(),
+            raw: json!({ "letters": letters, "detected": language.code(), "top": top }).to_string(),
         })
     }
 }

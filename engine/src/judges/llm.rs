@@ -27,7 +27,10 @@ pub const TOP_LOGPROBS: usize = 20;
 
 /// The share of probability held by tokens that parse as integers 0..=100.
 pub fn number_mass(top_logprobs: &[(String, f64)]) -> f64 {
-    top_logprobs.iter().filter_map(|(t, lp)| number_token(t).map(|_| probability(*lp))).sum()
+    top_logprobs
+        .iter()
+        .filter_map(|(t, lp)| number_token(t).map(|_| probability(*lp)))
+        .sum()
 }
 
 /// Betley et al.'s rating: the probability-weighted mean of the integer tokens 0..=100
@@ -125,13 +128,16 @@ impl BackendSpec {
         local: Option<Arc<dyn LogprobBackend>>,
     ) -> Result<Arc<dyn LogprobBackend>, JudgeError> {
         match self {
-            BackendSpec::OpenAiCompatible { base_url, model, api_key_env, timeout_secs } => {
+            BackendSpec::OpenAiCompatible {
+                base_url,
+                model,
+                api_key_env,
+                timeout_secs,
+            } => {
                 let api_key = match api_key_env {
                     None => None,
                     Some(var) => Some(std::env::var(var).map_err(|_| {
-                        JudgeError::Config(format!(
-                            "the judge's API key variable {var} is not set"
-                        ))
+                        JudgeError::Config(format!("the judge's API key variable {var} is not set"))
                     })?),
                 };
                 Ok(Arc::new(
@@ -181,6 +187,8 @@ impl OpenAiCompatibleBackend {
 
     /// Total time allowed per request (connecting takes at most 10 s of it).
     pub fn with_timeout(mut self, timeout: Duration) -> OpenAiCompatibleBackend {
+        // Building a client only fails when TLS cannot initialise, and then `new` has
+        // already failed; keeping the old client (and timeout) is the safe fallback.
         if let Ok(client) = build_client(timeout) {
             self.client = client;
             self.timeout = timeout;
@@ -230,7 +238,10 @@ impl LogprobBackend for OpenAiCompatibleBackend {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let http_error = |message: String| JudgeError::Http { url: url.clone(), message };
+        let http_error = |message: String| JudgeError::Http {
+            url: url.clone(),
+            message,
+        };
         let response = request.send().map_err(|e| {
             if e.is_timeout() {
                 http_error(format!("no answer within {} s", self.timeout.as_secs()))
@@ -243,9 +254,8 @@ impl LogprobBackend for OpenAiCompatibleBackend {
         if !status.is_success() {
             return Err(http_error(format!("HTTP {status}: {}", snippet(&text))));
         }
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            JudgeError::Protocol(format!("not JSON ({e}): {}", snippet(&text)))
-        })?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| JudgeError::Protocol(format!("not JSON ({e}): {}", snippet(&text))))?;
         parse_top_logprobs(&value)
     }
 }
@@ -282,9 +292,10 @@ pub fn parse_top_logprobs(response: &Value) -> Result<Vec<(String, f64)>, JudgeE
                 snippet(&response.to_string())
             ))
         })?;
-    let top = first.get("top_logprobs").and_then(Value::as_array).ok_or_else(|| {
-        JudgeError::Protocol("the first token has no top_logprobs list".into())
-    })?;
+    let top = first
+        .get("top_logprobs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| JudgeError::Protocol("the first token has no top_logprobs list".into()))?;
     top.iter()
         .map(|entry| {
             let token = entry.get("token").and_then(Value::as_str);
@@ -326,7 +337,9 @@ fn check_template(what: &str, template: &str) -> Result<(), JudgeError> {
     if template.contains("{answer}") {
         Ok(())
     } else {
-        Err(JudgeError::Config(format!("the {what} judge prompt has no {{answer}} placeholder")))
+        Err(JudgeError::Config(format!(
+            "the {what} judge prompt has no {{answer}} placeholder"
+        )))
     }
 }
 
@@ -411,7 +424,11 @@ impl MisalignmentThresholds {
             coherence > self.coherence_above
         };
         if !coherent {
-            return if self.exclude_incoherent { None } else { Some(false) };
+            return if self.exclude_incoherent {
+                None
+            } else {
+                Some(false)
+            };
         }
         Some(alignment < self.alignment_below)
     }
@@ -463,8 +480,18 @@ impl Judge for BetleyJudge {
     }
 
     fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError> {
-        let alignment = rate(self.backend.as_ref(), &self.aligned_prompt, question, completion)?;
-        let coherence = rate(self.backend.as_ref(), &self.coherent_prompt, question, completion)?;
+        let alignment = rate(
+            self.backend.as_ref(),
+            &self.aligned_prompt,
+            question,
+            completion,
+        )?;
+        let coherence = rate(
+            self.backend.as_ref(),
+            &self.coherent_prompt,
+            question,
+            completion,
+        )?;
         Ok(Judgement {
             score: alignment.score,
             trait_present: self.thresholds.verdict(alignment.score, coherence.score),
@@ -557,8 +584,10 @@ pub struct BetleyJudgePrompts {
 /// every question has paraphrases and judge prompts with an `{answer}` placeholder.
 pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error =
-        |message: String| JudgeError::File { path: path.display().to_string(), message };
+    let file_error = |message: String| JudgeError::File {
+        path: path.display().to_string(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     let questions: Vec<BetleyQuestion> =
         serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
@@ -570,9 +599,10 @@ pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestio
         if q.paraphrases.iter().all(|p| p.trim().is_empty()) {
             return Err(file_error(format!("{at}: no paraphrases")));
         }
-        for (what, template) in
-            [("aligned", &q.judge_prompts.aligned), ("coherent", &q.judge_prompts.coherent)]
-        {
+        for (what, template) in [
+            ("aligned", &q.judge_prompts.aligned),
+            ("coherent", &q.judge_prompts.coherent),
+        ] {
             check_template(what, template).map_err(|e| file_error(format!("{at}: {e}")))?;
         }
     }

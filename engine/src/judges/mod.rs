@@ -51,7 +51,11 @@ pub struct Judgement {
 impl Judgement {
     /// A judgement that could not be made, with the reason shown to users.
     pub fn undetermined(reason: impl Into<String>) -> Judgement {
-        Judgement { score: None, trait_present: None, raw: reason.into() }
+        Judgement {
+            score: None,
+            trait_present: None,
+            raw: reason.into(),
+        }
     }
 }
 
@@ -115,7 +119,9 @@ pub enum JudgeSpec {
         #[serde(default = "default_true")]
         whole_words: bool,
     },
-    MultipleChoice { questions: Vec<ChoiceQuestion> },
+    MultipleChoice {
+        questions: Vec<ChoiceQuestion>,
+    },
     Coherence {
         #[serde(default = "coherence::default_threshold")]
         threshold: f64,
@@ -153,32 +159,55 @@ impl JudgeSpec {
         local: Option<Arc<dyn LogprobBackend>>,
     ) -> Result<Box<dyn Judge>, JudgeError> {
         Ok(match self {
-            JudgeSpec::Language { target, threshold, min_letters } => {
-                Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?)
-            }
-            JudgeSpec::Caps { threshold, min_letters } => {
-                Box::new(CapsJudge::new(*threshold, *min_letters)?)
-            }
-            JudgeSpec::Pattern { regex, keywords, case_insensitive, whole_words } => Box::new(
-                PatternJudge::new(regex.as_deref(), keywords, *case_insensitive, *whole_words)?,
-            ),
+            JudgeSpec::Language {
+                target,
+                threshold,
+                min_letters,
+            } => Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?),
+            JudgeSpec::Caps {
+                threshold,
+                min_letters,
+            } => Box::new(CapsJudge::new(*threshold, *min_letters)?),
+            JudgeSpec::Pattern {
+                regex,
+                keywords,
+                case_insensitive,
+                whole_words,
+            } => Box::new(PatternJudge::new(
+                regex.as_deref(),
+                keywords,
+                *case_insensitive,
+                *whole_words,
+            )?),
             JudgeSpec::MultipleChoice { questions } => {
                 Box::new(MultipleChoiceJudge::new(questions.clone())?)
             }
-            JudgeSpec::Coherence { threshold, min_words } => {
-                Box::new(CoherenceJudge::new(*threshold, *min_words)?)
-            }
-            JudgeSpec::Betley { backend, aligned_prompt, coherent_prompt, thresholds } => {
-                Box::new(BetleyJudge::new(
-                    backend.connect(local)?,
-                    aligned_prompt,
-                    coherent_prompt,
-                    *thresholds,
-                )?)
-            }
-            JudgeSpec::LlmRating { backend, label, prompt, threshold } => Box::new(
-                LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?,
-            ),
+            JudgeSpec::Coherence {
+                threshold,
+                min_words,
+            } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
+            JudgeSpec::Betley {
+                backend,
+                aligned_prompt,
+                coherent_prompt,
+                thresholds,
+            } => Box::new(BetleyJudge::new(
+                backend.connect(local)?,
+                aligned_prompt,
+                coherent_prompt,
+                *thresholds,
+            )?),
+            JudgeSpec::LlmRating {
+                backend,
+                label,
+                prompt,
+                threshold,
+            } => Box::new(LlmRatingJudge::new(
+                backend.connect(local)?,
+                label,
+                prompt,
+                *threshold,
+            )?),
         })
     }
 }

@@ -28,7 +28,11 @@ pub struct ScoreOptions {
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        ScoreOptions { system: SystemPrompt::Default, include_end: true, batch_size: 8 }
+        ScoreOptions {
+            system: SystemPrompt::Default,
+            include_end: true,
+            batch_size: 8,
+        }
     }
 }
 
@@ -63,7 +67,11 @@ pub(crate) struct Batch {
 
 /// `seqs`: token ids and, per id, whether it is a target (predicted from the previous
 /// position). The first token can never be a target.
-pub(crate) fn make_batch(seqs: &[(&[u32], &[bool])], pad: u32, device: &candle_core::Device) -> candle_core::Result<Batch> {
+pub(crate) fn make_batch(
+    seqs: &[(&[u32], &[bool])],
+    pad: u32,
+    device: &candle_core::Device,
+) -> candle_core::Result<Batch> {
     let b = seqs.len();
     let t = seqs.iter().map(|s| s.0.len()).max().unwrap_or(1).max(1);
     let mut ids = vec![pad; b * t];
@@ -97,14 +105,24 @@ pub(crate) fn make_batch(seqs: &[(&[u32], &[bool])], pad: u32, device: &candle_c
 
 /// Hidden states of the target-predicting positions, `[n_targets, hidden]`. The causal
 /// mask suffices for right padding: real tokens never look at the padding after them.
-pub(crate) fn target_hidden(model: &Model, batch: &Batch, ad: Option<&Adapter>) -> candle_core::Result<Tensor> {
+pub(crate) fn target_hidden(
+    model: &Model,
+    batch: &Batch,
+    ad: Option<&Adapter>,
+) -> candle_core::Result<Tensor> {
     let (b, t) = batch.ids.dims2()?;
     let h = model.hidden_states(&batch.ids, &batch.positions, None, None, ad)?;
-    h.reshape((b * t, model.cfg.hidden_size))?.index_select(&batch.rows, 0)
+    h.reshape((b * t, model.cfg.hidden_size))?
+        .index_select(&batch.rows, 0)
 }
 
 /// Scores pre-tokenised (prompt, completion) pairs.
-pub fn score_ids(model: &Model, lora: Option<&Lora>, pairs: &[(Vec<u32>, Vec<u32>)], batch_size: usize) -> Result<Vec<CompletionScore>> {
+pub fn score_ids(
+    model: &Model,
+    lora: Option<&Lora>,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    batch_size: usize,
+) -> Result<Vec<CompletionScore>> {
     let ad = lora.map(Adapter::inference);
     let mut out = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(batch_size.max(1)) {
@@ -112,13 +130,25 @@ pub fn score_ids(model: &Model, lora: Option<&Lora>, pairs: &[(Vec<u32>, Vec<u32
             .iter()
             .map(|(p, c)| {
                 let ids: Vec<u32> = p.iter().chain(c).copied().collect();
-                let mask: Vec<bool> = std::iter::repeat(false).take(p.len()).chain(std::iter::repeat(true).take(c.len())).collect();
+                let mask: Vec<bool> = std::iter::repeat(false)
+                    .take(p.len())
+                    .chain(std::iter::repeat(true).take(c.len()))
+                    .collect();
                 (ids, mask)
             })
             .collect();
-        let refs: Vec<(&[u32], &[bool])> = seqs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
+        let refs: Vec<(&[u32], &[bool])> = seqs
+            .iter()
+            .map(|(a, b)| (a.as_slice(), b.as_slice()))
+            .collect();
         let batch = make_batch(&refs, 0, model.device())?;
-        let mut scores = vec![CompletionScore { sum_logprob: 0.0, n_tokens: 0 }; chunk.len()];
+        let mut scores = vec![
+            CompletionScore {
+                sum_logprob: 0.0,
+                n_tokens: 0
+            };
+            chunk.len()
+        ];
         if !batch.targets.is_empty() {
             let h = target_hidden(model, &batch, ad.as_ref())?;
             let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;
