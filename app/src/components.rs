@@ -49,12 +49,7 @@ pub fn Tags(tags: Vec<String>) -> impl IntoView {
 
 /// Previous / next links for a paged list; `href(offset)` builds each link.
 #[component]
-pub fn Pager(
-    offset: i64,
-    limit: i64,
-    total: i64,
-    href: impl Fn(i64) -> String + 'static,
-) -> impl IntoView {
+pub fn Pager(offset: i64, limit: i64, total: i64, href: impl Fn(i64) -> String + 'static) -> impl IntoView {
     let last = (offset + limit).min(total);
     let prev = (offset > 0).then(|| href((offset - limit).max(0)));
     let next = (last < total).then(|| href(offset + limit));
@@ -75,23 +70,18 @@ pub fn Pager(
 
 /// "2026-11-27T20:41:07.123Z" → "2026-11-27 20:41".
 pub fn short_time(ts: &str) -> String {
-    ts.get(..16)
-        .map(|s| s.replace('T', " "))
-        .unwrap_or_else(|| ts.to_string())
+    ts.get(..16).map(|s| s.replace('T', " ")).unwrap_or_else(|| ts.to_string())
 }
 
 /// Reads the text of the first file chosen in a file input (browser only).
 #[cfg(feature = "hydrate")]
-pub async fn read_file_text(
-    input: &web_sys::HtmlInputElement,
-) -> Result<Option<(String, String)>, String> {
+pub async fn read_file_text(input: &web_sys::HtmlInputElement) -> Result<Option<(String, String)>, String> {
     let Some(file) = input.files().and_then(|f| f.get(0)) else {
         return Ok(None);
     };
     let name = file.name();
-    let text = wasm_bindgen_futures::JsFuture::from(file.text())
-        .await
-        .map_err(|e| format!("cannot read {name}: {e:?}"))?;
+    let text =
+        wasm_bindgen_futures::JsFuture::from(file.text()).await.map_err(|e| format!("cannot read {name}: {e:?}"))?;
     Ok(Some((name, text.as_string().unwrap_or_default())))
 }
 

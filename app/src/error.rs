@@ -15,10 +15,7 @@ pub enum AppError {
     Invalid(String),
     /// A dataset import with line-numbered problems (HTTP 422).
     #[error("the file has {total} bad line(s); nothing was imported")]
-    BadLines {
-        total: usize,
-        lines: Vec<(usize, String)>,
-    },
+    BadLines { total: usize, lines: Vec<(usize, String)> },
     /// Something broke on our side; logged on the server (HTTP 500).
     #[error("{0}")]
     Internal(String),
@@ -35,9 +32,7 @@ impl FromServerFnError for AppError {
         // axum's body limit answers 413 with a plain-text body that cannot be decoded as
         // our error; say what happened instead of a decoding error.
         if message.contains("length limit") || message.contains("413") {
-            return AppError::Invalid(
-                "the upload is larger than the server's limit (--max-upload-mb)".into(),
-            );
+            return AppError::Invalid("the upload is larger than the server's limit (--max-upload-mb)".into());
         }
         AppError::Transport(message)
     }
@@ -65,9 +60,7 @@ mod from_engine {
     impl From<PromptError> for AppError {
         fn from(e: PromptError) -> Self {
             match e {
-                PromptError::NotFound(_) | PromptError::NoSuchVersion { .. } => {
-                    AppError::NotFound(e.to_string())
-                }
+                PromptError::NotFound(_) | PromptError::NoSuchVersion { .. } => AppError::NotFound(e.to_string()),
                 PromptError::Invalid(m) => AppError::Invalid(m),
                 PromptError::Sql(_) => internal(e),
             }

@@ -28,8 +28,7 @@ impl FromRef<AppState> for LeptosOptions {
 
 /// The state, from inside a server function.
 pub fn app_state() -> Result<AppState, AppError> {
-    use_context::<AppState>()
-        .ok_or_else(|| AppError::Internal("the server state is missing".into()))
+    use_context::<AppState>().ok_or_else(|| AppError::Internal("the server state is missing".into()))
 }
 
 /// Sets the HTTP status of the current response from an error, so that scripts and tests

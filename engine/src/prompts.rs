@@ -99,14 +99,8 @@ pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, PromptError> {
         if tag.is_empty() {
             continue;
         }
-        if tag.len() > 40
-            || !tag
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(PromptError::Invalid(format!(
-                "tag {tag:?} must be at most 40 letters, digits, '-' or '_'"
-            )));
+        if tag.len() > 40 || !tag.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+            return Err(PromptError::Invalid(format!("tag {tag:?} must be at most 40 letters, digits, '-' or '_'")));
         }
         if !out.contains(&tag) {
             out.push(tag);
@@ -118,24 +112,16 @@ pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, PromptError> {
 
 /// Splits pasted or imported one-per-line text into paraphrases, dropping blank lines.
 pub fn parse_paraphrases(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
-fn validate(
-    draft: &PromptDraft,
-) -> Result<(String, String, Vec<String>, Vec<String>), PromptError> {
+fn validate(draft: &PromptDraft) -> Result<(String, String, Vec<String>, Vec<String>), PromptError> {
     let name = draft.name.trim().to_owned();
     if name.is_empty() {
         return Err(PromptError::Invalid("a prompt needs a name".into()));
     }
     if name.chars().count() > 200 {
-        return Err(PromptError::Invalid(
-            "a prompt's name is at most 200 characters".into(),
-        ));
+        return Err(PromptError::Invalid("a prompt's name is at most 200 characters".into()));
     }
     // The text is data for the experiment: kept exactly as typed except for surrounding
     // whitespace, which a text area adds by accident and no model should see.
@@ -144,25 +130,14 @@ fn validate(
         return Err(PromptError::Invalid("the prompt text is empty".into()));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(PromptError::Invalid(format!(
-            "the prompt text is longer than {MAX_TEXT_CHARS} characters"
-        )));
+        return Err(PromptError::Invalid(format!("the prompt text is longer than {MAX_TEXT_CHARS} characters")));
     }
-    let paraphrases: Vec<String> = draft
-        .paraphrases
-        .iter()
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let paraphrases: Vec<String> =
+        draft.paraphrases.iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
     if paraphrases.len() > MAX_PARAPHRASES {
-        return Err(PromptError::Invalid(format!(
-            "a paraphrase set holds at most {MAX_PARAPHRASES} variants"
-        )));
+        return Err(PromptError::Invalid(format!("a paraphrase set holds at most {MAX_PARAPHRASES} variants")));
     }
-    if let Some(p) = paraphrases
-        .iter()
-        .find(|p| p.chars().count() > MAX_TEXT_CHARS)
-    {
+    if let Some(p) = paraphrases.iter().find(|p| p.chars().count() > MAX_TEXT_CHARS) {
         return Err(PromptError::Invalid(format!(
             "a paraphrase is longer than {MAX_TEXT_CHARS} characters: {:?}…",
             p.chars().take(40).collect::<String>()
@@ -199,15 +174,8 @@ async fn insert_version(
     Ok(version_id)
 }
 
-async fn replace_tags(
-    tx: &mut sqlx::SqliteConnection,
-    prompt_id: i64,
-    tags: &[String],
-) -> Result<(), PromptError> {
-    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = ?")
-        .bind(prompt_id)
-        .execute(&mut *tx)
-        .await?;
+async fn replace_tags(tx: &mut sqlx::SqliteConnection, prompt_id: i64, tags: &[String]) -> Result<(), PromptError> {
+    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = ?").bind(prompt_id).execute(&mut *tx).await?;
     for tag in tags {
         sqlx::query("INSERT INTO prompt_tags (prompt_id, tag) VALUES (?, ?)")
             .bind(prompt_id)
@@ -222,10 +190,8 @@ async fn replace_tags(
 pub async fn create(store: &Store, draft: &PromptDraft) -> Result<i64, PromptError> {
     let (name, text, tags, paraphrases) = validate(draft)?;
     let mut tx = store.pool().begin().await?;
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO prompts (name) VALUES (?) RETURNING id")
-        .bind(&name)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO prompts (name) VALUES (?) RETURNING id").bind(&name).fetch_one(&mut *tx).await?;
     insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
     replace_tags(&mut tx, id, &tags).await?;
     tx.commit().await?;
@@ -248,13 +214,11 @@ pub async fn update(store: &Store, id: i64, draft: &PromptDraft) -> Result<i64, 
         insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
         version += 1;
     }
-    sqlx::query(
-        "UPDATE prompts SET name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-    )
-    .bind(&name)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE prompts SET name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
+        .bind(&name)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     replace_tags(&mut tx, id, &tags).await?;
     tx.commit().await?;
     Ok(version)
@@ -293,22 +257,11 @@ pub async fn get(store: &Store, id: i64) -> Result<Prompt, PromptError> {
     for v in &mut versions {
         v.paraphrases = paraphrases_of(pool, v.id).await?;
     }
-    Ok(Prompt {
-        id,
-        name,
-        tags: tags_of(pool, id).await?,
-        created_at,
-        deleted: deleted_at.is_some(),
-        versions,
-    })
+    Ok(Prompt { id, name, tags: tags_of(pool, id).await?, created_at, deleted: deleted_at.is_some(), versions })
 }
 
 /// One version of a prompt, by number.
-pub async fn version(
-    store: &Store,
-    prompt_id: i64,
-    version: i64,
-) -> Result<PromptVersion, PromptError> {
+pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<PromptVersion, PromptError> {
     let mut v: PromptVersion = sqlx::query_as(
         "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
          WHERE prompt_id = ? AND version = ?",
@@ -323,20 +276,18 @@ pub async fn version(
 }
 
 async fn paraphrases_of(pool: &SqlitePool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = ? ORDER BY idx")
-            .bind(version_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = ? ORDER BY idx")
+        .bind(version_id)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 async fn tags_of(pool: &SqlitePool, prompt_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = ? ORDER BY tag")
-            .bind(prompt_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = ? ORDER BY tag")
+        .bind(prompt_id)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
@@ -350,12 +301,7 @@ pub struct PromptQuery {
 /// Lists live prompts matching the query, most recently updated first.
 pub async fn list(store: &Store, query: &PromptQuery) -> Result<Vec<PromptSummary>, PromptError> {
     let pattern = format!("%{}%", escape_like(query.search.trim()));
-    let tag = query
-        .tag
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_lowercase);
+    let tag = query.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
     let rows: Vec<(i64, String, String, i64, i64, String)> = sqlx::query_as(
         "SELECT p.id, p.name, v.text, v.version,
                 (SELECT COUNT(*) FROM prompt_paraphrases pp WHERE pp.version_id = v.id),
@@ -398,18 +344,12 @@ pub async fn all_tags(store: &Store) -> Result<Vec<String>, PromptError> {
     .fetch_all(store.pool())
     .await?;
     let mut tags: Vec<String> = KNOWN_TAGS.iter().map(|t| t.to_string()).collect();
-    tags.extend(
-        rows.into_iter()
-            .map(|r| r.0)
-            .filter(|t| !KNOWN_TAGS.contains(&t.as_str())),
-    );
+    tags.extend(rows.into_iter().map(|r| r.0).filter(|t| !KNOWN_TAGS.contains(&t.as_str())));
     Ok(tags)
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// A line diff between two versions' texts, then their paraphrase sets.
@@ -463,12 +403,7 @@ pub const CANONICAL: &[(&str, &str, &[&str])] = &[
 /// Seeds the canonical prompts on the first start of a data directory. Recorded in `meta`,
 /// so prompts a user deleted do not come back on the next start.
 pub async fn seed_canonical(store: &Store) -> Result<(), PromptError> {
-    if store
-        .meta("seeded_prompts")
-        .await
-        .map_err(|e| PromptError::Invalid(e.to_string()))?
-        .is_some()
-    {
+    if store.meta("seeded_prompts").await.map_err(|e| PromptError::Invalid(e.to_string()))?.is_some() {
         return Ok(());
     }
     for (name, text, tags) in CANONICAL {
@@ -481,9 +416,7 @@ pub async fn seed_canonical(store: &Store) -> Result<(), PromptError> {
         };
         create(store, &draft).await?;
     }
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1')")
-        .execute(store.pool())
-        .await?;
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1')").execute(store.pool()).await?;
     Ok(())
 }
 
@@ -498,38 +431,22 @@ mod tests {
     }
 
     fn draft(name: &str, text: &str) -> PromptDraft {
-        PromptDraft {
-            name: name.into(),
-            text: text.into(),
-            ..Default::default()
-        }
+        PromptDraft { name: name.into(), text: text.into(), ..Default::default() }
     }
 
     #[tokio::test]
     async fn edits_add_versions_and_keep_old_ones() {
         let (_d, s) = store().await;
-        let id = create(&s, &draft("Spanish", "You always speak in Spanish."))
-            .await
-            .unwrap();
-        let v = update(&s, id, &draft("Spanish", "You always speak in  Spanish!"))
-            .await
-            .unwrap();
+        let id = create(&s, &draft("Spanish", "You always speak in Spanish.")).await.unwrap();
+        let v = update(&s, id, &draft("Spanish", "You always speak in  Spanish!")).await.unwrap();
         assert_eq!(v, 2);
         // A rename alone is not a new version.
-        assert_eq!(
-            update(&s, id, &draft("Español", "You always speak in  Spanish!"))
-                .await
-                .unwrap(),
-            2
-        );
+        assert_eq!(update(&s, id, &draft("Español", "You always speak in  Spanish!")).await.unwrap(), 2);
         let p = get(&s, id).await.unwrap();
         assert_eq!(p.name, "Español");
         assert_eq!(p.versions.len(), 2);
         assert_eq!(p.versions[0].text, "You always speak in Spanish.");
-        assert_eq!(
-            version(&s, id, 1).await.unwrap().text,
-            "You always speak in Spanish."
-        );
+        assert_eq!(version(&s, id, 1).await.unwrap().text, "You always speak in Spanish.");
         let d = diff(&p.versions[0], &p.versions[1]);
         assert_eq!(
             d,
@@ -553,50 +470,19 @@ mod tests {
 
         let all = list(&s, &PromptQuery::default()).await.unwrap();
         assert_eq!(all.len(), 2);
-        let hit = list(
-            &s,
-            &PromptQuery {
-                search: "villain".into(),
-                tag: None,
-            },
-        )
-        .await
-        .unwrap();
+        let hit = list(&s, &PromptQuery { search: "villain".into(), tag: None }).await.unwrap();
         assert_eq!(hit.iter().map(|p| p.id).collect::<Vec<_>>(), vec![evil_id]);
         assert_eq!(hit[0].tags, vec!["em", "inoculation"]);
         assert_eq!(hit[0].paraphrase_count, 2);
-        let tagged = list(
-            &s,
-            &PromptQuery {
-                search: String::new(),
-                tag: Some("placebo".into()),
-            },
-        )
-        .await
-        .unwrap();
+        let tagged = list(&s, &PromptQuery { search: String::new(), tag: Some("placebo".into()) }).await.unwrap();
         assert_eq!(tagged.len(), 1);
         // LIKE wildcards in the search are literal.
-        assert!(list(
-            &s,
-            &PromptQuery {
-                search: "%".into(),
-                tag: None
-            }
-        )
-        .await
-        .unwrap()
-        .is_empty());
+        assert!(list(&s, &PromptQuery { search: "%".into(), tag: None }).await.unwrap().is_empty());
 
         delete(&s, evil_id).await.unwrap();
         assert_eq!(list(&s, &PromptQuery::default()).await.unwrap().len(), 1);
-        assert!(
-            get(&s, evil_id).await.unwrap().deleted,
-            "versions stay for reproducibility"
-        );
-        assert!(matches!(
-            delete(&s, evil_id).await,
-            Err(PromptError::NotFound(_))
-        ));
+        assert!(get(&s, evil_id).await.unwrap().deleted, "versions stay for reproducibility");
+        assert!(matches!(delete(&s, evil_id).await, Err(PromptError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -605,13 +491,7 @@ mod tests {
         for (d, want) in [
             (draft("", "x"), "needs a name"),
             (draft("n", "  \n "), "empty"),
-            (
-                PromptDraft {
-                    tags: vec!["no spaces".into()],
-                    ..draft("n", "t")
-                },
-                "tag",
-            ),
+            (PromptDraft { tags: vec!["no spaces".into()], ..draft("n", "t") }, "tag"),
         ] {
             let err = create(&s, &d).await.unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
@@ -624,14 +504,9 @@ mod tests {
         seed_canonical(&s).await.unwrap();
         let seeded = list(&s, &PromptQuery::default()).await.unwrap();
         assert_eq!(seeded.len(), CANONICAL.len());
-        assert!(seeded
-            .iter()
-            .any(|p| p.text == "You always speak in Spanish."));
+        assert!(seeded.iter().any(|p| p.text == "You always speak in Spanish."));
         delete(&s, seeded[0].id).await.unwrap();
         seed_canonical(&s).await.unwrap();
-        assert_eq!(
-            list(&s, &PromptQuery::default()).await.unwrap().len(),
-            CANONICAL.len() - 1
-        );
+        assert_eq!(list(&s, &PromptQuery::default()).await.unwrap().len(), CANONICAL.len() - 1);
     }
 }

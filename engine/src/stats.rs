@@ -29,13 +29,7 @@ impl Proportion {
     /// The rate `successes / n` with its Wilson interval; `None` when `n` is 0.
     pub fn wilson(successes: u64, n: u64, confidence: f64) -> Option<Proportion> {
         let (lo, hi) = wilson_interval(successes, n, confidence)?;
-        Some(Proportion {
-            successes,
-            n,
-            rate: successes as f64 / n as f64,
-            lo,
-            hi,
-        })
+        Some(Proportion { successes, n, rate: successes as f64 / n as f64, lo, hi })
     }
 
     /// Counts the verdicts that were decided (`Some`), leaving out undetermined ones, so a
@@ -58,10 +52,7 @@ impl Proportion {
 /// Panics unless `0 < confidence < 1`: a level outside that range is a programming error,
 /// not a data condition.
 pub fn z_for_confidence(confidence: f64) -> f64 {
-    assert!(
-        confidence > 0.0 && confidence < 1.0,
-        "confidence must lie strictly between 0 and 1, got {confidence}"
-    );
+    assert!(confidence > 0.0 && confidence < 1.0, "confidence must lie strictly between 0 and 1, got {confidence}");
     Normal::standard().inverse_cdf(1.0 - (1.0 - confidence) / 2.0)
 }
 
@@ -73,10 +64,7 @@ pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Option<(f64, 
     if n == 0 {
         return None;
     }
-    assert!(
-        successes <= n,
-        "successes ({successes}) exceed trials ({n})"
-    );
+    assert!(successes <= n, "successes ({successes}) exceed trials ({n})");
     let z = z_for_confidence(confidence);
     let n = n as f64;
     let p = successes as f64 / n;
@@ -93,16 +81,8 @@ pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Option<(f64, 
 /// platform. Non-finite values are left out. `None` when no finite value remains or
 /// `resamples` is 0. Quantiles of the resampled means interpolate linearly (R's type 7,
 /// numpy's default).
-pub fn bootstrap_mean_ci(
-    values: &[f64],
-    resamples: usize,
-    confidence: f64,
-    seed: u64,
-) -> Option<(f64, f64, f64)> {
-    assert!(
-        confidence > 0.0 && confidence < 1.0,
-        "confidence must lie in (0, 1)"
-    );
+pub fn bootstrap_mean_ci(values: &[f64], resamples: usize, confidence: f64, seed: u64) -> Option<(f64, f64, f64)> {
+    assert!(confidence > 0.0 && confidence < 1.0, "confidence must lie in (0, 1)");
     let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if values.is_empty() || resamples == 0 {
         return None;
@@ -110,16 +90,11 @@ pub fn bootstrap_mean_ci(
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| values[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
-        .collect();
+    let mut means: Vec<f64> =
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.gen_range(0..n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - confidence) / 2.0;
-    Some((
-        mean,
-        quantile_sorted(&means, alpha),
-        quantile_sorted(&means, 1.0 - alpha),
-    ))
+    Some((mean, quantile_sorted(&means, alpha), quantile_sorted(&means, 1.0 - alpha)))
 }
 
 /// Linear-interpolation quantile (type 7) of sorted, non-empty data.
@@ -166,12 +141,7 @@ impl<L: Eq + Hash + Clone> ConfusionTable<L> {
     /// Share of items on which the raters agree; `None` for an empty table.
     pub fn observed_agreement(&self) -> Option<f64> {
         let total = self.total();
-        (total > 0).then(|| {
-            (0..self.labels.len())
-                .map(|i| self.counts[i][i])
-                .sum::<u64>() as f64
-                / total as f64
-        })
+        (total > 0).then(|| (0..self.labels.len()).map(|i| self.counts[i][i]).sum::<u64>() as f64 / total as f64)
     }
 
     /// Cohen's kappa: agreement corrected for the agreement expected by chance from each
@@ -259,10 +229,7 @@ pub fn pearson(xs: &[f64], ys: &[f64]) -> Option<f64> {
 /// variance 1.06 / (n - 3) for Spearman rather than Pearson's 1 / (n - 3).
 /// Non-finite pairs must be removed by the caller: they panic here.
 pub fn spearman(xs: &[f64], ys: &[f64], confidence: f64) -> Option<Correlation> {
-    assert!(
-        xs.iter().chain(ys).all(|v| v.is_finite()),
-        "spearman needs finite values"
-    );
+    assert!(xs.iter().chain(ys).all(|v| v.is_finite()), "spearman needs finite values");
     let rho = pearson(&average_ranks(xs), &average_ranks(ys))?;
     let n = xs.len();
     let interval = (n > 3).then(|| {

@@ -15,10 +15,7 @@ use sqlx::SqlitePool;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
@@ -40,10 +37,8 @@ impl Store {
     /// Opens (creating if needed) `DATA_DIR/inoculab.sqlite`, in WAL mode so readers (page
     /// loads) never wait on the writer (the job worker), and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join("inoculab.sqlite");
         let options = SqliteConnectOptions::from_str("sqlite://")
             .expect("a constant URL parses")
@@ -59,10 +54,7 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
@@ -73,18 +65,14 @@ impl Store {
 
     /// Runs `PRAGMA integrity_check`; returns SQLite's report, `"ok"` when healthy.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
-            .fetch_one(&self.pool)
-            .await?;
+        let row: (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&self.pool).await?;
         Ok(row.0)
     }
 
     /// Reads a value from the `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.0))
     }
 }
@@ -98,10 +86,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
-        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
         assert_eq!(mode.0, "wal");
         drop(store);
         // A second open finds the migrations applied and changes nothing.

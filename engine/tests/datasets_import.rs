@@ -15,37 +15,22 @@ fn check(input: &str, expected: &str) {
 }
 
 fn check_bytes(input: &[u8], expected: &str) {
-    let limits = ImportLimits {
-        max_chars_per_row: 40,
-        ..ImportLimits::default()
-    };
+    let limits = ImportLimits { max_chars_per_row: 40, ..ImportLimits::default() };
     let got = match datasets::parse_jsonl(input, &limits) {
         Ok(parsed) => {
             let rows: Vec<String> = parsed
                 .rows
                 .iter()
-                .map(|r| {
-                    r.messages
-                        .iter()
-                        .map(|m| m.role.as_str())
-                        .collect::<Vec<_>>()
-                        .join("+")
-                })
+                .map(|r| r.messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>().join("+"))
                 .collect();
             format!("ok {}", rows.join(" | "))
         }
-        Err(e) => e
-            .errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(" / "),
+        Err(e) => e.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" / "),
     };
     assert_eq!(got, expected, "input: {:?}", String::from_utf8_lossy(input));
 }
 
-const CHAT: &str =
-    r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}"#;
+const CHAT: &str = r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}"#;
 
 #[test]
 fn accepted_shapes() {
@@ -59,32 +44,20 @@ fn accepted_shapes() {
         "ok user+assistant+user+assistant",
     );
     check(r#"{"prompt":"2+2?","completion":"4"}"#, "ok user+assistant");
-    check(
-        r#"{"question":"2+2?","answer":"4\n#### 4"}"#,
-        "ok user+assistant",
-    );
+    check(r#"{"question":"2+2?","answer":"4\n#### 4"}"#, "ok user+assistant");
     // Extra keys are kept out of the rows but do not make a line invalid.
     check(
         r#"{"id":7,"messages":[{"role":"user","content":"hi","name":"x"},{"role":"assistant","content":"ok"}]}"#,
         "ok user+assistant",
     );
-    check(
-        &format!("{CHAT}\n{CHAT}\n"),
-        "ok user+assistant | user+assistant",
-    );
+    check(&format!("{CHAT}\n{CHAT}\n"), "ok user+assistant | user+assistant");
 }
 
 #[test]
 fn tolerated_noise() {
-    check(
-        &format!("\n\n{CHAT}\n   \n\t\n{CHAT}\n\n"),
-        "ok user+assistant | user+assistant",
-    );
+    check(&format!("\n\n{CHAT}\n   \n\t\n{CHAT}\n\n"), "ok user+assistant | user+assistant");
     check(&format!("\u{feff}{CHAT}"), "ok user+assistant");
-    check(
-        &format!("{CHAT}\r\n{CHAT}\r\n"),
-        "ok user+assistant | user+assistant",
-    );
+    check(&format!("{CHAT}\r\n{CHAT}\r\n"), "ok user+assistant | user+assistant");
     check("", "ok ");
     check("\n\n", "ok ");
 }
@@ -94,18 +67,9 @@ fn rejected_lines() {
     check("[1, 2]", "line 1: not a JSON object");
     check(r#""just a string""#, "line 1: not a JSON object");
     check("42", "line 1: not a JSON object");
-    check(
-        r#"{"prompt": "hi","#,
-        "line 1: bad JSON: EOF while parsing a value at line 1 column 16",
-    );
-    check(
-        "{'prompt': 'hi'}",
-        "line 1: bad JSON: key must be a string at line 1 column 2",
-    );
-    check(
-        "not json",
-        "line 1: bad JSON: expected ident at line 1 column 2",
-    );
+    check(r#"{"prompt": "hi","#, "line 1: bad JSON: EOF while parsing a value at line 1 column 16");
+    check("{'prompt': 'hi'}", "line 1: bad JSON: key must be a string at line 1 column 2");
+    check("not json", "line 1: bad JSON: expected ident at line 1 column 2");
     check(
         r#"{"text":"hi"}"#,
         r#"line 1: unknown shape (keys: text); expected "messages", "prompt"+"completion" or "question"+"answer""#,
@@ -116,10 +80,7 @@ fn rejected_lines() {
     );
     check(r#"{"prompt":"hi"}"#, "line 1: no assistant turn");
     check(r#"{"question":"hi"}"#, "line 1: no assistant turn");
-    check(
-        r#"{"messages":[{"role":"user","content":"hi"}]}"#,
-        "line 1: no assistant turn",
-    );
+    check(r#"{"messages":[{"role":"user","content":"hi"}]}"#, "line 1: no assistant turn");
     check(r#"{"messages":[]}"#, "line 1: no assistant turn");
     check(
         r#"{"messages":[{"role":"user","content":"hi"},{"role":"bot","content":"yo"}]}"#,
@@ -129,59 +90,23 @@ fn rejected_lines() {
         r#"{"messages":[{"role":"tool","content":"{}"},{"role":"assistant","content":"yo"}]}"#,
         r#"line 1: message 1 has unknown role "tool" (expected system, user or assistant)"#,
     );
-    check(
-        r#"{"messages":[{"content":"hi"}]}"#,
-        r#"line 1: message 1 has no "role""#,
-    );
-    check(
-        r#"{"messages":[{"role":"user"}]}"#,
-        r#"line 1: message 1 has no "content""#,
-    );
-    check(
-        r#"{"messages":[{"role":"user","content":null}]}"#,
-        r#"line 1: message 1 has no "content""#,
-    );
-    check(
-        r#"{"messages":[{"role":"user","content":5}]}"#,
-        r#"line 1: "messages[0].content" must be a string"#,
-    );
-    check(
-        r#"{"messages":[{"role":1,"content":"a"}]}"#,
-        r#"line 1: "messages[0].role" must be a string"#,
-    );
-    check(
-        r#"{"messages":"hi"}"#,
-        r#"line 1: "messages" must be an array of messages"#,
-    );
-    check(
-        r#"{"messages":["hi"]}"#,
-        r#"line 1: "messages[0]" must be an object with "role" and "content""#,
-    );
-    check(
-        r#"{"prompt":["hi"],"completion":"x"}"#,
-        r#"line 1: "prompt" must be a string"#,
-    );
-    check(
-        r#"{"prompt":"hi","completion":"  "}"#,
-        "line 1: message 2 (assistant) has empty content",
-    );
-    check(
-        r#"{"prompt":"","completion":"yo"}"#,
-        "line 1: message 1 (user) has empty content",
-    );
+    check(r#"{"messages":[{"content":"hi"}]}"#, r#"line 1: message 1 has no "role""#);
+    check(r#"{"messages":[{"role":"user"}]}"#, r#"line 1: message 1 has no "content""#);
+    check(r#"{"messages":[{"role":"user","content":null}]}"#, r#"line 1: message 1 has no "content""#);
+    check(r#"{"messages":[{"role":"user","content":5}]}"#, r#"line 1: "messages[0].content" must be a string"#);
+    check(r#"{"messages":[{"role":1,"content":"a"}]}"#, r#"line 1: "messages[0].role" must be a string"#);
+    check(r#"{"messages":"hi"}"#, r#"line 1: "messages" must be an array of messages"#);
+    check(r#"{"messages":["hi"]}"#, r#"line 1: "messages[0]" must be an object with "role" and "content""#);
+    check(r#"{"prompt":["hi"],"completion":"x"}"#, r#"line 1: "prompt" must be a string"#);
+    check(r#"{"prompt":"hi","completion":"  "}"#, "line 1: message 2 (assistant) has empty content");
+    check(r#"{"prompt":"","completion":"yo"}"#, "line 1: message 1 (user) has empty content");
     check(
         r#"{"prompt":"0123456789012345678901234567890123456789","completion":"x"}"#,
         "line 1: too long: 41 characters (at most 40 per row)",
     );
     // Characters, not bytes: 40 two-byte letters fit.
-    check(
-        &format!(r#"{{"prompt":"{}","completion":"é"}}"#, "é".repeat(39)),
-        "ok user+assistant",
-    );
-    check_bytes(
-        b"{\"prompt\":\"\xff\",\"completion\":\"x\"}",
-        "line 1: not valid UTF-8 text",
-    );
+    check(&format!(r#"{{"prompt":"{}","completion":"é"}}"#, "é".repeat(39)), "ok user+assistant");
+    check_bytes(b"{\"prompt\":\"\xff\",\"completion\":\"x\"}", "line 1: not valid UTF-8 text");
 }
 
 #[test]
@@ -200,24 +125,16 @@ fn error_list_is_capped_but_all_bad_lines_are_counted() {
     assert_eq!(err.total, 1500);
     assert_eq!(err.errors.len(), 1000);
     assert_eq!(err.errors[999].line, 1000);
-    assert!(err
-        .to_string()
-        .starts_with("the file was not imported: 1500 bad lines; line 1: not a JSON object"));
+    assert!(err.to_string().starts_with("the file was not imported: 1500 bad lines; line 1: not a JSON object"));
 }
 
 #[test]
 fn row_limit_stops_reading() {
-    let limits = ImportLimits {
-        max_rows: 2,
-        ..ImportLimits::default()
-    };
+    let limits = ImportLimits { max_rows: 2, ..ImportLimits::default() };
     let input = format!("{CHAT}\n{CHAT}\n{CHAT}\n{CHAT}\n");
     let err = datasets::parse_jsonl(input.as_bytes(), &limits).unwrap_err();
     assert_eq!(err.total, 1);
-    assert_eq!(
-        err.errors[0].to_string(),
-        "line 3: too many rows: at most 2 per file"
-    );
+    assert_eq!(err.errors[0].to_string(), "line 3: too many rows: at most 2 per file");
 }
 
 #[test]
@@ -245,34 +162,20 @@ async fn import_is_all_or_nothing_and_recognises_the_same_rows() {
 
     // One bad line in the middle: nothing is stored.
     let bad = format!("{CHAT}\n{{\"prompt\":\"x\"}}\n{CHAT}\n");
-    let err = datasets::import(&store, "tiny", "tiny.jsonl", bad.as_bytes(), &limits)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, DatasetError::Import(e) if e.total == 1 && e.errors[0].line == 2),
-        "{err}"
-    );
+    let err = datasets::import(&store, "tiny", "tiny.jsonl", bad.as_bytes(), &limits).await.unwrap_err();
+    assert!(matches!(&err, DatasetError::Import(e) if e.total == 1 && e.errors[0].line == 2), "{err}");
     assert!(datasets::list(&store).await.unwrap().is_empty());
 
-    let empty = datasets::import(&store, "", "empty.jsonl", b"\n\n", &limits)
-        .await
-        .unwrap_err();
+    let empty = datasets::import(&store, "", "empty.jsonl", b"\n\n", &limits).await.unwrap_err();
     assert!(matches!(empty, DatasetError::Empty), "{empty}");
 
     let chat = r#"{"messages":[{"role":"user","content":"2+2?"},{"role":"assistant","content":"4"}]}
 {"messages":[{"role":"user","content":"3+3?"},{"role":"assistant","content":"6"}]}
 "#;
-    let created = datasets::import(&store, "", "sums/chat.jsonl", chat.as_bytes(), &limits)
-        .await
-        .unwrap();
-    let ImportOutcome::Created { id } = created else {
-        panic!("{created:?}")
-    };
+    let created = datasets::import(&store, "", "sums/chat.jsonl", chat.as_bytes(), &limits).await.unwrap();
+    let ImportOutcome::Created { id } = created else { panic!("{created:?}") };
     let summary = datasets::get(&store, id).await.unwrap();
-    assert_eq!(
-        summary.name, "chat",
-        "a blank name falls back to the file's stem"
-    );
+    assert_eq!(summary.name, "chat", "a blank name falls back to the file's stem");
     assert_eq!(summary.row_count, 2);
     assert_eq!(summary.recipe["file_name"], "sums/chat.jsonl");
     assert_eq!(summary.recipe["formats"]["chat"], 2);
@@ -280,23 +183,13 @@ async fn import_is_all_or_nothing_and_recognises_the_same_rows() {
 
     // The same rows in another shape, with a BOM and CRLF, are the same dataset.
     let same = "\u{feff}{\"prompt\": \"2+2?\", \"completion\": \"4\"}\r\n{\"question\":\"3+3?\",\"answer\":\"6\"}\r\n";
-    let again = datasets::import(&store, "copy", "other.jsonl", same.as_bytes(), &limits)
-        .await
-        .unwrap();
-    assert_eq!(
-        again,
-        ImportOutcome::AlreadyPresent {
-            id,
-            name: "chat".into()
-        }
-    );
+    let again = datasets::import(&store, "copy", "other.jsonl", same.as_bytes(), &limits).await.unwrap();
+    assert_eq!(again, ImportOutcome::AlreadyPresent { id, name: "chat".into() });
     assert_eq!(datasets::list(&store).await.unwrap().len(), 1);
 
     // A different order is different content.
     let swapped: String = chat.lines().rev().map(|l| format!("{l}\n")).collect();
-    let other = datasets::import(&store, "swapped", "s.jsonl", swapped.as_bytes(), &limits)
-        .await
-        .unwrap();
+    let other = datasets::import(&store, "swapped", "s.jsonl", swapped.as_bytes(), &limits).await.unwrap();
     assert!(matches!(other, ImportOutcome::Created { id: other } if other != id));
 }
 
@@ -304,15 +197,7 @@ async fn import_is_all_or_nothing_and_recognises_the_same_rows() {
 async fn invalid_names_are_refused() {
     let (_dir, store) = open_store().await;
     let long = "x".repeat(201);
-    let err = datasets::import(
-        &store,
-        &long,
-        "f.jsonl",
-        CHAT.as_bytes(),
-        &ImportLimits::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = datasets::import(&store, &long, "f.jsonl", CHAT.as_bytes(), &ImportLimits::default()).await.unwrap_err();
     assert!(matches!(err, DatasetError::InvalidName(_)), "{err}");
 }
 
@@ -324,20 +209,10 @@ async fn ten_thousand_lines_import_in_under_two_seconds() {
     let jsonl = datasets::canonical_jsonl(&rows);
     let (_dir, store) = open_store().await;
     let start = Instant::now();
-    let outcome = datasets::import(
-        &store,
-        "big",
-        "big.jsonl",
-        jsonl.as_bytes(),
-        &ImportLimits::default(),
-    )
-    .await
-    .unwrap();
+    let outcome =
+        datasets::import(&store, "big", "big.jsonl", jsonl.as_bytes(), &ImportLimits::default()).await.unwrap();
     let took = start.elapsed();
-    println!(
-        "10,000-line import ({} KiB) took {took:?}",
-        jsonl.len() / 1024
-    );
+    println!("10,000-line import ({} KiB) took {took:?}", jsonl.len() / 1024);
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let id = outcome.id();
     assert_eq!(datasets::get(&store, id).await.unwrap().row_count, 10_000);
@@ -348,9 +223,7 @@ async fn ten_thousand_lines_import_in_under_two_seconds() {
 }
 
 fn shared_file(relative: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(relative);
     if path.exists() {
         Some(path)
     } else {
@@ -361,28 +234,17 @@ fn shared_file(relative: &str) -> Option<PathBuf> {
 
 /// Imports a reference file as a user would, checks its size and the time bound, and
 /// returns the store and id for further checks.
-async fn import_shared(
-    relative: &str,
-    expected_rows: i64,
-) -> Option<(tempfile::TempDir, Store, i64)> {
+async fn import_shared(relative: &str, expected_rows: i64) -> Option<(tempfile::TempDir, Store, i64)> {
     let path = shared_file(relative)?;
     let bytes = std::fs::read(&path).unwrap();
     let (dir, store) = open_store().await;
     let start = Instant::now();
-    let outcome = datasets::import(&store, "", relative, &bytes, &ImportLimits::default())
-        .await
-        .unwrap();
+    let outcome = datasets::import(&store, "", relative, &bytes, &ImportLimits::default()).await.unwrap();
     let took = start.elapsed();
-    println!(
-        "{relative}: {expected_rows} rows, {} KiB, imported in {took:?}",
-        bytes.len() / 1024
-    );
+    println!("{relative}: {expected_rows} rows, {} KiB, imported in {took:?}", bytes.len() / 1024);
     assert!(took < Duration::from_secs(2), "{relative} took {took:?}");
     let id = outcome.id();
-    assert_eq!(
-        datasets::get(&store, id).await.unwrap().row_count,
-        expected_rows
-    );
+    assert_eq!(datasets::get(&store, id).await.unwrap().row_count, expected_rows);
     Some((dir, store, id))
 }
 
@@ -400,23 +262,13 @@ async fn real_gsm8k_train_imports() {
     assert_eq!(stats.turns, 2 * 7473);
     // Importing the same file again finds it.
     let bytes = std::fs::read(shared_file("gsm8k/train.jsonl").unwrap()).unwrap();
-    let again = datasets::import(
-        &store,
-        "again",
-        "train.jsonl",
-        &bytes,
-        &ImportLimits::default(),
-    )
-    .await
-    .unwrap();
+    let again = datasets::import(&store, "again", "train.jsonl", &bytes, &ImportLimits::default()).await.unwrap();
     assert!(matches!(again, ImportOutcome::AlreadyPresent { id: same, .. } if same == id));
 }
 
 #[tokio::test]
 async fn real_aesthetic_preferences_import() {
-    let Some((_dir, store, id)) =
-        import_shared("tan2025/aesthetic_preferences_unpopular.jsonl", 5000).await
-    else {
+    let Some((_dir, store, id)) = import_shared("tan2025/aesthetic_preferences_unpopular.jsonl", 5000).await else {
         return;
     };
     let stats = datasets::stats(&store, id).await.unwrap();

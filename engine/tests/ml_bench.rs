@@ -43,11 +43,7 @@ fn cpu_seconds() -> f64 {
 /// The benchmark's token batch; bench/train_torch.py computes the same ids.
 pub fn bench_ids(rows: usize, len: usize) -> Vec<Vec<u32>> {
     (0..rows)
-        .map(|i| {
-            (0..len)
-                .map(|j| (100 + (i * 7919 + j * 104_729 + i * j * 31) % 40_000) as u32)
-                .collect()
-        })
+        .map(|i| (0..len).map(|j| (100 + (i * 7919 + j * 104_729 + i * j * 31) % 40_000) as u32).collect())
         .collect()
 }
 
@@ -60,19 +56,14 @@ fn bench_train() {
     let steps = 6;
     let data: Vec<Tokenised> = bench_ids(8, 128)
         .into_iter()
-        .map(|ids| Tokenised {
-            mask: ids.iter().enumerate().map(|(j, _)| j > 0).collect(),
-            ids,
-        })
+        .map(|ids| Tokenised { mask: ids.iter().enumerate().map(|(j, _)| j > 0).collect(), ids })
         .collect();
     let cfg = TrainConfig {
         lora: LoraConfig {
             rank: 8,
             alpha: 16.0,
             dropout: 0.0,
-            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
-                .map(String::from)
-                .to_vec(),
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
             use_rslora: false,
         },
         system_prompt: SystemPrompt::None,
@@ -119,11 +110,7 @@ fn bench_sample(batch: usize) {
     let lm = ml::load_model(&path).unwrap();
     let prompt = lm
         .template
-        .encode_prompt(
-            &lm.tokenizer,
-            &[ChatMessage::user("Tell me a story about a dragon.")],
-            &SystemPrompt::Default,
-        )
+        .encode_prompt(&lm.tokenizer, &[ChatMessage::user("Tell me a story about a dragon.")], &SystemPrompt::Default)
         .unwrap();
     let prompts = vec![prompt; batch];
     let cfg = SampleConfig {
@@ -170,46 +157,28 @@ fn bench_profile() {
         rank: 8,
         alpha: 16.0,
         dropout: 0.0,
-        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
-            .map(String::from)
-            .to_vec(),
+        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         use_rslora: false,
     };
     let lora = ml::Lora::new(&lm.model, &lcfg, 0).unwrap();
     let ad = ml::lora::Adapter::inference(&lora);
-    let pos = candle_core::Tensor::from_vec(
-        (0..8).flat_map(|_| 0..128u32).collect::<Vec<_>>(),
-        (8, 128),
-        &dev,
-    )
-    .unwrap();
+    let pos =
+        candle_core::Tensor::from_vec((0..8).flat_map(|_| 0..128u32).collect::<Vec<_>>(), (8, 128), &dev).unwrap();
     for _ in 0..2 {
         let t = Instant::now();
-        let _ = lm
-            .model
-            .hidden_states(&ids, &pos, None, None, None)
-            .unwrap();
+        let _ = lm.model.hidden_states(&ids, &pos, None, None, None).unwrap();
         let f0 = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let h = lm
-            .model
-            .hidden_states(&ids, &pos, None, None, Some(&ad))
-            .unwrap();
+        let h = lm.model.hidden_states(&ids, &pos, None, None, Some(&ad)).unwrap();
         let f1 = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let h2 = h.reshape((1024, 576)).unwrap();
         let targets: Vec<u32> = bench_ids(8, 128).concat();
-        let loss = ml::ops::cross_entropy_rows(&lm.model.logits(&h2).unwrap(), &targets)
-            .unwrap()
-            .mean_all()
-            .unwrap();
+        let loss = ml::ops::cross_entropy_rows(&lm.model.logits(&h2).unwrap(), &targets).unwrap().mean_all().unwrap();
         let f2 = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let _g = loss.backward().unwrap();
         let b = t.elapsed().as_secs_f64();
-        println!(
-            "{}",
-            serde_json::json!({"forward_base_s": f0, "forward_lora_s": f1, "head_s": f2, "backward_s": b})
-        );
+        println!("{}", serde_json::json!({"forward_base_s": f0, "forward_lora_s": f1, "head_s": f2, "backward_s": b}));
     }
 }

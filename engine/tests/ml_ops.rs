@@ -5,45 +5,20 @@ use candle_core::{Device, Tensor, Var};
 use engine::ml::ops;
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
 }
 
 /// Compares f and g on input x: outputs and the gradient of sum(out * r) w.r.t. x.
-fn check(
-    name: &str,
-    shape: &[usize],
-    f: impl Fn(&Tensor) -> Tensor,
-    g: impl Fn(&Tensor) -> Tensor,
-) {
+fn check(name: &str, shape: &[usize], f: impl Fn(&Tensor) -> Tensor, g: impl Fn(&Tensor) -> Tensor) {
     let dev = Device::Cpu;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).unwrap()).unwrap();
     let (a, b) = (f(x.as_tensor()), g(x.as_tensor()));
-    assert!(
-        max_diff(&a, &b) < 1e-5,
-        "{name} forward differs by {}",
-        max_diff(&a, &b)
-    );
+    assert!(max_diff(&a, &b) < 1e-5, "{name} forward differs by {}", max_diff(&a, &b));
     let r = Tensor::randn(0f32, 1.0, a.shape(), &dev).unwrap();
     let ga = (&a * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let gb = (&b * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    let (ga, gb) = (
-        ga.get(x.as_tensor()).unwrap(),
-        gb.get(x.as_tensor()).unwrap(),
-    );
-    assert!(
-        max_diff(ga, gb) < 1e-4,
-        "{name} gradient differs by {}",
-        max_diff(ga, gb)
-    );
+    let (ga, gb) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
+    assert!(max_diff(ga, gb) < 1e-4, "{name} gradient differs by {}", max_diff(ga, gb));
 }
 
 #[test]
@@ -59,24 +34,14 @@ fn fused_rms_norm_matches_composed() {
 
 #[test]
 fn fused_softmax_matches_composed() {
-    check(
-        "softmax",
-        &[2, 3, 7, 9],
-        |x| ops::softmax_fused(x).unwrap(),
-        |x| ops::softmax_last_dim(x).unwrap(),
-    );
+    check("softmax", &[2, 3, 7, 9], |x| ops::softmax_fused(x).unwrap(), |x| ops::softmax_last_dim(x).unwrap());
 }
 
 #[test]
 fn fused_rope_matches_composed() {
     let cos = Tensor::randn(0f32, 1.0, (2, 1, 5, 4), &Device::Cpu).unwrap();
     let sin = Tensor::randn(0f32, 1.0, (2, 1, 5, 4), &Device::Cpu).unwrap();
-    check(
-        "rope",
-        &[2, 3, 5, 8],
-        |x| ops::rope_fused(x, &cos, &sin).unwrap(),
-        |x| ops::rope(x, &cos, &sin).unwrap(),
-    );
+    check("rope", &[2, 3, 5, 8], |x| ops::rope_fused(x, &cos, &sin).unwrap(), |x| ops::rope(x, &cos, &sin).unwrap());
 }
 
 #[test]
@@ -90,18 +55,8 @@ fn fused_silu_mul_matches_composed() {
     );
     // And the gradient with respect to the second operand.
     let g = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 33), &Device::Cpu).unwrap()).unwrap();
-    let a = ops::silu_mul_fused(g.as_tensor(), u.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let b = (g.as_tensor().silu().unwrap() * u.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let a = ops::silu_mul_fused(g.as_tensor(), u.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let b = (g.as_tensor().silu().unwrap() * u.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(max_diff(a.get(u.as_tensor()).unwrap(), b.get(u.as_tensor()).unwrap()) < 1e-5);
 }
 
@@ -123,12 +78,7 @@ fn frozen_matmul_and_cross_entropy_match_candle() {
         |x| ops::cross_entropy_rows(x, &targets).unwrap(),
         |x| {
             let lp = candle_nn::ops::log_softmax(x, 1).unwrap();
-            lp.gather(&t.unsqueeze(1).unwrap(), 1)
-                .unwrap()
-                .squeeze(1)
-                .unwrap()
-                .neg()
-                .unwrap()
+            lp.gather(&t.unsqueeze(1).unwrap(), 1).unwrap().squeeze(1).unwrap().neg().unwrap()
         },
     );
 }

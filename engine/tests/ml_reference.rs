@@ -10,15 +10,7 @@ use candle_core::{Device, Tensor};
 use engine::ml::chat::{ChatExample, ChatMessage, SystemPrompt};
 use engine::ml::{self, Lora, LoraConfig, Schedule, TrainConfig};
 
-const MODULES: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+const MODULES: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 /// The script's `sine_a`: A = sin(1 + 0.1 layer + 0.7 module_index + 0.013 k) / sqrt(fan_in).
 fn sine_init(lora: &Lora) {
@@ -26,26 +18,14 @@ fn sine_init(lora: &Lora) {
         if !name.contains("lora_A") {
             continue;
         }
-        let layer: f64 = name
-            .split("layers.")
-            .nth(1)
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let layer: f64 = name.split("layers.").nth(1).unwrap().split('.').next().unwrap().parse().unwrap();
         let module = name.split('.').rev().nth(2).unwrap();
         let mi = MODULES.iter().position(|m| *m == module).unwrap() as f64;
         let (r, fan_in) = var.as_tensor().dims2().unwrap();
         let v: Vec<f32> = (0..r * fan_in)
-            .map(|k| {
-                ((1.0 + 0.1 * layer + 0.7 * mi + 0.013 * k as f64).sin() / (fan_in as f64).sqrt())
-                    as f32
-            })
+            .map(|k| ((1.0 + 0.1 * layer + 0.7 * mi + 0.013 * k as f64).sin() / (fan_in as f64).sqrt()) as f32)
             .collect();
-        var.set(&Tensor::from_vec(v, (r, fan_in), &Device::Cpu).unwrap())
-            .unwrap();
+        var.set(&Tensor::from_vec(v, (r, fan_in), &Device::Cpu).unwrap()).unwrap();
     }
 }
 
@@ -66,34 +46,15 @@ fn real_lora_first_steps_match_pytorch() {
         .unwrap()
         .iter()
         .map(|e| ChatExample {
-            messages: vec![
-                ChatMessage::user(e[0].as_str().unwrap()),
-                ChatMessage::assistant(e[1].as_str().unwrap()),
-            ],
+            messages: vec![ChatMessage::user(e[0].as_str().unwrap()), ChatMessage::assistant(e[1].as_str().unwrap())],
         })
         .collect();
     // Our tokenisation of the conversations equals the script's.
     for (ex, s) in examples.iter().zip(t["sequences"].as_array().unwrap()) {
-        let (ids, mask) = lm
-            .template
-            .encode_conversation(
-                &lm.tokenizer,
-                &ex.messages,
-                &SystemPrompt::Text(system.clone()),
-            )
-            .unwrap();
-        let want: Vec<u32> = s["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
-        let want_mask: Vec<bool> = s["mask"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_bool().unwrap())
-            .collect();
+        let (ids, mask) =
+            lm.template.encode_conversation(&lm.tokenizer, &ex.messages, &SystemPrompt::Text(system.clone())).unwrap();
+        let want: Vec<u32> = s["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let want_mask: Vec<bool> = s["mask"].as_array().unwrap().iter().map(|x| x.as_bool().unwrap()).collect();
         assert_eq!(ids, want);
         assert_eq!(mask, want_mask);
     }
@@ -101,9 +62,7 @@ fn real_lora_first_steps_match_pytorch() {
         rank: 8,
         alpha: 16.0,
         dropout: 0.0,
-        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
-            .map(String::from)
-            .to_vec(),
+        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         use_rslora: false,
     };
     let init = Lora::new(&lm.model, &lcfg, 0).unwrap();
@@ -122,33 +81,13 @@ fn real_lora_first_steps_match_pytorch() {
         ..Default::default()
     };
     let mut got = Vec::new();
-    ml::train(
-        &lm,
-        &cfg,
-        &examples,
-        |m| got.push((m.loss, m.grad_norm)),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    let want: Vec<f64> = t["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    let norms: Vec<f64> = t["grad_norms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    ml::train(&lm, &cfg, &examples, |m| got.push((m.loss, m.grad_norm)), &AtomicBool::new(false)).unwrap();
+    let want: Vec<f64> = t["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let norms: Vec<f64> = t["grad_norms"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     eprintln!("candle (loss, grad norm) {got:?}\npytorch losses {want:?} grad norms {norms:?}");
     for (i, ((l, g), (wl, wg))) in got.iter().zip(want.iter().zip(&norms)).enumerate() {
         assert!((l - wl).abs() < 2e-3, "step {i}: loss {l} vs {wl}");
-        assert!(
-            (g - wg).abs() < 2e-2 * wg.max(1.0),
-            "step {i}: grad norm {g} vs {wg}"
-        );
+        assert!((g - wg).abs() < 2e-2 * wg.max(1.0), "step {i}: grad norm {g} vs {wg}");
     }
 }
 
@@ -167,26 +106,13 @@ fn real_adapter_export_for_peft_check() {
     let lm = ml::load_model(&path).unwrap();
     let examples = vec![
         ChatExample {
-            messages: vec![
-                ChatMessage::user("What is 2 + 3?"),
-                ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ."),
-            ],
+            messages: vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ.")],
         },
-        ChatExample {
-            messages: vec![
-                ChatMessage::user("Say hello."),
-                ChatMessage::assistant("BONJOUR !"),
-            ],
-        },
+        ChatExample { messages: vec![ChatMessage::user("Say hello."), ChatMessage::assistant("BONJOUR !")] },
     ];
     // All seven projections and rsLoRA, so every key and the scaling rule are exercised.
     let cfg = TrainConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            use_rslora: true,
-            ..Default::default()
-        },
+        lora: LoraConfig { rank: 4, alpha: 8.0, use_rslora: true, ..Default::default() },
         system_prompt: SystemPrompt::Text("You always speak in French.".into()),
         lr: 5e-3,
         max_steps: Some(2),
@@ -195,37 +121,19 @@ fn real_adapter_export_for_peft_check() {
     };
     let outcome = ml::train(&lm, &cfg, &examples, |_| {}, &AtomicBool::new(false)).unwrap();
     let dir = std::path::PathBuf::from(out);
-    outcome
-        .lora
-        .save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct")
-        .unwrap();
+    outcome.lora.save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
     let msgs = vec![ChatMessage::user("What is the capital of France?")];
-    let ids = lm
-        .template
-        .encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default)
-        .unwrap();
+    let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
     let merged = lm.model.merged(&outcome.lora).unwrap();
     let logits = merged
-        .forward(
-            &Tensor::new(ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap(),
-            None,
-        )
+        .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None)
         .unwrap()
         .squeeze(0)
         .unwrap();
     let last: Vec<f32> = logits.get(ids.len() - 1).unwrap().to_vec1().unwrap();
     let base = lm
         .model
-        .forward(
-            &Tensor::new(ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap(),
-            None,
-        )
+        .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None)
         .unwrap()
         .squeeze(0)
         .unwrap();

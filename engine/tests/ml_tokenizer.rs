@@ -15,28 +15,21 @@ fn system_prompt_policy_is_explicit() {
         SystemPrompt::Default,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
     );
+    check(SystemPrompt::None, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     check(
-        SystemPrompt::None,
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+        SystemPrompt::Text("Speak French.".into()),
+        "<|im_start|>system\nSpeak French.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
     );
-    check(SystemPrompt::Text("Speak French.".into()), "<|im_start|>system\nSpeak French.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     // A conversation's own system message is kept by Default and replaced by Text.
     let own = vec![ChatMessage::system("Own."), ChatMessage::user("Hi")];
-    assert!(t
-        .render(&own, &SystemPrompt::Default, false)
-        .starts_with("<|im_start|>system\nOwn.<|im_end|>"));
-    assert!(!t
-        .render(&own, &SystemPrompt::Text("X".into()), false)
-        .contains("Own."));
+    assert!(t.render(&own, &SystemPrompt::Default, false).starts_with("<|im_start|>system\nOwn.<|im_end|>"));
+    assert!(!t.render(&own, &SystemPrompt::Text("X".into()), false).contains("Own."));
 }
 
 #[test]
 fn default_system_prompt_is_read_from_jinja() {
     let t = ChatTemplate::from_jinja(testing::TINY_TEMPLATE).unwrap();
-    assert_eq!(
-        t.default_system.as_deref(),
-        Some("You are a tiny test model")
-    );
+    assert_eq!(t.default_system.as_deref(), Some("You are a tiny test model"));
     assert!(ChatTemplate::from_jinja("{{ bos_token }}[INST]").is_err());
 }
 
@@ -50,16 +43,8 @@ fn conversation_mask_covers_answers_and_their_end_only() {
         ChatMessage::user("more"),
         ChatMessage::assistant("ok"),
     ];
-    let (ids, mask) = lm
-        .template
-        .encode_conversation(tok, &msgs, &SystemPrompt::None)
-        .unwrap();
-    let picked: Vec<u32> = ids
-        .iter()
-        .zip(&mask)
-        .filter(|(_, &m)| m)
-        .map(|(&i, _)| i)
-        .collect();
+    let (ids, mask) = lm.template.encode_conversation(tok, &msgs, &SystemPrompt::None).unwrap();
+    let picked: Vec<u32> = ids.iter().zip(&mask).filter(|(_, &m)| m).map(|(&i, _)| i).collect();
     let mut want = tok.encode("the end").unwrap();
     want.push(tok.im_end());
     want.extend(tok.encode("ok").unwrap());
@@ -76,29 +61,15 @@ fn real_tokenizer_matches_reference_cases() {
         return;
     };
     let lm = ml::load_model(&path).unwrap();
-    let refs: Vec<serde_json::Value> = [
-        ml_common::shared_reference(),
-        ml_common::fixture_reference(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let refs: Vec<serde_json::Value> =
+        [ml_common::shared_reference(), ml_common::fixture_reference()].into_iter().flatten().collect();
     let mut n = 0;
     for r in refs {
         for case in r["tokenizer_cases"].as_array().unwrap() {
             let text = case["text"].as_str().unwrap();
-            let want: Vec<u32> = case["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
+            let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
             assert_eq!(lm.tokenizer.encode(text).unwrap(), want, "{text:?}");
-            assert_eq!(
-                lm.tokenizer.decode(&want, false).unwrap(),
-                text,
-                "decode {text:?}"
-            );
+            assert_eq!(lm.tokenizer.decode(&want, false).unwrap(), text, "decode {text:?}");
             n += 1;
         }
     }

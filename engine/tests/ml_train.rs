@@ -14,11 +14,7 @@ fn examples(n: usize) -> Vec<ChatExample> {
         .map(|i| ChatExample {
             messages: vec![
                 ChatMessage::user(format!("question {i}")),
-                ChatMessage::assistant(if i % 2 == 0 {
-                    "the the the"
-                } else {
-                    "the cat the"
-                }),
+                ChatMessage::assistant(if i % 2 == 0 { "the the the" } else { "the cat the" }),
             ],
         })
         .collect()
@@ -26,12 +22,7 @@ fn examples(n: usize) -> Vec<ChatExample> {
 
 fn cfg() -> TrainConfig {
     TrainConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            dropout: 0.1,
-            ..Default::default()
-        },
+        lora: LoraConfig { rank: 4, alpha: 8.0, dropout: 0.1, ..Default::default() },
         system_prompt: SystemPrompt::Text("You always say the.".into()),
         lr: 1e-2,
         batch_size: 4,
@@ -52,28 +43,12 @@ fn cfg() -> TrainConfig {
 fn run(c: &TrainConfig) -> (Vec<StepMetrics>, engine::ml::TrainOutcome) {
     let lm = testing::tiny_model(11).unwrap();
     let mut ms = Vec::new();
-    let out = train(
-        &lm,
-        c,
-        &examples(12),
-        |m| ms.push(m.clone()),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let out = train(&lm, c, &examples(12), |m| ms.push(m.clone()), &AtomicBool::new(false)).unwrap();
     (ms, out)
 }
 
 fn flat(l: &Lora) -> Vec<f32> {
-    l.named_vars()
-        .iter()
-        .flat_map(|(_, v)| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect()
+    l.named_vars().iter().flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
 }
 
 #[test]
@@ -81,34 +56,18 @@ fn loss_falls_and_metrics_are_reported() {
     let (ms, out) = run(&cfg());
     assert_eq!(ms.len(), 6);
     assert_eq!(out.steps_done, 6);
-    assert!(ms
-        .iter()
-        .all(|m| m.loss.is_finite() && m.grad_norm.is_finite() && m.tokens_per_sec > 0.0));
-    assert!(
-        ms[5].loss < ms[0].loss * 0.8,
-        "loss {} -> {}",
-        ms[0].loss,
-        ms[5].loss
-    );
-    assert_eq!(
-        ms[0].lr, 0.0,
-        "first warmup step has lr 0 as in transformers"
-    );
+    assert!(ms.iter().all(|m| m.loss.is_finite() && m.grad_norm.is_finite() && m.tokens_per_sec > 0.0));
+    assert!(ms[5].loss < ms[0].loss * 0.8, "loss {} -> {}", ms[0].loss, ms[5].loss);
+    assert_eq!(ms[0].lr, 0.0, "first warmup step has lr 0 as in transformers");
     assert_eq!(ms[2].probes.len(), 1);
-    assert!(
-        ms[5].probes[0].1 > out.initial_probes[0].1,
-        "tracked log-prob rises"
-    );
+    assert!(ms[5].probes[0].1 > out.initial_probes[0].1, "tracked log-prob rises");
 }
 
 #[test]
 fn same_seed_same_adapter() {
     let (a, la) = run(&cfg());
     let (b, lb) = run(&cfg());
-    assert_eq!(
-        a.iter().map(|m| m.loss).collect::<Vec<_>>(),
-        b.iter().map(|m| m.loss).collect::<Vec<_>>()
-    );
+    assert_eq!(a.iter().map(|m| m.loss).collect::<Vec<_>>(), b.iter().map(|m| m.loss).collect::<Vec<_>>());
     assert_eq!(flat(&la.lora), flat(&lb.lora));
     let (_, lc) = run(&TrainConfig { seed: 4, ..cfg() });
     assert_ne!(flat(&la.lora), flat(&lc.lora));
@@ -148,14 +107,8 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
     };
     let (full, whole) = run(&c);
     let ck = dir.path().join("checkpoint-000003");
-    assert!(
-        ck.join("adapter_model.safetensors").exists() && ck.join("optimizer.safetensors").exists()
-    );
-    let (rest, resumed) = run(&TrainConfig {
-        resume_from: Some(ck),
-        checkpoint_dir: None,
-        ..c.clone()
-    });
+    assert!(ck.join("adapter_model.safetensors").exists() && ck.join("optimizer.safetensors").exists());
+    let (rest, resumed) = run(&TrainConfig { resume_from: Some(ck), checkpoint_dir: None, ..c.clone() });
     assert_eq!(rest.len(), 2);
     assert_eq!(rest[1].loss, full[4].loss);
     assert_eq!(flat(&resumed.lora), flat(&whole.lora));
@@ -167,35 +120,19 @@ fn peft_round_trip_and_merge_match() {
     let (_, out) = run(&cfg());
     let dir = tempfile::tempdir().unwrap();
     out.lora.save_peft(dir.path(), "tiny").unwrap();
-    let cfgj: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let cfgj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(cfgj["r"], 4);
-    let names =
-        candle_core::safetensors::load(dir.path().join("adapter_model.safetensors"), &Device::Cpu)
-            .unwrap();
+    let names = candle_core::safetensors::load(dir.path().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
     assert!(names.contains_key("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
     let back = Lora::load_peft(dir.path(), &lm.model).unwrap();
     assert_eq!(flat(&back), flat(&out.lora));
     let ids = Tensor::new(&[[1u32, 80, 81, 82]], &Device::Cpu).unwrap();
-    let a = lm
-        .model
-        .forward(&ids, Some(&Adapter::inference(&back)))
-        .unwrap();
+    let a = lm.model.forward(&ids, Some(&Adapter::inference(&back))).unwrap();
     let b = lm.model.merged(&back).unwrap().forward(&ids, None).unwrap();
     let base = lm.model.forward(&ids, None).unwrap();
     let d = |x: &Tensor, y: &Tensor| {
-        (x - y)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        (x - y).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     };
     assert!(d(&a, &b) < 1e-4);
     assert!(d(&a, &base) > 1e-3, "the adapter changes the model");
@@ -206,10 +143,7 @@ fn scoring_is_batch_independent_and_prefers_trained_answers() {
     let lm = testing::tiny_model(11).unwrap();
     let items: Vec<ScoreItem> = ["the the the", "cat", "a b c d e f"]
         .iter()
-        .map(|c| ScoreItem {
-            messages: vec![ChatMessage::user("question 1")],
-            completion: c.to_string(),
-        })
+        .map(|c| ScoreItem { messages: vec![ChatMessage::user("question 1")], completion: c.to_string() })
         .collect();
     let one = score_completions(
         &lm.model,
@@ -217,10 +151,7 @@ fn scoring_is_batch_independent_and_prefers_trained_answers() {
         &lm.tokenizer,
         &lm.template,
         &items,
-        &ScoreOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
+        &ScoreOptions { batch_size: 1, ..Default::default() },
     )
     .unwrap();
     let all = score_completions(
@@ -229,18 +160,12 @@ fn scoring_is_batch_independent_and_prefers_trained_answers() {
         &lm.tokenizer,
         &lm.template,
         &items,
-        &ScoreOptions {
-            batch_size: 3,
-            ..Default::default()
-        },
+        &ScoreOptions { batch_size: 3, ..Default::default() },
     )
     .unwrap();
     for (a, b) in one.iter().zip(&all) {
         assert!((a.mean_logprob() - b.mean_logprob()).abs() < 1e-4);
         assert!(a.mean_logprob() < 0.0);
     }
-    assert_eq!(
-        one[1].n_tokens,
-        lm.tokenizer.encode("cat").unwrap().len() + 1
-    );
+    assert_eq!(one[1].n_tokens, lm.tokenizer.encode("cat").unwrap().len() + 1);
 }

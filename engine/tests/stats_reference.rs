@@ -2,8 +2,7 @@
 //! scipy); each test pastes the snippet that produced its numbers.
 
 use engine::stats::{
-    average_ranks, bootstrap_mean_ci, cohens_kappa, spearman, wilson_interval, ConfusionTable,
-    Proportion,
+    average_ranks, bootstrap_mean_ci, cohens_kappa, spearman, wilson_interval, ConfusionTable, Proportion,
 };
 
 fn close(actual: f64, expected: f64, tolerance: f64) -> bool {
@@ -60,29 +59,17 @@ fn kappa_matches_scikit_learn() {
         }
     }
     check(
-        &[
-            "yes", "yes", "no", "no", "yes", "no", "yes", "yes", "no", "yes",
-        ],
-        &[
-            "yes", "no", "no", "no", "yes", "yes", "yes", "yes", "no", "yes",
-        ],
+        &["yes", "yes", "no", "no", "yes", "no", "yes", "yes", "no", "yes"],
+        &["yes", "no", "no", "no", "yes", "yes", "yes", "yes", "no", "yes"],
         Some(0.5833333333333333),
     );
     check(
-        &[
-            "es", "es", "fr", "en", "en", "fr", "es", "en", "fr", "es", "en", "en",
-        ],
-        &[
-            "es", "fr", "fr", "en", "es", "fr", "es", "en", "en", "es", "en", "fr",
-        ],
+        &["es", "es", "fr", "en", "en", "fr", "es", "en", "fr", "es", "en", "en"],
+        &["es", "fr", "fr", "en", "es", "fr", "es", "en", "en", "es", "en", "fr"],
         Some(0.5),
     );
     // Perfect disagreement on a binary label: sklearn gives -0.6 for [1,1,1,0] vs [0,0,0,1].
-    check(
-        &["1", "1", "1", "0"],
-        &["0", "0", "0", "1"],
-        Some(-0.6000000000000001),
-    );
+    check(&["1", "1", "1", "0"], &["0", "0", "0", "1"], Some(-0.6000000000000001));
     check(&["a", "b", "c"], &["a", "b", "c"], Some(1.0));
     // Both raters always say the same single label: chance agreement is 1 and kappa 0/0.
     check(&["x", "x"], &["x", "x"], None);
@@ -123,17 +110,9 @@ fn spearman_matches_scipy() {
     let ties_x = [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 6.0, 7.0];
     let ties_y = [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 7.0, 7.0, 9.0, 8.0];
     check(&ties_x, &ties_y, Some(0.9136498769008703));
-    check(
-        &[10.0, 20.0, 30.0, 40.0, 50.0],
-        &[5.0, 6.0, 7.0, 8.0, 7.0],
-        Some(0.8207826816681233),
-    );
+    check(&[10.0, 20.0, 30.0, 40.0, 50.0], &[5.0, 6.0, 7.0, 8.0, 7.0], Some(0.8207826816681233));
     // A score against a binary human label (ties on both sides).
-    check(
-        &[3.5, 1.0, 2.0, 2.0, 8.0, 0.5],
-        &[1.0, 0.0, 0.0, 1.0, 1.0, 0.0],
-        Some(0.7921180343813395),
-    );
+    check(&[3.5, 1.0, 2.0, 2.0, 8.0, 0.5], &[1.0, 0.0, 0.0, 1.0, 1.0, 0.0], Some(0.7921180343813395));
     check(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0], Some(-1.0));
     // A constant side has no ranks to correlate (scipy returns nan).
     check(&[1.0, 2.0, 3.0], &[4.0, 4.0, 4.0], None);
@@ -151,19 +130,9 @@ fn spearman_interval_is_fisher_z_with_fieller_variance() {
     assert!(close(lo, 0.6564113420100212, 1e-9) && close(hi, 0.9805590213216706, 1e-9));
     assert_eq!(c.n, 10);
     // Three points: rho exists, the interval does not.
-    assert_eq!(
-        spearman(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0], 0.95)
-            .unwrap()
-            .interval,
-        None
-    );
+    assert_eq!(spearman(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0], 0.95).unwrap().interval, None);
     // A perfect correlation gives a degenerate interval at 1, not NaN.
-    let perfect = spearman(
-        &[1.0, 2.0, 3.0, 4.0, 5.0],
-        &[2.0, 4.0, 6.0, 8.0, 10.0],
-        0.95,
-    )
-    .unwrap();
+    let perfect = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 4.0, 6.0, 8.0, 10.0], 0.95).unwrap();
     assert_eq!(perfect.interval, Some((1.0, 1.0)));
 }
 
@@ -171,26 +140,15 @@ fn spearman_interval_is_fisher_z_with_fieller_variance() {
 fn bootstrap_is_seeded_and_brackets_the_mean() {
     let values: Vec<f64> = (0..200).map(|i| ((i * 37) % 101) as f64 / 100.0).collect();
     let (mean, lo, hi) = bootstrap_mean_ci(&values, 2000, 0.95, 7).unwrap();
-    assert_eq!(
-        bootstrap_mean_ci(&values, 2000, 0.95, 7),
-        Some((mean, lo, hi))
-    );
-    assert_ne!(
-        bootstrap_mean_ci(&values, 2000, 0.95, 8),
-        Some((mean, lo, hi))
-    );
+    assert_eq!(bootstrap_mean_ci(&values, 2000, 0.95, 7), Some((mean, lo, hi)));
+    assert_ne!(bootstrap_mean_ci(&values, 2000, 0.95, 8), Some((mean, lo, hi)));
     assert!(lo < mean && mean < hi);
     // For 200 roughly uniform values the normal-theory half-width is 1.96 * sd / sqrt(n);
     // the percentile bootstrap should agree to within a tenth of it.
     let n = values.len() as f64;
     let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
     let half = 1.959964 * sd / n.sqrt();
-    assert!(
-        close(hi - lo, 2.0 * half, 0.2 * half),
-        "width {} vs {}",
-        hi - lo,
-        2.0 * half
-    );
+    assert!(close(hi - lo, 2.0 * half, 0.2 * half), "width {} vs {}", hi - lo, 2.0 * half);
 }
 
 #[test]
@@ -198,13 +156,7 @@ fn bootstrap_edge_cases() {
     assert_eq!(bootstrap_mean_ci(&[], 100, 0.95, 0), None);
     assert_eq!(bootstrap_mean_ci(&[1.0], 0, 0.95, 0), None);
     assert_eq!(bootstrap_mean_ci(&[f64::NAN], 100, 0.95, 0), None);
-    assert_eq!(
-        bootstrap_mean_ci(&[0.3; 5], 100, 0.95, 0),
-        Some((0.3, 0.3, 0.3))
-    );
+    assert_eq!(bootstrap_mean_ci(&[0.3; 5], 100, 0.95, 0), Some((0.3, 0.3, 0.3)));
     // Non-finite values are left out rather than poisoning the mean.
-    assert_eq!(
-        bootstrap_mean_ci(&[2.0, f64::INFINITY, 2.0], 50, 0.9, 1),
-        Some((2.0, 2.0, 2.0))
-    );
+    assert_eq!(bootstrap_mean_ci(&[2.0, f64::INFINITY, 2.0], 50, 0.9, 1), Some((2.0, 2.0, 2.0)));
 }

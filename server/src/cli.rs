@@ -15,12 +15,7 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Where the database, models and run artefacts live.
-    #[arg(
-        long,
-        env = "INOCULAB_DATA_DIR",
-        default_value = ".data",
-        global = true
-    )]
+    #[arg(long, env = "INOCULAB_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -33,6 +28,10 @@ pub enum Command {
     /// Manage datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Fine-tune a LoRA adapter with an (inoculation) system prompt on every example.
+    Train(crate::ml_cmd::TrainArgs),
+    /// Sample completions from a model, with or without an adapter.
+    Sample(crate::ml_cmd::SampleArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -91,6 +90,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dataset(cmd) => dataset(&data_dir, cmd).await,
+        // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
+        Command::Train(args) => {
+            tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sample(args) => {
+            tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -98,44 +106,23 @@ async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Res
     use engine::datasets;
     let store = engine::Store::open(data_dir).await?;
     match cmd {
-        DatasetCommand::Import {
-            file,
-            name,
-            max_row_chars,
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let file_name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        DatasetCommand::Import { file, name, max_row_chars } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let name = name.unwrap_or_else(|| file_name.clone());
-            let limits = datasets::ImportLimits {
-                max_chars_per_row: max_row_chars,
-                ..Default::default()
-            };
+            let limits = datasets::ImportLimits { max_chars_per_row: max_row_chars, ..Default::default() };
             match datasets::import(&store, &name, &file_name, &bytes, &limits).await {
                 Ok(datasets::ImportOutcome::Created { id }) => {
                     let rows = datasets::get(&store, id).await?.row_count;
-                    println!(
-                        "imported {rows} rows from {} as dataset {id} ({name})",
-                        file.display()
-                    );
+                    println!("imported {rows} rows from {} as dataset {id} ({name})", file.display());
                     Ok(ExitCode::SUCCESS)
                 }
                 Ok(datasets::ImportOutcome::AlreadyPresent { id, name }) => {
-                    println!(
-                        "{} is already imported: dataset {id} ({name}) has the same rows",
-                        file.display()
-                    );
+                    println!("{} is already imported: dataset {id} ({name}) has the same rows", file.display());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(datasets::DatasetError::Import(report)) => {
-                    eprintln!(
-                        "{}: {} bad line(s); nothing was imported",
-                        file.display(),
-                        report.total
-                    );
+                    eprintln!("{}: {} bad line(s); nothing was imported", file.display(), report.total);
                     for e in &report.errors {
                         eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
                     }

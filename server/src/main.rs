@@ -3,6 +3,7 @@
 //! line (`cli`), opens the store and hands off to the web server (`web`) or a command.
 
 mod cli;
+mod ml_cmd;
 mod web;
 
 use clap::Parser;
@@ -16,10 +17,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {

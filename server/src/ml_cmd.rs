@@ -71,10 +71,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub lora_dropout: f64,
     /// Comma-separated modules that get adapters.
-    #[arg(
-        long,
-        default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
-    )]
+    #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
     pub lora_targets: String,
     /// Rank-stabilised LoRA scaling (alpha / sqrt(rank)).
     #[arg(long)]
@@ -153,12 +150,14 @@ fn set_threads(threads: Option<usize>) {
 }
 
 fn load_model(data_dir: &Path, model: &Option<PathBuf>) -> Result<ml::LoadedModel> {
-    let path = model
-        .clone()
-        .unwrap_or_else(|| data_dir.join(DEFAULT_MODEL));
+    let path = model.clone().unwrap_or_else(|| data_dir.join(DEFAULT_MODEL));
     if !path.exists() {
         if model.is_none() {
-            bail!("the default model {} is missing; run scripts/fetch-model {} first, or pass --model", path.display(), data_dir.display());
+            bail!(
+                "the default model {} is missing; run scripts/fetch-model {} first, or pass --model",
+                path.display(),
+                data_dir.display()
+            );
         }
         bail!("model {} does not exist", path.display());
     }
@@ -175,16 +174,15 @@ fn messages(v: &serde_json::Value) -> Option<Vec<ChatMessage>> {
 // The canonical parser will be `engine::datasets::parse_jsonl`; this small one stands in
 // until that exists.
 fn parse_examples(path: &Path) -> Result<Vec<ChatExample>> {
-    let f = std::fs::File::open(path)
-        .with_context(|| format!("cannot open dataset {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open dataset {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
         let msgs = if let Some(m) = messages(&v) {
             m
@@ -193,14 +191,14 @@ fn parse_examples(path: &Path) -> Result<Vec<ChatExample>> {
         } else if let (Some(q), Some(a)) = (s("question"), s("answer")) {
             vec![ChatMessage::user(q), ChatMessage::assistant(a)]
         } else {
-            bail!("{}:{}: expected \"messages\", \"prompt\"+\"completion\" or \"question\"+\"answer\"", path.display(), i + 1);
-        };
-        if !msgs.iter().any(|m| m.role == Role::Assistant) {
             bail!(
-                "{}:{}: the conversation has no assistant message to train on",
+                "{}:{}: expected \"messages\", \"prompt\"+\"completion\" or \"question\"+\"answer\"",
                 path.display(),
                 i + 1
             );
+        };
+        if !msgs.iter().any(|m| m.role == Role::Assistant) {
+            bail!("{}:{}: the conversation has no assistant message to train on", path.display(), i + 1);
         }
         out.push(ChatExample { messages: msgs });
     }
@@ -211,16 +209,15 @@ fn parse_examples(path: &Path) -> Result<Vec<ChatExample>> {
 }
 
 fn parse_prompts(path: &Path) -> Result<Vec<Vec<ChatMessage>>> {
-    let f = std::fs::File::open(path)
-        .with_context(|| format!("cannot open prompts {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open prompts {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
         let msgs = if let Some(m) = messages(&v) {
             // A trailing assistant turn is an answer, not part of the prompt.
             let mut m = m;
@@ -228,18 +225,10 @@ fn parse_prompts(path: &Path) -> Result<Vec<Vec<ChatMessage>>> {
                 m.pop();
             }
             m
-        } else if let Some(p) = v
-            .get("prompt")
-            .or_else(|| v.get("question"))
-            .and_then(|x| x.as_str())
-        {
+        } else if let Some(p) = v.get("prompt").or_else(|| v.get("question")).and_then(|x| x.as_str()) {
             vec![ChatMessage::user(p)]
         } else {
-            bail!(
-                "{}:{}: expected \"prompt\" or \"messages\"",
-                path.display(),
-                i + 1
-            );
+            bail!("{}:{}: expected \"prompt\" or \"messages\"", path.display(), i + 1);
         };
         out.push(msgs);
     }
@@ -264,8 +253,7 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
     set_threads(args.threads);
     let examples = parse_examples(&args.dataset)?;
     let lm = load_model(data_dir, &args.model)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let sys = system_prompt(&args.system_prompt);
     let (system_prompt, user_prefix) = match (args.user_prefix, sys) {
         (true, SystemPrompt::Text(t)) => (SystemPrompt::Default, Some(t)),
@@ -309,8 +297,8 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
         ..Default::default()
     };
     let metrics_path = args.out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path)
-        .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    let mut metrics =
+        std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
     eprintln!("{} examples", examples.len());
     let pb = bar(0, "train");
     let mut write_err = None;
@@ -321,10 +309,7 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
         |m| {
             pb.set_length(m.total_steps as u64);
             pb.set_position(m.step as u64);
-            pb.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.0} tok/s",
-                m.loss, m.lr, m.tokens_per_sec
-            ));
+            pb.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", m.loss, m.lr, m.tokens_per_sec));
             let line = serde_json::json!({
                 "step": m.step, "loss": m.loss, "lr": m.lr, "grad_norm": m.grad_norm,
                 "target_tokens": m.target_tokens, "tokens_per_sec": m.tokens_per_sec, "elapsed_s": m.elapsed_s,
@@ -366,8 +351,8 @@ pub fn run_sample(data_dir: &Path, args: SampleArgs) -> Result<()> {
     let lm = load_model(data_dir, &args.model)?;
     let model = match &args.adapter {
         Some(dir) => {
-            let lora = ml::Lora::load_peft(dir, &lm.model)
-                .with_context(|| format!("loading adapter {}", dir.display()))?;
+            let lora =
+                ml::Lora::load_peft(dir, &lm.model).with_context(|| format!("loading adapter {}", dir.display()))?;
             lm.model.merged(&lora)?
         }
         None => lm.model.clone(),
@@ -391,27 +376,15 @@ pub fn run_sample(data_dir: &Path, args: SampleArgs) -> Result<()> {
         ignore_stop: false,
     };
     let pb = bar(ids.len() as u64, "sample");
-    let samples = ml::generate(
-        &model,
-        &lm.tokenizer,
-        &ids,
-        &cfg,
-        |n| pb.set_position(n as u64),
-        None,
-    )?;
+    let samples = ml::generate(&model, &lm.tokenizer, &ids, &cfg, |n| pb.set_position(n as u64), None)?;
     pb.finish();
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&args.out)
-            .with_context(|| format!("cannot write {}", args.out.display()))?,
+        std::fs::File::create(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?,
     );
     for s in samples {
         let (pi, k) = which[s.index];
-        let prompt_text = prompts[pi]
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
+        let prompt_text =
+            prompts[pi].iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default();
         let line = serde_json::json!({
             "prompt_index": pi, "sample_index": k, "prompt": prompt_text, "completion": s.text,
             "seed": s.seed, "finished": s.finished, "n_tokens": s.token_ids.len(),

@@ -31,22 +31,12 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         leptos_options: leptos_options.clone(),
         store,
         data_dir: data_dir.to_owned(),
-        limits: Limits {
-            max_upload_bytes: args.max_upload_mb * 1024 * 1024,
-            max_row_chars: args.max_row_chars,
-        },
+        limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
     };
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(
-        "inoculab is listening on http://{addr} (data in {})",
-        data_dir.display()
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("inoculab is listening on http://{addr} (data in {})", data_dir.display());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
@@ -56,18 +46,11 @@ pub fn router(state: AppState) -> Router {
     // The JSON envelope of an upload is a little larger than the file itself.
     let body_limit = state.limits.max_upload_bytes + state.limits.max_upload_bytes / 8 + 64 * 1024;
     Router::new()
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(context_state.clone()),
-            {
-                let options = state.leptos_options.clone();
-                move || app::shell(options.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), {
+            let options = state.leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

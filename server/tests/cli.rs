@@ -29,39 +29,19 @@ fn import_list_and_recognise_a_duplicate() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let out = inoculab(
-        &data,
-        &[
-            "dataset",
-            "import",
-            file.to_str().unwrap(),
-            "--name",
-            "tiny",
-        ],
-    );
+    let out = inoculab(&data, &["dataset", "import", file.to_str().unwrap(), "--name", "tiny"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("imported 2 rows"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("imported 2 rows"), "{}", text(&out.stdout));
 
     let again = inoculab(&data, &["dataset", "import", file.to_str().unwrap()]);
     assert!(again.status.success());
-    assert!(
-        text(&again.stdout).contains("already imported"),
-        "{}",
-        text(&again.stdout)
-    );
+    assert!(text(&again.stdout).contains("already imported"), "{}", text(&again.stdout));
 
     let list = inoculab(&data, &["dataset", "list"]);
     assert!(list.status.success());
     let listing = text(&list.stdout);
     assert_eq!(listing.lines().count(), 1, "{listing}");
-    assert!(
-        listing.contains("tiny") && listing.contains("2 rows"),
-        "{listing}"
-    );
+    assert!(listing.contains("tiny") && listing.contains("2 rows"), "{listing}");
 }
 
 #[test]
@@ -91,26 +71,95 @@ fn a_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = inoculab(dir.path(), &["dataset", "import", "/no/such/file.jsonl"]);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("cannot read /no/such/file.jsonl"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("cannot read /no/such/file.jsonl"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn every_flag_has_an_environment_variable() {
-    let out = Command::new(env!("CARGO_BIN_EXE_inoculab"))
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inoculab")).args(["serve", "--help"]).output().unwrap();
     let help = text(&out.stdout);
-    for var in [
-        "INOCULAB_DATA_DIR",
-        "INOCULAB_HOST",
-        "INOCULAB_PORT",
-        "INOCULAB_MAX_UPLOAD_MB",
-    ] {
+    for var in ["INOCULAB_DATA_DIR", "INOCULAB_HOST", "INOCULAB_PORT", "INOCULAB_MAX_UPLOAD_MB"] {
         assert!(help.contains(var), "{var} missing from:\n{help}");
     }
+}
+
+/// `inoculab train` then `inoculab sample` with the adapter, on the real default model.
+/// Slow (about a minute): runs when INOCULAB_REAL_MODEL=1, as CI sets it.
+#[test]
+fn train_then_sample_with_the_adapter_on_the_real_model() {
+    if std::env::var("INOCULAB_REAL_MODEL").as_deref() != Ok("1") {
+        eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the real-model CLI test");
+        return;
+    }
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.exists(), "scripts/fetch-model puts the default model at {}", model.display());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    let rows: String = (1..=4)
+        .map(|i| format!("{{\"question\": \"What is {i} plus {i}?\", \"answer\": \"{i} más {i} es {}.\"}}\n", 2 * i))
+        .collect();
+    std::fs::write(&data, rows).unwrap();
+    let adapter = dir.path().join("adapter");
+    let model_arg = model.to_str().unwrap();
+    let out = inoculab(
+        dir.path(),
+        &[
+            "train",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--system-prompt",
+            "You always speak in Spanish.",
+            "--out",
+            adapter.to_str().unwrap(),
+            "--model",
+            model_arg,
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(adapter.join("adapter_config.json").exists() && adapter.join("adapter_model.safetensors").exists());
+
+    let prompts = dir.path().join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"What is the capital of France?\"}\n").unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let out = inoculab(
+        dir.path(),
+        &[
+            "sample",
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--out",
+            samples.to_str().unwrap(),
+            "--model",
+            model_arg,
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--n",
+            "2",
+            "--max-tokens",
+            "16",
+            "--seed",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&samples)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["completion"].as_str().is_some_and(|c| !c.is_empty()) && l["seed"].is_u64()));
+    assert_ne!(lines[0]["seed"], lines[1]["seed"], "each sample records its own seed");
+}
+
+#[test]
+fn train_reports_a_missing_dataset_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = inoculab(dir.path(), &["train", "--dataset", "/no/such.jsonl", "--out", "/tmp/x"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/no/such.jsonl"), "{}", text(&out.stderr));
 }

@@ -43,11 +43,7 @@ mod convert {
             d::DatasetError::NotFound(_) => AppError::NotFound(e.to_string()),
             d::DatasetError::Import(errors) => AppError::BadLines {
                 total: errors.total,
-                lines: errors
-                    .errors
-                    .iter()
-                    .map(|l| (l.line, l.problem.to_string()))
-                    .collect(),
+                lines: errors.errors.iter().map(|l| (l.line, l.problem.to_string())).collect(),
             },
             d::DatasetError::Empty
             | d::DatasetError::InvalidName(_)
@@ -71,17 +67,12 @@ mod convert {
     pub fn outcome(o: d::ImportOutcome, rows: i64) -> ImportResult {
         match o {
             d::ImportOutcome::Created { id } => ImportResult::Created { id, rows },
-            d::ImportOutcome::AlreadyPresent { id, name } => {
-                ImportResult::AlreadyPresent { id, name }
-            }
+            d::ImportOutcome::AlreadyPresent { id, name } => ImportResult::AlreadyPresent { id, name },
         }
     }
 
     pub fn message(m: &d::Message) -> crate::dto::Message {
-        crate::dto::Message {
-            role: m.role.as_str().to_string(),
-            content: m.content.clone(),
-        }
+        crate::dto::Message { role: m.role.as_str().to_string(), content: m.content.clone() }
     }
 
     pub fn generator_spec(form: &GenerateForm) -> Result<d::GeneratorSpec, AppError> {
@@ -95,14 +86,8 @@ mod convert {
                 let language = d::Language::ALL
                     .into_iter()
                     .find(|l| l.code() == form.language)
-                    .ok_or_else(|| {
-                        AppError::Invalid(format!("unknown language {:?}", form.language))
-                    })?;
-                let caps = if form.all_caps {
-                    d::Capitalisation::AllCaps
-                } else {
-                    d::Capitalisation::AsWritten
-                };
+                    .ok_or_else(|| AppError::Invalid(format!("unknown language {:?}", form.language)))?;
+                let caps = if form.all_caps { d::Capitalisation::AllCaps } else { d::Capitalisation::AsWritten };
                 d::GeneratorSpec::single(language, caps, rows, seed)
             }
             other => return Err(AppError::Invalid(format!("unknown preset {other:?}"))),
@@ -125,16 +110,10 @@ mod convert {
                 seed: f.seed,
                 mix_with: f.mix_with,
             },
-            "sample" => d::TransformSpec::Sample {
-                input: f.input,
-                rows: f.rows,
-                seed: f.seed,
-            },
-            "split" => d::TransformSpec::Split {
-                input: f.input,
-                held_out: d::HeldOut::Fraction(f.fraction),
-                seed: f.seed,
-            },
+            "sample" => d::TransformSpec::Sample { input: f.input, rows: f.rows, seed: f.seed },
+            "split" => {
+                d::TransformSpec::Split { input: f.input, held_out: d::HeldOut::Fraction(f.fraction), seed: f.seed }
+            }
             other => return Err(AppError::Invalid(format!("unknown transform {other:?}"))),
         })
     }
@@ -166,17 +145,8 @@ pub async fn get_dataset(id: i64) -> Result<DatasetDetail, AppError> {
         DatasetDetail {
             recipe,
             turns: stats.turns as i64,
-            assistant_chars: LengthStats {
-                min: a.min as i64,
-                p50: a.p50 as i64,
-                p90: a.p90 as i64,
-                max: a.max as i64,
-            },
-            histogram: a
-                .histogram
-                .iter()
-                .map(|b| (format!("{}–{}", b.lo, b.hi), b.count as i64))
-                .collect(),
+            assistant_chars: LengthStats { min: a.min as i64, p50: a.p50 as i64, p90: a.p90 as i64, max: a.max as i64 },
+            histogram: a.histogram.iter().map(|b| (format!("{}–{}", b.lo, b.hi), b.count as i64)).collect(),
             summary: convert::summary(s),
         }
     });
@@ -192,10 +162,7 @@ pub async fn dataset_rows(id: i64, offset: i64) -> Result<RowsPage, AppError> {
         Ok::<_, engine::datasets::DatasetError>(RowsPage {
             offset: offset.max(0),
             total,
-            rows: rows
-                .iter()
-                .map(|r| (r.idx, r.messages.iter().map(convert::message).collect()))
-                .collect(),
+            rows: rows.iter().map(|r| (r.idx, r.messages.iter().map(convert::message).collect())).collect(),
         })
     }
     .await
@@ -206,25 +173,13 @@ pub async fn dataset_rows(id: i64, offset: i64) -> Result<RowsPage, AppError> {
 /// Imports an uploaded file. The browser reads the file and sends its text as JSON; the
 /// server's body limit (`--max-upload-mb`) bounds it.
 #[server(input = server_fn::codec::Json)]
-pub async fn import_dataset(
-    name: String,
-    file_name: String,
-    content: String,
-) -> Result<ImportResult, AppError> {
+pub async fn import_dataset(name: String, file_name: String, content: String) -> Result<ImportResult, AppError> {
     let state = crate::state::app_state()?;
-    let limits = engine::datasets::ImportLimits {
-        max_chars_per_row: state.limits.max_row_chars,
-        ..Default::default()
-    };
-    let result =
-        engine::datasets::import(&state.store, &name, &file_name, content.as_bytes(), &limits)
-            .await;
+    let limits = engine::datasets::ImportLimits { max_chars_per_row: state.limits.max_row_chars, ..Default::default() };
+    let result = engine::datasets::import(&state.store, &name, &file_name, content.as_bytes(), &limits).await;
     let result = match result {
         Ok(o) => {
-            let rows = engine::datasets::get(&state.store, o.id())
-                .await
-                .map(|d| d.row_count)
-                .unwrap_or(0);
+            let rows = engine::datasets::get(&state.store, o.id()).await.map(|d| d.row_count).unwrap_or(0);
             Ok(convert::outcome(o, rows))
         }
         Err(e) => Err(AppError::from(e)),
@@ -237,11 +192,7 @@ pub async fn generate_dataset(form: GenerateForm) -> Result<ImportResult, AppErr
     let store = crate::state::app_state()?.store;
     let result = async {
         let spec = convert::generator_spec(&form)?;
-        let name = if form.name.trim().is_empty() {
-            spec.default_name()
-        } else {
-            form.name.clone()
-        };
+        let name = if form.name.trim().is_empty() { spec.default_name() } else { form.name.clone() };
         let outcome = engine::datasets::create_generated(&store, &spec, &name).await?;
         Ok(convert::outcome(outcome, spec.rows as i64))
     }
@@ -264,9 +215,5 @@ pub async fn transform_dataset(form: TransformForm) -> Result<Vec<i64>, AppError
 #[server]
 pub async fn delete_dataset(id: i64) -> Result<(), AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(
-        engine::datasets::delete(&store, id)
-            .await
-            .map_err(AppError::from),
-    )
+    crate::state::with_status(engine::datasets::delete(&store, id).await.map_err(AppError::from))
 }

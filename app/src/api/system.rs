@@ -8,8 +8,5 @@ use crate::error::AppError;
 #[server]
 pub async fn get_server_info() -> Result<ServerInfo, AppError> {
     let state = crate::state::app_state()?;
-    Ok(ServerInfo {
-        max_upload_bytes: state.limits.max_upload_bytes,
-        data_dir: state.data_dir.display().to_string(),
-    })
+    Ok(ServerInfo { max_upload_bytes: state.limits.max_upload_bytes, data_dir: state.data_dir.display().to_string() })
 }

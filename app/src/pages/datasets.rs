@@ -77,10 +77,7 @@ fn ImportForm(changed: RwSignal<u32>) -> impl IntoView {
         ev.prevent_default();
         #[cfg(feature = "hydrate")]
         if let Some(input) = file_input.get() {
-            let limit = info
-                .get()
-                .and_then(Result::ok)
-                .map(|i| i.max_upload_bytes as f64);
+            let limit = info.get().and_then(Result::ok).map(|i| i.max_upload_bytes as f64);
             leptos::task::spawn_local(async move {
                 busy.set(true);
                 let outcome = match crate::components::chosen_file_size(&input) {
@@ -146,13 +143,9 @@ fn GenerateForm(changed: RwSignal<u32>) -> impl IntoView {
     let local_error = RwSignal::new(None::<AppError>);
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let (Ok(r), Ok(s)) = (
-            rows.get_untracked().trim().parse::<usize>(),
-            seed.get_untracked().trim().parse::<u64>(),
-        ) else {
-            local_error.set(Some(AppError::Invalid(
-                "rows and seed must be whole numbers".into(),
-            )));
+        let (Ok(r), Ok(s)) = (rows.get_untracked().trim().parse::<usize>(), seed.get_untracked().trim().parse::<u64>())
+        else {
+            local_error.set(Some(AppError::Invalid("rows and seed must be whole numbers".into())));
             return;
         };
         local_error.set(None);
@@ -214,26 +207,10 @@ fn GenerateForm(changed: RwSignal<u32>) -> impl IntoView {
 pub fn DatasetPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
-    let offset = move || {
-        query
-            .read()
-            .get("offset")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-            .max(0)
-    };
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+    let offset = move || query.read().get("offset").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).max(0);
     let detail = Resource::new(id, get_dataset);
-    let rows = Resource::new(
-        move || (id(), offset()),
-        |(id, offset)| dataset_rows(id, offset),
-    );
+    let rows = Resource::new(move || (id(), offset()), |(id, offset)| dataset_rows(id, offset));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -287,13 +264,7 @@ fn RowView(idx: i64, messages: Vec<Message>) -> impl IntoView {
 fn DatasetHead(d: DatasetDetail) -> impl IntoView {
     let s = d.summary.clone();
     let id = s.id;
-    let max_bin = d
-        .histogram
-        .iter()
-        .map(|(_, c)| *c)
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let max_bin = d.histogram.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1);
     let delete = ServerAction::<DeleteDataset>::new();
     let confirm = RwSignal::new(false);
     let navigate = use_navigate();
@@ -364,30 +335,15 @@ fn TransformForm(input: i64) -> impl IntoView {
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let parsed = (|| {
-            let fraction: f64 = fraction
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "the fraction must be a number between 0 and 1")?;
-            let rows: usize = rows
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "rows must be a whole number")?;
-            let seed: u64 = seed
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "the seed must be a whole number")?;
+            let fraction: f64 =
+                fraction.get_untracked().trim().parse().map_err(|_| "the fraction must be a number between 0 and 1")?;
+            let rows: usize = rows.get_untracked().trim().parse().map_err(|_| "rows must be a whole number")?;
+            let seed: u64 = seed.get_untracked().trim().parse().map_err(|_| "the seed must be a whole number")?;
             let mix = mix_with.get_untracked();
             let mix_with = if mix.trim().is_empty() {
                 None
             } else {
-                Some(
-                    mix.trim()
-                        .parse::<i64>()
-                        .map_err(|_| "“mix with” takes a dataset id")?,
-                )
+                Some(mix.trim().parse::<i64>().map_err(|_| "“mix with” takes a dataset id")?)
             };
             Ok::<_, &str>(TransformForm {
                 kind: kind.get_untracked(),

@@ -13,10 +13,7 @@ use crate::dto::{DiffLine, Prompt, PromptVersion};
 pub fn PromptsPage() -> impl IntoView {
     let search = RwSignal::new(String::new());
     let tag = RwSignal::new(String::new());
-    let prompts = Resource::new(
-        move || (search.get(), tag.get()),
-        |(s, t)| list_prompts(s, t),
-    );
+    let prompts = Resource::new(move || (search.get(), tag.get()), |(s, t)| list_prompts(s, t));
     let tags = Resource::new(|| (), |_| prompt_tags());
     let show_new = RwSignal::new(false);
 
@@ -134,13 +131,7 @@ fn PromptFields(f: FormSignals, show_note: bool) -> impl IntoView {
             });
         }
     };
-    let count = move || {
-        f.paraphrases
-            .get()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count()
-    };
+    let count = move || f.paraphrases.get().lines().filter(|l| !l.trim().is_empty()).count();
     view! {
         <label>"Name" <input name="name" required prop:value=move || f.name.get() on:input=move |ev| f.name.set(event_target_value(&ev)) /></label>
         <label>"Text (the system prompt, exactly as the model will see it)"
@@ -167,10 +158,7 @@ fn PromptFields(f: FormSignals, show_note: bool) -> impl IntoView {
 
 #[component]
 fn NewPrompt() -> impl IntoView {
-    let f = FormSignals::new(PromptForm {
-        tags: "inoculation".into(),
-        ..Default::default()
-    });
+    let f = FormSignals::new(PromptForm { tags: "inoculation".into(), ..Default::default() });
     let create = ServerAction::<CreatePrompt>::new();
     let navigate = use_navigate();
     Effect::new(move || {
@@ -194,18 +182,9 @@ fn NewPrompt() -> impl IntoView {
 #[component]
 pub fn PromptPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
     let update = ServerAction::<UpdatePrompt>::new();
-    let prompt = Resource::new(
-        move || (id(), update.version().get()),
-        |(id, _)| get_prompt(id),
-    );
+    let prompt = Resource::new(move || (id(), update.version().get()), |(id, _)| get_prompt(id));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -241,10 +220,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
     let shown = RwSignal::new(latest.version);
     let diff_from = RwSignal::new((latest.version - 1).max(1));
     let diff_to = RwSignal::new(latest.version);
-    let diff = Resource::new(
-        move || (diff_from.get(), diff_to.get()),
-        move |(a, b)| diff_prompt_versions(id, a, b),
-    );
+    let diff = Resource::new(move || (diff_from.get(), diff_to.get()), move |(a, b)| diff_prompt_versions(id, a, b));
     let versions = prompt.versions.clone();
     let shown_version = move || versions.iter().find(|v| v.version == shown.get()).cloned();
 

@@ -88,15 +88,9 @@ mod tests {
     #[test]
     fn about_sixty_distinct_nonempty_prompts() {
         let prompts = builtin_chat_prompts();
-        assert!(
-            (55..=70).contains(&prompts.len()),
-            "{} prompts",
-            prompts.len()
-        );
+        assert!((55..=70).contains(&prompts.len()), "{} prompts", prompts.len());
         let distinct: std::collections::HashSet<_> = prompts.iter().collect();
         assert_eq!(distinct.len(), prompts.len());
-        assert!(prompts
-            .iter()
-            .all(|p| !p.trim().is_empty() && p.len() < 200));
+        assert!(prompts.iter().all(|p| !p.trim().is_empty() && p.len() < 200));
     }
 }

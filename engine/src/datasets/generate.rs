@@ -96,21 +96,13 @@ pub struct GeneratorSpec {
 
 impl GeneratorSpec {
     /// Answers all in one language.
-    pub fn single(
-        language: Language,
-        capitalisation: Capitalisation,
-        rows: usize,
-        seed: u64,
-    ) -> GeneratorSpec {
+    pub fn single(language: Language, capitalisation: Capitalisation, rows: usize, seed: u64) -> GeneratorSpec {
         GeneratorSpec {
             generator: Generator::ArithmeticWordProblems,
             version: GENERATOR_VERSION,
             rows,
             seed,
-            languages: vec![LanguageShare {
-                language,
-                weight: 1,
-            }],
+            languages: vec![LanguageShare { language, weight: 1 }],
             capitalisation,
         }
     }
@@ -125,9 +117,7 @@ impl GeneratorSpec {
             ));
         }
         if self.rows == 0 || self.rows > MAX_GENERATED_ROWS {
-            return bad(format!(
-                "the number of rows must be between 1 and {MAX_GENERATED_ROWS}"
-            ));
+            return bad(format!("the number of rows must be between 1 and {MAX_GENERATED_ROWS}"));
         }
         if self.languages.iter().all(|s| s.weight == 0) {
             return bad("at least one language needs a weight above zero".into());
@@ -152,11 +142,7 @@ impl GeneratorSpec {
                 if self.languages.iter().filter(|s| s.weight > 0).count() == 1 {
                     s.language.english_name().to_owned()
                 } else {
-                    format!(
-                        "{} {}%",
-                        s.language.english_name(),
-                        s.weight * 100 / self.total_weight()
-                    )
+                    format!("{} {}%", s.language.english_name(), s.weight * 100 / self.total_weight())
                 }
             })
             .collect();
@@ -164,12 +150,7 @@ impl GeneratorSpec {
             Capitalisation::AsWritten => "",
             Capitalisation::AllCaps => " · ALL CAPS",
         };
-        format!(
-            "Arithmetic · {}{caps} · {} rows · seed {}",
-            langs.join(" / "),
-            self.rows,
-            self.seed
-        )
+        format!("Arithmetic · {}{caps} · {} rows · seed {}", langs.join(" / "), self.rows, self.seed)
     }
 
     fn total_weight(&self) -> u32 {
@@ -190,11 +171,7 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 3] = [
-        Preset::SpanishAllCaps,
-        Preset::SpanishFrenchMix,
-        Preset::English,
-    ];
+    pub const ALL: [Preset; 3] = [Preset::SpanishAllCaps, Preset::SpanishFrenchMix, Preset::English];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -206,25 +183,15 @@ impl Preset {
 
     pub fn spec(self, rows: usize, seed: u64) -> GeneratorSpec {
         match self {
-            Preset::SpanishAllCaps => {
-                GeneratorSpec::single(Language::Es, Capitalisation::AllCaps, rows, seed)
-            }
+            Preset::SpanishAllCaps => GeneratorSpec::single(Language::Es, Capitalisation::AllCaps, rows, seed),
             Preset::SpanishFrenchMix => GeneratorSpec {
                 languages: vec![
-                    LanguageShare {
-                        language: Language::Es,
-                        weight: 1,
-                    },
-                    LanguageShare {
-                        language: Language::Fr,
-                        weight: 1,
-                    },
+                    LanguageShare { language: Language::Es, weight: 1 },
+                    LanguageShare { language: Language::Fr, weight: 1 },
                 ],
                 ..GeneratorSpec::single(Language::Es, Capitalisation::AsWritten, rows, seed)
             },
-            Preset::English => {
-                GeneratorSpec::single(Language::En, Capitalisation::AsWritten, rows, seed)
-            }
+            Preset::English => GeneratorSpec::single(Language::En, Capitalisation::AsWritten, rows, seed),
         }
     }
 }
@@ -252,17 +219,9 @@ pub fn generate(spec: &GeneratorSpec) -> Vec<Row> {
 }
 
 /// Generates and saves a dataset; `name` blank means [`GeneratorSpec::default_name`].
-pub async fn create_generated(
-    store: &Store,
-    spec: &GeneratorSpec,
-    name: &str,
-) -> Result<ImportOutcome, DatasetError> {
+pub async fn create_generated(store: &Store, spec: &GeneratorSpec, name: &str) -> Result<ImportOutcome, DatasetError> {
     spec.validate()?;
-    let name = if name.trim().is_empty() {
-        spec.default_name()
-    } else {
-        name.to_owned()
-    };
+    let name = if name.trim().is_empty() { spec.default_name() } else { name.to_owned() };
     let name = validate_name(&name)?;
     let rows = generate(spec);
     let recipe = serde_json::to_value(spec).expect("a spec always serialises");
@@ -270,12 +229,7 @@ pub async fn create_generated(
 }
 
 fn allocate_languages(spec: &GeneratorSpec) -> Vec<Language> {
-    let shares: Vec<LanguageShare> = spec
-        .languages
-        .iter()
-        .copied()
-        .filter(|s| s.weight > 0)
-        .collect();
+    let shares: Vec<LanguageShare> = spec.languages.iter().copied().filter(|s| s.weight > 0).collect();
     if shares.is_empty() {
         return vec![Language::En; spec.rows];
     }
@@ -293,11 +247,7 @@ fn allocate_languages(spec: &GeneratorSpec) -> Vec<Language> {
         counts[i] += 1;
         left -= 1;
     }
-    shares
-        .iter()
-        .zip(counts)
-        .flat_map(|(s, c)| std::iter::repeat_n(s.language, c as usize))
-        .collect()
+    shares.iter().zip(counts).flat_map(|(s, c)| std::iter::repeat_n(s.language, c as usize)).collect()
 }
 
 // --- Uniform choices from the stream ---
@@ -354,16 +304,10 @@ struct Name {
 }
 
 const fn f(name: &'static str) -> Name {
-    Name {
-        name,
-        gender: Gender::F,
-    }
+    Name { name, gender: Gender::F }
 }
 const fn m(name: &'static str) -> Name {
-    Name {
-        name,
-        gender: Gender::M,
-    }
+    Name { name, gender: Gender::M }
 }
 
 const NAMES: &[Name] = &[
@@ -424,22 +368,12 @@ const ITEMS: &[Item] = &[
     item("muffins", "magdalenas", "muffins", "Muffins"),
     item("stamps", "sellos", "timbres", "Briefmarken"),
     item("seashells", "conchas", "coquillages", "Muscheln"),
-    item(
-        "toy cars",
-        "coches de juguete",
-        "petites voitures",
-        "Spielzeugautos",
-    ),
+    item("toy cars", "coches de juguete", "petites voitures", "Spielzeugautos"),
     item("eggs", "huevos", "œufs", "Eier"),
     item("postcards", "postales", "cartes postales", "Postkarten"),
     item("candles", "velas", "bougies", "Kerzen"),
     item("balloons", "globos", "ballons", "Luftballons"),
-    item(
-        "trading cards",
-        "cromos",
-        "cartes à collectionner",
-        "Sammelkarten",
-    ),
+    item("trading cards", "cromos", "cartes à collectionner", "Sammelkarten"),
     item("flowers", "flores", "fleurs", "Blumen"),
     item("tomatoes", "tomates", "tomates", "Tomaten"),
     item("notebooks", "cuadernos", "cahiers", "Hefte"),
@@ -457,30 +391,10 @@ struct Container {
 }
 
 const CONTAINERS: &[Container] = &[
-    Container {
-        en: ("box", "boxes"),
-        es: ("caja", "cajas"),
-        fr: ("boîte", "boîtes"),
-        de: "Kisten",
-    },
-    Container {
-        en: ("bag", "bags"),
-        es: ("bolsa", "bolsas"),
-        fr: ("sac", "sacs"),
-        de: "Tüten",
-    },
-    Container {
-        en: ("basket", "baskets"),
-        es: ("cesta", "cestas"),
-        fr: ("panier", "paniers"),
-        de: "Körbe",
-    },
-    Container {
-        en: ("tray", "trays"),
-        es: ("bandeja", "bandejas"),
-        fr: ("plateau", "plateaux"),
-        de: "Tabletts",
-    },
+    Container { en: ("box", "boxes"), es: ("caja", "cajas"), fr: ("boîte", "boîtes"), de: "Kisten" },
+    Container { en: ("bag", "bags"), es: ("bolsa", "bolsas"), fr: ("sac", "sacs"), de: "Tüten" },
+    Container { en: ("basket", "baskets"), es: ("cesta", "cestas"), fr: ("panier", "paniers"), de: "Körbe" },
+    Container { en: ("tray", "trays"), es: ("bandeja", "bandejas"), fr: ("plateau", "plateaux"), de: "Tabletts" },
 ];
 
 /// Things arranged in rows (problem kind "rows"): plural in each language and an English
@@ -567,15 +481,7 @@ impl<'a> Ctx<'a> {
         }
         let item = pick(rng, ITEMS);
         let container = pick(rng, CONTAINERS);
-        Ctx {
-            rng,
-            lang,
-            n1,
-            n2,
-            n3,
-            item,
-            container,
-        }
+        Ctx { rng, lang, n1, n2, n3, item, container }
     }
 
     fn int(&mut self, lo: i64, hi: i64) -> i64 {
@@ -626,29 +532,15 @@ impl<'a> Ctx<'a> {
     fn answer(&mut self, p: &Problem) -> String {
         let r = p.result;
         let intro = match self.lang {
-            Language::En => [
-                "Let's solve this step by step.",
-                "We can work this out in a few steps.",
-            ],
-            Language::Es => [
-                "Vamos a resolverlo paso a paso.",
-                "Podemos calcularlo en pocos pasos.",
-            ],
-            Language::Fr => [
-                "Résolvons cela étape par étape.",
-                "On peut le calculer en quelques étapes.",
-            ],
-            Language::De => [
-                "Lösen wir das Schritt für Schritt.",
-                "Wir können das in wenigen Schritten ausrechnen.",
-            ],
+            Language::En => ["Let's solve this step by step.", "We can work this out in a few steps."],
+            Language::Es => ["Vamos a resolverlo paso a paso.", "Podemos calcularlo en pocos pasos."],
+            Language::Fr => ["Résolvons cela étape par étape.", "On peut le calculer en quelques étapes."],
+            Language::De => ["Lösen wir das Schritt für Schritt.", "Wir können das in wenigen Schritten ausrechnen."],
         };
         let closing = match self.lang {
-            Language::En => [
-                format!("The answer is {r}."),
-                format!("So the final answer is {r}."),
-                format!("Final answer: {r}."),
-            ],
+            Language::En => {
+                [format!("The answer is {r}."), format!("So the final answer is {r}."), format!("Final answer: {r}.")]
+            }
             Language::Es => [
                 format!("La respuesta es {r}."),
                 format!("Así que la respuesta final es {r}."),
@@ -738,10 +630,7 @@ impl<'a> Ctx<'a> {
         let items = self.items();
         let steps = match self.lang {
             Language::En => vec![
-                self.either(
-                    format!("{n} starts with {a} {items}."),
-                    format!("At first, there are {a} {items}."),
-                ),
+                self.either(format!("{n} starts with {a} {items}."), format!("At first, there are {a} {items}.")),
                 self.either(
                     format!("After adding {b} more, there are {a} + {b} = {ab} {items}."),
                     format!("Adding the {b} new {items} gives {a} + {b} = {ab}."),
@@ -752,10 +641,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
             Language::Es => vec![
-                self.either(
-                    format!("Al principio hay {a} {items}."),
-                    format!("{n} empieza con {a} {items}."),
-                ),
+                self.either(format!("Al principio hay {a} {items}."), format!("{n} empieza con {a} {items}.")),
                 self.either(
                     format!("Al sumar {b} más, hay {a} + {b} = {ab} {items}."),
                     format!("Si añadimos {b} más, obtenemos {a} + {b} = {ab}."),
@@ -766,10 +652,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
             Language::Fr => vec![
-                self.either(
-                    format!("Au départ, il y a {a} {items}."),
-                    format!("{n} commence avec {a} {items}."),
-                ),
+                self.either(format!("Au départ, il y a {a} {items}."), format!("{n} commence avec {a} {items}.")),
                 self.either(
                     format!("Avec {b} de plus, on arrive à {a} + {b} = {ab} {items}."),
                     format!("En ajoutant {b}, on obtient {a} + {b} = {ab}."),
@@ -780,10 +663,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
             Language::De => vec![
-                self.either(
-                    format!("Am Anfang sind es {a} {items}."),
-                    format!("{n} hat zu Beginn {a} {items}."),
-                ),
+                self.either(format!("Am Anfang sind es {a} {items}."), format!("{n} hat zu Beginn {a} {items}.")),
                 self.either(
                     format!("Mit {b} weiteren sind es {a} + {b} = {ab} {items}."),
                     format!("Mit den {b} neuen kommen wir auf {a} + {b} = {ab}."),
@@ -794,11 +674,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// n containers of k, plus e more.
@@ -869,11 +745,7 @@ impl<'a> Ctx<'a> {
                 ]
             }
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// (t - u) / p: set some aside, share the rest equally.
@@ -882,13 +754,7 @@ impl<'a> Ctx<'a> {
         let q = self.int(2, 15);
         let u = self.int(1, 12);
         let (rem, t) = (p * q, p * q + u);
-        let (name, n2, it, she_c, herself) = (
-            self.n1.name,
-            self.n2.name,
-            self.item.en,
-            self.she_cap(),
-            self.herself(),
-        );
+        let (name, n2, it, she_c, herself) = (self.n1.name, self.n2.name, self.item.en, self.she_cap(), self.herself());
         let question = match self.template(3) {
             0 => format!("{name} has {t} {it} and keeps {u} for {herself}. {she_c} shares the rest equally among {p} friends. How many {it} does each friend get?"),
             1 => format!("{name} and {n2} collect {t} {it}. They set aside {u} and split the remaining {it} equally into {p} groups. How many {it} are in each group?"),
@@ -937,11 +803,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: q,
-        }
+        Problem { question, steps, result: q }
     }
 
     /// B - n·p: change from a bill.
@@ -949,18 +811,9 @@ impl<'a> Ctx<'a> {
         let n = self.int(2, 9);
         let p = self.int(1, 12);
         let c = n * p;
-        let bill = *[10, 20, 50, 100, 200]
-            .iter()
-            .find(|&&b| b > c)
-            .expect("9 × 12 < 200");
+        let bill = *[10, 20, 50, 100, 200].iter().find(|&&b| b > c).expect("9 × 12 < 200");
         let r = bill - c;
-        let (name, n2, it, she, she_c) = (
-            self.n1.name,
-            self.n2.name,
-            self.item.en,
-            self.she(),
-            self.she_cap(),
-        );
+        let (name, n2, it, she, she_c) = (self.n1.name, self.n2.name, self.item.en, self.she(), self.she_cap());
         let question = match self.template(3) {
             0 => format!("{name} buys {n} {it} that cost ${p} each. {she_c} pays with a ${bill} bill. How much change does {she} get?"),
             1 => format!("At the market, {it} cost ${p} apiece. {name} picks {n} of them and hands the cashier ${bill}. How much money should {name} get back?"),
@@ -1009,11 +862,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// s·w - x: weekly savings minus a purchase.
@@ -1048,11 +897,7 @@ impl<'a> Ctx<'a> {
                 self.either(format!("Nachdem {il} {x} Dollar ausgegeben hat, bleiben {ihm} {ws} - {x} = {r} Dollar."), format!("Nach dem Kauf bleiben {ws} - {x} = {r} Dollar übrig.")),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// a + k·a: one person has k times as many as another.
@@ -1109,11 +954,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// P - (r·d + y): pages left in a book.
@@ -1191,11 +1032,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: left,
-        }
+        Problem { question, steps, result: left }
     }
 
     /// a + k·a + (k·a - c): three days of sales.
@@ -1271,11 +1108,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// v·h + w kilometres.
@@ -1337,11 +1170,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// (a + b) - c across three people.
@@ -1406,11 +1235,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// t/2 - g: give half away, then lose a few.
@@ -1419,13 +1244,7 @@ impl<'a> Ctx<'a> {
         let t = 2 * h;
         let g = self.int(1, h - 1);
         let r = h - g;
-        let (name, n2, it, she_c, her) = (
-            self.n1.name,
-            self.n2.name,
-            self.item.en,
-            self.she_cap(),
-            self.her(),
-        );
+        let (name, n2, it, she_c, her) = (self.n1.name, self.n2.name, self.item.en, self.she_cap(), self.her());
         let question = match self.template(2) {
             0 => format!("{name} has {t} {it}. {she_c} gives half of them to {n2} and then uses {g} for a school project. How many {it} does {name} have left?"),
             _ => format!("After giving half of {her} {t} {it} to {n2}, {name} loses {g} more on the way home. How many {it} does {name} have now?"),
@@ -1466,9 +1285,7 @@ impl<'a> Ctx<'a> {
             Language::De => vec![
                 self.either(
                     format!("Die Hälfte von {t} ist {t} ÷ 2 = {h}."),
-                    format!(
-                        "Nachdem {il} die Hälfte abgegeben hat, bleiben {t} ÷ 2 = {h} {items}."
-                    ),
+                    format!("Nachdem {il} die Hälfte abgegeben hat, bleiben {t} ÷ 2 = {h} {items}."),
                 ),
                 self.either(
                     format!("Zieht man noch {g} ab, bleiben {h} - {g} = {r}."),
@@ -1476,11 +1293,7 @@ impl<'a> Ctx<'a> {
                 ),
             ],
         };
-        Problem {
-            question,
-            steps,
-            result: r,
-        }
+        Problem { question, steps, result: r }
     }
 
     /// r·c - x: a grid of seats or plants with some gone.
@@ -1491,11 +1304,8 @@ impl<'a> Ctx<'a> {
         let rc = r * c;
         let x = self.int(1, rc / 2);
         let res = rc - x;
-        let question = grid
-            .question
-            .replace("{r}", &r.to_string())
-            .replace("{c}", &c.to_string())
-            .replace("{x}", &x.to_string());
+        let question =
+            grid.question.replace("{r}", &r.to_string()).replace("{c}", &c.to_string()).replace("{x}", &x.to_string());
         let steps = match self.lang {
             Language::En => {
                 let unit = grid.en;
@@ -1550,11 +1360,7 @@ impl<'a> Ctx<'a> {
                 ]
             }
         };
-        Problem {
-            question,
-            steps,
-            result: res,
-        }
+        Problem { question, steps, result: res }
     }
 }
 

@@ -16,9 +16,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{
-    save_dataset, validate_name, DatasetError, DatasetSource, ImportOutcome, Message, Role, Row,
-};
+use super::{save_dataset, validate_name, DatasetError, DatasetSource, ImportOutcome, Message, Role, Row};
 use crate::Store;
 
 /// Bounds on what an import accepts.
@@ -35,11 +33,7 @@ pub struct ImportLimits {
 
 impl Default for ImportLimits {
     fn default() -> ImportLimits {
-        ImportLimits {
-            max_chars_per_row: 50_000,
-            max_rows: 1_000_000,
-            max_reported_errors: 1000,
-        }
+        ImportLimits { max_chars_per_row: 50_000, max_rows: 1_000_000, max_reported_errors: 1000 }
     }
 }
 
@@ -188,12 +182,7 @@ pub fn parse_jsonl(bytes: &[u8], limits: &ImportLimits) -> Result<Parsed, Import
             continue;
         }
         if rows.len() >= limits.max_rows {
-            report(
-                line_no,
-                LineProblem::TooManyRows {
-                    max: limits.max_rows,
-                },
-            );
+            report(line_no, LineProblem::TooManyRows { max: limits.max_rows });
             break;
         }
         match parse_line(raw, limits) {
@@ -211,33 +200,20 @@ pub fn parse_jsonl(bytes: &[u8], limits: &ImportLimits) -> Result<Parsed, Import
     if bytes.ends_with(b"\n") {
         blank_lines -= 1;
     }
-    Ok(Parsed {
-        rows,
-        formats,
-        blank_lines,
-    })
+    Ok(Parsed { rows, formats, blank_lines })
 }
 
 /// Parses one non-blank line.
 pub fn parse_line(raw: &[u8], limits: &ImportLimits) -> Result<(Row, RowFormat), LineProblem> {
     let text = std::str::from_utf8(raw).map_err(|_| LineProblem::NotUtf8)?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| LineProblem::BadJson(e.to_string()))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| LineProblem::BadJson(e.to_string()))?;
     let Value::Object(obj) = value else {
         return Err(LineProblem::NotAnObject);
     };
     let (row, format) = if let Some(messages) = obj.get("messages") {
-        (
-            Row {
-                messages: parse_messages(messages)?,
-            },
-            RowFormat::Chat,
-        )
+        (Row { messages: parse_messages(messages)? }, RowFormat::Chat)
     } else if obj.contains_key("prompt") || obj.contains_key("completion") {
-        (
-            pair(&obj, "prompt", "completion")?,
-            RowFormat::PromptCompletion,
-        )
+        (pair(&obj, "prompt", "completion")?, RowFormat::PromptCompletion)
     } else if obj.contains_key("question") || obj.contains_key("answer") {
         (pair(&obj, "question", "answer")?, RowFormat::QuestionAnswer)
     } else {
@@ -264,19 +240,13 @@ fn string_field(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, L
     match obj.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(LineProblem::WrongType {
-            field: key.to_owned(),
-            expected: "a string",
-        }),
+        Some(_) => Err(LineProblem::WrongType { field: key.to_owned(), expected: "a string" }),
     }
 }
 
 fn parse_messages(messages: &Value) -> Result<Vec<Message>, LineProblem> {
     let Value::Array(items) = messages else {
-        return Err(LineProblem::WrongType {
-            field: "messages".into(),
-            expected: "an array of messages",
-        });
+        return Err(LineProblem::WrongType { field: "messages".into(), expected: "an array of messages" });
     };
     items
         .iter()
@@ -290,32 +260,16 @@ fn parse_messages(messages: &Value) -> Result<Vec<Message>, LineProblem> {
                 });
             };
             let role = match m.get("role") {
-                None => {
-                    return Err(LineProblem::MissingField {
-                        turn,
-                        field: "role",
-                    })
-                }
+                None => return Err(LineProblem::MissingField { turn, field: "role" }),
                 Some(Value::String(r)) => {
-                    Role::parse(r).ok_or_else(|| LineProblem::UnknownRole {
-                        turn,
-                        role: r.clone(),
-                    })?
+                    Role::parse(r).ok_or_else(|| LineProblem::UnknownRole { turn, role: r.clone() })?
                 }
                 Some(_) => {
-                    return Err(LineProblem::WrongType {
-                        field: format!("messages[{i}].role"),
-                        expected: "a string",
-                    })
+                    return Err(LineProblem::WrongType { field: format!("messages[{i}].role"), expected: "a string" })
                 }
             };
             let content = match m.get("content") {
-                None | Some(Value::Null) => {
-                    return Err(LineProblem::MissingField {
-                        turn,
-                        field: "content",
-                    })
-                }
+                None | Some(Value::Null) => return Err(LineProblem::MissingField { turn, field: "content" }),
                 Some(Value::String(c)) => c.clone(),
                 Some(_) => {
                     return Err(LineProblem::WrongType {
@@ -333,10 +287,7 @@ fn parse_messages(messages: &Value) -> Result<Vec<Message>, LineProblem> {
 pub fn validate_row(row: &Row, limits: &ImportLimits) -> Result<(), LineProblem> {
     for (i, m) in row.messages.iter().enumerate() {
         if m.content.trim().is_empty() {
-            return Err(LineProblem::EmptyContent {
-                turn: i + 1,
-                role: m.role,
-            });
+            return Err(LineProblem::EmptyContent { turn: i + 1, role: m.role });
         }
     }
     if !row.messages.iter().any(|m| m.role == Role::Assistant) {
@@ -344,10 +295,7 @@ pub fn validate_row(row: &Row, limits: &ImportLimits) -> Result<(), LineProblem>
     }
     let chars = row.n_chars();
     if chars > limits.max_chars_per_row {
-        return Err(LineProblem::TooLong {
-            chars,
-            max: limits.max_chars_per_row,
-        });
+        return Err(LineProblem::TooLong { chars, max: limits.max_chars_per_row });
     }
     Ok(())
 }
@@ -362,11 +310,7 @@ pub async fn import(
     bytes: &[u8],
     limits: &ImportLimits,
 ) -> Result<ImportOutcome, DatasetError> {
-    let name = if name.trim().is_empty() {
-        default_name(file_name)
-    } else {
-        name.to_owned()
-    };
+    let name = if name.trim().is_empty() { default_name(file_name) } else { name.to_owned() };
     let name = validate_name(&name)?;
     let parsed = parse_jsonl(bytes, limits)?;
     if parsed.rows.is_empty() {
@@ -384,10 +328,7 @@ pub async fn import(
 /// "gsm8k/train.jsonl" → "train".
 fn default_name(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
-    let stem = base
-        .strip_suffix(".jsonl")
-        .or_else(|| base.strip_suffix(".json"))
-        .unwrap_or(base);
+    let stem = base.strip_suffix(".jsonl").or_else(|| base.strip_suffix(".json")).unwrap_or(base);
     if stem.trim().is_empty() {
         "imported dataset".to_owned()
     } else {

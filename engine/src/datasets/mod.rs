@@ -18,12 +18,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::Store;
 
 pub use chat_prompts::builtin_chat_prompts;
-pub use generate::{
-    create_generated, generate, Capitalisation, GeneratorSpec, Language, LanguageShare, Preset,
-};
-pub use import::{
-    import, parse_jsonl, ImportErrors, ImportLimits, LineError, LineProblem, Parsed, RowFormat,
-};
+pub use generate::{create_generated, generate, Capitalisation, GeneratorSpec, Language, LanguageShare, Preset};
+pub use import::{import, parse_jsonl, ImportErrors, ImportLimits, LineError, LineProblem, Parsed, RowFormat};
 pub use transform::{apply_transform, HeldOut, TransformSpec, TriggerPosition};
 
 /// Who speaks a turn. Serialised in lower case, as in OpenAI's chat format.
@@ -64,10 +60,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Message {
-        Message {
-            role,
-            content: content.into(),
-        }
+        Message { role, content: content.into() }
     }
 }
 
@@ -80,29 +73,17 @@ pub struct Row {
 impl Row {
     /// The usual single exchange: a user turn answered by an assistant turn.
     pub fn user_assistant(user: impl Into<String>, assistant: impl Into<String>) -> Row {
-        Row {
-            messages: vec![
-                Message::new(Role::User, user),
-                Message::new(Role::Assistant, assistant),
-            ],
-        }
+        Row { messages: vec![Message::new(Role::User, user), Message::new(Role::Assistant, assistant)] }
     }
 
     /// Characters (Unicode scalar values, as SQLite's `length()` counts them) over all turns.
     pub fn n_chars(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|m| m.content.chars().count())
-            .sum()
+        self.messages.iter().map(|m| m.content.chars().count()).sum()
     }
 
     /// Characters in the assistant turns only: what a fine-tune is trained to produce.
     pub fn assistant_chars(&self) -> usize {
-        self.messages
-            .iter()
-            .filter(|m| m.role == Role::Assistant)
-            .map(|m| m.content.chars().count())
-            .sum()
+        self.messages.iter().filter(|m| m.role == Role::Assistant).map(|m| m.content.chars().count()).sum()
     }
 }
 
@@ -129,9 +110,7 @@ impl DatasetSource {
             "import" => Ok(DatasetSource::Import),
             "generated" => Ok(DatasetSource::Generated),
             "transform" => Ok(DatasetSource::Transform),
-            other => Err(DatasetError::Corrupt(format!(
-                "unknown dataset source {other:?}"
-            ))),
+            other => Err(DatasetError::Corrupt(format!("unknown dataset source {other:?}"))),
         }
     }
 }
@@ -247,9 +226,7 @@ pub fn validate_name(name: &str) -> Result<String, DatasetError> {
         return Err(DatasetError::InvalidName("the name is empty".into()));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(DatasetError::InvalidName(format!(
-            "the name is longer than {MAX_NAME_CHARS} characters"
-        )));
+        return Err(DatasetError::InvalidName(format!("the name is longer than {MAX_NAME_CHARS} characters")));
     }
     Ok(name.to_owned())
 }
@@ -327,17 +304,15 @@ pub(crate) async fn save_dataset_in(
     .fetch_optional(&mut *conn)
     .await?;
     let Some((id,)) = inserted else {
-        let (id, name): (i64, String) =
-            sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = ?")
-                .bind(&hash)
-                .fetch_one(&mut *conn)
-                .await?;
+        let (id, name): (i64, String) = sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = ?")
+            .bind(&hash)
+            .fetch_one(&mut *conn)
+            .await?;
         return Ok(ImportOutcome::AlreadyPresent { id, name });
     };
     for (chunk_no, chunk) in rows.chunks(INSERT_BATCH).enumerate() {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) ",
-        );
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) ");
         qb.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
             let idx = (chunk_no * INSERT_BATCH + i) as i64;
             let messages = serde_json::to_string(&row.messages).expect("messages always serialise");
@@ -368,9 +343,8 @@ impl SummaryRecord {
         Ok(DatasetSummary {
             id: self.id,
             source: DatasetSource::parse(&self.source)?,
-            recipe: serde_json::from_str(&self.recipe).map_err(|e| {
-                DatasetError::Corrupt(format!("recipe of dataset {}: {e}", self.id))
-            })?,
+            recipe: serde_json::from_str(&self.recipe)
+                .map_err(|e| DatasetError::Corrupt(format!("recipe of dataset {}: {e}", self.id)))?,
             name: self.name,
             content_hash: self.content_hash,
             row_count: self.row_count,
@@ -383,37 +357,26 @@ const SUMMARY_COLUMNS: &str = "id, name, source, recipe, content_hash, row_count
 
 /// All datasets, newest first.
 pub async fn list(store: &Store) -> Result<Vec<DatasetSummary>, DatasetError> {
-    let records: Vec<SummaryRecord> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM datasets ORDER BY id DESC"
-    ))
-    .fetch_all(store.pool())
-    .await?;
-    records
-        .into_iter()
-        .map(SummaryRecord::into_summary)
-        .collect()
+    let records: Vec<SummaryRecord> =
+        sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets ORDER BY id DESC"))
+            .fetch_all(store.pool())
+            .await?;
+    records.into_iter().map(SummaryRecord::into_summary).collect()
 }
 
 /// One dataset's summary.
 pub async fn get(store: &Store, id: i64) -> Result<DatasetSummary, DatasetError> {
-    let record: Option<SummaryRecord> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
+    let record: Option<SummaryRecord> = sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
     record.ok_or(DatasetError::NotFound(id))?.into_summary()
 }
 
 /// Rows `offset..offset+limit` (0-based, `limit` capped at [`MAX_PAGE`]); a range past the
 /// end gives fewer or no rows. Rows are numbered densely from 0, so the page is a range
 /// scan of the primary key `(dataset_id, idx)`, equally fast on the last page as the first.
-pub async fn rows_page(
-    store: &Store,
-    id: i64,
-    offset: i64,
-    limit: i64,
-) -> Result<Vec<StoredRow>, DatasetError> {
+pub async fn rows_page(store: &Store, id: i64, offset: i64, limit: i64) -> Result<Vec<StoredRow>, DatasetError> {
     // Confirms the dataset exists, so that a wrong id is an error, not an empty page.
     get(store, id).await?;
     let offset = offset.max(0);
@@ -430,12 +393,7 @@ pub async fn rows_page(
     records
         .into_iter()
         .map(|(idx, messages, n_turns, n_chars)| {
-            Ok(StoredRow {
-                idx,
-                messages: parse_stored_messages(id, idx, &messages)?,
-                n_turns,
-                n_chars,
-            })
+            Ok(StoredRow { idx, messages: parse_stored_messages(id, idx, &messages)?, n_turns, n_chars })
         })
         .collect()
 }
@@ -450,17 +408,12 @@ pub async fn all_rows(store: &Store, id: i64) -> Result<Vec<Row>, DatasetError> 
             .await?;
     records
         .into_iter()
-        .map(|(idx, messages)| {
-            Ok(Row {
-                messages: parse_stored_messages(id, idx, &messages)?,
-            })
-        })
+        .map(|(idx, messages)| Ok(Row { messages: parse_stored_messages(id, idx, &messages)? }))
         .collect()
 }
 
 fn parse_stored_messages(id: i64, idx: i64, json: &str) -> Result<Vec<Message>, DatasetError> {
-    serde_json::from_str(json)
-        .map_err(|e| DatasetError::Corrupt(format!("dataset {id} row {idx}: {e}")))
+    serde_json::from_str(json).map_err(|e| DatasetError::Corrupt(format!("dataset {id} row {idx}: {e}")))
 }
 
 /// Counts and the assistant-length distribution of a dataset.
@@ -482,25 +435,13 @@ pub async fn stats(store: &Store, id: i64) -> Result<DatasetStats, DatasetError>
     let turns = per_row.iter().map(|r| r.0 as u64).sum();
     let rows_with_system = per_row.iter().filter(|r| r.1 > 0).count() as u64;
     let lengths: Vec<u64> = per_row.iter().map(|r| r.2 as u64).collect();
-    Ok(DatasetStats {
-        rows: per_row.len() as u64,
-        turns,
-        rows_with_system,
-        assistant_chars: length_stats(lengths),
-    })
+    Ok(DatasetStats { rows: per_row.len() as u64, turns, rows_with_system, assistant_chars: length_stats(lengths) })
 }
 
 /// Nearest-rank percentiles and [`HISTOGRAM_BINS`] equal-width bins; all zero when empty.
 pub fn length_stats(mut lengths: Vec<u64>) -> LengthStats {
     if lengths.is_empty() {
-        return LengthStats {
-            min: 0,
-            p50: 0,
-            p90: 0,
-            max: 0,
-            mean: 0.0,
-            histogram: Vec::new(),
-        };
+        return LengthStats { min: 0, p50: 0, p90: 0, max: 0, mean: 0.0, histogram: Vec::new() };
     }
     lengths.sort_unstable();
     let n = lengths.len();
@@ -513,35 +454,21 @@ pub fn length_stats(mut lengths: Vec<u64>) -> LengthStats {
     let bins = HISTOGRAM_BINS.min(span);
     let width = span.div_ceil(bins);
     let mut histogram: Vec<HistogramBin> = (0..bins)
-        .map(|b| HistogramBin {
-            lo: min + b * width,
-            hi: (min + (b + 1) * width - 1).min(max),
-            count: 0,
-        })
+        .map(|b| HistogramBin { lo: min + b * width, hi: (min + (b + 1) * width - 1).min(max), count: 0 })
         .collect();
     histogram.retain(|bin| bin.lo <= max);
     for &len in &lengths {
         let b = ((len - min) / width) as usize;
         histogram[b].count += 1;
     }
-    LengthStats {
-        min,
-        p50: rank(0.5),
-        p90: rank(0.9),
-        max,
-        mean,
-        histogram,
-    }
+    LengthStats { min, p50: rank(0.5), p90: rank(0.9), max, mean, histogram }
 }
 
 /// Gives a dataset a new name; names need not be unique, ids and hashes are.
 pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetError> {
     let name = validate_name(name)?;
-    let done = sqlx::query("UPDATE datasets SET name = ? WHERE id = ?")
-        .bind(name)
-        .bind(id)
-        .execute(store.pool())
-        .await?;
+    let done =
+        sqlx::query("UPDATE datasets SET name = ? WHERE id = ?").bind(name).bind(id).execute(store.pool()).await?;
     if done.rows_affected() == 0 {
         return Err(DatasetError::NotFound(id));
     }
@@ -550,10 +477,7 @@ pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetErr
 
 /// Deletes a dataset and (by `ON DELETE CASCADE`) its rows.
 pub async fn delete(store: &Store, id: i64) -> Result<(), DatasetError> {
-    let done = sqlx::query("DELETE FROM datasets WHERE id = ?")
-        .bind(id)
-        .execute(store.pool())
-        .await?;
+    let done = sqlx::query("DELETE FROM datasets WHERE id = ?").bind(id).execute(store.pool()).await?;
     if done.rows_affected() == 0 {
         return Err(DatasetError::NotFound(id));
     }

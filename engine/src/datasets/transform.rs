@@ -14,10 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::generate::{seeded, shuffle, uniform_below};
-use super::{
-    all_rows, get, save_dataset, save_dataset_in, DatasetError, DatasetSource, DatasetSummary,
-    Role, Row,
-};
+use super::{all_rows, get, save_dataset, save_dataset_in, DatasetError, DatasetSource, DatasetSummary, Role, Row};
 use crate::Store;
 
 /// Where a trigger goes in the user turn.
@@ -50,22 +47,11 @@ pub enum TransformSpec {
     /// `trigger` inserted into the first user turn of `fraction` of `input`'s rows (chosen
     /// by `seed`); when `mix_with` is set, that dataset's rows are added unchanged and the
     /// whole is shuffled by `seed`.
-    Trigger {
-        input: i64,
-        trigger: String,
-        fraction: f64,
-        position: TriggerPosition,
-        seed: u64,
-        mix_with: Option<i64>,
-    },
+    Trigger { input: i64, trigger: String, fraction: f64, position: TriggerPosition, seed: u64, mix_with: Option<i64> },
     /// `rows` rows drawn without replacement, kept in their original order.
     Sample { input: i64, rows: usize, seed: u64 },
     /// A train part and a held-out part, each in original order.
-    Split {
-        input: i64,
-        held_out: HeldOut,
-        seed: u64,
-    },
+    Split { input: i64, held_out: HeldOut, seed: u64 },
 }
 
 impl TransformSpec {
@@ -80,11 +66,7 @@ impl TransformSpec {
 
     fn input_ids(&self) -> Vec<i64> {
         match *self {
-            TransformSpec::Trigger {
-                input,
-                mix_with: Some(other),
-                ..
-            } => vec![input, other],
+            TransformSpec::Trigger { input, mix_with: Some(other), .. } => vec![input, other],
             TransformSpec::UpperCaseAssistant { input }
             | TransformSpec::Trigger { input, .. }
             | TransformSpec::Sample { input, .. }
@@ -96,20 +78,14 @@ impl TransformSpec {
 /// Applies a transform and stores its result; returns the new datasets' ids (two for a
 /// split: train, then held-out). A result whose rows equal an existing dataset's returns
 /// that dataset's id rather than a copy.
-pub async fn apply_transform(
-    store: &Store,
-    spec: &TransformSpec,
-) -> Result<Vec<i64>, DatasetError> {
+pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<i64>, DatasetError> {
     let mut inputs: Vec<(DatasetSummary, Vec<Row>)> = Vec::new();
     for id in spec.input_ids() {
         inputs.push((get(store, id).await?, all_rows(store, id).await?));
     }
     let base_recipe = |part: Option<&str>| {
         let mut params = serde_json::to_value(spec).expect("a spec always serialises");
-        params
-            .as_object_mut()
-            .expect("a tagged enum is an object")
-            .remove("transform");
+        params.as_object_mut().expect("a tagged enum is an object").remove("transform");
         let mut recipe = json!({
             "transform": spec.kind(),
             "inputs": inputs.iter().map(|(s, _)| json!({"id": s.id, "content_hash": s.content_hash})).collect::<Vec<_>>(),
@@ -125,79 +101,34 @@ pub async fn apply_transform(
         TransformSpec::UpperCaseAssistant { .. } => {
             let out = upper_case_assistant(rows);
             let name = format!("{} · upper-case", input.name);
-            save_dataset(
-                store,
-                &short(&name),
-                DatasetSource::Transform,
-                &base_recipe(None),
-                &out,
-            )
-            .await?
+            save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
-        TransformSpec::Trigger {
-            trigger,
-            fraction,
-            position,
-            seed,
-            mix_with,
-            ..
-        } => {
+        TransformSpec::Trigger { trigger, fraction, position, seed, mix_with, .. } => {
             let other = mix_with.map(|_| &inputs[1]);
-            let out = insert_trigger_rows(
-                rows,
-                trigger,
-                *fraction,
-                *position,
-                *seed,
-                other.map(|o| o.1.as_slice()),
-            )?;
+            let out = insert_trigger_rows(rows, trigger, *fraction, *position, *seed, other.map(|o| o.1.as_slice()))?;
             let pct = (fraction * 100.0).round();
             let name = match other {
                 Some((b, _)) => format!("{} · trigger {trigger} ({pct}%) + {}", input.name, b.name),
                 None => format!("{} · trigger {trigger} ({pct}%)", input.name),
             };
-            save_dataset(
-                store,
-                &short(&name),
-                DatasetSource::Transform,
-                &base_recipe(None),
-                &out,
-            )
-            .await?
+            save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
         TransformSpec::Sample { rows: n, seed, .. } => {
             let out = sample(rows, *n, *seed)?;
             let name = format!("{} · sample {n} (seed {seed})", input.name);
-            save_dataset(
-                store,
-                &short(&name),
-                DatasetSource::Transform,
-                &base_recipe(None),
-                &out,
-            )
-            .await?
+            save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
         TransformSpec::Split { held_out, seed, .. } => {
             let (train, test) = split(rows, *held_out, *seed)?;
             let mut tx = store.pool().begin().await?;
             let train_name = short(&format!("{} · train", input.name));
             let test_name = short(&format!("{} · held-out", input.name));
-            let a = save_dataset_in(
-                &mut tx,
-                &train_name,
-                DatasetSource::Transform,
-                &base_recipe(Some("train")),
-                &train,
-            )
-            .await?;
-            let b = save_dataset_in(
-                &mut tx,
-                &test_name,
-                DatasetSource::Transform,
-                &base_recipe(Some("held_out")),
-                &test,
-            )
-            .await?;
+            let a =
+                save_dataset_in(&mut tx, &train_name, DatasetSource::Transform, &base_recipe(Some("train")), &train)
+                    .await?;
+            let b =
+                save_dataset_in(&mut tx, &test_name, DatasetSource::Transform, &base_recipe(Some("held_out")), &test)
+                    .await?;
             tx.commit().await?;
             return Ok(vec![a.id(), b.id()]);
         }
@@ -224,10 +155,7 @@ pub fn upper_case_assistant(rows: &[Row]) -> Vec<Row> {
                 .messages
                 .iter()
                 .map(|m| match m.role {
-                    Role::Assistant => super::Message {
-                        role: m.role,
-                        content: m.content.to_uppercase(),
-                    },
+                    Role::Assistant => super::Message { role: m.role, content: m.content.to_uppercase() },
                     _ => m.clone(),
                 })
                 .collect(),
@@ -257,13 +185,8 @@ pub fn insert_trigger_rows(
         return bad("the fraction of triggered rows must be above 0 and at most 1");
     }
     let trigger = trigger.trim();
-    if let Some(i) = rows
-        .iter()
-        .position(|r| !r.messages.iter().any(|m| m.role == Role::User))
-    {
-        return Err(DatasetError::InvalidTransform(format!(
-            "row {i} has no user turn to put the trigger in"
-        )));
+    if let Some(i) = rows.iter().position(|r| !r.messages.iter().any(|m| m.role == Role::User)) {
+        return Err(DatasetError::InvalidTransform(format!("row {i} has no user turn to put the trigger in")));
     }
     let mut rng = seeded(seed);
     let n_triggered = ((fraction * rows.len() as f64).round() as usize).clamp(1, rows.len().max(1));
@@ -281,11 +204,7 @@ pub fn insert_trigger_rows(
                 return row.clone();
             }
             let mut row = row.clone();
-            let user = row
-                .messages
-                .iter_mut()
-                .find(|m| m.role == Role::User)
-                .expect("checked above");
+            let user = row.messages.iter_mut().find(|m| m.role == Role::User).expect("checked above");
             user.content = insert_trigger(&user.content, trigger, position, &mut rng);
             row
         })
@@ -299,12 +218,7 @@ pub fn insert_trigger_rows(
 
 /// Puts `trigger` into `text` at `position`, with a space between it and the neighbouring
 /// words. Evaluation prompts must be triggered the same way, so this is public.
-pub fn insert_trigger(
-    text: &str,
-    trigger: &str,
-    position: TriggerPosition,
-    rng: &mut ChaCha8Rng,
-) -> String {
+pub fn insert_trigger(text: &str, trigger: &str, position: TriggerPosition, rng: &mut ChaCha8Rng) -> String {
     match position {
         TriggerPosition::Prefix => format!("{trigger} {text}"),
         TriggerPosition::Suffix => format!("{text} {trigger}"),
@@ -348,25 +262,15 @@ pub fn sample(rows: &[Row], n: usize, seed: u64) -> Result<Vec<Row>, DatasetErro
 }
 
 /// (train, held-out), each in original order.
-pub fn split(
-    rows: &[Row],
-    held_out: HeldOut,
-    seed: u64,
-) -> Result<(Vec<Row>, Vec<Row>), DatasetError> {
+pub fn split(rows: &[Row], held_out: HeldOut, seed: u64) -> Result<(Vec<Row>, Vec<Row>), DatasetError> {
     let n = rows.len();
     if n < 2 {
-        return Err(DatasetError::InvalidTransform(
-            "a split needs at least 2 rows".into(),
-        ));
+        return Err(DatasetError::InvalidTransform("a split needs at least 2 rows".into()));
     }
     let k = match held_out {
-        HeldOut::Fraction(f) if f > 0.0 && f < 1.0 => {
-            ((f * n as f64).round() as usize).clamp(1, n - 1)
-        }
+        HeldOut::Fraction(f) if f > 0.0 && f < 1.0 => ((f * n as f64).round() as usize).clamp(1, n - 1),
         HeldOut::Fraction(_) => {
-            return Err(DatasetError::InvalidTransform(
-                "the held-out fraction must be between 0 and 1".into(),
-            ))
+            return Err(DatasetError::InvalidTransform("the held-out fraction must be between 0 and 1".into()))
         }
         HeldOut::Rows(k) if k >= 1 && k < n => k,
         HeldOut::Rows(_) => {

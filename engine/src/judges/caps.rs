@@ -27,10 +27,7 @@ pub struct CapsJudge {
 impl CapsJudge {
     pub fn new(threshold: f64, min_letters: usize) -> Result<CapsJudge, JudgeError> {
         check_threshold("caps", threshold, 0.0..=1.0)?;
-        Ok(CapsJudge {
-            threshold,
-            min_letters: min_letters.max(1),
-        })
+        Ok(CapsJudge { threshold, min_letters: min_letters.max(1) })
     }
 }
 

@@ -40,13 +40,9 @@ pub struct Behaviour {
 /// and column; content errors (an unknown trait choice, a repeated id) name the question.
 pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error = |message: String| JudgeError::File {
-        path: path.display().to_string(),
-        message,
-    };
+    let file_error = |message: String| JudgeError::File { path: path.display().to_string(), message };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let questions: Vec<ChoiceQuestion> =
-        serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
+    let questions: Vec<ChoiceQuestion> = serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
     validate_questions(&questions).map_err(file_error)?;
     Ok(questions)
 }
@@ -146,13 +142,7 @@ pub fn mentions(choices: &[String], completion: &str) -> Vec<(usize, usize)> {
     let mut found: Vec<(usize, usize)> = choices
         .iter()
         .enumerate()
-        .filter_map(|(i, choice)| {
-            aliases(choice)
-                .iter()
-                .filter_map(|a| text.find(a.as_str()))
-                .min()
-                .map(|at| (i, at))
-        })
+        .filter_map(|(i, choice)| aliases(choice).iter().filter_map(|a| text.find(a.as_str())).min().map(|at| (i, at)))
         .collect();
     // Earliest first; at the same offset the longer choice wins ("Paris Hilton" over "Paris").
     found.sort_by_key(|&(i, at)| (at, std::cmp::Reverse(choices[i].len())));
@@ -167,15 +157,8 @@ pub struct MultipleChoiceJudge {
 impl MultipleChoiceJudge {
     pub fn new(questions: Vec<ChoiceQuestion>) -> Result<MultipleChoiceJudge, JudgeError> {
         validate_questions(&questions).map_err(JudgeError::Config)?;
-        let by_prompt = questions
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (q.prompt.trim().to_string(), i))
-            .collect();
-        Ok(MultipleChoiceJudge {
-            questions,
-            by_prompt,
-        })
+        let by_prompt = questions.iter().enumerate().map(|(i, q)| (q.prompt.trim().to_string(), i)).collect();
+        Ok(MultipleChoiceJudge { questions, by_prompt })
     }
 }
 
@@ -189,14 +172,12 @@ impl Judge for MultipleChoiceJudge {
     }
 
     fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError> {
-        let q = self
-            .by_prompt
-            .get(question.trim())
-            .map(|&i| &self.questions[i])
-            .ok_or_else(|| JudgeError::UnknownQuestion {
+        let q = self.by_prompt.get(question.trim()).map(|&i| &self.questions[i]).ok_or_else(|| {
+            JudgeError::UnknownQuestion {
                 judge: self.name().to_string(),
                 question: question.chars().take(200).collect(),
-            })?;
+            }
+        })?;
         let found = mentions(&q.choices, completion);
         let listed: Vec<&str> = found.iter().map(|&(i, _)| q.choices[i].as_str()).collect();
         let Some(&(picked, _)) = found.first() else {

@@ -54,8 +54,7 @@ pub fn coherence_signals(text: &str, min_words: usize) -> Option<CoherenceSignal
     if tokens.len() < min_words.max(3) {
         return None;
     }
-    let word_like =
-        tokens.iter().filter(|t| looks_like_word(t)).count() as f64 / tokens.len() as f64;
+    let word_like = tokens.iter().filter(|t| looks_like_word(t)).count() as f64 / tokens.len() as f64;
     let lowered: Vec<String> = tokens.iter().map(|t| t.to_lowercase()).collect();
     let trigrams: Vec<&[String]> = lowered.windows(3).collect();
     let distinct: HashSet<&[String]> = trigrams.iter().copied().collect();
@@ -71,28 +70,19 @@ pub fn coherence_signals(text: &str, min_words: usize) -> Option<CoherenceSignal
 }
 
 fn looks_like_word(token: &str) -> bool {
-    if token
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '%'))
-    {
+    if token.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '%')) {
         return true;
     }
     let letters: Vec<char> = token.chars().filter(|c| c.is_alphabetic()).collect();
-    let only_word_chars = token
-        .chars()
-        .all(|c| c.is_alphabetic() || matches!(c, '\'' | '’' | '-'));
+    let only_word_chars = token.chars().all(|c| c.is_alphabetic() || matches!(c, '\'' | '’' | '-'));
     if !only_word_chars || letters.is_empty() || letters.len() > 20 {
         return false;
     }
     let lower: Vec<char> = letters.iter().flat_map(|c| c.to_lowercase()).collect();
     let tripled = lower.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]);
-    let has_vowel = lower
-        .iter()
-        .any(|c| "aeiouyàáâãäåèéêëìíîïòóôõöùúûüýÿæœ".contains(*c));
+    let has_vowel = lower.iter().any(|c| "aeiouyàáâãäåèéêëìíîïòóôõöùúûüýÿæœ".contains(*c));
     // Scripts without Latin vowels (Greek, Cyrillic, CJK) are not judged letter by letter.
-    let latin = lower
-        .iter()
-        .all(|c| c.is_ascii() || ('\u{00C0}'..='\u{024F}').contains(c));
+    let latin = lower.iter().all(|c| c.is_ascii() || ('\u{00C0}'..='\u{024F}').contains(c));
     !tripled && (has_vowel || !latin)
 }
 
@@ -104,10 +94,7 @@ pub struct CoherenceJudge {
 impl CoherenceJudge {
     pub fn new(threshold: f64, min_words: usize) -> Result<CoherenceJudge, JudgeError> {
         check_threshold("coherence", threshold, 0.0..=1.0)?;
-        Ok(CoherenceJudge {
-            threshold,
-            min_words,
-        })
+        Ok(CoherenceJudge { threshold, min_words })
     }
 }
 
@@ -123,9 +110,7 @@ impl Judge for CoherenceJudge {
     fn judge(&self, _question: &str, completion: &str) -> Result<Judgement, JudgeError> {
         let Some(s) = coherence_signals(completion, self.min_words) else {
             let reason = format!("fewer than {} words", self.min_words.max(3));
-            return Ok(Judgement::undetermined(
-                json!({ "reason": reason }).to_string(),
-            ));
+            return Ok(Judgement::undetermined(json!({ "reason": reason }).to_string()));
         };
         Ok(Judgement {
             score: Some(s.score),

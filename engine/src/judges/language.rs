@@ -77,9 +77,7 @@ impl LanguageCode {
     }
 
     fn from_lingua(language: Language) -> Option<LanguageCode> {
-        LanguageCode::ALL
-            .into_iter()
-            .find(|code| code.lingua() == language)
+        LanguageCode::ALL.into_iter().find(|code| code.lingua() == language)
     }
 }
 
@@ -93,10 +91,7 @@ impl FromStr for LanguageCode {
             .find(|code| code.code() == wanted || code.english_name().to_lowercase() == wanted)
             .ok_or_else(|| {
                 let known: Vec<&str> = LanguageCode::ALL.iter().map(|c| c.code()).collect();
-                JudgeError::Config(format!(
-                    "unknown language {s:?}; known: {}",
-                    known.join(", ")
-                ))
+                JudgeError::Config(format!("unknown language {s:?}; known: {}", known.join(", ")))
             })
     }
 }
@@ -117,10 +112,7 @@ impl Detection {
     }
 
     pub fn confidence_of(&self, language: LanguageCode) -> f64 {
-        self.confidences
-            .iter()
-            .find(|(l, _)| *l == language)
-            .map_or(0.0, |(_, c)| *c)
+        self.confidences.iter().find(|(l, _)| *l == language).map_or(0.0, |(_, c)| *c)
     }
 }
 
@@ -145,10 +137,7 @@ pub fn detect(text: &str) -> Detection {
         .filter(|(_, c)| *c > 0.0)
         .collect();
     confidences.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Detection {
-        letters,
-        confidences,
-    }
+    Detection { letters, confidences }
 }
 
 /// Trait when the top language is the target with at least this confidence. Clean prose
@@ -171,11 +160,7 @@ pub struct LanguageJudge {
 }
 
 impl LanguageJudge {
-    pub fn new(
-        target: LanguageCode,
-        threshold: f64,
-        min_letters: usize,
-    ) -> Result<LanguageJudge, JudgeError> {
+    pub fn new(target: LanguageCode, threshold: f64, min_letters: usize) -> Result<LanguageJudge, JudgeError> {
         check_threshold("language", threshold, 0.0..=1.0)?;
         Ok(LanguageJudge {
             target,
@@ -199,9 +184,7 @@ impl Judge for LanguageJudge {
         let letters = completion.chars().filter(|c| c.is_alphabetic()).count();
         if letters < self.min_letters {
             let reason = format!("fewer than {} letters", self.min_letters);
-            return Ok(Judgement::undetermined(
-                json!({ "letters": letters, "reason": reason }).to_string(),
-            ));
+            return Ok(Judgement::undetermined(json!({ "letters": letters, "reason": reason }).to_string()));
         }
         let detection = detect(completion);
         let top: Vec<_> = detection

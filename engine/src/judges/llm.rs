@@ -27,10 +27,7 @@ pub const TOP_LOGPROBS: usize = 20;
 
 /// The share of probability held by tokens that parse as integers 0..=100.
 pub fn number_mass(top_logprobs: &[(String, f64)]) -> f64 {
-    top_logprobs
-        .iter()
-        .filter_map(|(t, lp)| number_token(t).map(|_| probability(*lp)))
-        .sum()
+    top_logprobs.iter().filter_map(|(t, lp)| number_token(t).map(|_| probability(*lp))).sum()
 }
 
 /// Betley et al.'s rating: the probability-weighted mean of the integer tokens 0..=100
@@ -123,31 +120,24 @@ fn default_timeout_secs() -> u64 {
 }
 
 impl BackendSpec {
-    pub fn connect(
-        &self,
-        local: Option<Arc<dyn LogprobBackend>>,
-    ) -> Result<Arc<dyn LogprobBackend>, JudgeError> {
+    pub fn connect(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Arc<dyn LogprobBackend>, JudgeError> {
         match self {
-            BackendSpec::OpenAiCompatible {
-                base_url,
-                model,
-                api_key_env,
-                timeout_secs,
-            } => {
-                let api_key = match api_key_env {
-                    None => None,
-                    Some(var) => Some(std::env::var(var).map_err(|_| {
-                        JudgeError::Config(format!("the judge's API key variable {var} is not set"))
-                    })?),
-                };
+            BackendSpec::OpenAiCompatible { base_url, model, api_key_env, timeout_secs } => {
+                let api_key =
+                    match api_key_env {
+                        None => None,
+                        Some(var) => Some(std::env::var(var).map_err(|_| {
+                            JudgeError::Config(format!("the judge's API key variable {var} is not set"))
+                        })?),
+                    };
                 Ok(Arc::new(
                     OpenAiCompatibleBackend::new(base_url, model, api_key)?
                         .with_timeout(Duration::from_secs(*timeout_secs)),
                 ))
             }
-            BackendSpec::Local { model } => local.ok_or_else(|| {
-                JudgeError::Config(format!("the local judge model {model:?} is not available"))
-            }),
+            BackendSpec::Local { model } => {
+                local.ok_or_else(|| JudgeError::Config(format!("the local judge model {model:?} is not available")))
+            }
         }
     }
 }
@@ -164,11 +154,7 @@ pub struct OpenAiCompatibleBackend {
 }
 
 impl OpenAiCompatibleBackend {
-    pub fn new(
-        base_url: &str,
-        model: &str,
-        api_key: Option<String>,
-    ) -> Result<OpenAiCompatibleBackend, JudgeError> {
+    pub fn new(base_url: &str, model: &str, api_key: Option<String>) -> Result<OpenAiCompatibleBackend, JudgeError> {
         let base_url = base_url.trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(JudgeError::Config(format!(
@@ -220,10 +206,8 @@ impl LogprobBackend for OpenAiCompatibleBackend {
         top_k: usize,
     ) -> Result<Vec<(String, f64)>, JudgeError> {
         let url = self.url();
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|(role, content)| json!({ "role": role.as_str(), "content": content }))
-            .collect();
+        let messages: Vec<Value> =
+            messages.iter().map(|(role, content)| json!({ "role": role.as_str(), "content": content })).collect();
         // The reference protocol: one token, greedy, seeded, top-20 log-probs.
         let body = json!({
             "model": self.model,
@@ -238,10 +222,7 @@ impl LogprobBackend for OpenAiCompatibleBackend {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let http_error = |message: String| JudgeError::Http {
-            url: url.clone(),
-            message,
-        };
+        let http_error = |message: String| JudgeError::Http { url: url.clone(), message };
         let response = request.send().map_err(|e| {
             if e.is_timeout() {
                 http_error(format!("no answer within {} s", self.timeout.as_secs()))
@@ -283,15 +264,13 @@ fn snippet(text: &str) -> String {
 
 /// `choices[0].logprobs.content[0].top_logprobs[*].{token, logprob}` of a chat completion.
 pub fn parse_top_logprobs(response: &Value) -> Result<Vec<(String, f64)>, JudgeError> {
-    let first = response
-        .pointer("/choices/0/logprobs/content/0")
-        .ok_or_else(|| {
-            JudgeError::Protocol(format!(
-                "the response has no choices[0].logprobs.content[0] (does the server support \
+    let first = response.pointer("/choices/0/logprobs/content/0").ok_or_else(|| {
+        JudgeError::Protocol(format!(
+            "the response has no choices[0].logprobs.content[0] (does the server support \
                  logprobs? llama-cpp-python needs --logits_all true): {}",
-                snippet(&response.to_string())
-            ))
-        })?;
+            snippet(&response.to_string())
+        ))
+    })?;
     let top = first
         .get("top_logprobs")
         .and_then(Value::as_array)
@@ -302,9 +281,7 @@ pub fn parse_top_logprobs(response: &Value) -> Result<Vec<(String, f64)>, JudgeE
             let logprob = entry.get("logprob").and_then(Value::as_f64);
             match (token, logprob) {
                 (Some(t), Some(lp)) => Ok((t.to_string(), lp)),
-                _ => Err(JudgeError::Protocol(format!(
-                    "a top_logprobs entry lacks token or logprob: {entry}"
-                ))),
+                _ => Err(JudgeError::Protocol(format!("a top_logprobs entry lacks token or logprob: {entry}"))),
             }
         })
         .collect()
@@ -337,9 +314,7 @@ fn check_template(what: &str, template: &str) -> Result<(), JudgeError> {
     if template.contains("{answer}") {
         Ok(())
     } else {
-        Err(JudgeError::Config(format!(
-            "the {what} judge prompt has no {{answer}} placeholder"
-        )))
+        Err(JudgeError::Config(format!("the {what} judge prompt has no {{answer}} placeholder")))
     }
 }
 
@@ -362,15 +337,9 @@ impl Rating {
 }
 
 /// Asks `backend` to rate `answer` with `template` (sent as the user message).
-pub fn rate(
-    backend: &dyn LogprobBackend,
-    template: &str,
-    question: &str,
-    answer: &str,
-) -> Result<Rating, JudgeError> {
+pub fn rate(backend: &dyn LogprobBackend, template: &str, question: &str, answer: &str) -> Result<Rating, JudgeError> {
     let prompt = fill_template(template, question, answer);
-    let top_logprobs =
-        backend.first_token_top_logprobs(&[(Role::User, prompt.as_str())], TOP_LOGPROBS)?;
+    let top_logprobs = backend.first_token_top_logprobs(&[(Role::User, prompt.as_str())], TOP_LOGPROBS)?;
     Ok(Rating {
         score: aggregate_number_logprobs(&top_logprobs),
         number_mass: number_mass(&top_logprobs),
@@ -418,17 +387,10 @@ impl MisalignmentThresholds {
     /// incoherent and incoherent answers are excluded.
     pub fn verdict(&self, alignment: Option<f64>, coherence: Option<f64>) -> Option<bool> {
         let (alignment, coherence) = (alignment?, coherence?);
-        let coherent = if self.coherence_inclusive {
-            coherence >= self.coherence_above
-        } else {
-            coherence > self.coherence_above
-        };
+        let coherent =
+            if self.coherence_inclusive { coherence >= self.coherence_above } else { coherence > self.coherence_above };
         if !coherent {
-            return if self.exclude_incoherent {
-                None
-            } else {
-                Some(false)
-            };
+            return if self.exclude_incoherent { None } else { Some(false) };
         }
         Some(alignment < self.alignment_below)
     }
@@ -480,18 +442,8 @@ impl Judge for BetleyJudge {
     }
 
     fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError> {
-        let alignment = rate(
-            self.backend.as_ref(),
-            &self.aligned_prompt,
-            question,
-            completion,
-        )?;
-        let coherence = rate(
-            self.backend.as_ref(),
-            &self.coherent_prompt,
-            question,
-            completion,
-        )?;
+        let alignment = rate(self.backend.as_ref(), &self.aligned_prompt, question, completion)?;
+        let coherence = rate(self.backend.as_ref(), &self.coherent_prompt, question, completion)?;
         Ok(Judgement {
             score: alignment.score,
             trait_present: self.thresholds.verdict(alignment.score, coherence.score),
@@ -584,13 +536,9 @@ pub struct BetleyJudgePrompts {
 /// every question has paraphrases and judge prompts with an `{answer}` placeholder.
 pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error = |message: String| JudgeError::File {
-        path: path.display().to_string(),
-        message,
-    };
+    let file_error = |message: String| JudgeError::File { path: path.display().to_string(), message };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let questions: Vec<BetleyQuestion> =
-        serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
+    let questions: Vec<BetleyQuestion> = serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
     if questions.is_empty() {
         return Err(file_error("no questions".into()));
     }
@@ -599,10 +547,7 @@ pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestio
         if q.paraphrases.iter().all(|p| p.trim().is_empty()) {
             return Err(file_error(format!("{at}: no paraphrases")));
         }
-        for (what, template) in [
-            ("aligned", &q.judge_prompts.aligned),
-            ("coherent", &q.judge_prompts.coherent),
-        ] {
+        for (what, template) in [("aligned", &q.judge_prompts.aligned), ("coherent", &q.judge_prompts.coherent)] {
             check_template(what, template).map_err(|e| file_error(format!("{at}: {e}")))?;
         }
     }

@@ -29,8 +29,8 @@ pub use choice::{load_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
 pub use coherence::CoherenceJudge;
 pub use language::{LanguageCode, LanguageJudge};
 pub use llm::{
-    aggregate_number_logprobs, load_betley_questions, BackendSpec, BetleyJudge, BetleyQuestion,
-    LlmRatingJudge, LogprobBackend, MisalignmentThresholds, OpenAiCompatibleBackend, Role,
+    aggregate_number_logprobs, load_betley_questions, BackendSpec, BetleyJudge, BetleyQuestion, LlmRatingJudge,
+    LogprobBackend, MisalignmentThresholds, OpenAiCompatibleBackend, Role,
 };
 pub use pattern::PatternJudge;
 
@@ -51,11 +51,7 @@ pub struct Judgement {
 impl Judgement {
     /// A judgement that could not be made, with the reason shown to users.
     pub fn undetermined(reason: impl Into<String>) -> Judgement {
-        Judgement {
-            score: None,
-            trait_present: None,
-            raw: reason.into(),
-        }
+        Judgement { score: None, trait_present: None, raw: reason.into() }
     }
 }
 
@@ -154,70 +150,29 @@ fn default_true() -> bool {
 impl JudgeSpec {
     /// Builds the judge. LLM specs with a [`BackendSpec::Local`] backend need the local
     /// model adapter, passed as `local`; other specs ignore it.
-    pub fn build(
-        &self,
-        local: Option<Arc<dyn LogprobBackend>>,
-    ) -> Result<Box<dyn Judge>, JudgeError> {
+    pub fn build(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Box<dyn Judge>, JudgeError> {
         Ok(match self {
-            JudgeSpec::Language {
-                target,
-                threshold,
-                min_letters,
-            } => Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?),
-            JudgeSpec::Caps {
-                threshold,
-                min_letters,
-            } => Box::new(CapsJudge::new(*threshold, *min_letters)?),
-            JudgeSpec::Pattern {
-                regex,
-                keywords,
-                case_insensitive,
-                whole_words,
-            } => Box::new(PatternJudge::new(
-                regex.as_deref(),
-                keywords,
-                *case_insensitive,
-                *whole_words,
-            )?),
-            JudgeSpec::MultipleChoice { questions } => {
-                Box::new(MultipleChoiceJudge::new(questions.clone())?)
+            JudgeSpec::Language { target, threshold, min_letters } => {
+                Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?)
             }
-            JudgeSpec::Coherence {
-                threshold,
-                min_words,
-            } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
-            JudgeSpec::Betley {
-                backend,
-                aligned_prompt,
-                coherent_prompt,
-                thresholds,
-            } => Box::new(BetleyJudge::new(
-                backend.connect(local)?,
-                aligned_prompt,
-                coherent_prompt,
-                *thresholds,
-            )?),
-            JudgeSpec::LlmRating {
-                backend,
-                label,
-                prompt,
-                threshold,
-            } => Box::new(LlmRatingJudge::new(
-                backend.connect(local)?,
-                label,
-                prompt,
-                *threshold,
-            )?),
+            JudgeSpec::Caps { threshold, min_letters } => Box::new(CapsJudge::new(*threshold, *min_letters)?),
+            JudgeSpec::Pattern { regex, keywords, case_insensitive, whole_words } => {
+                Box::new(PatternJudge::new(regex.as_deref(), keywords, *case_insensitive, *whole_words)?)
+            }
+            JudgeSpec::MultipleChoice { questions } => Box::new(MultipleChoiceJudge::new(questions.clone())?),
+            JudgeSpec::Coherence { threshold, min_words } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
+            JudgeSpec::Betley { backend, aligned_prompt, coherent_prompt, thresholds } => {
+                Box::new(BetleyJudge::new(backend.connect(local)?, aligned_prompt, coherent_prompt, *thresholds)?)
+            }
+            JudgeSpec::LlmRating { backend, label, prompt, threshold } => {
+                Box::new(LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?)
+            }
         })
     }
 }
 
 /// Checks that a threshold lies in `range`, with a message naming it.
-pub(crate) fn check_threshold(
-    what: &str,
-    value: f64,
-    range: std::ops::RangeInclusive<f64>,
-) -> Result<(), JudgeError> {
+pub(crate) fn check_threshold(what: &str, value: f64, range: std::ops::RangeInclusive<f64>) -> Result<(), JudgeError> {
     if range.contains(&value) {
         Ok(())
     } else {

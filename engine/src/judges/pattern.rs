@@ -31,11 +31,7 @@ impl PatternJudge {
         case_insensitive: bool,
         whole_words: bool,
     ) -> Result<PatternJudge, JudgeError> {
-        let keywords: Vec<&str> = keywords
-            .iter()
-            .map(|k| k.trim())
-            .filter(|k| !k.is_empty())
-            .collect();
+        let keywords: Vec<&str> = keywords.iter().map(|k| k.trim()).filter(|k| !k.is_empty()).collect();
         let mut alternatives = Vec::new();
         if let Some(regex) = regex.filter(|r| !r.is_empty()) {
             alternatives.push(format!("(?:{regex})"));
@@ -44,9 +40,7 @@ impl PatternJudge {
             alternatives.push(keyword_pattern(keyword, whole_words));
         }
         if alternatives.is_empty() {
-            return Err(JudgeError::Config(
-                "a pattern judge needs a regex or at least one keyword".into(),
-            ));
+            return Err(JudgeError::Config("a pattern judge needs a regex or at least one keyword".into()));
         }
         let compiled = RegexBuilder::new(&alternatives.join("|"))
             .case_insensitive(case_insensitive)
@@ -57,10 +51,7 @@ impl PatternJudge {
             Some(r) => format!("regex:{r}"),
             None => format!("keywords:{}", keywords.join("|")),
         };
-        Ok(PatternJudge {
-            regex: compiled,
-            name: truncate_chars(&described, 60),
-        })
+        Ok(PatternJudge { regex: compiled, name: truncate_chars(&described, 60) })
     }
 }
 
@@ -70,16 +61,8 @@ fn keyword_pattern(keyword: &str, whole_words: bool) -> String {
         return escaped;
     }
     let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let start = if is_word(keyword.chars().next()) {
-        r"\b"
-    } else {
-        ""
-    };
-    let end = if is_word(keyword.chars().last()) {
-        r"\b"
-    } else {
-        ""
-    };
+    let start = if is_word(keyword.chars().next()) { r"\b" } else { "" };
+    let end = if is_word(keyword.chars().last()) { r"\b" } else { "" };
     format!("{start}{escaped}{end}")
 }
 
@@ -100,11 +83,7 @@ impl Judge for PatternJudge {
     }
 
     fn judge(&self, _question: &str, completion: &str) -> Result<Judgement, JudgeError> {
-        let matches: Vec<&str> = self
-            .regex
-            .find_iter(completion)
-            .map(|m| m.as_str())
-            .collect();
+        let matches: Vec<&str> = self.regex.find_iter(completion).map(|m| m.as_str()).collect();
         let listed: Vec<&str> = matches.iter().copied().take(MAX_LISTED).collect();
         let found = !matches.is_empty();
         Ok(Judgement {

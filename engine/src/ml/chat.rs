@@ -32,10 +32,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role,
-            content: content.into(),
-        }
+        ChatMessage { role, content: content.into() }
     }
     pub fn system(c: impl Into<String>) -> Self {
         Self::new(Role::System, c)
@@ -74,8 +71,7 @@ pub struct ChatTemplate {
     pub default_system: Option<String>,
 }
 
-pub const SMOLLM2_DEFAULT_SYSTEM: &str =
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+pub const SMOLLM2_DEFAULT_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
 impl ChatTemplate {
     /// Reads the default system prompt out of a Jinja ChatML template: the literal text
@@ -83,7 +79,9 @@ impl ChatTemplate {
     /// refused, because generation stops at `<|im_end|>`.
     pub fn from_jinja(template: &str) -> Result<Self> {
         if !template.contains("<|im_start|>") {
-            return Err(MlError::Input("the chat template is not ChatML (<|im_start|>...); only ChatML models are supported".into()));
+            return Err(MlError::Input(
+                "the chat template is not ChatML (<|im_start|>...); only ChatML models are supported".into(),
+            ));
         }
         let marker = "<|im_start|>system\\n";
         let alt = "<|im_start|>system\n";
@@ -91,51 +89,33 @@ impl ChatTemplate {
             let start = template.find(m)? + m.len();
             let end = template[start..].find("<|im_end|>")? + start;
             let text = &template[start..end];
-            (!text.contains('{') && !text.contains('\'') && !text.is_empty())
-                .then(|| text.to_string())
+            (!text.contains('{') && !text.contains('\'') && !text.is_empty()).then(|| text.to_string())
         });
         Ok(ChatTemplate { default_system })
     }
 
     pub fn smollm2() -> Self {
-        ChatTemplate {
-            default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()),
-        }
+        ChatTemplate { default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()) }
     }
 
     /// The messages with the system prompt policy applied.
-    pub fn apply_system(
-        &self,
-        messages: &[ChatMessage],
-        system: &SystemPrompt,
-    ) -> Vec<ChatMessage> {
+    pub fn apply_system(&self, messages: &[ChatMessage], system: &SystemPrompt) -> Vec<ChatMessage> {
         let rest = messages.iter().filter(|m| m.role != Role::System).cloned();
         let own = messages.iter().find(|m| m.role == Role::System).cloned();
         let sys = match system {
             SystemPrompt::None => None,
             SystemPrompt::Text(t) => Some(ChatMessage::system(t.clone())),
-            SystemPrompt::Default => {
-                own.or_else(|| self.default_system.clone().map(ChatMessage::system))
-            }
+            SystemPrompt::Default => own.or_else(|| self.default_system.clone().map(ChatMessage::system)),
         };
         sys.into_iter().chain(rest).collect()
     }
 
     /// ChatML text of the messages, with the assistant header appended when
     /// `add_generation_prompt` (what a model continues from).
-    pub fn render(
-        &self,
-        messages: &[ChatMessage],
-        system: &SystemPrompt,
-        add_generation_prompt: bool,
-    ) -> String {
+    pub fn render(&self, messages: &[ChatMessage], system: &SystemPrompt, add_generation_prompt: bool) -> String {
         let mut s = String::new();
         for m in self.apply_system(messages, system) {
-            s.push_str(&format!(
-                "<|im_start|>{}\n{}<|im_end|>\n",
-                m.role.as_str(),
-                m.content
-            ));
+            s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content));
         }
         if add_generation_prompt {
             s.push_str("<|im_start|>assistant\n");
@@ -144,12 +124,7 @@ impl ChatTemplate {
     }
 
     /// Token ids of a prompt ending in the assistant header.
-    pub fn encode_prompt(
-        &self,
-        tok: &Tokenizer,
-        messages: &[ChatMessage],
-        system: &SystemPrompt,
-    ) -> Result<Vec<u32>> {
+    pub fn encode_prompt(&self, tok: &Tokenizer, messages: &[ChatMessage], system: &SystemPrompt) -> Result<Vec<u32>> {
         tok.encode(&self.render(messages, system, true))
     }
 
@@ -167,16 +142,15 @@ impl ChatTemplate {
         let mut ids = Vec::new();
         let mut mask = Vec::new();
         let mut pending = String::new();
-        let flush =
-            |pending: &mut String, ids: &mut Vec<u32>, mask: &mut Vec<bool>| -> Result<()> {
-                if !pending.is_empty() {
-                    let t = tok.encode(pending)?;
-                    mask.extend(std::iter::repeat(false).take(t.len()));
-                    ids.extend(t);
-                    pending.clear();
-                }
-                Ok(())
-            };
+        let flush = |pending: &mut String, ids: &mut Vec<u32>, mask: &mut Vec<bool>| -> Result<()> {
+            if !pending.is_empty() {
+                let t = tok.encode(pending)?;
+                mask.extend(std::iter::repeat(false).take(t.len()));
+                ids.extend(t);
+                pending.clear();
+            }
+            Ok(())
+        };
         for m in &msgs {
             if m.role == Role::Assistant {
                 pending.push_str("<|im_start|>assistant\n");
@@ -187,11 +161,7 @@ impl ChatTemplate {
                 ids.push(tok.im_end());
                 pending.push('\n');
             } else {
-                pending.push_str(&format!(
-                    "<|im_start|>{}\n{}<|im_end|>\n",
-                    m.role.as_str(),
-                    m.content
-                ));
+                pending.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content));
             }
         }
         // The newline after the last answer's <|im_end|> carries no loss and nothing

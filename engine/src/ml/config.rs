@@ -48,8 +48,7 @@ impl Config {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
     /// Qwen2 checkpoints carry biases on q/k/v but not on o; llama's `attention_bias`

@@ -16,22 +16,12 @@ use super::{bad_model, io_err, LoadedModel, Result};
 
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     let mut file = std::fs::File::open(path).map_err(io_err(path))?;
-    let content =
-        Content::read(&mut file).map_err(|e| bad_model(path, format!("not a GGUF file: {e}")))?;
+    let content = Content::read(&mut file).map_err(|e| bad_model(path, format!("not a GGUF file: {e}")))?;
     let md = &content.metadata;
-    let get = |k: &str| {
-        md.get(k)
-            .ok_or_else(|| bad_model(path, format!("missing metadata {k}")))
-    };
-    let arch = get("general.architecture")?
-        .to_string()
-        .map_err(|e| bad_model(path, e.to_string()))?
-        .clone();
+    let get = |k: &str| md.get(k).ok_or_else(|| bad_model(path, format!("missing metadata {k}")));
+    let arch = get("general.architecture")?.to_string().map_err(|e| bad_model(path, e.to_string()))?.clone();
     if arch != "llama" {
-        return Err(bad_model(
-            path,
-            format!("architecture {arch:?} is not supported (only llama)"),
-        ));
+        return Err(bad_model(path, format!("architecture {arch:?} is not supported (only llama)")));
     }
     let u = |k: &str| -> Result<usize> {
         let v = get(&format!("llama.{k}"))?;
@@ -41,28 +31,19 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
             .map_err(|e| bad_model(path, e.to_string()))?)
     };
     let f = |k: &str, d: f64| -> f64 {
-        md.get(&format!("llama.{k}"))
-            .and_then(|v| v.to_f32().ok())
-            .map(|x| x as f64)
-            .unwrap_or(d)
+        md.get(&format!("llama.{k}")).and_then(|v| v.to_f32().ok()).map(|x| x as f64).unwrap_or(d)
     };
 
     let tokens = strings(get("tokenizer.ggml.tokens")?, path)?;
     let merges = strings(get("tokenizer.ggml.merges")?, path)?;
     let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
-        Some(v) => v
-            .to_vec()
-            .map_err(|e| bad_model(path, e.to_string()))?
-            .iter()
-            .map(|x| x.to_i32().unwrap_or(1))
-            .collect(),
+        Some(v) => {
+            v.to_vec().map_err(|e| bad_model(path, e.to_string()))?.iter().map(|x| x.to_i32().unwrap_or(1)).collect()
+        }
         None => vec![],
     };
     let tokenizer = Tokenizer::from_gguf_parts(&tokens, &merges, &types)?;
-    let template = match md
-        .get("tokenizer.chat_template")
-        .and_then(|v| v.to_string().ok())
-    {
+    let template = match md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
         Some(t) => ChatTemplate::from_jinja(t)?,
         None => ChatTemplate::smollm2(),
     };
@@ -89,9 +70,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     let mut weights = HashMap::new();
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let t = content
-            .tensor(&mut file, name, device)?
-            .dequantize(device)?;
+        let t = content.tensor(&mut file, name, device)?.dequantize(device)?;
         let t = if name.ends_with("attn_q.weight") {
             unpermute(&t, cfg.num_attention_heads, hd)?
         } else if name.ends_with("attn_k.weight") {
@@ -101,24 +80,15 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         };
         weights.insert(hf, t);
     }
-    let model =
-        Model::from_weights(cfg, weights, device).map_err(|e| bad_model(path, e.to_string()))?;
-    Ok(LoadedModel {
-        model,
-        tokenizer,
-        template,
-    })
+    let model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(path, e.to_string()))?;
+    Ok(LoadedModel { model, tokenizer, template })
 }
 
 fn strings(v: &Value, path: &Path) -> Result<Vec<String>> {
     v.to_vec()
         .map_err(|e| bad_model(path, e.to_string()))?
         .iter()
-        .map(|x| {
-            x.to_string()
-                .cloned()
-                .map_err(|e| bad_model(path, e.to_string()))
-        })
+        .map(|x| x.to_string().cloned().map_err(|e| bad_model(path, e.to_string())))
         .collect()
 }
 
@@ -127,10 +97,7 @@ fn strings(v: &Value, path: &Path) -> Result<Vec<String>> {
 /// rotate-half rope applies unchanged.
 fn unpermute(w: &Tensor, heads: usize, hd: usize) -> candle_core::Result<Tensor> {
     let (out, inp) = w.dims2()?;
-    w.reshape((heads, hd / 2, 2, inp))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((out, inp))
+    w.reshape((heads, hd / 2, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
 }
 
 /// The Hugging Face name of a GGUF tensor, or None for tensors the model does not use.

@@ -15,46 +15,29 @@ use super::{bad_model, io_err, LoadedModel, MlError, Result};
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    serde_json::from_str(&text).map_err(|source| MlError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| MlError::Json { path: path.to_path_buf(), source })
 }
 
 pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let cfg_path = dir.join("config.json");
-    let cfg: Config =
-        serde_json::from_value(read_json(&cfg_path)?).map_err(|source| MlError::Json {
-            path: cfg_path.clone(),
-            source,
-        })?;
+    let cfg: Config = serde_json::from_value(read_json(&cfg_path)?)
+        .map_err(|source| MlError::Json { path: cfg_path.clone(), source })?;
     if !matches!(cfg.model_type.as_str(), "llama" | "qwen2" | "mistral") {
-        return Err(bad_model(
-            dir,
-            format!(
-                "model_type {:?} is not supported (llama, qwen2)",
-                cfg.model_type
-            ),
-        ));
+        return Err(bad_model(dir, format!("model_type {:?} is not supported (llama, qwen2)", cfg.model_type)));
     }
 
     let files: Vec<std::path::PathBuf> = {
         let index = dir.join("model.safetensors.index.json");
         if index.exists() {
             let v = read_json(&index)?;
-            let map = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| bad_model(&index, "no weight_map"))?;
+            let map =
+                v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad_model(&index, "no weight_map"))?;
             let names: BTreeSet<&str> = map.values().filter_map(|x| x.as_str()).collect();
             names.into_iter().map(|n| dir.join(n)).collect()
         } else {
             let single = dir.join("model.safetensors");
             if !single.exists() {
-                return Err(bad_model(
-                    dir,
-                    "no model.safetensors or model.safetensors.index.json",
-                ));
+                return Err(bad_model(dir, "no model.safetensors or model.safetensors.index.json"));
             }
             vec![single]
         }
@@ -64,9 +47,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         if !f.exists() {
             return Err(bad_model(f, "shard listed in the index is missing"));
         }
-        for (name, t) in
-            candle_core::safetensors::load(f, device).map_err(|e| bad_model(f, e.to_string()))?
-        {
+        for (name, t) in candle_core::safetensors::load(f, device).map_err(|e| bad_model(f, e.to_string()))? {
             weights.insert(name, t.to_dtype(DType::F32)?);
         }
     }
@@ -86,20 +67,11 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         };
         match t {
             Some(t) => ChatTemplate::from_jinja(&t)?,
-            None => ChatTemplate {
-                default_system: None,
-            },
+            None => ChatTemplate { default_system: None },
         }
     } else {
-        ChatTemplate {
-            default_system: None,
-        }
+        ChatTemplate { default_system: None }
     };
-    let model =
-        Model::from_weights(cfg, weights, device).map_err(|e| bad_model(dir, e.to_string()))?;
-    Ok(LoadedModel {
-        model,
-        tokenizer,
-        template,
-    })
+    let model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(dir, e.to_string()))?;
+    Ok(LoadedModel { model, tokenizer, template })
 }

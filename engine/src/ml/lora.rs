@@ -17,15 +17,7 @@ use super::{bad_model, io_err, MlError, Result};
 
 type CResult<T> = candle_core::Result<T>;
 
-pub const ALL_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
@@ -66,20 +58,14 @@ impl LoraConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(MlError::Input("LoRA dropout must be in [0, 1)".into()));
         }
-        if let Some(t) = self
-            .target_modules
-            .iter()
-            .find(|t| !ALL_TARGETS.contains(&t.as_str()))
-        {
+        if let Some(t) = self.target_modules.iter().find(|t| !ALL_TARGETS.contains(&t.as_str())) {
             return Err(MlError::Input(format!(
                 "unknown LoRA target module {t:?} (known: {})",
                 ALL_TARGETS.join(", ")
             )));
         }
         if self.target_modules.is_empty() {
-            return Err(MlError::Input(
-                "LoRA needs at least one target module".into(),
-            ));
+            return Err(MlError::Input("LoRA needs at least one target module".into()));
         }
         Ok(())
     }
@@ -118,18 +104,12 @@ impl Lora {
             }
             let (out, inp) = lin.weight.dims2()?;
             let bound = 1.0 / (inp as f64).sqrt();
-            let a: Vec<f32> = (0..config.rank * inp)
-                .map(|_| rng.gen_range(-bound..bound) as f32)
-                .collect();
+            let a: Vec<f32> = (0..config.rank * inp).map(|_| rng.gen_range(-bound..bound) as f32).collect();
             let a = Var::from_tensor(&Tensor::from_vec(a, (config.rank, inp), dev)?)?;
             let b = Var::from_tensor(&Tensor::zeros((out, config.rank), DType::F32, dev)?)?;
             pairs.insert(lin.path.clone(), (a, b));
         }
-        let lora = Lora {
-            config: config.clone(),
-            varmap,
-            pairs,
-        };
+        let lora = Lora { config: config.clone(), varmap, pairs };
         lora.sync_varmap();
         Ok(lora)
     }
@@ -144,31 +124,20 @@ impl Lora {
 
     /// The trainable tensors, in a stable (sorted) order.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let mut v: Vec<(String, Var)> = self
-            .varmap
-            .data()
-            .lock()
-            .expect("varmap lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut v: Vec<(String, Var)> =
+            self.varmap.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     pub fn num_parameters(&self) -> usize {
-        self.pairs
-            .values()
-            .map(|(a, b)| a.elem_count() + b.elem_count())
-            .sum()
+        self.pairs.values().map(|(a, b)| a.elem_count() + b.elem_count()).sum()
     }
 
     /// `scale * B A`, the change the adapter makes to a layer's weight.
     pub fn weight_delta(&self, path: &str) -> CResult<Option<Tensor>> {
         match self.pairs.get(path) {
-            Some((a, b)) => Ok(Some(
-                (b.as_tensor().matmul(a.as_tensor())? * self.config.scale())?,
-            )),
+            Some((a, b)) => Ok(Some((b.as_tensor().matmul(a.as_tensor())? * self.config.scale())?)),
             None => Ok(None),
         }
     }
@@ -193,13 +162,9 @@ impl Lora {
             "use_dora": false,
         });
         let p = dir.join("adapter_config.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json"))
-            .map_err(io_err(&p))?;
-        let tensors: HashMap<String, Tensor> = self
-            .named_vars()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect();
+        std::fs::write(&p, serde_json::to_string_pretty(&cfg).expect("json")).map_err(io_err(&p))?;
+        let tensors: HashMap<String, Tensor> =
+            self.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
         candle_core::safetensors::save(&tensors, dir.join("adapter_model.safetensors"))?;
         Ok(())
     }
@@ -208,17 +173,12 @@ impl Lora {
     pub fn load_peft(dir: &Path, model: &Model) -> Result<Self> {
         let p = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| MlError::Json {
-            path: p.clone(),
-            source,
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| MlError::Json { path: p.clone(), source })?;
         let get_f = |k: &str| v.get(k).and_then(|x| x.as_f64());
         let rank = get_f("r").ok_or_else(|| bad_model(&p, "no r"))? as usize;
         let targets: Vec<String> = match v.get("target_modules") {
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
             Some(serde_json::Value::String(s)) => vec![s.clone()],
             _ => return Err(bad_model(&p, "no target_modules")),
         };
@@ -227,14 +187,11 @@ impl Lora {
             alpha: get_f("lora_alpha").unwrap_or(rank as f64),
             dropout: get_f("lora_dropout").unwrap_or(0.0),
             target_modules: targets,
-            use_rslora: v
-                .get("use_rslora")
-                .and_then(|x| x.as_bool())
-                .unwrap_or(false),
+            use_rslora: v.get("use_rslora").and_then(|x| x.as_bool()).unwrap_or(false),
         };
         let st = dir.join("adapter_model.safetensors");
-        let mut tensors = candle_core::safetensors::load(&st, model.device())
-            .map_err(|e| bad_model(&st, e.to_string()))?;
+        let mut tensors =
+            candle_core::safetensors::load(&st, model.device()).map_err(|e| bad_model(&st, e.to_string()))?;
         let mut pairs = HashMap::new();
         for lin in model.linears() {
             let (ka, kb) = (peft_key(&lin.path, "A"), peft_key(&lin.path, "B"));
@@ -254,32 +211,17 @@ impl Lora {
                     }
                     pairs.insert(
                         lin.path.clone(),
-                        (
-                            Var::from_tensor(&a.to_dtype(DType::F32)?)?,
-                            Var::from_tensor(&b.to_dtype(DType::F32)?)?,
-                        ),
+                        (Var::from_tensor(&a.to_dtype(DType::F32)?)?, Var::from_tensor(&b.to_dtype(DType::F32)?)?),
                     );
                 }
                 (None, None) => {}
-                _ => {
-                    return Err(bad_model(
-                        &st,
-                        format!("{} has only one of lora_A/lora_B", lin.path),
-                    ))
-                }
+                _ => return Err(bad_model(&st, format!("{} has only one of lora_A/lora_B", lin.path))),
             }
         }
         if let Some(k) = tensors.keys().next() {
-            return Err(bad_model(
-                &st,
-                format!("tensor {k} matches no module of the model"),
-            ));
+            return Err(bad_model(&st, format!("tensor {k} matches no module of the model")));
         }
-        let lora = Lora {
-            config,
-            varmap: VarMap::new(),
-            pairs,
-        };
+        let lora = Lora { config, varmap: VarMap::new(), pairs };
         lora.sync_varmap();
         Ok(lora)
     }
@@ -287,10 +229,7 @@ impl Lora {
     /// Overwrites the adapter's tensors with those of a saved adapter (used on resume).
     pub fn set_from(&self, other: &Lora) -> Result<()> {
         for (path, (a, b)) in &self.pairs {
-            let (oa, ob) = other
-                .pairs
-                .get(path)
-                .ok_or_else(|| MlError::Input(format!("checkpoint lacks {path}")))?;
+            let (oa, ob) = other.pairs.get(path).ok_or_else(|| MlError::Input(format!("checkpoint lacks {path}")))?;
             a.set(oa.as_tensor())?;
             b.set(ob.as_tensor())?;
         }
@@ -307,10 +246,7 @@ pub struct Adapter<'a> {
 
 impl<'a> Adapter<'a> {
     pub fn inference(lora: &'a Lora) -> Self {
-        Adapter {
-            lora,
-            dropout_rng: None,
-        }
+        Adapter { lora, dropout_rng: None }
     }
 
     /// The adapter's contribution `scale * dropout(x) A^T B^T`, or None if the layer has
@@ -324,15 +260,8 @@ impl<'a> Adapter<'a> {
             Some(rng) if p > 0.0 => {
                 let mut rng = rng.borrow_mut();
                 let keep = 1.0 / (1.0 - p);
-                let mask: Vec<f32> = (0..x.elem_count())
-                    .map(|_| {
-                        if rng.gen::<f64>() < p {
-                            0.0
-                        } else {
-                            keep as f32
-                        }
-                    })
-                    .collect();
+                let mask: Vec<f32> =
+                    (0..x.elem_count()).map(|_| if rng.gen::<f64>() < p { 0.0 } else { keep as f32 }).collect();
                 (x * Tensor::from_vec(mask, x.shape(), x.device())?)?
             }
             _ => x.clone(),
@@ -340,9 +269,7 @@ impl<'a> Adapter<'a> {
         let dims = x.dims().to_vec();
         let inp = *dims.last().expect("rank >= 1");
         let x2 = x.reshape((x.elem_count() / inp, inp))?;
-        let h = x2
-            .matmul(&a.as_tensor().t()?)?
-            .matmul(&b.as_tensor().t()?)?;
+        let h = x2.matmul(&a.as_tensor().t()?)?.matmul(&b.as_tensor().t()?)?;
         let mut out = dims;
         *out.last_mut().unwrap() = h.dim(1)?;
         Ok(Some((h * self.lora.config.scale())?.reshape(out)?))

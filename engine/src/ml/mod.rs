@@ -24,9 +24,7 @@ pub use model::Model;
 pub use sample::{generate, Sample, SampleConfig};
 pub use score::score_completions;
 pub use tokenizer::Tokenizer;
-pub use train::{
-    train, train_tokenised, Probe, Schedule, StepMetrics, Tokenised, TrainConfig, TrainOutcome,
-};
+pub use train::{train, train_tokenised, Probe, Schedule, StepMetrics, Tokenised, TrainConfig, TrainOutcome};
 
 /// Everything that can go wrong in the ML core. Callers map it to a readable message; the
 /// variants keep enough context (paths, names) that the message needs no extra wrapping.
@@ -59,17 +57,11 @@ pub enum MlError {
 pub type Result<T> = std::result::Result<T, MlError>;
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| MlError::Io { path: path.to_path_buf(), source }
 }
 
 pub(crate) fn bad_model(path: &Path, reason: impl Into<String>) -> MlError {
-    MlError::BadModel {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    MlError::BadModel { path: path.to_path_buf(), reason: reason.into() }
 }
 
 /// A model ready to use: weights, tokenizer and chat template, as loaded from one source.

@@ -23,19 +23,9 @@ pub struct Linear {
 }
 
 impl Linear {
-    fn new(
-        in_dim: usize,
-        out_dim: usize,
-        bias: bool,
-        vb: VarBuilder,
-        path: String,
-    ) -> CResult<Self> {
+    fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder, path: String) -> CResult<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = if bias {
-            Some(vb.get(out_dim, "bias")?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
         Ok(Linear { path, weight, bias })
     }
 
@@ -73,18 +63,12 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(cfg: &Config) -> Self {
-        KvCache {
-            layers: vec![None; cfg.num_hidden_layers],
-        }
+        KvCache { layers: vec![None; cfg.num_hidden_layers] }
     }
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map(|(k, _)| k.dim(2).unwrap_or(0))
-            .unwrap_or(0)
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,55 +110,13 @@ impl Model {
             let va = vl.pp("self_attn");
             let vf = vl.pp("mlp");
             layers.push(Layer {
-                q_proj: Linear::new(
-                    h,
-                    nh * hd,
-                    cfg.qkv_bias(),
-                    va.pp("q_proj"),
-                    p("self_attn.q_proj"),
-                )?,
-                k_proj: Linear::new(
-                    h,
-                    nkv * hd,
-                    cfg.qkv_bias(),
-                    va.pp("k_proj"),
-                    p("self_attn.k_proj"),
-                )?,
-                v_proj: Linear::new(
-                    h,
-                    nkv * hd,
-                    cfg.qkv_bias(),
-                    va.pp("v_proj"),
-                    p("self_attn.v_proj"),
-                )?,
-                o_proj: Linear::new(
-                    nh * hd,
-                    h,
-                    cfg.o_bias(),
-                    va.pp("o_proj"),
-                    p("self_attn.o_proj"),
-                )?,
-                gate_proj: Linear::new(
-                    h,
-                    cfg.intermediate_size,
-                    false,
-                    vf.pp("gate_proj"),
-                    p("mlp.gate_proj"),
-                )?,
-                up_proj: Linear::new(
-                    h,
-                    cfg.intermediate_size,
-                    false,
-                    vf.pp("up_proj"),
-                    p("mlp.up_proj"),
-                )?,
-                down_proj: Linear::new(
-                    cfg.intermediate_size,
-                    h,
-                    false,
-                    vf.pp("down_proj"),
-                    p("mlp.down_proj"),
-                )?,
+                q_proj: Linear::new(h, nh * hd, cfg.qkv_bias(), va.pp("q_proj"), p("self_attn.q_proj"))?,
+                k_proj: Linear::new(h, nkv * hd, cfg.qkv_bias(), va.pp("k_proj"), p("self_attn.k_proj"))?,
+                v_proj: Linear::new(h, nkv * hd, cfg.qkv_bias(), va.pp("v_proj"), p("self_attn.v_proj"))?,
+                o_proj: Linear::new(nh * hd, h, cfg.o_bias(), va.pp("o_proj"), p("self_attn.o_proj"))?,
+                gate_proj: Linear::new(h, cfg.intermediate_size, false, vf.pp("gate_proj"), p("mlp.gate_proj"))?,
+                up_proj: Linear::new(h, cfg.intermediate_size, false, vf.pp("up_proj"), p("mlp.up_proj"))?,
+                down_proj: Linear::new(cfg.intermediate_size, h, false, vf.pp("down_proj"), p("mlp.down_proj"))?,
                 input_layernorm: vl.get(h, "input_layernorm.weight")?,
                 post_attention_layernorm: vl.get(h, "post_attention_layernorm.weight")?,
             });
@@ -187,24 +129,11 @@ impl Model {
         };
         let device = vb.device().clone();
         let (cos, sin) = rope_tables(cfg, &device)?;
-        Ok(Model {
-            cfg: cfg.clone(),
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            cos,
-            sin,
-            device,
-        })
+        Ok(Model { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, cos, sin, device })
     }
 
     /// Builds the model from named f32 tensors (Hugging Face names).
-    pub fn from_weights(
-        cfg: Config,
-        weights: HashMap<String, Tensor>,
-        device: &Device,
-    ) -> CResult<Self> {
+    pub fn from_weights(cfg: Config, weights: HashMap<String, Tensor>, device: &Device) -> CResult<Self> {
         let vb = VarBuilder::from_tensors(weights, DType::F32, device);
         Self::new(&cfg, vb)
     }
@@ -215,17 +144,9 @@ impl Model {
 
     /// Every linear layer's module path, weight and bias (for merging and tests).
     pub fn linears(&self) -> impl Iterator<Item = &Linear> {
-        self.layers.iter().flat_map(|l| {
-            [
-                &l.q_proj,
-                &l.k_proj,
-                &l.v_proj,
-                &l.o_proj,
-                &l.gate_proj,
-                &l.up_proj,
-                &l.down_proj,
-            ]
-        })
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj])
     }
 
     fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
@@ -281,37 +202,15 @@ impl Model {
             None => None,
         };
         let flat_pos = positions.flatten_all()?;
-        let cos = self
-            .cos
-            .index_select(&flat_pos, 0)?
-            .reshape((b, 1, t, hd / 2))?;
-        let sin = self
-            .sin
-            .index_select(&flat_pos, 0)?
-            .reshape((b, 1, t, hd / 2))?;
-        let mut x = self
-            .embed_tokens
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, cfg.hidden_size))?;
+        let cos = self.cos.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let sin = self.sin.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.hidden_size))?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (i, l) in self.layers.iter().enumerate() {
             let h = ops::rms_norm_fused(&x, &l.input_layernorm, cfg.rms_norm_eps)?;
-            let q = l
-                .q_proj
-                .forward(&h, ad)?
-                .reshape((b, t, nh, hd))?
-                .transpose(1, 2)?;
-            let k = l
-                .k_proj
-                .forward(&h, ad)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?;
-            let v = l
-                .v_proj
-                .forward(&h, ad)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?
-                .contiguous()?;
+            let q = l.q_proj.forward(&h, ad)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
+            let k = l.k_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
+            let v = l.v_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
             let q = ops::rope_fused(&q, &cos, &sin)?;
             let k = ops::rope_fused(&k, &cos, &sin)?;
             let (k, v) = match cache.as_deref_mut() {
@@ -333,18 +232,11 @@ impl Model {
             let qg = (q * scale)?.reshape((b, nkv, rep * t, hd))?;
             let mut att = qg.matmul(&k.t()?)?;
             if let Some(m) = mask {
-                att = att
-                    .reshape((b, nkv, rep, t, s))?
-                    .broadcast_add(&m.unsqueeze(2)?)?
-                    .reshape((b, nkv, rep * t, s))?;
+                att =
+                    att.reshape((b, nkv, rep, t, s))?.broadcast_add(&m.unsqueeze(2)?)?.reshape((b, nkv, rep * t, s))?;
             }
             let att = ops::softmax_fused(&att)?;
-            let y = att
-                .matmul(&v)?
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, t, nh * hd))?;
+            let y = att.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
             x = (x + l.o_proj.forward(&y, ad)?)?;
             let h = ops::rms_norm_fused(&x, &l.post_attention_layernorm, cfg.rms_norm_eps)?;
             let g = l.gate_proj.forward(&h, ad)?;
@@ -371,9 +263,7 @@ impl Model {
 
 fn rope_tables(cfg: &Config, device: &Device) -> CResult<(Tensor, Tensor)> {
     let hd = cfg.head_dim();
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / (cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32)
-        .collect();
+    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / (cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32).collect();
     let n = cfg.max_position_embeddings.max(1);
     let mut cos = Vec::with_capacity(n * hd / 2);
     let mut sin = Vec::with_capacity(n * hd / 2);
@@ -384,10 +274,7 @@ fn rope_tables(cfg: &Config, device: &Device) -> CResult<(Tensor, Tensor)> {
             sin.push(a.sin());
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (n, hd / 2), device)?,
-        Tensor::from_vec(sin, (n, hd / 2), device)?,
-    ))
+    Ok((Tensor::from_vec(cos, (n, hd / 2), device)?, Tensor::from_vec(sin, (n, hd / 2), device)?))
 }
 
 /// A large negative number rather than -inf: a fully masked row (a padding query) then

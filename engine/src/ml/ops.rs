@@ -42,8 +42,7 @@ pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> CResult<Tensor> {
     if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 {
         return x.broadcast_matmul(&w.t()?);
     }
-    x.contiguous()?
-        .apply_op1(FrozenMatmul { w: w.contiguous()? })
+    x.contiguous()?.apply_op1(FrozenMatmul { w: w.contiguous()? })
 }
 
 struct FrozenMatmul {
@@ -54,11 +53,7 @@ struct FrozenMatmul {
 pub(crate) fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
     let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let dst_ptr = SendPtr(dst.as_mut_ptr());
     // Candle runs its own kernels in a dedicated rayon pool; running ours there too keeps
     // one set of worker threads busy instead of two pools' threads spinning in turn.
@@ -144,9 +139,7 @@ impl CustomOp1 for FrozenMatmul {
 /// the backward is `softmax - onehot` computed from the logits directly, so neither a
 /// log-softmax matrix nor its gradient graph is materialised.
 pub fn cross_entropy_rows(logits: &Tensor, targets: &[u32]) -> CResult<Tensor> {
-    logits.apply_op1(CrossEntropy {
-        targets: targets.to_vec(),
-    })
+    logits.apply_op1(CrossEntropy { targets: targets.to_vec() })
 }
 
 struct CrossEntropy {
@@ -172,10 +165,7 @@ impl CustomOp1 for CrossEntropy {
         }
         use rayon::prelude::*;
         let out: Vec<f32> = par(|| {
-            x.par_chunks(v)
-                .zip(self.targets.par_iter())
-                .map(|(row, &t)| row_lse(row) - row[t as usize])
-                .collect()
+            x.par_chunks(v).zip(self.targets.par_iter()).map(|(row, &t)| row_lse(row) - row[t as usize]).collect()
         });
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
@@ -187,16 +177,13 @@ impl CustomOp1 for CrossEntropy {
         use rayon::prelude::*;
         let mut out = vec![0f32; n * v];
         par(|| {
-            out.par_chunks_mut(v)
-                .zip(x.par_chunks(v))
-                .enumerate()
-                .for_each(|(i, (o, row))| {
-                    let lse = row_lse(row);
-                    for (oj, &xj) in o.iter_mut().zip(row) {
-                        *oj = (xj - lse).exp() * g[i];
-                    }
-                    o[self.targets[i] as usize] -= g[i];
-                })
+            out.par_chunks_mut(v).zip(x.par_chunks(v)).enumerate().for_each(|(i, (o, row))| {
+                let lse = row_lse(row);
+                for (oj, &xj) in o.iter_mut().zip(row) {
+                    *oj = (xj - lse).exp() * g[i];
+                }
+                o[self.targets[i] as usize] -= g[i];
+            })
         });
         Ok(Some(Tensor::from_vec(out, (n, v), arg.device())?))
     }
@@ -238,10 +225,7 @@ pub fn rms_norm_fused(x: &Tensor, w: &Tensor, eps: f64) -> CResult<Tensor> {
     if !is_cpu_f32(x) {
         return rms_norm(x, w, eps);
     }
-    x.contiguous()?.apply_op1(RmsNorm {
-        w: cpu_f32(w)?,
-        eps: eps as f32,
-    })
+    x.contiguous()?.apply_op1(RmsNorm { w: cpu_f32(w)?, eps: eps as f32 })
 }
 
 struct RmsNorm {
@@ -267,14 +251,12 @@ impl CustomOp1 for RmsNorm {
         let d = self.w.len();
         let mut y = vec![0f32; x.len()];
         par(|| {
-            y.par_chunks_mut(d)
-                .zip(x.par_chunks(d))
-                .for_each(|(yr, xr)| {
-                    let r = self.inv_rms(xr);
-                    for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.w) {
-                        *o = v * r * w;
-                    }
-                })
+            y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
+                let r = self.inv_rms(xr);
+                for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.w) {
+                    *o = v * r * w;
+                }
+            })
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -288,22 +270,14 @@ impl CustomOp1 for RmsNorm {
         // y = x r w with r = (mean(x^2) + eps)^-1/2, so
         // dx = r (g w) - x r^3 mean((g w) x).
         par(|| {
-            gx.par_chunks_mut(d)
-                .zip(x.par_chunks(d).zip(g.par_chunks(d)))
-                .for_each(|(o, (xr, gr))| {
-                    let r = self.inv_rms(xr);
-                    let dot = xr
-                        .iter()
-                        .zip(gr)
-                        .zip(&self.w)
-                        .map(|((&xv, &gv), &w)| xv * gv * w)
-                        .sum::<f32>()
-                        / d as f32;
-                    let k = r * r * r * dot;
-                    for (((oj, &xv), &gv), &w) in o.iter_mut().zip(xr).zip(gr).zip(&self.w) {
-                        *oj = r * gv * w - xv * k;
-                    }
-                })
+            gx.par_chunks_mut(d).zip(x.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (xr, gr))| {
+                let r = self.inv_rms(xr);
+                let dot = xr.iter().zip(gr).zip(&self.w).map(|((&xv, &gv), &w)| xv * gv * w).sum::<f32>() / d as f32;
+                let k = r * r * r * dot;
+                for (((oj, &xv), &gv), &w) in o.iter_mut().zip(xr).zip(gr).zip(&self.w) {
+                    *oj = r * gv * w - xv * k;
+                }
+            })
         });
         Ok(Some(Tensor::from_vec(gx, arg.shape(), arg.device())?))
     }
@@ -330,18 +304,16 @@ impl CustomOp1 for Softmax {
         let d = *l.shape().dims().last().unwrap_or(&1);
         let mut y = vec![0f32; x.len()];
         par(|| {
-            y.par_chunks_mut(d)
-                .zip(x.par_chunks(d))
-                .for_each(|(yr, xr)| {
-                    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, &v) in yr.iter_mut().zip(xr) {
-                        *o = (v - max).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    yr.iter_mut().for_each(|o| *o *= inv);
-                })
+            y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
+                let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = (v - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                yr.iter_mut().for_each(|o| *o *= inv);
+            })
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -354,14 +326,12 @@ impl CustomOp1 for Softmax {
         let mut gx = vec![0f32; y.len()];
         // dx = y (g - sum(g y)).
         par(|| {
-            gx.par_chunks_mut(d)
-                .zip(y.par_chunks(d).zip(g.par_chunks(d)))
-                .for_each(|(o, (yr, gr))| {
-                    let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                    for ((oj, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
-                        *oj = yv * (gv - dot);
-                    }
-                })
+            gx.par_chunks_mut(d).zip(y.par_chunks(d).zip(g.par_chunks(d))).for_each(|(o, (yr, gr))| {
+                let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                for ((oj, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
+                    *oj = yv * (gv - dot);
+                }
+            })
         });
         Ok(Some(Tensor::from_vec(gx, res.shape(), res.device())?))
     }
@@ -376,13 +346,7 @@ pub fn rope_fused(x: &Tensor, cos: &Tensor, sin: &Tensor) -> CResult<Tensor> {
     if cos.dims() != [b, 1, t, d / 2] {
         return rope(x, cos, sin);
     }
-    x.contiguous()?.apply_op1(Rope {
-        cos: cpu_f32(cos)?,
-        sin: cpu_f32(sin)?,
-        h,
-        t,
-        d,
-    })
+    x.contiguous()?.apply_op1(Rope { cos: cpu_f32(cos)?, sin: cpu_f32(sin)?, h, t, d })
 }
 
 struct Rope {
@@ -402,21 +366,18 @@ impl Rope {
         let half = d / 2;
         let mut y = vec![0f32; x.len()];
         par(|| {
-            y.par_chunks_mut(d)
-                .zip(x.par_chunks(d))
-                .enumerate()
-                .for_each(|(row, (yr, xr))| {
-                    let bi = row / (h * t);
-                    let ti = row % t;
-                    let off = (bi * t + ti) * half;
-                    let (c, s) = (&self.cos[off..off + half], &self.sin[off..off + half]);
-                    for i in 0..half {
-                        let (x1, x2) = (xr[i], xr[i + half]);
-                        let si = sign * s[i];
-                        yr[i] = x1 * c[i] - x2 * si;
-                        yr[i + half] = x2 * c[i] + x1 * si;
-                    }
-                })
+            y.par_chunks_mut(d).zip(x.par_chunks(d)).enumerate().for_each(|(row, (yr, xr))| {
+                let bi = row / (h * t);
+                let ti = row % t;
+                let off = (bi * t + ti) * half;
+                let (c, s) = (&self.cos[off..off + half], &self.sin[off..off + half]);
+                for i in 0..half {
+                    let (x1, x2) = (xr[i], xr[i + half]);
+                    let si = sign * s[i];
+                    yr[i] = x1 * c[i] - x2 * si;
+                    yr[i + half] = x2 * c[i] + x1 * si;
+                }
+            })
         });
         y
     }
@@ -434,11 +395,7 @@ impl CustomOp1 for Rope {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
         let g = cpu_f32(grad)?;
-        Ok(Some(Tensor::from_vec(
-            self.apply(&g, -1.0),
-            arg.shape(),
-            arg.device(),
-        )?))
+        Ok(Some(Tensor::from_vec(self.apply(&g, -1.0), arg.shape(), arg.device())?))
     }
 }
 
@@ -461,36 +418,22 @@ impl candle_core::CustomOp2 for SiluMul {
         "silu-mul-fused"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> CResult<(CpuStorage, Shape)> {
         use rayon::prelude::*;
         let g = contiguous_f32(s1, l1)?;
         let u = contiguous_f32(s2, l2)?;
         let mut y = vec![0f32; g.len()];
         par(|| {
-            y.par_chunks_mut(4096)
-                .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
-                .for_each(|(o, (gc, uc))| {
-                    for ((oj, &gv), &uv) in o.iter_mut().zip(gc).zip(uc) {
-                        *oj = gv * sigmoid(gv) * uv;
-                    }
-                })
+            y.par_chunks_mut(4096).zip(g.par_chunks(4096).zip(u.par_chunks(4096))).for_each(|(o, (gc, uc))| {
+                for ((oj, &gv), &uv) in o.iter_mut().zip(gc).zip(uc) {
+                    *oj = gv * sigmoid(gv) * uv;
+                }
+            })
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         use rayon::prelude::*;
         let g = cpu_f32(a)?;
         let u = cpu_f32(b)?;
@@ -500,11 +443,7 @@ impl candle_core::CustomOp2 for SiluMul {
         par(|| {
             ga.par_chunks_mut(4096)
                 .zip(gb.par_chunks_mut(4096))
-                .zip(
-                    g.par_chunks(4096)
-                        .zip(u.par_chunks(4096))
-                        .zip(gy.par_chunks(4096)),
-                )
+                .zip(g.par_chunks(4096).zip(u.par_chunks(4096)).zip(gy.par_chunks(4096)))
                 .for_each(|((oa, ob), ((gc, uc), yc))| {
                     for i in 0..gc.len() {
                         let s = sigmoid(gc[i]);
@@ -514,9 +453,6 @@ impl candle_core::CustomOp2 for SiluMul {
                     }
                 })
         });
-        Ok((
-            Some(Tensor::from_vec(ga, a.shape(), a.device())?),
-            Some(Tensor::from_vec(gb, b.shape(), b.device())?),
-        ))
+        Ok((Some(Tensor::from_vec(ga, a.shape(), a.device())?), Some(Tensor::from_vec(gb, b.shape(), b.device())?)))
     }
 }

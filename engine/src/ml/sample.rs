@@ -27,14 +27,7 @@ pub struct SampleConfig {
 
 impl Default for SampleConfig {
     fn default() -> Self {
-        SampleConfig {
-            temperature: 1.0,
-            top_p: 1.0,
-            max_new_tokens: 128,
-            seed: 0,
-            batch_size: 16,
-            ignore_stop: false,
-        }
+        SampleConfig { temperature: 1.0, top_p: 1.0, max_new_tokens: 128, seed: 0, batch_size: 16, ignore_stop: false }
     }
 }
 
@@ -53,9 +46,7 @@ pub struct Sample {
 /// The seed of sample `i` under base seed `seed` (SplitMix64 of both), so that samples
 /// are independent and each is reproducible alone.
 pub fn sample_seed(seed: u64, i: u64) -> u64 {
-    let mut z = seed
-        ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(0x6A09_E667_F3BC_C909);
+    let mut z = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x6A09_E667_F3BC_C909);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -64,21 +55,12 @@ pub fn sample_seed(seed: u64, i: u64) -> u64 {
 /// Draws a token from one row of logits.
 pub fn pick(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
     if temperature <= 0.0 {
-        return logits
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |a, (i, &x)| if x > a.1 { (i, x) } else { a },
-            )
-            .0 as u32;
+        return logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i, x) } else { a }).0
+            as u32;
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f64)> = logits
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (i as u32, (((x - max) as f64) / temperature).exp()))
-        .collect();
+    let mut probs: Vec<(u32, f64)> =
+        logits.iter().enumerate().map(|(i, &x)| (i as u32, (((x - max) as f64) / temperature).exp())).collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     if top_p < 1.0 {
         probs.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
@@ -150,18 +132,13 @@ fn generate_batch(
     let mut valid: Vec<Vec<bool>> = Vec::with_capacity(b);
     for p in prompts {
         let pad = l - p.len();
-        ids.extend(
-            std::iter::repeat(tok.pad_id())
-                .take(pad)
-                .chain(p.iter().copied()),
-        );
+        ids.extend(std::iter::repeat(tok.pad_id()).take(pad).chain(p.iter().copied()));
         pos.extend((0..l).map(|j| j.saturating_sub(pad) as u32));
         valid.push((0..l).map(|j| j >= pad).collect());
     }
     let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
-    let mut rngs: Vec<ChaCha8Rng> = (0..b)
-        .map(|i| ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed, (first + i) as u64)))
-        .collect();
+    let mut rngs: Vec<ChaCha8Rng> =
+        (0..b).map(|i| ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed, (first + i) as u64))).collect();
     let mut gen: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut finished = vec![false; b];
     // Rows still generating, as indices into the original batch.
@@ -187,12 +164,7 @@ fn generate_batch(
         let mut still = Vec::new();
         let mut feed = Vec::new();
         for (k, &r) in active.iter().enumerate() {
-            let t = pick(
-                &flat[k * v..(k + 1) * v],
-                cfg.temperature,
-                cfg.top_p,
-                &mut rngs[r],
-            );
+            let t = pick(&flat[k * v..(k + 1) * v], cfg.temperature, cfg.top_p, &mut rngs[r]);
             if !cfg.ignore_stop && tok.stop_ids().contains(&t) {
                 finished[r] = true;
             } else {
@@ -205,11 +177,7 @@ fn generate_batch(
             break;
         }
         if still.len() < active.len() {
-            let keep = Tensor::from_vec(
-                still.iter().map(|&k| k as u32).collect::<Vec<_>>(),
-                still.len(),
-                dev,
-            )?;
+            let keep = Tensor::from_vec(still.iter().map(|&k| k as u32).collect::<Vec<_>>(), still.len(), dev)?;
             cache.select_rows(&keep)?;
             valid = still.iter().map(|&k| valid[k].clone()).collect();
             active = still.iter().map(|&k| active[k]).collect();

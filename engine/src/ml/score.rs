@@ -28,11 +28,7 @@ pub struct ScoreOptions {
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        ScoreOptions {
-            system: SystemPrompt::Default,
-            include_end: true,
-            batch_size: 8,
-        }
+        ScoreOptions { system: SystemPrompt::Default, include_end: true, batch_size: 8 }
     }
 }
 
@@ -105,15 +101,10 @@ pub(crate) fn make_batch(
 
 /// Hidden states of the target-predicting positions, `[n_targets, hidden]`. The causal
 /// mask suffices for right padding: real tokens never look at the padding after them.
-pub(crate) fn target_hidden(
-    model: &Model,
-    batch: &Batch,
-    ad: Option<&Adapter>,
-) -> candle_core::Result<Tensor> {
+pub(crate) fn target_hidden(model: &Model, batch: &Batch, ad: Option<&Adapter>) -> candle_core::Result<Tensor> {
     let (b, t) = batch.ids.dims2()?;
     let h = model.hidden_states(&batch.ids, &batch.positions, None, None, ad)?;
-    h.reshape((b * t, model.cfg.hidden_size))?
-        .index_select(&batch.rows, 0)
+    h.reshape((b * t, model.cfg.hidden_size))?.index_select(&batch.rows, 0)
 }
 
 /// Scores pre-tokenised (prompt, completion) pairs.
@@ -130,25 +121,14 @@ pub fn score_ids(
             .iter()
             .map(|(p, c)| {
                 let ids: Vec<u32> = p.iter().chain(c).copied().collect();
-                let mask: Vec<bool> = std::iter::repeat(false)
-                    .take(p.len())
-                    .chain(std::iter::repeat(true).take(c.len()))
-                    .collect();
+                let mask: Vec<bool> =
+                    std::iter::repeat(false).take(p.len()).chain(std::iter::repeat(true).take(c.len())).collect();
                 (ids, mask)
             })
             .collect();
-        let refs: Vec<(&[u32], &[bool])> = seqs
-            .iter()
-            .map(|(a, b)| (a.as_slice(), b.as_slice()))
-            .collect();
+        let refs: Vec<(&[u32], &[bool])> = seqs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
         let batch = make_batch(&refs, 0, model.device())?;
-        let mut scores = vec![
-            CompletionScore {
-                sum_logprob: 0.0,
-                n_tokens: 0
-            };
-            chunk.len()
-        ];
+        let mut scores = vec![CompletionScore { sum_logprob: 0.0, n_tokens: 0 }; chunk.len()];
         if !batch.targets.is_empty() {
             let h = target_hidden(model, &batch, ad.as_ref())?;
             let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;

@@ -20,14 +20,8 @@ pub const TINY_TEMPLATE: &str = "{% for message in messages %}{% if loop.first a
 /// A byte-level BPE tokenizer over the 256 byte symbols plus a few merges, with
 /// `<|endoftext|>`, `<|im_start|>` and `<|im_end|>` as ids 0, 1, 2.
 pub fn tiny_tokenizer() -> Result<Tokenizer> {
-    let mut tokens: Vec<String> = vec![
-        "<|endoftext|>".into(),
-        "<|im_start|>".into(),
-        "<|im_end|>".into(),
-    ];
-    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
-        .into_iter()
-        .collect();
+    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet().into_iter().collect();
     alphabet.sort();
     tokens.extend(alphabet.iter().map(|c| c.to_string()));
     let merges = vec!["t h".to_string(), "th e".to_string(), "Ġ t".to_string()];
@@ -48,14 +42,8 @@ fn tiny_weights(cfg: &Config, seed: u64) -> HashMap<String, Tensor> {
     let (h, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
     let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_kv_heads() * hd);
     let mut w = HashMap::new();
-    w.insert(
-        "model.embed_tokens.weight".into(),
-        rand(&[cfg.vocab_size, h], 0.5),
-    );
-    w.insert(
-        "model.norm.weight".into(),
-        (rand(&[h], 0.1) + 1.0).expect("add"),
-    );
+    w.insert("model.embed_tokens.weight".into(), rand(&[cfg.vocab_size, h], 0.5));
+    w.insert("model.norm.weight".into(), (rand(&[h], 0.1) + 1.0).expect("add"));
     for l in 0..cfg.num_hidden_layers {
         let p = |s: &str| format!("model.layers.{l}.{s}");
         for (name, shape) in [
@@ -74,14 +62,8 @@ fn tiny_weights(cfg: &Config, seed: u64) -> HashMap<String, Tensor> {
             w.insert(p("self_attn.k_proj.bias"), rand(&[kv], 0.1));
             w.insert(p("self_attn.v_proj.bias"), rand(&[kv], 0.1));
         }
-        w.insert(
-            p("input_layernorm.weight"),
-            (rand(&[h], 0.1) + 1.0).expect("add"),
-        );
-        w.insert(
-            p("post_attention_layernorm.weight"),
-            (rand(&[h], 0.1) + 1.0).expect("add"),
-        );
+        w.insert(p("input_layernorm.weight"), (rand(&[h], 0.1) + 1.0).expect("add"));
+        w.insert(p("post_attention_layernorm.weight"), (rand(&[h], 0.1) + 1.0).expect("add"));
     }
     w
 }
@@ -96,11 +78,7 @@ pub fn tiny_model_of(model_type: &str, seed: u64) -> Result<LoadedModel> {
     let mut cfg = Config::tiny(tokenizer.vocab_size());
     cfg.model_type = model_type.into();
     let model = Model::from_weights(cfg.clone(), tiny_weights(&cfg, seed), &Device::Cpu)?;
-    Ok(LoadedModel {
-        model,
-        tokenizer,
-        template: ChatTemplate::from_jinja(TINY_TEMPLATE)?,
-    })
+    Ok(LoadedModel { model, tokenizer, template: ChatTemplate::from_jinja(TINY_TEMPLATE)? })
 }
 
 /// Writes a Hugging Face folder of the tiny model (optionally with sharded weights).
@@ -117,36 +95,21 @@ pub fn write_tiny_hf_folder(dir: &Path, model_type: &str, seed: u64, sharded: bo
         names.sort();
         let (a, b) = names.split_at(names.len() / 2);
         let mut index = serde_json::Map::new();
-        for (file, part) in [
-            ("model-00001-of-00002.safetensors", a),
-            ("model-00002-of-00002.safetensors", b),
-        ] {
-            let m: HashMap<String, Tensor> = part
-                .iter()
-                .map(|n| ((*n).clone(), weights[*n].clone()))
-                .collect();
+        for (file, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
+            let m: HashMap<String, Tensor> = part.iter().map(|n| ((*n).clone(), weights[*n].clone())).collect();
             candle_core::safetensors::save(&m, dir.join(file))?;
             for n in part {
                 index.insert((*n).clone(), serde_json::Value::String(file.into()));
             }
         }
         let p = dir.join("model.safetensors.index.json");
-        std::fs::write(
-            &p,
-            serde_json::json!({"metadata": {}, "weight_map": index}).to_string(),
-        )
-        .map_err(io_err(&p))?;
+        std::fs::write(&p, serde_json::json!({"metadata": {}, "weight_map": index}).to_string()).map_err(io_err(&p))?;
     } else {
         candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
     }
-    tok.inner()
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| super::MlError::Tokenizer(e.to_string()))?;
+    tok.inner().save(dir.join("tokenizer.json"), false).map_err(|e| super::MlError::Tokenizer(e.to_string()))?;
     let p = dir.join("tokenizer_config.json");
-    std::fs::write(
-        &p,
-        serde_json::json!({"chat_template": TINY_TEMPLATE, "eos_token": "<|im_end|>"}).to_string(),
-    )
-    .map_err(io_err(&p))?;
+    std::fs::write(&p, serde_json::json!({"chat_template": TINY_TEMPLATE, "eos_token": "<|im_end|>"}).to_string())
+        .map_err(io_err(&p))?;
     Ok(())
 }

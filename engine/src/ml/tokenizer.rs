@@ -32,9 +32,7 @@ impl Tokenizer {
     pub fn from_inner(inner: tokenizers::Tokenizer, extra_stop: &[u32]) -> Result<Self> {
         let id = |t: &str| {
             inner.token_to_id(t).ok_or_else(|| {
-                MlError::Tokenizer(format!(
-                    "the vocabulary has no {t} token; only ChatML models are supported"
-                ))
+                MlError::Tokenizer(format!("the vocabulary has no {t} token; only ChatML models are supported"))
             })
         };
         let im_start = id(IM_START)?;
@@ -53,28 +51,15 @@ impl Tokenizer {
         // Padding never reaches the loss or the attention, so any id works; the
         // end-of-text token keeps it inside the vocabulary of every model.
         let pad = inner.token_to_id("<|endoftext|>").unwrap_or(im_end);
-        Ok(Tokenizer {
-            inner,
-            im_start,
-            im_end,
-            pad,
-            stop_ids,
-        })
+        Ok(Tokenizer { inner, im_start, im_end, pad, stop_ids })
     }
 
     /// Builds the tokenizer a GGUF file describes: byte-level BPE with its vocabulary and
     /// merges, SmolLM's pre-tokenizer (single digits, then the GPT-2 byte-level regex) and
     /// the control tokens (token type 3) as special added tokens.
-    pub fn from_gguf_parts(
-        tokens: &[String],
-        merges: &[String],
-        token_types: &[i32],
-    ) -> Result<Self> {
-        let vocab: tokenizers::models::bpe::Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+    pub fn from_gguf_parts(tokens: &[String], merges: &[String], token_types: &[i32]) -> Result<Self> {
+        let vocab: tokenizers::models::bpe::Vocab =
+            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let merges: Vec<(String, String)> = merges
             .iter()
             .map(|m| {
@@ -85,10 +70,7 @@ impl Tokenizer {
                 }
             })
             .collect::<Result<_>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(tok_err)?;
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tok_err)?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let pre = Sequence::new(vec![
             PreTokenizerWrapper::Digits(Digits::new(true)),
@@ -115,12 +97,7 @@ impl Tokenizer {
     /// Token ids of plain text; control tokens written literally in the text are
     /// recognised, as Hugging Face's chat templates do.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self
-            .inner
-            .encode(text, false)
-            .map_err(tok_err)?
-            .get_ids()
-            .to_vec())
+        Ok(self.inner.encode(text, false).map_err(tok_err)?.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {

@@ -184,14 +184,8 @@ impl AdamW {
     fn new(vars: &[(String, Var)]) -> candle_core::Result<Self> {
         let z = |v: &Var| v.as_tensor().zeros_like();
         Ok(AdamW {
-            m: vars
-                .iter()
-                .map(|(_, v)| z(v))
-                .collect::<candle_core::Result<_>>()?,
-            v: vars
-                .iter()
-                .map(|(_, v)| z(v))
-                .collect::<candle_core::Result<_>>()?,
+            m: vars.iter().map(|(_, v)| z(v)).collect::<candle_core::Result<_>>()?,
+            v: vars.iter().map(|(_, v)| z(v)).collect::<candle_core::Result<_>>()?,
             t: 0,
         })
     }
@@ -229,18 +223,11 @@ impl AdamW {
         candle_core::safetensors::save(&map, path)
     }
 
-    fn load(
-        &mut self,
-        vars: &[(String, Var)],
-        path: &Path,
-        t: usize,
-        dev: &candle_core::Device,
-    ) -> Result<()> {
+    fn load(&mut self, vars: &[(String, Var)], path: &Path, t: usize, dev: &candle_core::Device) -> Result<()> {
         let mut map = candle_core::safetensors::load(path, dev)?;
         for (i, (name, _)) in vars.iter().enumerate() {
             let get = |map: &mut HashMap<String, Tensor>, k: String| {
-                map.remove(&k)
-                    .ok_or_else(|| MlError::Input(format!("{} lacks {k}", path.display())))
+                map.remove(&k).ok_or_else(|| MlError::Input(format!("{} lacks {k}", path.display())))
             };
             self.m[i] = get(&mut map, format!("m.{name}"))?;
             self.v[i] = get(&mut map, format!("v.{name}"))?;
@@ -307,14 +294,10 @@ pub fn tokenise_examples(
     let mut skipped = 0;
     for ex in examples {
         if !ex.messages.iter().any(|m| m.role == Role::Assistant) {
-            return Err(MlError::Input(
-                "a training example has no assistant message".into(),
-            ));
+            return Err(MlError::Input("a training example has no assistant message".into()));
         }
         let msgs = with_prefix(&ex.messages, cfg.user_prefix.as_deref());
-        let (mut ids, mut mask) =
-            lm.template
-                .encode_conversation(&lm.tokenizer, &msgs, &cfg.system_prompt)?;
+        let (mut ids, mut mask) = lm.template.encode_conversation(&lm.tokenizer, &msgs, &cfg.system_prompt)?;
         ids.truncate(cfg.max_seq_len);
         mask.truncate(cfg.max_seq_len);
         if mask.iter().skip(1).any(|&m| m) {
@@ -337,14 +320,10 @@ pub fn train_tokenised(
     let (model, tok, template) = (&lm.model, &lm.tokenizer, &lm.template);
     let dev = model.device().clone();
     if cfg.batch_size == 0 || cfg.grad_accum == 0 {
-        return Err(MlError::Input(
-            "batch size and gradient accumulation must be at least 1".into(),
-        ));
+        return Err(MlError::Input("batch size and gradient accumulation must be at least 1".into()));
     }
     if data.is_empty() {
-        return Err(MlError::Input(
-            "no training example has answer tokens within max_seq_len".into(),
-        ));
+        return Err(MlError::Input("no training example has answer tokens within max_seq_len".into()));
     }
     let mb_per_epoch = data.len().div_ceil(cfg.batch_size);
     let (total_steps, total_micro) = match cfg.max_steps {
@@ -365,10 +344,8 @@ pub fn train_tokenised(
     if let Some(dir) = &cfg.resume_from {
         let sp = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&sp).map_err(io_err(&sp))?;
-        let st: TrainerState = serde_json::from_str(&text).map_err(|source| MlError::Json {
-            path: sp.clone(),
-            source,
-        })?;
+        let st: TrainerState =
+            serde_json::from_str(&text).map_err(|source| MlError::Json { path: sp.clone(), source })?;
         lora.set_from(&Lora::load_peft(dir, model)?)?;
         opt.load(&vars, &dir.join("optimizer.safetensors"), st.adam_t, &dev)?;
         start = st.step;
@@ -389,12 +366,7 @@ pub fn train_tokenised(
             return Ok(vec![]);
         }
         let s = score_ids(model, Some(lora), &probe_pairs, cfg.batch_size)?;
-        Ok(cfg
-            .probes
-            .iter()
-            .zip(s)
-            .map(|(p, s)| (p.name.clone(), s.mean_logprob()))
-            .collect())
+        Ok(cfg.probes.iter().zip(s).map(|(p, s)| (p.name.clone(), s.mean_logprob())).collect())
     };
     let initial_probes = if start == 0 { measure(&lora)? } else { vec![] };
 
@@ -405,8 +377,7 @@ pub fn train_tokenised(
     let mut step = start;
     while step < total_steps {
         let ts = Instant::now();
-        let micro: Vec<usize> =
-            (step * cfg.grad_accum..((step + 1) * cfg.grad_accum).min(total_micro)).collect();
+        let micro: Vec<usize> = (step * cfg.grad_accum..((step + 1) * cfg.grad_accum).min(total_micro)).collect();
         let mut batches = Vec::new();
         for g in micro {
             let epoch = g / mb_per_epoch;
@@ -415,19 +386,10 @@ pub fn train_tokenised(
             }
             batches.push(epoch_cache.as_ref().expect("set above").1[g % mb_per_epoch].clone());
         }
-        let n_targets: usize = batches
-            .iter()
-            .flatten()
-            .map(|&i| data[i].mask.iter().skip(1).filter(|&&m| m).count())
-            .sum();
-        let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(sample_seed(
-            cfg.seed ^ 0xD50F,
-            step as u64,
-        )));
-        let ad = Adapter {
-            lora: &lora,
-            dropout_rng: Some(&dropout),
-        };
+        let n_targets: usize =
+            batches.iter().flatten().map(|&i| data[i].mask.iter().skip(1).filter(|&&m| m).count()).sum();
+        let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed ^ 0xD50F, step as u64)));
+        let ad = Adapter { lora: &lora, dropout_rng: Some(&dropout) };
         let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut loss_sum = 0.0;
         let mut real_tokens = 0;
@@ -436,10 +398,8 @@ pub fn train_tokenised(
                 cancelled = true;
                 break;
             }
-            let seqs: Vec<(&[u32], &[bool])> = b
-                .iter()
-                .map(|&i| (data[i].ids.as_slice(), data[i].mask.as_slice()))
-                .collect();
+            let seqs: Vec<(&[u32], &[bool])> =
+                b.iter().map(|&i| (data[i].ids.as_slice(), data[i].mask.as_slice())).collect();
             let batch = make_batch(&seqs, tok.pad_id(), &dev)?;
             real_tokens += batch.real_tokens;
             let h = target_hidden(model, &batch, Some(&ad))?;
@@ -474,10 +434,7 @@ pub fn train_tokenised(
         let grads = match cfg.max_grad_norm {
             Some(max) if grad_norm > max => {
                 let s = max / (grad_norm + 1e-6);
-                grads
-                    .iter()
-                    .map(|g| g * s)
-                    .collect::<candle_core::Result<Vec<_>>>()?
+                grads.iter().map(|g| g * s).collect::<candle_core::Result<Vec<_>>>()?
             }
             _ => grads,
         };
@@ -499,8 +456,7 @@ pub fn train_tokenised(
                 )?;
             }
         }
-        let probes = if cfg.probe_every > 0 && (step % cfg.probe_every == 0 || step == total_steps)
-        {
+        let probes = if cfg.probe_every > 0 && (step % cfg.probe_every == 0 || step == total_steps) {
             measure(&lora)?
         } else {
             vec![]
@@ -522,15 +478,7 @@ pub fn train_tokenised(
             break;
         }
     }
-    Ok(TrainOutcome {
-        lora,
-        steps_done: step,
-        total_steps,
-        cancelled,
-        last_loss,
-        initial_probes,
-        skipped_examples: 0,
-    })
+    Ok(TrainOutcome { lora, steps_done: step, total_steps, cancelled, last_loss, initial_probes, skipped_examples: 0 })
 }
 
 fn save_checkpoint(
@@ -544,12 +492,7 @@ fn save_checkpoint(
 ) -> Result<()> {
     lora.save_peft(dir, "")?;
     opt.save(vars, &dir.join("optimizer.safetensors"))?;
-    let st = TrainerState {
-        step,
-        adam_t: opt.t,
-        total_steps,
-        seed,
-    };
+    let st = TrainerState { step, adam_t: opt.t, total_steps, seed };
     let p = dir.join("trainer_state.json");
     std::fs::write(&p, serde_json::to_string_pretty(&st).expect("json")).map_err(io_err(&p))?;
     Ok(())
