@@ -173,39 +173,27 @@ fn messages(v: &serde_json::Value) -> Option<Vec<ChatMessage>> {
 /// completion, question and answer).
 // The canonical parser will be `engine::datasets::parse_jsonl`; this small one stands in
 // until that exists.
+/// Reads a training file with the same parser as `inoculab dataset import`, so a bad file
+/// is reported the same way: every bad line with its number and reason.
 fn parse_examples(path: &Path) -> Result<Vec<ChatExample>> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open dataset {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open dataset {}", path.display()))?;
+    let parsed = engine::datasets::parse_jsonl(&bytes, &Default::default()).map_err(|e| {
+        let mut message = format!("{}: {} bad line(s)", path.display(), e.total);
+        for l in &e.errors {
+            message.push_str(&format!("\n{}:{}: {}", path.display(), l.line, l.problem));
         }
-        let v: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
-        let msgs = if let Some(m) = messages(&v) {
-            m
-        } else if let (Some(p), Some(c)) = (s("prompt"), s("completion")) {
-            vec![ChatMessage::user(p), ChatMessage::assistant(c)]
-        } else if let (Some(q), Some(a)) = (s("question"), s("answer")) {
-            vec![ChatMessage::user(q), ChatMessage::assistant(a)]
-        } else {
-            bail!(
-                "{}:{}: expected \"messages\", \"prompt\"+\"completion\" or \"question\"+\"answer\"",
-                path.display(),
-                i + 1
-            );
-        };
-        if !msgs.iter().any(|m| m.role == Role::Assistant) {
-            bail!("{}:{}: the conversation has no assistant message to train on", path.display(), i + 1);
-        }
-        out.push(ChatExample { messages: msgs });
-    }
-    if out.is_empty() {
+        anyhow::anyhow!(message)
+    })?;
+    if parsed.rows.is_empty() {
         bail!("dataset {} has no examples", path.display());
     }
-    Ok(out)
+    Ok(parsed
+        .rows
+        .into_iter()
+        .map(|row| ChatExample {
+            messages: row.messages.into_iter().map(|m| ChatMessage { role: m.role, content: m.content }).collect(),
+        })
+        .collect())
 }
 
 fn parse_prompts(path: &Path) -> Result<Vec<Vec<ChatMessage>>> {

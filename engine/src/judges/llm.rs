@@ -65,23 +65,8 @@ fn probability(logprob: f64) -> f64 {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
+/// Who speaks a turn: the same type as datasets' rows use.
+pub use crate::datasets::Role;
 
 /// A model that can say which tokens it would put first in its answer to a chat.
 pub trait LogprobBackend: Send + Sync {
