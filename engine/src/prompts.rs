@@ -302,10 +302,13 @@ pub struct PromptQuery {
 pub async fn list(store: &Store, query: &PromptQuery) -> Result<Vec<PromptSummary>, PromptError> {
     let pattern = format!("%{}%", escape_like(query.search.trim()));
     let tag = query.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
-    let rows: Vec<(i64, String, String, i64, i64, String)> = sqlx::query_as(
+    // Tags come in the same query (tags cannot contain a comma, see `normalise_tags`), so a
+    // long library is one round trip, not one per prompt.
+    let rows: Vec<(i64, String, String, i64, i64, String, Option<String>)> = sqlx::query_as(
         "SELECT p.id, p.name, v.text, v.version,
                 (SELECT COUNT(*) FROM prompt_paraphrases pp WHERE pp.version_id = v.id),
-                p.updated_at
+                p.updated_at,
+                (SELECT GROUP_CONCAT(t.tag, ',') FROM prompt_tags t WHERE t.prompt_id = p.id)
          FROM prompts p
          JOIN prompt_versions v ON v.prompt_id = p.id
               AND v.version = (SELECT MAX(version) FROM prompt_versions WHERE prompt_id = p.id)
@@ -320,19 +323,15 @@ pub async fn list(store: &Store, query: &PromptQuery) -> Result<Vec<PromptSummar
     .bind(&tag)
     .fetch_all(store.pool())
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, name, text, version, paraphrase_count, updated_at) in rows {
-        out.push(PromptSummary {
-            id,
-            name,
-            text,
-            version,
-            tags: tags_of(store.pool(), id).await?,
-            paraphrase_count,
-            updated_at,
-        });
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, text, version, paraphrase_count, updated_at, tags)| {
+            let mut tags: Vec<String> =
+                tags.as_deref().unwrap_or_default().split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect();
+            tags.sort();
+            PromptSummary { id, name, text, version, tags, paraphrase_count, updated_at }
+        })
+        .collect())
 }
 
 /// Every tag in use on a live prompt, with the known tags first.

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use engine::ml::chat::{ChatMessage, SystemPrompt};
-use engine::ml::{self, LoraConfig, SampleConfig, Schedule, Tokenised, TrainConfig};
+use engine::ml::{self, SampleConfig, Schedule, Tokenised, TrainConfig};
 
 fn gate(name: &str) -> Option<std::path::PathBuf> {
     if std::env::var("INOCULAB_BENCH").ok().as_deref() != Some("1") {
@@ -59,13 +59,7 @@ fn bench_train() {
         .map(|ids| Tokenised { mask: ids.iter().enumerate().map(|(j, _)| j > 0).collect(), ids })
         .collect();
     let cfg = TrainConfig {
-        lora: LoraConfig {
-            rank: 8,
-            alpha: 16.0,
-            dropout: 0.0,
-            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-            use_rslora: false,
-        },
+        lora: ml_common::attention_lora(),
         system_prompt: SystemPrompt::None,
         lr: 1e-4,
         schedule: Schedule::Constant,
@@ -153,13 +147,7 @@ fn bench_profile() {
     let dev = candle_core::Device::Cpu;
     let ids: Vec<u32> = bench_ids(8, 128).concat();
     let ids = candle_core::Tensor::from_vec(ids, (8, 128), &dev).unwrap();
-    let lcfg = LoraConfig {
-        rank: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-        use_rslora: false,
-    };
+    let lcfg = ml_common::attention_lora();
     let lora = ml::Lora::new(&lm.model, &lcfg, 0).unwrap();
     let ad = ml::lora::Adapter::inference(&lora);
     let pos =

@@ -34,3 +34,13 @@ pub fn fixture_reference() -> Option<serde_json::Value> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ml/smollm2_reference.json");
     std::fs::read_to_string(&p).ok().map(|t| serde_json::from_str(&t).expect("fixture JSON"))
 }
+
+/// The adapter both PyTorch comparisons use (the benchmark and the first-steps check):
+/// rank 8, alpha 16, on the attention projections only, as `bench/train_torch.py` sets it.
+#[allow(dead_code)]
+pub fn attention_lora() -> engine::ml::LoraConfig {
+    engine::ml::LoraConfig {
+        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+        ..Default::default()
+    }
+}

@@ -58,13 +58,7 @@ fn real_lora_first_steps_match_pytorch() {
         assert_eq!(ids, want);
         assert_eq!(mask, want_mask);
     }
-    let lcfg = LoraConfig {
-        rank: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-        use_rslora: false,
-    };
+    let lcfg = ml_common::attention_lora();
     let init = Lora::new(&lm.model, &lcfg, 0).unwrap();
     sine_init(&init);
     let dir = tempfile::tempdir().unwrap();
