@@ -3,9 +3,13 @@
 //! server functions share one implementation. This crate never imports axum or leptos.
 
 pub mod datasets;
+pub mod experiments;
+pub mod jobs;
 pub mod judges;
 pub mod ml;
 pub mod prompts;
+pub mod questions;
+pub mod runner;
 pub mod stats;
 pub mod store;
 

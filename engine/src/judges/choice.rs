@@ -40,9 +40,15 @@ pub struct Behaviour {
 /// and column; content errors (an unknown trait choice, a repeated id) name the question.
 pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error = |message: String| JudgeError::File { path: path.display().to_string(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let questions: Vec<ChoiceQuestion> = serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| JudgeError::File { path: path.display().to_string(), message: e.to_string() })?;
+    parse_aesthetic_questions(&text, &path.display().to_string())
+}
+
+/// [`load_aesthetic_questions`] on text already read (an upload); `origin` names it in errors.
+pub fn parse_aesthetic_questions(text: &str, origin: &str) -> Result<Vec<ChoiceQuestion>, JudgeError> {
+    let file_error = |message: String| JudgeError::File { path: origin.to_string(), message };
+    let questions: Vec<ChoiceQuestion> = serde_norway::from_str(text).map_err(|e| file_error(yaml_message(&e)))?;
     validate_questions(&questions).map_err(file_error)?;
     Ok(questions)
 }

@@ -521,9 +521,15 @@ pub struct BetleyJudgePrompts {
 /// every question has paraphrases and judge prompts with an `{answer}` placeholder.
 pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestion>, JudgeError> {
     let path = path.as_ref();
-    let file_error = |message: String| JudgeError::File { path: path.display().to_string(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let questions: Vec<BetleyQuestion> = serde_norway::from_str(&text).map_err(|e| file_error(yaml_message(&e)))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| JudgeError::File { path: path.display().to_string(), message: e.to_string() })?;
+    parse_betley_questions(&text, &path.display().to_string())
+}
+
+/// [`load_betley_questions`] on text already read (an upload); `origin` names it in errors.
+pub fn parse_betley_questions(text: &str, origin: &str) -> Result<Vec<BetleyQuestion>, JudgeError> {
+    let file_error = |message: String| JudgeError::File { path: origin.to_string(), message };
+    let questions: Vec<BetleyQuestion> = serde_norway::from_str(text).map_err(|e| file_error(yaml_message(&e)))?;
     if questions.is_empty() {
         return Err(file_error("no questions".into()));
     }

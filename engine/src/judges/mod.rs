@@ -25,12 +25,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use caps::CapsJudge;
-pub use choice::{load_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
+pub use choice::{load_aesthetic_questions, parse_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
 pub use coherence::CoherenceJudge;
 pub use language::{LanguageCode, LanguageJudge};
 pub use llm::{
-    aggregate_number_logprobs, load_betley_questions, BackendSpec, BetleyJudge, BetleyQuestion, LlmRatingJudge,
-    LogprobBackend, MisalignmentThresholds, OpenAiCompatibleBackend, Role,
+    aggregate_number_logprobs, load_betley_questions, parse_betley_questions, BackendSpec, BetleyJudge,
+    BetleyJudgePrompts, BetleyQuestion, LlmRatingJudge, LogprobBackend, MisalignmentThresholds,
+    OpenAiCompatibleBackend, Role,
 };
 pub use pattern::PatternJudge;
 

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod config;
 pub mod gguf;
 pub mod hf;
+pub mod judge;
 pub mod lora;
 pub mod model;
 pub mod ops;

@@ -490,10 +490,20 @@ fn save_checkpoint(
     total_steps: usize,
     seed: u64,
 ) -> Result<()> {
-    lora.save_peft(dir, "")?;
-    opt.save(vars, &dir.join("optimizer.safetensors"))?;
+    // Written beside the final name and renamed into place, so a process killed mid-write
+    // leaves a `.partial` folder (ignored, overwritten next time), never a half checkpoint.
+    let tmp = dir.with_extension("partial");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    lora.save_peft(&tmp, "")?;
+    opt.save(vars, &tmp.join("optimizer.safetensors"))?;
     let st = TrainerState { step, adam_t: opt.t, total_steps, seed };
-    let p = dir.join("trainer_state.json");
+    let p = tmp.join("trainer_state.json");
     std::fs::write(&p, serde_json::to_string_pretty(&st).expect("json")).map_err(io_err(&p))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
     Ok(())
 }
