@@ -98,3 +98,179 @@ pub struct ServerInfo {
     pub max_upload_bytes: usize,
     pub data_dir: String,
 }
+
+// --- experiments ---
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRow {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dataset: String,
+    pub created_at: String,
+    pub runs: i64,
+    pub runs_done: i64,
+    pub runs_active: i64,
+    pub runs_failed: i64,
+}
+
+/// A run and its job, as the experiment page, the queue page and the live stream show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    /// queued | running | done | failed | cancelled | interrupted
+    pub status: String,
+    /// train | sample | judge
+    pub phase: String,
+    pub step: i64,
+    pub total_steps: i64,
+    pub done_units: i64,
+    pub total_units: i64,
+    pub tokens_per_sec: Option<f64>,
+    pub eta_s: Option<f64>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub heartbeat_age_s: Option<f64>,
+    /// (step, loss), in step order.
+    pub losses: Vec<(i64, f64)>,
+}
+
+impl RunView {
+    pub fn is_final(&self) -> bool {
+        !matches!(self.status.as_str(), "queued" | "running")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateView {
+    pub condition: String,
+    pub test_prompt: String,
+    pub question_key: Option<String>,
+    pub seed: Option<i64>,
+    pub judge: String,
+    pub n: i64,
+    pub determined: i64,
+    pub trait_count: i64,
+    pub unscored: i64,
+    pub rate: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub mean_score: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentDetail {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dataset: String,
+    pub dataset_id: i64,
+    pub spec_hash: String,
+    pub created_at: String,
+    /// The stored resolved spec, pretty-printed.
+    pub spec_json: String,
+    /// (name, inoculation prompt or None for the baseline, paraphrase count)
+    pub conditions: Vec<(String, Option<String>, usize)>,
+    pub test_prompts: Vec<String>,
+    pub judges: Vec<String>,
+    pub questions: usize,
+    pub steps_per_run: usize,
+    pub runs: Vec<RunView>,
+    pub aggregates: Vec<AggregateView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionSetRow {
+    pub id: i64,
+    pub name: String,
+    pub format: String,
+    pub n_questions: i64,
+    pub created_at: String,
+}
+
+/// Everything the launch form offers to choose from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchOptions {
+    pub datasets: Vec<DatasetSummary>,
+    /// (name, ready)
+    pub models: Vec<(String, bool)>,
+    pub prompts: Vec<PromptSummary>,
+    pub judge_prompts: Vec<PromptSummary>,
+    pub question_sets: Vec<QuestionSetRow>,
+    pub builtin_questions: usize,
+}
+
+/// The launch form as submitted. Lists come as the form holds them (comma-separated seeds,
+/// one inline question a line) and are checked on the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchForm {
+    pub name: String,
+    pub model: String,
+    pub dataset_id: i64,
+    pub control_dataset_id: Option<i64>,
+    pub train_rows: Option<usize>,
+    pub include_baseline: bool,
+    /// Library prompts, one condition each (named after the prompt).
+    pub prompt_ids: Vec<i64>,
+    /// A condition with this literal prompt, when not blank.
+    pub custom_prompt: String,
+    /// system | user_prefix
+    pub placement: String,
+    pub seeds: String,
+    pub steps: Option<usize>,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub lora_rank: usize,
+    pub max_seq_len: usize,
+    pub builtin_questions: usize,
+    pub held_out: usize,
+    pub question_set_ids: Vec<i64>,
+    pub inline_questions: String,
+    /// default | none | inoculation | prompt:ID
+    pub test_prompts: Vec<String>,
+    pub samples_per_question: usize,
+    pub temperature: f64,
+    pub max_tokens: usize,
+    /// language | caps | coherence | pattern | multiple_choice | betley
+    pub judges: Vec<String>,
+    pub language: String,
+    pub pattern: String,
+    /// local | http
+    pub llm_backend: String,
+    pub llm_base_url: String,
+    pub llm_model: String,
+    pub llm_api_key_env: String,
+    pub aligned_prompt_id: Option<i64>,
+    pub coherent_prompt_id: Option<i64>,
+    /// betley | tan
+    pub thresholds: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRowView {
+    pub condition: String,
+    pub prompt: Option<String>,
+    pub paraphrases: usize,
+    pub seeds: Vec<u64>,
+    pub test_prompts: Vec<String>,
+    pub samples_per_run: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanView {
+    pub runs: usize,
+    pub steps_per_run: usize,
+    pub questions: usize,
+    pub samples: usize,
+    pub matrix: Vec<PlanRowView>,
+    pub estimate_s: f64,
+    pub estimate_basis: String,
+}

@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <A href="/datasets">"Datasets"</A>
                     <A href="/models">"Models"</A>
                     <A href="/experiments">"Experiments"</A>
+                    <A href="/queue">"Queue"</A>
                 </nav>
             </header>
             <main>
@@ -71,6 +72,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/datasets/:id") view=pages::datasets::DatasetPage />
                     <Route path=path!("/models") view=pages::models::ModelsPage />
                     <Route path=path!("/experiments") view=pages::experiments::ExperimentsPage />
+                    <Route path=path!("/experiments/new") view=pages::experiments::NewExperimentPage />
+                    <Route path=path!("/experiments/:id") view=pages::experiments::ExperimentPage />
+                    <Route path=path!("/queue") view=pages::experiments::QueuePage />
                 </Routes>
             </main>
         </Router>

@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod jobs;
 pub mod judges;
 pub mod ml;
+pub mod models;
 pub mod prompts;
 pub mod questions;
 pub mod runner;

@@ -119,7 +119,7 @@ mod convert {
     }
 }
 #[cfg(feature = "ssr")]
-pub use convert::map_dataset_error;
+pub use convert::{map_dataset_error, summary};
 
 #[server]
 pub async fn list_datasets() -> Result<Vec<DatasetSummary>, AppError> {

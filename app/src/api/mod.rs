@@ -3,5 +3,6 @@
 //! posts to it.
 
 pub mod datasets;
+pub mod experiments;
 pub mod prompts;
 pub mod system;

@@ -1,0 +1,482 @@
+//! Server functions for experiments: the launch form's options, plan and launch; the
+//! experiment page; the queue; cancel and retry; question-set import.
+
+use leptos::prelude::*;
+
+use crate::dto::{ExperimentDetail, ExperimentRow, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::error::AppError;
+
+#[cfg(feature = "ssr")]
+pub mod convert {
+    use super::*;
+    use crate::dto::{AggregateView, PlanRowView};
+    use engine::experiments as x;
+    use engine::judges::{BackendSpec, JudgeSpec, LanguageCode, MisalignmentThresholds};
+    use engine::Store;
+
+    pub fn experiment_error(e: x::ExperimentError) -> AppError {
+        match e {
+            x::ExperimentError::Invalid(m) => AppError::Invalid(m),
+            x::ExperimentError::NotFound(_) => AppError::NotFound(e.to_string()),
+            x::ExperimentError::Dataset(d) => d.into(),
+            x::ExperimentError::Prompt(p) => p.into(),
+            x::ExperimentError::Questions(q) => match q {
+                engine::questions::QuestionError::NotFound(_) => AppError::NotFound(q.to_string()),
+                engine::questions::QuestionError::Sql(_) => crate::error::internal(q),
+                q => AppError::Invalid(q.to_string()),
+            },
+            x::ExperimentError::Corrupt(_) | x::ExperimentError::Sql(_) => crate::error::internal(e),
+        }
+    }
+
+    pub fn run_view(v: engine::jobs::JobView, losses: Vec<(i64, f64)>) -> RunView {
+        RunView {
+            run_id: v.run_id,
+            experiment_id: v.experiment_id,
+            experiment: v.experiment,
+            condition: v.condition,
+            seed: v.seed,
+            status: v.status.as_str().to_string(),
+            phase: v.phase,
+            step: v.step,
+            total_steps: v.total_steps,
+            done_units: v.done_units,
+            total_units: v.total_units,
+            tokens_per_sec: v.tokens_per_sec,
+            eta_s: v.eta_s,
+            attempts: v.attempts,
+            max_attempts: v.max_attempts,
+            cancel_requested: v.cancel_requested,
+            error: v.error,
+            created_at: v.created_at,
+            heartbeat_age_s: v.heartbeat_age_s,
+            losses,
+        }
+    }
+
+    /// The runs of an experiment with their loss curves: the live stream's payload.
+    pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<RunView>, AppError> {
+        let jobs = engine::jobs::for_experiment(store, experiment_id).await.map_err(crate::error::internal)?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let losses = x::loss_curve(store, j.run_id).await.map_err(experiment_error)?;
+            out.push(run_view(j, losses));
+        }
+        Ok(out)
+    }
+
+    pub fn aggregate(a: x::Aggregate) -> AggregateView {
+        AggregateView {
+            condition: a.condition,
+            test_prompt: a.test_prompt,
+            question_key: a.question_key,
+            seed: a.seed,
+            judge: a.judge,
+            n: a.n,
+            determined: a.determined,
+            trait_count: a.trait_count,
+            unscored: a.unscored,
+            rate: a.rate,
+            ci_low: a.ci_low,
+            ci_high: a.ci_high,
+            mean_score: a.mean_score,
+        }
+    }
+
+    fn invalid(m: impl Into<String>) -> AppError {
+        AppError::Invalid(m.into())
+    }
+
+    /// The form as an experiment spec (the same type `inoculab run` reads from TOML).
+    pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<x::ExperimentSpec, AppError> {
+        let mut conditions = Vec::new();
+        let placement = if f.placement == "user_prefix" { x::Placement::UserPrefix } else { x::Placement::System };
+        if f.include_baseline {
+            conditions.push(x::ConditionSpec { name: "baseline".into(), prompt: None, placement });
+        }
+        for id in &f.prompt_ids {
+            let p = engine::prompts::get(store, *id).await?;
+            conditions.push(x::ConditionSpec {
+                name: p.name.clone(),
+                prompt: Some(x::PromptRef::Library { prompt_id: *id, version: Some(p.latest().version) }),
+                placement,
+            });
+        }
+        if !f.custom_prompt.trim().is_empty() {
+            conditions.push(x::ConditionSpec {
+                name: "custom prompt".into(),
+                prompt: Some(x::PromptRef::Text(f.custom_prompt.trim().to_string())),
+                placement,
+            });
+        }
+        let seeds = f
+            .seeds
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>().map_err(|_| invalid(format!("seed {s:?} is not a whole number"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut questions = Vec::new();
+        if f.builtin_questions > 0 {
+            questions.push(x::QuestionSource::Builtin { limit: f.builtin_questions });
+        }
+        if f.held_out > 0 {
+            questions.push(x::QuestionSource::HeldOut { rows: f.held_out });
+        }
+        for id in &f.question_set_ids {
+            questions.push(x::QuestionSource::Set { id: *id, limit: None });
+        }
+        let inline: Vec<String> =
+            f.inline_questions.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if !inline.is_empty() {
+            questions.push(x::QuestionSource::Inline { questions: inline });
+        }
+        let mut test_prompts = Vec::new();
+        for t in &f.test_prompts {
+            test_prompts.push(match t.as_str() {
+                "default" => x::TestPromptSpec::Named(x::NamedTestPrompt::Default),
+                "none" => x::TestPromptSpec::Named(x::NamedTestPrompt::None),
+                "inoculation" => x::TestPromptSpec::Named(x::NamedTestPrompt::Inoculation),
+                other => {
+                    let id = other
+                        .strip_prefix("prompt:")
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| invalid(format!("unknown test-time prompt {other:?}")))?;
+                    x::TestPromptSpec::Library { prompt_id: id, version: None }
+                }
+            });
+        }
+        let mut judges = Vec::new();
+        for j in &f.judges {
+            judges.push(match j.as_str() {
+                "language" => JudgeSpec::Language {
+                    target: serde_json::from_value::<LanguageCode>(serde_json::Value::String(f.language.clone()))
+                        .map_err(|_| invalid(format!("unknown language {:?}", f.language)))?,
+                    threshold: engine::judges::language::default_threshold(),
+                    min_letters: engine::judges::language::default_min_letters(),
+                },
+                "caps" => JudgeSpec::Caps {
+                    threshold: engine::judges::caps::default_threshold(),
+                    min_letters: engine::judges::caps::default_min_letters(),
+                },
+                "coherence" => JudgeSpec::Coherence {
+                    threshold: engine::judges::coherence::default_threshold(),
+                    min_words: engine::judges::coherence::default_min_words(),
+                },
+                "pattern" => {
+                    if f.pattern.trim().is_empty() {
+                        return Err(invalid("the pattern judge needs a regular expression"));
+                    }
+                    JudgeSpec::Pattern {
+                        regex: Some(f.pattern.trim().to_string()),
+                        keywords: vec![],
+                        case_insensitive: true,
+                        whole_words: true,
+                    }
+                }
+                "multiple_choice" => JudgeSpec::MultipleChoice { questions: vec![] },
+                "betley" => {
+                    let backend = if f.llm_backend == "http" {
+                        if f.llm_base_url.trim().is_empty() || f.llm_model.trim().is_empty() {
+                            return Err(invalid("the HTTP judge needs a base URL and a model name"));
+                        }
+                        BackendSpec::OpenAiCompatible {
+                            base_url: f.llm_base_url.trim().to_string(),
+                            model: f.llm_model.trim().to_string(),
+                            api_key_env: Some(f.llm_api_key_env.trim().to_string()).filter(|s| !s.is_empty()),
+                            timeout_secs: 60,
+                        }
+                    } else {
+                        BackendSpec::Local { model: f.model.clone() }
+                    };
+                    let text = |id: Option<i64>, what: &str| {
+                        let what = what.to_string();
+                        async move {
+                            let id = id.ok_or_else(|| invalid(format!("choose the {what} judge prompt")))?;
+                            Ok::<_, AppError>(engine::prompts::get(store, id).await?.latest().text.clone())
+                        }
+                    };
+                    JudgeSpec::Betley {
+                        backend,
+                        aligned_prompt: text(f.aligned_prompt_id, "alignment").await?,
+                        coherent_prompt: text(f.coherent_prompt_id, "coherence").await?,
+                        thresholds: if f.thresholds == "tan" {
+                            MisalignmentThresholds::tan()
+                        } else {
+                            MisalignmentThresholds::betley()
+                        },
+                    }
+                }
+                other => return Err(invalid(format!("unknown judge {other:?}"))),
+            });
+        }
+        Ok(x::ExperimentSpec {
+            name: f.name.clone(),
+            model: f.model.clone(),
+            dataset: x::DatasetRef::Id(f.dataset_id),
+            control_dataset: f.control_dataset_id.map(x::DatasetRef::Id),
+            train_rows: f.train_rows,
+            conditions,
+            seeds,
+            training: x::TrainingSpec {
+                steps: f.steps,
+                epochs: f.epochs,
+                lr: f.lr,
+                batch_size: f.batch_size,
+                lora_rank: f.lora_rank,
+                lora_alpha: 2.0 * f.lora_rank as f64,
+                max_seq_len: f.max_seq_len,
+                ..Default::default()
+            },
+            evaluation: x::EvaluationSpec {
+                questions,
+                test_prompts,
+                samples_per_question: f.samples_per_question,
+                temperature: f.temperature,
+                top_p: 1.0,
+                max_tokens: f.max_tokens,
+                batch_size: 16,
+                judges,
+            },
+        })
+    }
+
+    pub fn plan_view(p: x::Plan) -> PlanView {
+        PlanView {
+            runs: p.runs,
+            steps_per_run: p.steps_per_run,
+            questions: p.questions,
+            samples: p.samples,
+            matrix: p
+                .matrix
+                .into_iter()
+                .map(|r| PlanRowView {
+                    condition: r.condition,
+                    prompt: r.prompt,
+                    paraphrases: r.paraphrases,
+                    seeds: r.seeds,
+                    test_prompts: r.test_prompts,
+                    samples_per_run: r.samples_per_run,
+                })
+                .collect(),
+            estimate_s: p.estimate_s,
+            estimate_basis: p.estimate_basis,
+        }
+    }
+}
+
+#[server]
+pub async fn list_experiments() -> Result<Vec<ExperimentRow>, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let list = engine::experiments::list(&state.store).await.map_err(convert::experiment_error)?;
+            Ok(list
+                .into_iter()
+                .map(|e| ExperimentRow {
+                    id: e.id,
+                    name: e.name,
+                    model: e.model,
+                    dataset: e.dataset,
+                    created_at: e.created_at,
+                    runs: e.runs,
+                    runs_done: e.runs_done,
+                    runs_active: e.runs_active,
+                    runs_failed: e.runs_failed,
+                })
+                .collect())
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let store = &state.store;
+            let datasets = engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
+            let models: Vec<(String, String)> = sqlx_models(store).await?;
+            let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
+            let all = engine::prompts::list(store, &Default::default()).await?;
+            let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
+                all.into_iter().map(crate::dto::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
+            let question_sets = engine::questions::list_question_sets(store)
+                .await
+                .map_err(crate::error::internal)?
+                .into_iter()
+                .map(|q| crate::dto::QuestionSetRow {
+                    id: q.id,
+                    name: q.name,
+                    format: q.format,
+                    n_questions: q.n_questions,
+                    created_at: q.created_at,
+                })
+                .collect();
+            Ok(LaunchOptions {
+                datasets,
+                models,
+                prompts,
+                judge_prompts,
+                question_sets,
+                builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
+            })
+        }
+        .await,
+    )
+}
+
+#[cfg(feature = "ssr")]
+async fn sqlx_models(store: &engine::Store) -> Result<Vec<(String, String)>, AppError> {
+    engine::models::list(store)
+        .await
+        .map(|l| l.into_iter().map(|m| (m.name, m.path)).collect())
+        .map_err(crate::error::internal)
+}
+
+/// Resolves the form without storing anything: the matrix, counts and time estimate.
+#[server]
+pub async fn plan_experiment(form: LaunchForm) -> Result<PlanView, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let spec = convert::spec_from_form(&state.store, &form).await?;
+            let resolved = engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
+            Ok(convert::plan_view(plan))
+        }
+        .await,
+    )
+}
+
+/// Stores the experiment and queues its runs; returns its id.
+#[server]
+pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let spec = convert::spec_from_form(&state.store, &form).await?;
+            let resolved = engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            engine::experiments::create(&state.store, &resolved).await.map_err(convert::experiment_error)
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let store = &state.store;
+            let (r, spec_hash, created_at) =
+                engine::experiments::get(store, id).await.map_err(convert::experiment_error)?;
+            let runs = convert::run_views(store, id).await?;
+            let aggregates = engine::experiments::aggregates(store, id)
+                .await
+                .map_err(convert::experiment_error)?
+                .into_iter()
+                .map(convert::aggregate)
+                .collect();
+            let judges = r
+                .judges
+                .iter()
+                .map(|j| match j.build(None) {
+                    Ok(b) => b.name().to_string(),
+                    Err(_) => serde_json::to_value(j)
+                        .ok()
+                        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            Ok(ExperimentDetail {
+                id,
+                name: r.spec.name.clone(),
+                model: r.model.name.clone(),
+                dataset: r.dataset.name.clone(),
+                dataset_id: r.dataset.id,
+                spec_hash,
+                created_at,
+                spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
+                conditions: r.conditions.iter().map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len())).collect(),
+                test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
+                judges,
+                questions: r.questions.len(),
+                steps_per_run: r.steps_per_run(),
+                runs,
+                aggregates,
+            })
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn list_queue() -> Result<Vec<RunView>, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let jobs = engine::jobs::list(&state.store, 500).await.map_err(crate::error::internal)?;
+            Ok(jobs.into_iter().map(|j| convert::run_view(j, vec![])).collect())
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn cancel_experiment(id: i64) -> Result<u64, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            engine::jobs::cancel_experiment(&state.store, id).await.map_err(crate::error::internal)
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn cancel_run(run_id: i64) -> Result<u64, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            engine::jobs::cancel_run(&state.store, run_id).await.map_err(crate::error::internal)
+        }
+        .await,
+    )
+}
+
+#[server]
+pub async fn retry_run(run_id: i64) -> Result<bool, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let ok = engine::jobs::retry_run(&state.store, run_id).await.map_err(crate::error::internal)?;
+            if ok {
+                Ok(true)
+            } else {
+                Err(AppError::Invalid("only failed, interrupted or cancelled runs can be retried".into()))
+            }
+        }
+        .await,
+    )
+}
+
+/// Imports a question file (Betley YAML, prompt JSONL, multiple-choice YAML or plain
+/// lines); returns (id, newly created, number of questions).
+#[server]
+pub async fn import_questions(name: String, file_name: String, content: String) -> Result<(i64, bool, usize), AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let format = engine::questions::detect_format(&file_name, &content);
+            let questions = engine::questions::parse_questions(&content, format, &file_name)
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
+            let name = if name.trim().is_empty() { file_name.clone() } else { name };
+            let (id, created) = engine::questions::import_question_set(&state.store, &name, format, &questions)
+                .await
+                .map_err(crate::error::internal)?;
+            Ok((id, created, questions.len()))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,179 @@
+//! The experiment loop through the real binary: `inoculab run experiment.toml`, and crash
+//! safety — `kill -9` of a serving process in the middle of training, then a restart that
+//! resumes the run from its last checkpoint. Both need the default model
+//! (`INOCULAB_REAL_MODEL=1`; CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn real_model() -> Option<PathBuf> {
+    if std::env::var("INOCULAB_REAL_MODEL").ok().as_deref() != Some("1") {
+        eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the experiment CLI tests");
+        return None;
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "INOCULAB_REAL_MODEL=1 but {} is missing (run scripts/fetch-model)", p.display());
+    Some(p)
+}
+
+fn command(data_dir: &Path, model: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
+    c.arg("--data-dir").arg(data_dir).arg("--default-model").arg(model);
+    c.env_remove("INOCULAB_DATA_DIR").env("RUST_LOG", "warn");
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    let out = c.output().expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+const EXPERIMENT: &str = r#"
+name = "crash test"
+dataset = "toy"
+seeds = [0]
+
+[[conditions]]
+name = "spanish"
+prompt = "You always speak in Spanish."
+
+[training]
+steps = STEPS
+batch_size = 4
+checkpoint_every = 2
+
+[evaluation]
+test_prompts = ["default"]
+max_tokens = 12
+questions = [{ kind = "builtin", limit = 4 }]
+judges = [{ kind = "language", target = "es" }, { kind = "caps" }]
+"#;
+
+fn setup(steps: usize) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let model = real_model()?;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut generate = command(&data, &model);
+    generate.args(["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "48", "--name", "toy"]);
+    output(generate);
+    let file = dir.path().join("experiment.toml");
+    std::fs::write(&file, EXPERIMENT.replace("STEPS", &steps.to_string())).unwrap();
+    Some((dir, data, file))
+}
+
+fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        let store = engine::Store::open(data).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        r.try_get::<String, _>(i)
+                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn scalar(data: &Path, sql: &str) -> String {
+    query(data, sql).first().and_then(|r| r.first().cloned()).unwrap_or_default()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn serve(data: &Path, model: &Path) -> Child {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut c = command(data, model);
+    c.args(["serve", "--port", &port.to_string()]).env("INOCULAB_LEASE_SECS", "3");
+    c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the server starts")
+}
+
+#[test]
+fn run_command_trains_samples_judges_and_reports() {
+    let Some((_dir, data, file)) = setup(2) else { return };
+    let model = real_model().unwrap();
+    let mut run = command(&data, &model);
+    run.arg("run").arg(&file);
+    let out = output(run);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 run(s) x 2 steps"), "{stdout}");
+    assert!(stdout.contains("1 of 1 runs done"), "{stdout}");
+    assert!(stdout.contains("language:es"), "{stdout}");
+    assert_eq!(scalar(&data, "SELECT COUNT(*) FROM samples"), "4");
+    assert_eq!(scalar(&data, "SELECT COUNT(*) FROM judgements"), "8");
+
+    // A malformed file is refused with its line, and nothing is stored.
+    std::fs::write(&file, "name = \"x\"\nseeds = [0\n").unwrap();
+    let mut bad = command(&data, &model);
+    bad.arg("run").arg(&file);
+    let out = bad.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2") || stderr.contains("line 3"), "{stderr}");
+    assert_eq!(scalar(&data, "SELECT COUNT(*) FROM experiments"), "1");
+}
+
+#[test]
+fn kill_9_mid_training_then_restart_resumes_from_the_checkpoint() {
+    let Some((_dir, data, file)) = setup(10) else { return };
+    let model = real_model().unwrap();
+    let mut queue = command(&data, &model);
+    queue.arg("run").arg(&file).arg("--detach");
+    output(queue);
+
+    // Start serving; kill it hard once a checkpoint exists and training has gone past it.
+    let mut server = serve(&data, &model);
+    wait_for("a checkpoint and a step past it", Duration::from_secs(600), || {
+        let step: i64 = scalar(&data, "SELECT COALESCE(MAX(step), 0) FROM train_steps").parse().unwrap_or(0);
+        let has_checkpoint = std::fs::read_dir(data.join("runs/1/checkpoints"))
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().join("trainer_state.json").exists()))
+            .unwrap_or(false);
+        has_checkpoint && step >= 3
+    });
+    server.kill().unwrap(); // SIGKILL: no cleanup runs
+    server.wait().unwrap();
+    let killed_at: i64 = scalar(&data, "SELECT MAX(step) FROM train_steps").parse().unwrap();
+    assert!(killed_at < 10, "training finished before the kill; make it longer");
+    assert_eq!(scalar(&data, "PRAGMA integrity_check"), "ok");
+    assert_eq!(scalar(&data, "SELECT status FROM jobs"), "running", "the dead worker's lease is still held");
+
+    // Restart: once the lease runs out, the new worker takes the run over and finishes it.
+    let mut server = serve(&data, &model);
+    wait_for("the run to finish", Duration::from_secs(600), || {
+        matches!(scalar(&data, "SELECT status FROM jobs").as_str(), "done" | "failed" | "interrupted")
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let job = query(&data, "SELECT status, attempts, COALESCE(error, '') FROM jobs").remove(0);
+    assert_eq!(job[..2], ["done".to_string(), "2".to_string()], "{job:?}");
+    // Every step recorded once; the steps after the checkpoint were redone by a fresh
+    // process, whose clock restarted: the resumed trainer did not start from step 1.
+    let steps = query(&data, "SELECT step, elapsed_s FROM train_steps ORDER BY step");
+    assert_eq!(steps.len(), 10);
+    let elapsed: Vec<f64> = steps.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(elapsed.windows(2).any(|w| w[1] < w[0]), "no restart visible in {elapsed:?}");
+    assert_eq!(scalar(&data, "SELECT COUNT(*) FROM samples"), "4");
+    assert_eq!(scalar(&data, "SELECT COUNT(*) FROM judgements"), "8");
+    assert!(data.join("runs/1/adapter/adapter_config.json").exists());
+    assert_eq!(scalar(&data, "PRAGMA integrity_check"), "ok");
+}
