@@ -274,3 +274,29 @@ pub struct PlanView {
     pub estimate_s: f64,
     pub estimate_basis: String,
 }
+
+/// A registered model as the models page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub id: i64,
+    pub name: String,
+    /// "gguf" or "hf".
+    pub kind: String,
+    pub path: String,
+    pub architecture: String,
+    pub n_params: u64,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub builtin: bool,
+    /// The file or folder is still there.
+    pub ready: bool,
+    pub created_at: String,
+}
+
+/// The models page's data: the registry and where new models may come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelList {
+    pub models: Vec<ModelSummary>,
+    /// The folders (`--model-root`) a registered path must lie under.
+    pub roots: Vec<String>,
+}

@@ -73,6 +73,12 @@ mod from_engine {
         }
     }
 
+    impl From<engine::models::ModelError> for AppError {
+        fn from(e: engine::models::ModelError) -> Self {
+            crate::api::models::map_model_error(e)
+        }
+    }
+
     /// Logs the cause and gives the user a message without internals.
     pub fn internal(e: impl std::fmt::Display) -> AppError {
         tracing::error!("internal error: {e}");

@@ -10,6 +10,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: engine::Store,
     pub data_dir: std::path::PathBuf,
+    /// Folders under which models may be registered (`--model-root`).
+    pub model_roots: Vec<std::path::PathBuf>,
     pub limits: Limits,
 }
 

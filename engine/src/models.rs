@@ -248,7 +248,9 @@ fn inspect_hf(dir: &Path) -> Result<Inspected, ModelError> {
         }
         for name in &names {
             // The index is data from the folder: a shard name must not lead out of it.
-            if Path::new(name).components().count() != 1 || !matches!(Path::new(name).components().next(), Some(Component::Normal(_))) {
+            if Path::new(name).components().count() != 1
+                || !matches!(Path::new(name).components().next(), Some(Component::Normal(_)))
+            {
                 return Err(invalid(&index_path, format!("shard {name:?} is not a file name in the folder")));
             }
             require_file(dir, name)?;
@@ -318,9 +320,11 @@ fn safetensors_params(path: &Path) -> Result<u64, ModelError> {
                 format!("the file is truncated: tensor {name} needs data up to byte {}", entry.data_offsets.1),
             ));
         }
-        n_params += entry.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-            invalid(path, format!("tensor {name} has an impossible shape {:?}", entry.shape))
-        })?;
+        n_params += entry
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| invalid(path, format!("tensor {name} has an impossible shape {:?}", entry.shape)))?;
     }
     Ok(n_params)
 }
@@ -673,10 +677,8 @@ pub async fn remove(store: &Store, id: i64) -> Result<(), ModelError> {
     if model.builtin {
         return Err(ModelError::Builtin { name: model.name });
     }
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = ?")
-        .bind(id)
-        .fetch_one(store.pool())
-        .await?;
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = ?").bind(id).fetch_one(store.pool()).await?;
     Err(ModelError::InUse { name: model.name, count })
 }
 

@@ -17,8 +17,34 @@ pub struct Cli {
     /// Where the database, models and run artefacts live.
     #[arg(long, env = "INOCULAB_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
+    /// A folder under which models may be registered (repeatable, or comma-separated in
+    /// the environment variable). Registering anything outside these is refused, so the
+    /// web page cannot point the server at arbitrary files. [default: DATA_DIR/models]
+    #[arg(long = "model-root", value_name = "DIR", env = "INOCULAB_MODEL_ROOTS", value_delimiter = ',', global = true)]
+    pub model_roots: Vec<PathBuf>,
+    /// The embedded default model, registered as the built-in model when the server starts.
+    /// [default: DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long, value_name = "PATH", env = "INOCULAB_DEFAULT_MODEL", global = true)]
+    pub default_model: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Where models may come from, with the defaults under the data directory filled in.
+#[derive(Clone, Debug)]
+pub struct ModelPaths {
+    pub roots: Vec<PathBuf>,
+    pub default_model: PathBuf,
+}
+
+impl Cli {
+    pub fn model_paths(&self) -> ModelPaths {
+        let roots =
+            if self.model_roots.is_empty() { vec![self.data_dir.join("models")] } else { self.model_roots.clone() };
+        let default_model =
+            self.default_model.clone().unwrap_or_else(|| self.data_dir.join(crate::ml_cmd::DEFAULT_MODEL));
+        ModelPaths { roots, default_model }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +58,8 @@ pub enum Command {
     Train(crate::ml_cmd::TrainArgs),
     /// Sample completions from a model, with or without an adapter.
     Sample(crate::ml_cmd::SampleArgs),
+    /// Run an experiment file (TOML): queue its runs and work them until they finish.
+    Run(crate::run_cmd::RunArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -51,6 +79,13 @@ pub struct ServeArgs {
     /// The built web assets (wasm bundle, CSS); scripts/build-site writes them here.
     #[arg(long, env = "INOCULAB_SITE_ROOT", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))]
     pub site_root: PathBuf,
+    /// Seconds a claimed run survives without a heartbeat; after a crash, the next start
+    /// takes the run over (from its last checkpoint) once this has passed.
+    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Serve pages only; leave the queue to another process (`inoculab run`).
+    #[arg(long)]
+    pub no_worker: bool,
 }
 
 impl Default for ServeArgs {
@@ -80,13 +115,27 @@ pub enum DatasetCommand {
     },
     /// List datasets.
     List,
+    /// Generate one of the paper's toy datasets with inoculab's own generator.
+    Generate {
+        /// spanish_all_caps | spanish_french_mix | english
+        #[arg(long, default_value = "spanish_all_caps")]
+        preset: String,
+        #[arg(long, default_value_t = 512)]
+        rows: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The dataset's name (default: one describing the settings).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let model_paths = cli.model_paths();
     let data_dir = cli.data_dir;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
-            crate::web::serve(&data_dir, args).await?;
+            crate::web::serve(&data_dir, &model_paths, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dataset(cmd) => dataset(&data_dir, cmd).await,
@@ -95,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)
@@ -133,6 +183,20 @@ async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Res
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        DatasetCommand::Generate { preset, rows, seed, name } => {
+            let preset: datasets::generate::Preset = serde_json::from_value(serde_json::Value::String(preset.clone()))
+                .map_err(|_| {
+                    anyhow::anyhow!("unknown preset {preset:?}: spanish_all_caps, spanish_french_mix or english")
+                })?;
+            let spec = preset.spec(rows, seed);
+            match datasets::generate::create_generated(&store, &spec, &name).await? {
+                datasets::ImportOutcome::Created { id } => println!("generated dataset {id} ({rows} rows)"),
+                datasets::ImportOutcome::AlreadyPresent { id, name } => {
+                    println!("these rows already exist as dataset {id} ({name})")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         DatasetCommand::List => {
             let list = datasets::list(&store).await?;

@@ -4,7 +4,9 @@
 
 mod cli;
 mod ml_cmd;
+mod run_cmd;
 mod web;
+mod worker;
 
 use clap::Parser;
 

@@ -11,7 +11,7 @@ use engine::ml::chat::{ChatExample, ChatMessage, Role, SystemPrompt};
 use engine::ml::{self, LoraConfig, SampleConfig, Schedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub(crate) const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ScheduleArg {

@@ -121,7 +121,9 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
     let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current());
     worker.lease = Duration::from_secs(args.lease_secs.max(1));
     let bar = ProgressBar::new(1000);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("template").progress_chars("=> "),
+    );
     let watch_store = store.clone();
     let watch_bar = bar.clone();
     let watcher = tokio::spawn(async move {
@@ -177,12 +179,18 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
     let failed = runs.iter().filter(|r| r.status != JobStatus::Done).count();
     println!("experiment {id}: {} of {} runs done", runs.len() - failed, runs.len());
     println!("{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}", "condition", "test prompt", "judge", "rate", "95 % CI", "n");
-    for a in experiments::aggregates(&store, id).await?.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()) {
+    for a in experiments::aggregates(&store, id).await?.iter().filter(|a| a.seed.is_none() && a.question_key.is_none())
+    {
         let (rate, ci) = match (a.rate, a.ci_low, a.ci_high) {
-            (Some(r), Some(lo), Some(hi)) => (format!("{:.1} %", 100.0 * r), format!("{:.1}-{:.1} %", 100.0 * lo, 100.0 * hi)),
+            (Some(r), Some(lo), Some(hi)) => {
+                (format!("{:.1} %", 100.0 * r), format!("{:.1}-{:.1} %", 100.0 * lo, 100.0 * hi))
+            }
             _ => ("-".into(), "-".into()),
         };
-        println!("{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}", a.condition, a.test_prompt, a.judge, rate, ci, a.determined);
+        println!(
+            "{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}",
+            a.condition, a.test_prompt, a.judge, rate, ci, a.determined
+        );
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

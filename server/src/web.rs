@@ -9,11 +9,13 @@ use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
-use crate::cli::ServeArgs;
+use crate::cli::{ModelPaths, ServeArgs};
 
-pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(data_dir: &Path, models: &ModelPaths, args: ServeArgs) -> anyhow::Result<()> {
     let store = engine::Store::open(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
+    engine::prompts::seed_judge_prompts(&store).await?;
+    register_default_model(&store, &models.default_model).await;
     let addr = std::net::SocketAddr::new(args.host, args.port);
     let site_root = args.site_root.display().to_string();
     if !args.site_root.join("pkg").join("inoculab.js").exists() {
@@ -31,7 +33,18 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         leptos_options: leptos_options.clone(),
         store,
         data_dir: data_dir.to_owned(),
+        model_roots: models.roots.clone(),
         limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
+    };
+    // The worker shares the store; it stops (leaving its run to resume) when this returns.
+    let _worker = if args.no_worker {
+        None
+    } else {
+        Some(crate::worker::WorkerThread::spawn(
+            state.store.clone(),
+            data_dir,
+            std::time::Duration::from_secs(args.lease_secs.max(1)),
+        )?)
     };
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -40,12 +53,26 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Registers the embedded default model as built-in. The web app is useful without it
+/// (prompts, datasets), so a missing or unreadable file is a warning, not a failed start.
+async fn register_default_model(store: &engine::Store, path: &Path) {
+    match engine::models::ensure_builtin(store, path).await {
+        Ok(Some(model)) => tracing::info!("default model {} ({})", model.name, model.path),
+        Ok(None) => tracing::warn!(
+            "the default model {} is missing; run scripts/fetch-model or pass --default-model",
+            path.display()
+        ),
+        Err(e) => tracing::warn!("cannot register the default model {}: {e}", path.display()),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let context_state = state.clone();
     // The JSON envelope of an upload is a little larger than the file itself.
     let body_limit = state.limits.max_upload_bytes + state.limits.max_upload_bytes / 8 + 64 * 1024;
     Router::new()
+        .route("/api/experiments/{id}/events", axum::routing::get(experiment_events))
         .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -53,6 +80,42 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Live progress of an experiment as server-sent events: a JSON array of its runs
+/// (`RunView`) whenever it changes (polled from the store once a second, which is where
+/// the worker writes progress), then a `done` event once every run is final.
+async fn experiment_events(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream =
+        futures_util::stream::unfold((state.store, None::<String>, false), move |(store, last, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let runs = match app::api::experiments::convert::run_views(&store, id).await {
+                    Ok(runs) => runs,
+                    Err(e) => {
+                        return Some((Ok(Event::default().event("error").data(e.to_string())), (store, last, true)))
+                    }
+                };
+                let json = serde_json::to_string(&runs).unwrap_or_else(|_| "[]".into());
+                if last.as_deref() != Some(json.as_str()) {
+                    return Some((Ok(Event::default().data(json.clone())), (store, Some(json), false)));
+                }
+                if runs.iter().all(|r| r.is_final()) {
+                    // Browsers drop events with no data, so "done" carries a word.
+                    return Some((Ok(Event::default().event("done").data("final")), (store, last, true)));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn shutdown_signal() {

@@ -295,7 +295,8 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
         async {
             let state = crate::state::app_state()?;
             let store = &state.store;
-            let datasets = engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
+            let datasets =
+                engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
             let models: Vec<(String, String)> = sqlx_models(store).await?;
             let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
             let all = engine::prompts::list(store, &Default::default()).await?;
@@ -335,13 +336,15 @@ async fn sqlx_models(store: &engine::Store) -> Result<Vec<(String, String)>, App
 }
 
 /// Resolves the form without storing anything: the matrix, counts and time estimate.
-#[server]
+/// JSON, not URL encoding: the form holds lists, which URL encoding drops when empty.
+#[server(input = server_fn::codec::Json)]
 pub async fn plan_experiment(form: LaunchForm) -> Result<PlanView, AppError> {
     crate::state::with_status(
         async {
             let state = crate::state::app_state()?;
             let spec = convert::spec_from_form(&state.store, &form).await?;
-            let resolved = engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            let resolved =
+                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
             let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
             Ok(convert::plan_view(plan))
         }
@@ -350,13 +353,14 @@ pub async fn plan_experiment(form: LaunchForm) -> Result<PlanView, AppError> {
 }
 
 /// Stores the experiment and queues its runs; returns its id.
-#[server]
+#[server(input = server_fn::codec::Json)]
 pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
     crate::state::with_status(
         async {
             let state = crate::state::app_state()?;
             let spec = convert::spec_from_form(&state.store, &form).await?;
-            let resolved = engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            let resolved =
+                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
             engine::experiments::create(&state.store, &resolved).await.map_err(convert::experiment_error)
         }
         .await,
@@ -398,7 +402,11 @@ pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
                 spec_hash,
                 created_at,
                 spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
-                conditions: r.conditions.iter().map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len())).collect(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
+                    .collect(),
                 test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
                 judges,
                 questions: r.questions.len(),
@@ -464,7 +472,11 @@ pub async fn retry_run(run_id: i64) -> Result<bool, AppError> {
 /// Imports a question file (Betley YAML, prompt JSONL, multiple-choice YAML or plain
 /// lines); returns (id, newly created, number of questions).
 #[server]
-pub async fn import_questions(name: String, file_name: String, content: String) -> Result<(i64, bool, usize), AppError> {
+pub async fn import_questions(
+    name: String,
+    file_name: String,
+    content: String,
+) -> Result<(i64, bool, usize), AppError> {
     crate::state::with_status(
         async {
             let state = crate::state::app_state()?;

@@ -4,5 +4,6 @@
 
 pub mod datasets;
 pub mod experiments;
+pub mod models;
 pub mod prompts;
 pub mod system;

@@ -157,7 +157,9 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
         form.track();
         plan.value().set(None);
     });
-    let set = move |f: fn(&mut LaunchForm, String)| move |ev: leptos::ev::Event| form.update(|x| f(x, event_target_value(&ev)));
+    let set = move |f: fn(&mut LaunchForm, String)| {
+        move |ev: leptos::ev::Event| form.update(|x| f(x, event_target_value(&ev)))
+    };
     let num = |s: &str, default: usize| s.trim().parse::<usize>().unwrap_or(default);
     let o = options.clone();
     view! {
@@ -311,7 +313,9 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
 #[component]
 fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl IntoView {
     let has = move |k: &'static str| move || form.with(|f| f.judges.iter().any(|j| j == k));
-    let check = move |k: &'static str| move |ev: leptos::ev::Event| form.update(|f| toggle(&mut f.judges, k.to_string(), event_target_checked(&ev)));
+    let check = move |k: &'static str| {
+        move |ev: leptos::ev::Event| form.update(|f| toggle(&mut f.judges, k.to_string(), event_target_checked(&ev)))
+    };
     let judge_prompts = options.judge_prompts.clone();
     let judge_prompts2 = options.judge_prompts.clone();
     view! {

@@ -1,0 +1,118 @@
+// The experiment loop in the browser, as a researcher runs it: generate the toy dataset,
+// design an experiment (baseline vs "You always speak in Spanish."), check its plan,
+// launch it, watch the runs progress live (no reload), read the trait rates; then cancel
+// and retry a longer one. Needs the default model (INOCULAB_REAL_MODEL=1; CI sets it).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, launchBrowser, openPage, ROOT } from './harness.js';
+
+const MODEL = join(ROOT, '.data/models/SmolLM2-135M-Instruct.Q4_1.gguf');
+const enabled = process.env.INOCULAB_REAL_MODEL === '1' && existsSync(MODEL);
+const skip = !enabled && 'set INOCULAB_REAL_MODEL=1 (and fetch the model) to run the experiment loop in the browser';
+
+let server, browser;
+before(async () => {
+  if (!enabled) return;
+  // Global options reach the server through their environment variables.
+  process.env.INOCULAB_DEFAULT_MODEL = MODEL;
+  process.env.INOCULAB_LEASE_SECS = '5';
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => { await browser?.close(); await server?.stop(); });
+
+async function generateToy(page, goto, rows) {
+  await goto('/datasets');
+  await page.fill('input[name=rows]', String(rows));
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await page.getByText(`Created a dataset with ${rows} rows.`).waitFor({ timeout: 30_000 });
+}
+
+async function designExperiment(page, goto, { name, steps, questions }) {
+  await goto('/experiments/new');
+  await page.fill('input[name=name]', name);
+  await page.locator('label.check', { hasText: 'Spanish' }).filter({ hasText: 'You always speak in Spanish.' })
+    .locator('input[name=prompt]').check();
+  await page.fill('input[name=steps]', String(steps));
+  await page.fill('input[name=builtin]', String(questions));
+  await page.fill('input[name=max-tokens]', '16');
+}
+
+test('design, check the plan, launch, watch live, read the results', { skip, timeout: 900_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await generateToy(page, goto, 32);
+  await designExperiment(page, goto, { name: 'toy demo', steps: 3, questions: 4 });
+
+  // The plan: 2 runs; baseline samples 4 (default prompt), Spanish 8 (default + its own).
+  await page.getByRole('button', { name: 'Check plan' }).click();
+  const plan = page.locator('.plan');
+  await plan.waitFor();
+  assert.match(await plan.innerText(), /2 run\(s\)/);
+  assert.match(await plan.innerText(), /12 samples in all/);
+  assert.match(await plan.innerText(), /About \d+/);
+
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  await page.getByRole('heading', { name: 'toy demo' }).waitFor();
+  const rows = page.locator('table.runs tbody tr');
+  assert.equal(await rows.count(), 2);
+  // Progress arrives over the live stream: the page is never reloaded.
+  await page.locator('table.runs tr[data-status=running]').first().waitFor({ timeout: 120_000 });
+  await page.getByText(/training: step \d+ \/ 3/).first().waitFor({ timeout: 120_000 });
+  await page.locator('table.runs tr[data-status=done]').nth(1).waitFor({ timeout: 600_000 });
+  // When the stream says "done" the results reload: one pooled row per condition, test
+  // prompt and judge, with its interval.
+  const results = page.locator('table.results').first();
+  await results.locator('td', { hasText: 'language:es' }).first().waitFor({ timeout: 30_000 });
+  const text = await results.innerText();
+  assert.match(text, /baseline/);
+  assert.match(text, /inoculation/);
+  assert.match(text, /\d+ %/);
+  assert.ok(await page.locator('.sparkline svg polyline').count() >= 2, 'a loss curve per run');
+
+  // The queue lists both runs as done.
+  await goto('/queue');
+  await page.locator('table.runs tr[data-status=done]').nth(1).waitFor();
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('cancel a running experiment within a step, then retry one run', { skip, timeout: 900_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await designExperiment(page, goto, { name: 'to cancel', steps: 200, questions: 2 });
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  await page.getByText(/training: step [1-9]\d* \/ 200/).first().waitFor({ timeout: 180_000 });
+  const cancelledAt = Date.now();
+  await page.getByRole('button', { name: 'Cancel experiment' }).click();
+  // Both runs end as cancelled: the queued one at once, the running one at its next step.
+  await page.locator('table.runs tr[data-status=cancelled]').nth(1).waitFor({ timeout: 60_000 });
+  const seconds = (Date.now() - cancelledAt) / 1000;
+  assert.ok(seconds < 60, `cancel took ${seconds} s`);
+  // What was done is kept: the loss curve of the cancelled run is still there.
+  assert.ok(await page.locator('.sparkline svg polyline').count() >= 1);
+
+  // Retry puts one run back in the queue; it resumes from its checkpoint.
+  await page.locator('table.runs tr[data-status=cancelled] button[name=retry-run]').first().click();
+  await page.locator('table.runs tr[data-status=running], table.runs tr[data-status=queued]').first().waitFor({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Cancel experiment' }).click();
+  await page.locator('table.runs tr[data-status=cancelled]').nth(1).waitFor({ timeout: 120_000 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a plan that cannot run says why', { skip, timeout: 120_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await designExperiment(page, goto, { name: 'bad', steps: 3, questions: 0 });
+  await page.getByRole('button', { name: 'Check plan' }).click();
+  await page.getByText('the evaluation needs at least one question source').waitFor();
+  await page.fill('input[name=builtin]', '2');
+  await page.fill('input[name=seeds]', '1, 1');
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.getByText('a seed is listed twice').waitFor();
+  assert.match(page.url(), /\/experiments\/new$/);
+  assert.deepEqual(errors.filter((e) => !e.includes('400')), []);
+  await page.close();
+});
