@@ -143,7 +143,10 @@ fn outside_roots_message(path: &Path, resolved: Option<&Path>, roots: &[PathBuf]
     } else {
         roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
     };
-    format!("{shown} is outside the allowed model roots ({roots}); start the server with --model-root to allow another folder")
+    format!(
+        "{shown} is outside the allowed model roots ({roots}); \
+         start the server with --model-root to allow another folder"
+    )
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
@@ -248,9 +251,8 @@ fn inspect_hf(dir: &Path) -> Result<Inspected, ModelError> {
         }
         for name in &names {
             // The index is data from the folder: a shard name must not lead out of it.
-            if Path::new(name).components().count() != 1
-                || !matches!(Path::new(name).components().next(), Some(Component::Normal(_)))
-            {
+            let mut parts = Path::new(name).components();
+            if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
                 return Err(invalid(&index_path, format!("shard {name:?} is not a file name in the folder")));
             }
             require_file(dir, name)?;
@@ -389,9 +391,9 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), 
         let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
         if file_type.is_dir() {
             collect_files(&entry.path(), &rel, out)?;
-        } else if file_type.is_file() {
-            out.push(rel);
-        } else if file_type.is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+        } else if file_type.is_file()
+            || (file_type.is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()))
+        {
             out.push(rel);
         }
     }
@@ -614,9 +616,10 @@ impl ModelRecord {
 
 const COLUMNS: &str = "id, name, kind, path, architecture, n_params, size_bytes, sha256, builtin, created_at";
 
-async fn one_where(store: &Store, condition: &str, value: impl ToString) -> Result<Option<ModelInfo>, ModelError> {
-    let record: Option<ModelRecord> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE {condition}"))
-        .bind(value.to_string())
+/// The model whose text `column` equals `value` (both are UNIQUE).
+async fn one_where(store: &Store, column: &str, value: &str) -> Result<Option<ModelInfo>, ModelError> {
+    let record: Option<ModelRecord> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE {column} = ?"))
+        .bind(value)
         .fetch_optional(store.pool())
         .await?;
     match record {
@@ -650,11 +653,11 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<ModelInfo>, ModelError
 }
 
 pub async fn by_name(store: &Store, name: &str) -> Result<Option<ModelInfo>, ModelError> {
-    one_where(store, "name = ?", name).await
+    one_where(store, "name", name).await
 }
 
 async fn by_path(store: &Store, path: &str) -> Result<Option<ModelInfo>, ModelError> {
-    one_where(store, "path = ?", path).await
+    one_where(store, "path", path).await
 }
 
 /// Removes a model from the registry; its files stay where they are. The built-in model

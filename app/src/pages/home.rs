@@ -28,7 +28,7 @@ pub fn HomePage() -> impl IntoView {
             </a>
             <a class="card link-card" href="/models">
                 <h2>"3 · Models"</h2>
-                <p>"The embedded SmolLM2-135M-Instruct, or a local Hugging Face folder."</p><p class="muted small">"Coming next."</p>
+                <p>"The embedded SmolLM2-135M-Instruct, or a local Hugging Face folder, each identified by its hash."</p>
             </a>
             <a class="card link-card" href="/experiments">
                 <h2>"4 · Experiments"</h2>
