@@ -48,7 +48,8 @@ mod convert {
             d::DatasetError::Empty
             | d::DatasetError::InvalidName(_)
             | d::DatasetError::InvalidSpec(_)
-            | d::DatasetError::InvalidTransform(_) => AppError::Invalid(e.to_string()),
+            | d::DatasetError::InvalidTransform(_)
+            | d::DatasetError::InUse(_) => AppError::Invalid(e.to_string()),
             d::DatasetError::Corrupt(_) | d::DatasetError::Sql(_) => crate::error::internal(e),
         }
     }

@@ -210,6 +210,8 @@ pub enum DatasetError {
     InvalidSpec(String),
     #[error("invalid transform: {0}")]
     InvalidTransform(String),
+    #[error("{0} experiment(s) use this dataset; it is kept so they stay reproducible")]
+    InUse(i64),
     #[error("stored dataset is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -475,8 +477,16 @@ pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetErr
     Ok(())
 }
 
-/// Deletes a dataset and (by `ON DELETE CASCADE`) its rows.
+/// Deletes a dataset and (by `ON DELETE CASCADE`) its rows, unless an experiment trained
+/// on it: that experiment must stay reproducible.
 pub async fn delete(store: &Store, id: i64) -> Result<(), DatasetError> {
+    let (used,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE dataset_id = ?")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await?;
+    if used > 0 {
+        return Err(DatasetError::InUse(used));
+    }
     let done = sqlx::query("DELETE FROM datasets WHERE id = ?").bind(id).execute(store.pool()).await?;
     if done.rows_affected() == 0 {
         return Err(DatasetError::NotFound(id));
