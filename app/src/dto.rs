@@ -300,3 +300,51 @@ pub struct ModelList {
     /// The folders (`--model-root`) a registered path must lie under.
     pub roots: Vec<String>,
 }
+
+// --- samples ---
+
+/// The sample browser's filter, as the page holds it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleQuery {
+    pub experiment_id: i64,
+    pub condition: String,
+    pub test_prompt: String,
+    pub judge: String,
+    /// any | trait | no_trait | undetermined
+    pub verdict: String,
+    pub search: String,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgementView {
+    pub judge: String,
+    pub version: String,
+    pub score: Option<f64>,
+    pub trait_present: Option<bool>,
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleView {
+    pub id: i64,
+    pub condition: String,
+    pub seed: i64,
+    pub test_prompt: String,
+    pub system_text: Option<String>,
+    pub question_key: String,
+    pub question: String,
+    pub sample_idx: i64,
+    pub completion: String,
+    pub n_tokens: i64,
+    pub finished: bool,
+    pub judgements: Vec<JudgementView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplesPage {
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub samples: Vec<SampleView>,
+}

@@ -72,6 +72,17 @@ test('design, check the plan, launch, watch live, read the results', { skip, tim
   assert.match(text, /\d+ %/);
   assert.ok(await page.locator('.sparkline svg polyline').count() >= 2, 'a loss curve per run');
 
+  // The sample browser: every completion with each judge's verdict, filtered on the server.
+  const samples = page.locator('section.samples article.sample');
+  await samples.first().waitFor();
+  await page.locator('section.samples .pager', { hasText: 'of 12' }).waitFor();
+  await page.selectOption('select[name=sample-condition]', 'Spanish');
+  await page.locator('section.samples .pager', { hasText: 'of 8' }).waitFor();
+  await page.selectOption('select[name=sample-test-prompt]', 'inoculation');
+  await page.locator('section.samples .pager', { hasText: 'of 4' }).waitFor();
+  assert.equal(await samples.first().locator('details.verdict').count(), 2);
+  assert.match(await samples.first().locator('.turn-system').innerText(), /You always speak in Spanish\./);
+
   // The queue lists both runs as done.
   await goto('/queue');
   await page.locator('table.runs tr[data-status=done]').nth(1).waitFor();

@@ -11,6 +11,7 @@ pub mod models;
 pub mod prompts;
 pub mod questions;
 pub mod runner;
+pub mod samples;
 pub mod stats;
 pub mod store;
 

@@ -8,7 +8,9 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::dto::{
+    AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView, SampleQuery, SampleView,
+};
 use crate::error::AppError;
 
 /// "1 h 05 min", "12 min 30 s", "45 s".
@@ -609,6 +611,7 @@ pub fn ExperimentPage() -> impl IntoView {
                     Err(e) => view! { <Title text="Experiment" /><ErrorBox error=e /> }.into_any(),
                     Ok(d) => {
                         let eid = d.id;
+                        let stored_runs = d.runs.clone();
                         view! {
                             <Title text=d.name.clone() />
                             <ExperimentHeader detail=d.clone() />
@@ -617,11 +620,12 @@ pub fn ExperimentPage() -> impl IntoView {
                                     <button type="button" class="small right" name="cancel-experiment" on:click=move |_| { cancel_all.dispatch(CancelExperiment { id: eid }); }>"Cancel experiment"</button>
                                 </h2>
                                 {move || {
-                                    let runs = live.get().unwrap_or_else(|| d.runs.clone());
+                                    let runs = live.get().unwrap_or_else(|| stored_runs.clone());
                                     view! { <RunsTable runs show_experiment=false changed /> }
                                 }}
                             </section>
                             <Results aggregates=d.aggregates.clone() />
+                            <SampleBrowser detail=d.clone() />
                             <section class="card">
                                 <details>
                                     <summary>{format!("Stored specification (sha256 {})", &d.spec_hash[..12.min(d.spec_hash.len())])}</summary>
@@ -754,5 +758,116 @@ pub fn QueuePage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Every completion of the experiment, filtered and paged on the server, with each judge's
+/// verdict and its raw output one click away. Completions are untrusted text: rendered as
+/// text, never as HTML.
+#[component]
+fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
+    let query = RwSignal::new(SampleQuery { experiment_id: detail.id, verdict: "any".into(), ..Default::default() });
+    let page = Resource::new(move || query.get(), list_samples);
+    let mut judges: Vec<String> = detail.aggregates.iter().map(|a| a.judge.clone()).collect();
+    judges.sort();
+    judges.dedup();
+    let set = move |f: fn(&mut SampleQuery, String)| {
+        move |ev: leptos::ev::Event| {
+            query.update(|q| {
+                f(q, event_target_value(&ev));
+                q.offset = 0;
+            })
+        }
+    };
+    let options = |values: Vec<String>| {
+        values.into_iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()
+    };
+    view! {
+        <section class="card samples">
+            <h2>"Samples"</h2>
+            <div class="filters">
+                <select name="sample-condition" on:change=set(|q, v| q.condition = v)>
+                    <option value="">"all conditions"</option>
+                    {options(detail.conditions.iter().map(|c| c.0.clone()).collect())}
+                </select>
+                <select name="sample-test-prompt" on:change=set(|q, v| q.test_prompt = v)>
+                    <option value="">"all test-time prompts"</option>
+                    {options(detail.test_prompts.clone())}
+                </select>
+                <select name="sample-judge" on:change=set(|q, v| q.judge = v)>
+                    <option value="">"any judge"</option>
+                    {options(judges)}
+                </select>
+                <select name="sample-verdict" on:change=set(|q, v| q.verdict = v)>
+                    <option value="any">"any verdict"</option>
+                    <option value="trait">"trait present"</option>
+                    <option value="no_trait">"trait absent"</option>
+                    <option value="undetermined">"undetermined"</option>
+                </select>
+                <input type="search" name="sample-search" placeholder="search completions and questions"
+                    on:change=set(|q, v| q.search = v) />
+            </div>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match page.await {
+                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                        Ok(p) if p.samples.is_empty() => view! { <p class="empty">"No samples match."</p> }.into_any(),
+                        Ok(p) => {
+                            let (offset, limit, total) = (p.offset, p.limit, p.total);
+                            let last = (offset + limit).min(total);
+                            view! {
+                                <nav class="pager">
+                                    <button type="button" name="samples-prev" disabled=offset == 0
+                                        on:click=move |_| query.update(|q| q.offset = (offset - limit).max(0))>"← previous"</button>
+                                    <span>{format!("{}–{} of {}", offset + 1, last, total)}</span>
+                                    <button type="button" name="samples-next" disabled=last >= total
+                                        on:click=move |_| query.update(|q| q.offset = offset + limit)>"next →"</button>
+                                </nav>
+                                {p.samples.into_iter().map(|s| view! { <SampleCard sample=s /> }).collect_view()}
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn SampleCard(sample: SampleView) -> impl IntoView {
+    let s = sample;
+    view! {
+        <article class="sample" data-sample=s.id.to_string()>
+            <div class="row-head small muted">
+                <span>{format!("{} · seed {} · test prompt {} · {} #{}", s.condition, s.seed, s.test_prompt, s.question_key, s.sample_idx + 1)}</span>
+                <span>{format!("{} tokens{}", s.n_tokens, if s.finished { "" } else { ", cut at the limit" })}</span>
+            </div>
+            <div class="chat">
+                {s.system_text.clone().map(|t| view! { <div class="turn turn-system"><span class="role">"system"</span>{t}</div> })}
+                <div class="turn turn-user"><span class="role">"user"</span>{s.question.clone()}</div>
+                <div class="turn turn-assistant completion"><span class="role">"assistant"</span>{s.completion.clone()}</div>
+            </div>
+            <div class="verdicts">
+                {s.judgements.into_iter().map(|j| {
+                    let class = match j.trait_present {
+                        Some(true) => "verdict trait",
+                        Some(false) => "verdict absent",
+                        None => "verdict undetermined",
+                    };
+                    let label = format!(
+                        "{}: {}{}",
+                        j.judge,
+                        match j.trait_present { Some(true) => "trait", Some(false) => "no trait", None => "undetermined" },
+                        j.score.map(|x| format!(" ({x:.2})")).unwrap_or_default()
+                    );
+                    view! {
+                        <details class=class>
+                            <summary>{label}</summary>
+                            <pre class="raw">{format!("{} v{}\n{}", j.judge, j.version, j.raw)}</pre>
+                        </details>
+                    }
+                }).collect_view()}
+            </div>
+        </article>
     }
 }
