@@ -662,7 +662,7 @@ pub struct PlanRow {
 
 /// Default costs when nothing was measured yet: a 135M-model LoRA step of 8 short rows and
 /// sampling at batch 16, on a 2-core VM (see BENCHMARKS.md).
-const DEFAULT_STEP_S: f64 = 5.0;
+const DEFAULT_STEP_S: f64 = 10.0;
 const DEFAULT_SAMPLE_TOKENS_PER_S: f64 = 40.0;
 
 pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, ExperimentError> {

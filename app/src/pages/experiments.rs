@@ -560,9 +560,9 @@ fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) 
 }
 
 /// Subscribes to the experiment's live progress stream; each message replaces `live`,
-/// and the final `done` event bumps `changed` so the results reload.
+/// and the final `done` event bumps `finished` so the results reload.
 #[cfg(feature = "hydrate")]
-fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, changed: RwSignal<u32>) {
+fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, finished: RwSignal<u32>) {
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     let Ok(source) = web_sys::EventSource::new(&format!("/api/experiments/{id}/events")) else { return };
@@ -577,7 +577,7 @@ fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, changed: RwSignal<u3
     let on_done = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
         // The stream ends when every run is final; closing stops the browser reconnecting.
         closer.close();
-        changed.update(|n| *n += 1);
+        finished.update(|n| *n += 1);
     });
     let _ = source.add_event_listener_with_callback("done", on_done.as_ref().unchecked_ref());
     on_done.forget();
@@ -589,14 +589,18 @@ fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, changed: RwSignal<u3
 pub fn ExperimentPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    // `changed` bumps after the user acts (cancel, retry): reload and listen again.
+    // `finished` bumps when the stream ends (every run final): reload the results only.
     let changed = RwSignal::new(0u32);
-    let detail = Resource::new(move || (id(), changed.get()), |(id, _)| get_experiment(id));
+    let finished = RwSignal::new(0u32);
+    let detail = Resource::new(move || (id(), changed.get(), finished.get()), |(id, _, _)| get_experiment(id));
     let live = RwSignal::new(None::<Vec<RunView>>);
     #[cfg(feature = "hydrate")]
     Effect::new(move || {
+        changed.track();
         let id = id();
         live.set(None);
-        subscribe(id, live, changed);
+        subscribe(id, live, finished);
     });
     let cancel_all = ServerAction::<CancelExperiment>::new();
     Effect::new(move || {
