@@ -37,7 +37,8 @@ max_tokens = 64
 judges = [{ kind = "language", target = "es" }, { kind = "caps" }]
 TOML
 
-RUST_LOG=warn inc serve --port "$PORT" >/dev/null 2>"$DATA/server.log" &
+# Started directly (not through `inc`) so that $! is the server itself, for its peak RSS.
+RUST_LOG=warn "$BIN" --data-dir "$DATA" --default-model "$MODEL" serve --port "$PORT" >/dev/null 2>"$DATA/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/" >/dev/null; do sleep 0.2; done
