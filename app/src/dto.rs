@@ -138,6 +138,8 @@ pub struct RunView {
     pub error: Option<String>,
     pub created_at: String,
     pub heartbeat_age_s: Option<f64>,
+    /// Overall progress, 0 to 1 (`engine::jobs::JobView::progress`).
+    pub progress: f64,
     /// (step, loss), in step order.
     pub losses: Vec<(i64, f64)>,
 }

@@ -297,6 +297,22 @@ fn job_view(r: JobRow, now: f64) -> JobView {
     }
 }
 
+impl JobView {
+    /// How far the run is, 0 to 1, for progress bars: training is most of a run's time,
+    /// sampling and judging share the rest.
+    pub fn progress(&self) -> f64 {
+        if self.status.is_final() {
+            return 1.0;
+        }
+        let f = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        match self.phase.as_str() {
+            "train" => 0.7 * f(self.step, self.total_steps),
+            "sample" => 0.7 + 0.25 * f(self.done_units, self.total_units),
+            _ => 0.95 + 0.05 * f(self.done_units, self.total_units),
+        }
+    }
+}
+
 /// Every job, newest first, with its run's progress.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<JobView>, sqlx::Error> {
     let rows: Vec<JobRow> =

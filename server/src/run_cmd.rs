@@ -130,7 +130,7 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
         loop {
             if let Ok(runs) = jobs::for_experiment(&watch_store, id).await {
                 let total: f64 = runs.len().max(1) as f64;
-                let done: f64 = runs.iter().map(run_fraction).sum();
+                let done: f64 = runs.iter().map(jobs::JobView::progress).sum();
                 watch_bar.set_position((1000.0 * done / total) as u64);
                 if let Some(r) = runs.iter().find(|r| r.status == JobStatus::Running) {
                     watch_bar.set_message(format!(
@@ -193,18 +193,6 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
         );
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn run_fraction(r: &jobs::JobView) -> f64 {
-    if r.status.is_final() {
-        return 1.0;
-    }
-    let f = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
-    match r.phase.as_str() {
-        "train" => 0.7 * f(r.step, r.total_steps),
-        "sample" => 0.7 + 0.25 * f(r.done_units, r.total_units),
-        _ => 0.95 + 0.05 * f(r.done_units, r.total_units),
-    }
 }
 
 fn fmt_secs(s: f64) -> String {

@@ -30,7 +30,9 @@ pub mod convert {
     }
 
     pub fn run_view(v: engine::jobs::JobView, losses: Vec<(i64, f64)>) -> RunView {
+        let progress = v.progress();
         RunView {
+            progress,
             run_id: v.run_id,
             experiment_id: v.experiment_id,
             experiment: v.experiment,
@@ -297,7 +299,7 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
             let store = &state.store;
             let datasets =
                 engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
-            let models: Vec<(String, String)> = sqlx_models(store).await?;
+            let models: Vec<(String, String)> = model_paths(store).await?;
             let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
             let all = engine::prompts::list(store, &Default::default()).await?;
             let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
@@ -328,7 +330,7 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn sqlx_models(store: &engine::Store) -> Result<Vec<(String, String)>, AppError> {
+async fn model_paths(store: &engine::Store) -> Result<Vec<(String, String)>, AppError> {
     engine::models::list(store)
         .await
         .map(|l| l.into_iter().map(|m| (m.name, m.path)).collect())

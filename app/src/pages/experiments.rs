@@ -488,19 +488,6 @@ fn progress_text(r: &RunView) -> String {
     }
 }
 
-fn progress_fraction(r: &RunView) -> f64 {
-    if r.status == "done" {
-        return 1.0;
-    }
-    // Training is most of a run's time; sampling and judging share the rest.
-    let f = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
-    match r.phase.as_str() {
-        "train" => 0.7 * f(r.step, r.total_steps),
-        "sample" => 0.7 + 0.25 * f(r.done_units, r.total_units),
-        _ => 0.95 + 0.05 * f(r.done_units, r.total_units),
-    }
-}
-
 /// The runs table: status, progress bar, phase, speed, ETA, loss curve, actions.
 #[component]
 fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) -> impl IntoView {
@@ -523,7 +510,7 @@ fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) 
                 {runs.into_iter().map(|r| {
                     let run_id = r.run_id;
                     let status_class = format!("badge {}", r.status);
-                    let fraction = progress_fraction(&r);
+                    let fraction = r.progress;
                     let speed = r.tokens_per_sec.filter(|_| r.status == "running").map(|t| format!("{t:.0} tok/s")).unwrap_or_default();
                     let eta = r.eta_s.filter(|_| r.status == "running").map(fmt_duration).unwrap_or_default();
                     let can_cancel = !r.is_final() && !r.cancel_requested;
