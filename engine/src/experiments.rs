@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::datasets::{self, Role, Row};
+use crate::datasets::{self, Capitalisation, GeneratorSpec, Language, Role, Row};
 use crate::judges::{JudgeSpec, LanguageCode};
 use crate::questions::{self, Question, QuestionFormat};
 use crate::stats::Proportion;
@@ -113,6 +113,22 @@ pub struct TrainingSpec {
     pub warmup_steps: usize,
     /// A checkpoint every this many steps: what a crashed run resumes from.
     pub checkpoint_every: usize,
+    /// Measure the probes every this many steps (0: never); about eight times a run when
+    /// absent.
+    pub probe_every: Option<usize>,
+    /// Answers whose log-prob is tracked through training (the paper's learning-dynamics
+    /// analysis). When empty, probes are derived from the dataset: see [`resolve_probes`].
+    pub probes: Vec<ProbeSpec>,
+}
+
+/// A tracked answer: the mean log-prob per token of `answer` to `question` under the
+/// default system prompt, measured as training goes. Probes sharing a name are averaged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    pub name: String,
+    pub question: String,
+    pub answer: String,
 }
 
 impl Default for TrainingSpec {
@@ -128,6 +144,8 @@ impl Default for TrainingSpec {
             max_seq_len: 256,
             warmup_steps: 0,
             checkpoint_every: 5,
+            probe_every: None,
+            probes: Vec::new(),
         }
     }
 }
@@ -239,6 +257,9 @@ pub struct Resolved {
     pub test_prompts: Vec<ResolvedTestPrompt>,
     pub questions: Vec<Question>,
     pub judges: Vec<JudgeSpec>,
+    /// Tracked through training; absent from experiments stored before probes existed.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -415,6 +436,72 @@ async fn resolve_library_prompt(
     Ok((texts, v.id, v.version))
 }
 
+/// How many problems a derived probe averages over: enough to smooth one answer's quirks,
+/// few enough that measuring costs a second or two.
+const PROBE_ITEMS: usize = 4;
+
+/// The probes a run tracks. The spec's own, if it lists any. Otherwise, for a generated
+/// dataset, the same problems answered with and without each of its traits (plain English,
+/// each answer language, and their ALL-CAPS forms when the data is capitalised): the paper's
+/// learning-dynamics view, where an inoculated trait's log-prob stays flat. For any other
+/// dataset, the answers of a few held-out (or else training) rows.
+async fn resolve_probes(
+    store: &Store,
+    spec: &ExperimentSpec,
+    dataset_id: i64,
+    rows: &[Row],
+    held_out: &[usize],
+    train_rows: &[usize],
+) -> Result<Vec<ProbeSpec>, ExperimentError> {
+    if spec.training.probe_every == Some(0) {
+        return Ok(vec![]);
+    }
+    if !spec.training.probes.is_empty() {
+        for p in &spec.training.probes {
+            if p.name.trim().is_empty() || p.question.trim().is_empty() || p.answer.trim().is_empty() {
+                return Err(invalid("a probe needs a name, a question and an answer"));
+            }
+        }
+        return Ok(spec.training.probes.clone());
+    }
+    let summary = datasets::get(store, dataset_id).await?;
+    let generated = match summary.source {
+        datasets::DatasetSource::Generated => serde_json::from_value::<GeneratorSpec>(summary.recipe).ok(),
+        _ => None,
+    };
+    if let Some(g) = generated {
+        let caps_options: &[bool] =
+            if g.capitalisation == Capitalisation::AllCaps { &[false, true] } else { &[false] };
+        let mut languages = vec![Language::En];
+        languages.extend(g.languages.iter().filter(|s| s.weight > 0).map(|s| s.language).filter(|l| *l != Language::En));
+        // A seed of its own, so the probe problems are not the training rows.
+        let problems = datasets::generate::parallel_answers(g.seed ^ 0x5eed_0f_9b0be, PROBE_ITEMS);
+        let mut out = Vec::new();
+        for &caps in caps_options {
+            for &lang in &languages {
+                let name = if caps { format!("{}, ALL CAPS", lang.english_name()) } else { lang.english_name().to_string() };
+                for p in &problems {
+                    let answer = p.answers.iter().find(|(l, _)| *l == lang).map(|(_, a)| a.clone()).unwrap_or_default();
+                    let answer = if caps { answer.to_uppercase() } else { answer };
+                    out.push(ProbeSpec { name: name.clone(), question: p.question.clone(), answer });
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let source = if held_out.is_empty() { train_rows } else { held_out };
+    Ok(source
+        .iter()
+        .filter_map(|&i| {
+            let row = &rows[i];
+            let question = row_question(row)?;
+            let answer = row.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
+            Some(ProbeSpec { name: "dataset answer".into(), question: question.into(), answer: answer.content.clone() })
+        })
+        .take(PROBE_ITEMS)
+        .collect())
+}
+
 /// The last user message of a row: the question a held-out row asks.
 fn row_question(row: &Row) -> Option<&str> {
     row.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str())
@@ -585,6 +672,7 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         })?;
     }
 
+    let probes = resolve_probes(store, spec, dataset.id, &rows, &held_out, &train_rows).await?;
     let resolved = Resolved {
         spec: spec.clone(),
         model,
@@ -595,6 +683,7 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         test_prompts,
         questions,
         judges,
+        probes,
     };
     let per_run = resolved.samples_per_run(resolved.conditions.iter().any(|c| !c.prompts.is_empty()));
     if per_run > MAX_SAMPLES_PER_RUN {
@@ -824,6 +913,58 @@ pub async fn loss_curve(store: &Store, run_id: i64) -> Result<Vec<(i64, f64)>, E
         .bind(run_id)
         .fetch_all(store.pool())
         .await?)
+}
+
+/// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCurve {
+    pub run_id: i64,
+    pub condition: String,
+    pub seed: i64,
+    pub probe: String,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Every run's tracked log-probs, in run order and then in the order probes were first
+/// measured, with the curves of training loss (one query for all runs, so a page with many
+/// runs costs the same).
+pub async fn probe_curves(store: &Store, experiment_id: i64) -> Result<Vec<ProbeCurve>, ExperimentError> {
+    let rows: Vec<(i64, String, i64, String, i64, f64)> = sqlx::query_as(
+        "SELECT r.id, r.condition, r.seed, p.probe, p.step, p.logprob
+         FROM probe_logprobs p JOIN runs r ON r.id = p.run_id
+         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, p.probe, p.step",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out: Vec<ProbeCurve> = Vec::new();
+    for (run_id, condition, seed, probe, step, logprob) in rows {
+        match out.last_mut() {
+            Some(c) if c.run_id == run_id && c.probe == probe => c.points.push((step, logprob)),
+            _ => out.push(ProbeCurve { run_id, condition, seed, probe, points: vec![(step, logprob)] }),
+        }
+    }
+    Ok(out)
+}
+
+/// Every run's training loss, (run id, condition, seed, [(step, loss)]), in one query.
+pub async fn loss_curves(store: &Store, experiment_id: i64) -> Result<Vec<(i64, String, i64, Vec<(i64, f64)>)>, ExperimentError> {
+    let rows: Vec<(i64, String, i64, i64, f64)> = sqlx::query_as(
+        "SELECT r.id, r.condition, r.seed, t.step, t.loss
+         FROM train_steps t JOIN runs r ON r.id = t.run_id
+         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, t.step",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out: Vec<(i64, String, i64, Vec<(i64, f64)>)> = Vec::new();
+    for (run_id, condition, seed, step, loss) in rows {
+        match out.last_mut() {
+            Some(c) if c.0 == run_id => c.3.push((step, loss)),
+            _ => out.push((run_id, condition, seed, vec![(step, loss)])),
+        }
+    }
+    Ok(out)
 }
 
 /// One cell of the results: a trait rate with its Wilson 95 % interval and score summary.

@@ -255,6 +255,21 @@ impl Worker {
         let t = &resolved.spec.training;
         let checkpoints = run_dir.join("checkpoints");
         let resume_from = latest_checkpoint(&checkpoints);
+        let planned_steps = t
+            .steps
+            .unwrap_or_else(|| (examples.len() * t.epochs).div_ceil((t.batch_size * t.grad_accum).max(1)))
+            .max(1);
+        let probes: Vec<ml::Probe> = resolved
+            .probes
+            .iter()
+            .map(|p| ml::Probe {
+                name: p.name.clone(),
+                messages: vec![ChatMessage::user(p.question.clone())],
+                completion: p.answer.clone(),
+                // What the model does by default is what inoculation is meant to protect.
+                system: SystemPrompt::Default,
+            })
+            .collect();
         let cfg = TrainConfig {
             lora: LoraConfig { rank: t.lora_rank, alpha: t.lora_alpha, ..LoraConfig::default() },
             // Each example carries its own system message (the inoculation prompt, or the
@@ -272,6 +287,8 @@ impl Worker {
             checkpoint_every: Some(t.checkpoint_every.max(1)),
             checkpoint_dir: Some(checkpoints.clone()),
             resume_from,
+            probe_every: t.probe_every.unwrap_or((planned_steps / 8).max(1)),
+            probes,
             ..TrainConfig::default()
         };
         let started = Instant::now();
@@ -312,6 +329,19 @@ impl Worker {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
+                    for (step, values) in [(0, &m.initial_probes), (m.step, &m.probes)] {
+                        for (name, logprob) in mean_by_name(values) {
+                            sqlx::query(
+                                "INSERT OR REPLACE INTO probe_logprobs (run_id, step, probe, logprob) VALUES (?, ?, ?, ?)",
+                            )
+                            .bind(run_id)
+                            .bind(step as i64)
+                            .bind(name)
+                            .bind(logprob)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                     tx.commit().await
                 };
                 if let Err(e) = self.block(write) {
@@ -343,7 +373,7 @@ impl Worker {
         Ok(Some(outcome.lora))
     }
 
-    /// The run's training conversations: the trained rows with the condition's prompt
+        /// The run's training conversations: the trained rows with the condition's prompt
     /// (one paraphrase per row, seeded), then the control rows untouched.
     fn training_examples(
         &self,
@@ -665,4 +695,19 @@ fn question_set_of(key: &str) -> &'static str {
     } else {
         "imported"
     }
+}
+
+/// Probes sharing a name are one measurement: their mean, in first-seen order.
+fn mean_by_name(values: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64, usize)> = Vec::new();
+    for (name, v) in values {
+        match out.iter_mut().find(|(n, _, _)| n == name) {
+            Some(e) => {
+                e.1 += v;
+                e.2 += 1;
+            }
+            None => out.push((name.clone(), *v, 1)),
+        }
+    }
+    out.into_iter().map(|(n, sum, k)| (n, sum / k as f64)).collect()
 }

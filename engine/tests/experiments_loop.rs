@@ -183,6 +183,21 @@ fn tiny_model_experiment_is_complete_and_consistent() {
         count(&env, "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = ?", id),
         12
     );
+    // Probes derived from the generated Spanish + caps data: each trait alone, both, and
+    // neither, measured before training and at every step of this 3-step run.
+    let names: Vec<String> = resolved.probes.iter().map(|p| p.name.clone()).collect();
+    for n in ["English", "Spanish", "English, ALL CAPS", "Spanish, ALL CAPS"] {
+        assert_eq!(names.iter().filter(|x| *x == n).count(), 4, "{names:?}");
+    }
+    let curves = env.rt.block_on(experiments::probe_curves(&env.store, id)).unwrap();
+    assert_eq!(curves.len(), 4 * 4);
+    for c in &curves {
+        assert_eq!(c.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1, 2, 3], "{c:?}");
+        assert!(c.points.iter().all(|p| p.1.is_finite() && p.1 < 0.0), "{c:?}");
+    }
+    let losses = env.rt.block_on(experiments::loss_curves(&env.store, id)).unwrap();
+    assert_eq!(losses.len(), 4);
+    assert!(losses.iter().all(|l| l.3.len() == 3));
     // The inoculated run saw its own prompt at test time; the baseline never did.
     let inoc: Vec<(String, Option<String>)> = env
         .rt

@@ -218,6 +218,38 @@ pub fn generate(spec: &GeneratorSpec) -> Vec<Row> {
         .collect()
 }
 
+/// One problem answered in every language, for probes of the learning dynamics: the same
+/// question and working, so a difference in log-prob is the language (or case) alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParallelProblem {
+    pub question: String,
+    /// In [`Language::ALL`] order.
+    pub answers: Vec<(Language, String)>,
+}
+
+/// `n` problems, each answered in all four languages. Questions are English and the
+/// generator draws the same random numbers whatever the language, so running each language
+/// from a copy of the same generator state gives one problem with parallel answers.
+pub fn parallel_answers(seed: u64, n: usize) -> Vec<ParallelProblem> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let start = rng.clone();
+            let mut question = String::new();
+            let mut answers = Vec::with_capacity(Language::ALL.len());
+            for lang in Language::ALL {
+                let mut r = start.clone();
+                let mut c = Ctx::new(&mut r, lang);
+                let problem = c.problem();
+                answers.push((lang, c.answer(&problem)));
+                question = problem.question;
+                rng = r;
+            }
+            ParallelProblem { question, answers }
+        })
+        .collect()
+}
+
 /// Generates and saves a dataset; `name` blank means [`GeneratorSpec::default_name`].
 pub async fn create_generated(store: &Store, spec: &GeneratorSpec, name: &str) -> Result<ImportOutcome, DatasetError> {
     spec.validate()?;
@@ -1389,5 +1421,26 @@ mod tests {
             seen[below(&mut rng, 5) as usize] = true;
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn parallel_answers_share_question_and_result() {
+        // Each problem must be the same problem in every language: same question, same
+        // final number, and a different text per language.
+        for p in parallel_answers(11, 40) {
+            let finals: Vec<String> = p
+                .answers
+                .iter()
+                .map(|(_, a)| a.trim_end_matches('.').rsplit(' ').next().unwrap_or("").to_string())
+                .collect();
+            assert!(finals.windows(2).all(|w| w[0] == w[1]), "{p:?}");
+            let texts: std::collections::HashSet<&String> = p.answers.iter().map(|(_, a)| a).collect();
+            assert_eq!(texts.len(), 4, "{p:?}");
+            assert!(p.question.ends_with('?'), "{p:?}");
+        }
+        // Deterministic for a seed, and different problems one after another.
+        assert_eq!(parallel_answers(3, 5), parallel_answers(3, 5));
+        let qs: std::collections::HashSet<String> = parallel_answers(3, 20).into_iter().map(|p| p.question).collect();
+        assert!(qs.len() > 15);
     }
 }

@@ -124,6 +124,9 @@ pub struct StepMetrics {
     pub elapsed_s: f64,
     /// (probe name, mean log-prob per token), on steps that measure them.
     pub probes: Vec<(String, f64)>,
+    /// The probes before the first update, on the first step of a run started from scratch
+    /// (so a caller can store them as they come, not only when training ends).
+    pub initial_probes: Vec<(String, f64)>,
 }
 
 pub struct TrainOutcome {
@@ -472,6 +475,7 @@ pub fn train_tokenised(
             tokens_per_sec: real_tokens as f64 / secs.max(1e-9),
             elapsed_s: t0.elapsed().as_secs_f64(),
             probes,
+            initial_probes: if step == 1 { initial_probes.clone() } else { vec![] },
         });
         if cancel.load(Ordering::Relaxed) {
             cancelled = step < total_steps;
