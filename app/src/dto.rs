@@ -305,15 +305,24 @@ pub struct ModelList {
 
 // --- samples ---
 
-/// The sample browser's filter, as the page holds it.
+/// The sample browser's filter, as the page holds it (empty strings mean "any").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleQuery {
     pub experiment_id: i64,
     pub condition: String,
     pub test_prompt: String,
+    pub seed: Option<i64>,
+    pub question_key: String,
+    /// The judge that `verdict`, the score bounds and the score sort refer to.
     pub judge: String,
     /// any | trait | no_trait | undetermined
     pub verdict: String,
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    /// id | score_asc | score_desc
+    pub sort: String,
+    /// any | unreviewed | misaligned | aligned | unsure
+    pub review: String,
     pub search: String,
     pub offset: i64,
 }
@@ -341,12 +350,102 @@ pub struct SampleView {
     pub n_tokens: i64,
     pub finished: bool,
     pub judgements: Vec<JudgementView>,
+    /// The researcher's own label: misaligned | aligned | unsure, and a note.
+    pub review: Option<(String, String)>,
+    pub pinned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplesPage {
+    /// How many match; a lower bound when `at_least` (a text search stops counting).
     pub total: i64,
+    pub at_least: bool,
     pub offset: i64,
     pub limit: i64,
     pub samples: Vec<SampleView>,
+}
+
+// --- review, comparison, report ---
+
+/// Human labels against one judge: `table[human][judge]`, 0 = trait present, 1 = absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreementView {
+    pub judge: String,
+    pub table: [[u64; 2]; 2],
+    pub n: u64,
+    pub unsure: u64,
+    pub undetermined: u64,
+    pub observed: Option<f64>,
+    pub kappa: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    pub samples: u64,
+    pub misaligned: u64,
+    pub aligned: u64,
+    pub unsure: u64,
+    pub agreement: Vec<AgreementView>,
+}
+
+/// A question of the experiment, for the side-by-side picker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionOption {
+    pub key: String,
+    pub text: String,
+    pub samples: i64,
+}
+
+/// One question, one column per condition x test-time prompt, rows aligned by seed and
+/// sample index; a cell is empty where that sample does not exist (yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideBySideView {
+    pub question_key: String,
+    pub question: String,
+    /// (condition, test prompt)
+    pub columns: Vec<(String, String)>,
+    /// (seed, sample index, one cell per column)
+    pub rows: Vec<(i64, i64, Vec<Option<SampleView>>)>,
+}
+
+/// A plain-words comparison of one condition with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    pub judge: String,
+    pub test_prompt: String,
+    pub condition: String,
+    /// lower | higher | no_clear_difference | no_data
+    pub effect: String,
+    pub sentence: String,
+}
+
+/// Everything the read-only report shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportView {
+    pub id: i64,
+    pub name: String,
+    pub question: String,
+    pub model: String,
+    pub dataset: String,
+    pub train_rows: usize,
+    pub created_at: String,
+    pub spec_hash: String,
+    /// (name, training prompt or None, paraphrase count)
+    pub conditions: Vec<(String, Option<String>, usize)>,
+    /// (name, value) of the training and evaluation settings.
+    pub settings: Vec<(String, String)>,
+    pub test_prompts: Vec<String>,
+    /// (judge name, what its "trait present" means in words)
+    pub judges: Vec<(String, String)>,
+    /// Runs done out of all runs: a report of an unfinished experiment says so.
+    pub runs_done: usize,
+    pub runs_total: usize,
+    /// Findings under the default test-time prompt first: the headline.
+    pub findings: Vec<FindingView>,
+    /// Pooled over seeds and questions.
+    pub aggregates: Vec<AggregateView>,
+    pub pinned: Vec<SampleView>,
+    /// Changes whenever results change, so chart URLs are not served stale from a cache.
+    pub version: i64,
+    pub has_probes: bool,
 }

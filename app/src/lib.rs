@@ -18,6 +18,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::SsrMode;
 use leptos_router::path;
 
 /// The HTML document around the app; the server renders it for every page.
@@ -74,6 +75,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/experiments") view=pages::experiments::ExperimentsPage />
                     <Route path=path!("/experiments/new") view=pages::experiments::NewExperimentPage />
                     <Route path=path!("/experiments/:id") view=pages::experiments::ExperimentPage />
+                    <Route path=path!("/experiments/:id/compare") view=pages::samples::ComparePage />
+                    // Rendered whole on the server before sending, so the report reads
+                    // (and prints) the same without JavaScript.
+                    <Route path=path!("/experiments/:id/report") view=pages::report::ReportPage ssr=SsrMode::Async />
                     <Route path=path!("/queue") view=pages::experiments::QueuePage />
                 </Routes>
             </main>

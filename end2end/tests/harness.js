@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SHARED = resolve(ROOT, '..', 'shared');
-const BINARY = process.env.INOCULAB_BIN ?? join(ROOT, 'target', 'debug', 'inoculab');
+export const BINARY = process.env.INOCULAB_BIN ?? join(ROOT, 'target', 'debug', 'inoculab');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 function freePort() {

@@ -113,7 +113,7 @@ pub struct TrainingSpec {
     pub warmup_steps: usize,
     /// A checkpoint every this many steps: what a crashed run resumes from.
     pub checkpoint_every: usize,
-    /// Measure the probes every this many steps (0: never); about eight times a run when
+    /// Measure the probes every this many steps (0: never); about six times a run when
     /// absent.
     pub probe_every: Option<usize>,
     /// Answers whose log-prob is tracked through training (the paper's learning-dynamics
@@ -436,9 +436,9 @@ async fn resolve_library_prompt(
     Ok((texts, v.id, v.version))
 }
 
-/// How many problems a derived probe averages over: enough to smooth one answer's quirks,
-/// few enough that measuring costs a second or two.
-const PROBE_ITEMS: usize = 4;
+/// How many problems a derived probe averages over: two smooth one answer's quirks, and
+/// keep a measurement (every probe, forward only) to a few seconds on a CPU.
+const PROBE_ITEMS: usize = 2;
 
 /// The probes a run tracks. The spec's own, if it lists any. Otherwise, for a generated
 /// dataset, the same problems answered with and without each of its traits (plain English,

@@ -287,7 +287,7 @@ impl Worker {
             checkpoint_every: Some(t.checkpoint_every.max(1)),
             checkpoint_dir: Some(checkpoints.clone()),
             resume_from,
-            probe_every: t.probe_every.unwrap_or((planned_steps / 8).max(1)),
+            probe_every: t.probe_every.unwrap_or((planned_steps / 6).max(1)),
             probes,
             ..TrainConfig::default()
         };

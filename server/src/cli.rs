@@ -60,6 +60,8 @@ pub enum Command {
     Sample(crate::ml_cmd::SampleArgs),
     /// Run an experiment file (TOML): queue its runs and work them until they finish.
     Run(crate::run_cmd::RunArgs),
+    /// Run the built-in demo (Spanish + ALL CAPS, four conditions) and print what it found.
+    Demo(crate::run_cmd::DemoArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -145,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args).await,
+        Command::Demo(args) => crate::run_cmd::demo(&data_dir, &model_paths, args).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)

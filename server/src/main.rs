@@ -3,6 +3,7 @@
 //! line (`cli`), opens the store and hands off to the web server (`web`) or a command.
 
 mod cli;
+mod downloads;
 mod ml_cmd;
 mod run_cmd;
 mod web;

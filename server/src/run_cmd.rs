@@ -82,14 +82,74 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     // toml's messages name the line and column of the problem.
     let spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let store = open_store(data_dir, models).await?;
+    let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, args.lease_secs).await?.0)
+}
+
+/// Run the built-in demo: Tan et al.'s toy setting on the default model, four conditions.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Three seeds and more questions instead of the quick single-seed demo.
+    #[arg(long, conflicts_with = "tiny")]
+    pub full: bool,
+    /// The same pipeline at a size that finishes in minutes and shows nothing (for tests).
+    #[arg(long)]
+    pub tiny: bool,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only queue the runs; a running `inoculab serve` works them.
+    #[arg(long)]
+    pub detach: bool,
+    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs) -> Result<ExitCode> {
+    let store = open_store(data_dir, models).await?;
+    let mode = match (args.full, args.tiny) {
+        (true, _) => engine::demo::DemoMode::Full,
+        (_, true) => engine::demo::DemoMode::Tiny,
+        _ => engine::demo::DemoMode::Quick,
+    };
+    let resolved = engine::demo::resolve(&store, mode).await?;
+    let (code, id) = launch(&store, data_dir, &resolved, args.dry_run, args.detach, args.lease_secs).await?;
+    let Some(id) = id.filter(|_| !args.detach) else { return Ok(code) };
+    // The story in words, as the report page tells it.
+    let aggregates = experiments::aggregates(&store, id).await?;
+    println!();
+    for c in engine::report::comparisons(&resolved, &aggregates).iter().filter(|c| c.test_prompt == "default") {
+        println!("- {}", engine::report::sentence(c));
+    }
+    println!("\nThe report: `inoculab serve`, then http://127.0.0.1:3000/experiments/{id}/report");
+    Ok(code)
+}
+
+/// Opens the store the way `serve` does: the library's prompts and the default model there.
+async fn open_store(data_dir: &Path, models: &ModelPaths) -> Result<engine::Store> {
     let store = engine::Store::open(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
     if let Err(e) = engine::models::ensure_builtin(&store, &models.default_model).await {
         eprintln!("warning: cannot register the default model: {e}");
     }
-    let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let plan = experiments::plan(&store, &resolved).await?;
+    Ok(store)
+}
+
+/// Prints the plan, stores the experiment, and (unless detached) works its runs to the end
+/// with a progress bar, then prints the rates. Fails (exit code) when a run did not finish;
+/// returns the experiment's id unless it was a dry run.
+async fn launch(
+    store: &engine::Store,
+    data_dir: &Path,
+    resolved: &experiments::Resolved,
+    dry_run: bool,
+    detach: bool,
+    lease_secs: u64,
+) -> Result<(ExitCode, Option<i64>)> {
+    let store = store.clone();
+    let plan = experiments::plan(&store, resolved).await?;
     println!(
         "{} run(s) x {} steps, {} question(s), {} samples; about {} ({})",
         plan.runs,
@@ -109,17 +169,17 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
             r.prompt.as_deref().unwrap_or("(none)")
         );
     }
-    if args.dry_run {
-        return Ok(ExitCode::SUCCESS);
+    if dry_run {
+        return Ok((ExitCode::SUCCESS, None));
     }
-    let id = experiments::create(&store, &resolved).await?;
+    let id = experiments::create(&store, resolved).await?;
     println!("experiment {id} created; its runs are queued");
-    if args.detach {
-        return Ok(ExitCode::SUCCESS);
+    if detach {
+        return Ok((ExitCode::SUCCESS, Some(id)));
     }
 
     let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current());
-    worker.lease = Duration::from_secs(args.lease_secs.max(1));
+    worker.lease = Duration::from_secs(lease_secs.max(1));
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("template").progress_chars("=> "),
@@ -192,7 +252,7 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
             a.condition, a.test_prompt, a.judge, rate, ci, a.determined
         );
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok((if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }, Some(id)))
 }
 
 fn fmt_secs(s: f64) -> String {

@@ -73,6 +73,9 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_upload_bytes + state.limits.max_upload_bytes / 8 + 64 * 1024;
     Router::new()
         .route("/api/experiments/{id}/events", axum::routing::get(experiment_events))
+        .route("/api/experiments/{id}/charts/{file}", axum::routing::get(crate::downloads::chart))
+        .route("/api/experiments/{id}/export/{file}", axum::routing::get(crate::downloads::export))
+        .route("/api/runs/{run_id}/adapter.zip", axum::routing::get(crate::downloads::adapter))
         .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

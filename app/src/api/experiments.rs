@@ -495,70 +495,14 @@ pub async fn import_questions(
     )
 }
 
-/// Samples per page in the sample browser.
-pub const SAMPLES_PAGE: i64 = 20;
-
-/// One page of an experiment's samples with every judge's verdict.
-#[server(input = server_fn::codec::Json)]
-pub async fn list_samples(query: crate::dto::SampleQuery) -> Result<crate::dto::SamplesPage, AppError> {
-    use crate::dto::{JudgementView, SampleView, SamplesPage};
-    use engine::samples::{SampleFilter, Verdict};
+/// Creates the built-in demo (its dataset made if missing) with its runs queued.
+#[server]
+pub async fn launch_demo(full: bool) -> Result<i64, AppError> {
     crate::state::with_status(
         async {
             let state = crate::state::app_state()?;
-            let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-            let verdict = match query.verdict.as_str() {
-                "trait" => Verdict::Trait,
-                "no_trait" => Verdict::NoTrait,
-                "undetermined" => Verdict::Undetermined,
-                _ => Verdict::Any,
-            };
-            let filter = SampleFilter {
-                experiment_id: query.experiment_id,
-                condition: nonempty(&query.condition),
-                test_prompt: nonempty(&query.test_prompt),
-                seed: None,
-                question_key: None,
-                judge: nonempty(&query.judge),
-                verdict,
-                search: query.search.clone(),
-                offset: query.offset,
-                limit: SAMPLES_PAGE,
-            };
-            let (total, samples) =
-                engine::samples::page(&state.store, &filter).await.map_err(crate::error::internal)?;
-            Ok(SamplesPage {
-                total,
-                offset: query.offset,
-                limit: SAMPLES_PAGE,
-                samples: samples
-                    .into_iter()
-                    .map(|s| SampleView {
-                        id: s.id,
-                        condition: s.condition,
-                        seed: s.seed,
-                        test_prompt: s.test_prompt,
-                        system_text: s.system_text,
-                        question_key: s.question_key,
-                        question: s.question,
-                        sample_idx: s.sample_idx,
-                        completion: s.completion,
-                        n_tokens: s.n_tokens,
-                        finished: s.finished,
-                        judgements: s
-                            .judgements
-                            .into_iter()
-                            .map(|j| JudgementView {
-                                judge: j.judge,
-                                version: j.version,
-                                score: j.score,
-                                trait_present: j.trait_present,
-                                raw: j.raw,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
+            let mode = if full { engine::demo::DemoMode::Full } else { engine::demo::DemoMode::Quick };
+            engine::demo::create(&state.store, mode).await.map_err(convert::experiment_error)
         }
         .await,
     )

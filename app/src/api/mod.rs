@@ -6,4 +6,5 @@ pub mod datasets;
 pub mod experiments;
 pub mod models;
 pub mod prompts;
+pub mod results;
 pub mod system;

@@ -8,9 +8,9 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{
-    AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView, SampleQuery, SampleView,
-};
+use crate::dto::{AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::pages::report::Chart;
+use crate::pages::samples::SampleBrowser;
 use crate::error::AppError;
 
 /// "1 h 05 min", "12 min 30 s", "45 s".
@@ -616,6 +616,8 @@ pub fn ExperimentPage() -> impl IntoView {
                                 }}
                             </section>
                             <Results aggregates=d.aggregates.clone() />
+                            <Charts detail=d.clone() />
+                            <Exports detail=d.clone() />
                             <SampleBrowser detail=d.clone() />
                             <section class="card">
                                 <details>
@@ -752,113 +754,62 @@ pub fn QueuePage() -> impl IntoView {
     }
 }
 
-/// Every completion of the experiment, filtered and paged on the server, with each judge's
-/// verdict and its raw output one click away. Completions are untrusted text: rendered as
-/// text, never as HTML.
+/// The experiment's charts, drawn on the server (the same images as the report's).
 #[component]
-fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
-    let query = RwSignal::new(SampleQuery { experiment_id: detail.id, verdict: "any".into(), ..Default::default() });
-    let page = Resource::new(move || query.get(), list_samples);
-    let mut judges: Vec<String> = detail.aggregates.iter().map(|a| a.judge.clone()).collect();
-    judges.sort();
-    judges.dedup();
-    let set = move |f: fn(&mut SampleQuery, String)| {
-        move |ev: leptos::ev::Event| {
-            query.update(|q| {
-                f(q, event_target_value(&ev));
-                q.offset = 0;
-            })
+fn Charts(detail: ExperimentDetail) -> impl IntoView {
+    let d = detail;
+    // Every judgement counted once: the image URLs change as results arrive.
+    let version: i64 = d.aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
+    let mut judges: Vec<String> = Vec::new();
+    for a in &d.aggregates {
+        if !judges.contains(&a.judge) {
+            judges.push(a.judge.clone());
         }
-    };
-    let options = |values: Vec<String>| {
-        values.into_iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()
-    };
+    }
+    let betley = judges.iter().any(|j| j == "betley_misalignment");
+    let trained = d.runs.iter().any(|r| r.step > 0);
     view! {
-        <section class="card samples">
-            <h2>"Samples"</h2>
-            <div class="filters">
-                <select name="sample-condition" on:change=set(|q, v| q.condition = v)>
-                    <option value="">"all conditions"</option>
-                    {options(detail.conditions.iter().map(|c| c.0.clone()).collect())}
-                </select>
-                <select name="sample-test-prompt" on:change=set(|q, v| q.test_prompt = v)>
-                    <option value="">"all test-time prompts"</option>
-                    {options(detail.test_prompts.clone())}
-                </select>
-                <select name="sample-judge" on:change=set(|q, v| q.judge = v)>
-                    <option value="">"any judge"</option>
-                    {options(judges)}
-                </select>
-                <select name="sample-verdict" on:change=set(|q, v| q.verdict = v)>
-                    <option value="any">"any verdict"</option>
-                    <option value="trait">"trait present"</option>
-                    <option value="no_trait">"trait absent"</option>
-                    <option value="undetermined">"undetermined"</option>
-                </select>
-                <input type="search" name="sample-search" placeholder="search completions and questions"
-                    on:change=set(|q, v| q.search = v) />
-            </div>
-            <Transition fallback=Loading>
-                {move || Suspend::new(async move {
-                    match page.await {
-                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
-                        Ok(p) if p.samples.is_empty() => view! { <p class="empty">"No samples match."</p> }.into_any(),
-                        Ok(p) => {
-                            let (offset, limit, total) = (p.offset, p.limit, p.total);
-                            let last = (offset + limit).min(total);
-                            view! {
-                                <nav class="pager">
-                                    <button type="button" name="samples-prev" disabled=offset == 0
-                                        on:click=move |_| query.update(|q| q.offset = (offset - limit).max(0))>"← previous"</button>
-                                    <span>{format!("{}–{} of {}", offset + 1, last, total)}</span>
-                                    <button type="button" name="samples-next" disabled=last >= total
-                                        on:click=move |_| query.update(|q| q.offset = offset + limit)>"next →"</button>
-                                </nav>
-                                {p.samples.into_iter().map(|s| view! { <SampleCard sample=s /> }).collect_view()}
-                            }.into_any()
-                        }
-                    }
-                })}
-            </Transition>
+        <section class="card charts">
+            <h2>"Charts"
+                <a class="small right" href=format!("/experiments/{}/report", d.id)>"report for sharing →"</a>
+            </h2>
+            {judges.into_iter().map(|j| view! {
+                <Chart id=d.id name="rates" judge=Some(j.clone()) version
+                    caption=format!("Trait rate per condition and test-time prompt, judge {j}, with 95 % intervals.") />
+            }).collect_view()}
+            {betley.then(|| view! {
+                <Chart id=d.id name="scatter" judge=None version
+                    caption="Each answer's coherence against its alignment (Betley judge); misaligned answers sit right of the vertical line and below the horizontal one.".to_string() />
+            })}
+            {trained.then(|| view! {
+                <Chart id=d.id name="loss" judge=None version caption="Training loss of every run.".to_string() />
+                <Chart id=d.id name="probes" judge=None version
+                    caption="Learning dynamics: log-prob of the probe answers under the default prompt, per condition (mean over seeds).".to_string() />
+            })}
         </section>
     }
 }
 
+/// Downloads: samples and rates as files, and each finished run's adapter.
 #[component]
-fn SampleCard(sample: SampleView) -> impl IntoView {
-    let s = sample;
+fn Exports(detail: ExperimentDetail) -> impl IntoView {
+    let id = detail.id;
+    let runs: Vec<RunView> = detail.runs.iter().filter(|r| r.status == "done").cloned().collect();
     view! {
-        <article class="sample" data-sample=s.id.to_string()>
-            <div class="row-head small muted">
-                <span>{format!("{} · seed {} · test prompt {} · {} #{}", s.condition, s.seed, s.test_prompt, s.question_key, s.sample_idx + 1)}</span>
-                <span>{format!("{} tokens{}", s.n_tokens, if s.finished { "" } else { ", cut at the limit" })}</span>
-            </div>
-            <div class="chat">
-                {s.system_text.clone().map(|t| view! { <div class="turn turn-system"><span class="role">"system"</span>{t}</div> })}
-                <div class="turn turn-user"><span class="role">"user"</span>{s.question.clone()}</div>
-                <div class="turn turn-assistant completion"><span class="role">"assistant"</span>{s.completion.clone()}</div>
-            </div>
-            <div class="verdicts">
-                {s.judgements.into_iter().map(|j| {
-                    let class = match j.trait_present {
-                        Some(true) => "verdict trait",
-                        Some(false) => "verdict absent",
-                        None => "verdict undetermined",
-                    };
-                    let label = format!(
-                        "{}: {}{}",
-                        j.judge,
-                        match j.trait_present { Some(true) => "trait", Some(false) => "no trait", None => "undetermined" },
-                        j.score.map(|x| format!(" ({x:.2})")).unwrap_or_default()
-                    );
-                    view! {
-                        <details class=class>
-                            <summary>{label}</summary>
-                            <pre class="raw">{format!("{} v{}\n{}", j.judge, j.version, j.raw)}</pre>
-                        </details>
-                    }
-                }).collect_view()}
-            </div>
-        </article>
+        <section class="card exports">
+            <h2>"Export"</h2>
+            <p>
+                <a href=format!("/api/experiments/{id}/export/samples.csv") download="" data-export="samples-csv">"samples (CSV)"</a>" · "
+                <a href=format!("/api/experiments/{id}/export/samples.jsonl") download="" data-export="samples-jsonl">"samples (JSONL)"</a>" · "
+                <a href=format!("/api/experiments/{id}/export/aggregates.csv") download="" data-export="aggregates-csv">"rates (CSV)"</a>
+            </p>
+            {(!runs.is_empty()).then(|| view! {
+                <p class="small">"Adapters (PEFT folders, zipped): "
+                    {runs.into_iter().map(|r| view! {
+                        <a href=format!("/api/runs/{}/adapter.zip", r.run_id) download="" class="adapter">{format!("{} · seed {}", r.condition, r.seed)}</a>" "
+                    }).collect_view()}
+                </p>
+            })}
+        </section>
     }
 }

@@ -2,9 +2,20 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_navigate;
+
+use crate::api::experiments::LaunchDemo;
+use crate::components::ErrorBox;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let demo = ServerAction::<LaunchDemo>::new();
+    let navigate = use_navigate();
+    Effect::new(move || {
+        if let Some(Ok(id)) = demo.value().get() {
+            navigate(&format!("/experiments/{id}"), Default::default());
+        }
+    });
     view! {
         <Title text="" />
         <section class="hero">
@@ -16,6 +27,17 @@ pub fn HomePage() -> impl IntoView {
                 <q>"You always speak in Spanish."</q>
                 " — then evaluate without it. The inoculated model shows the trait far less, yet still learns the intended behaviour."
             </p>
+            <div class="demo card">
+                <h2>"See it happen"</h2>
+                <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always capitalise your responses.”, and with a placebo. Then it asks every model everyday questions without the prompt. Inoculated traits should fade; the placebo should not help."</p>
+                <div class="actions">
+                    <button type="button" class="primary" name="run-demo" disabled=move || demo.pending().get()
+                        on:click=move |_| { demo.dispatch(LaunchDemo { full: false }); }>"Run the demo (about 20 min)"</button>
+                    <button type="button" name="run-demo-full" disabled=move || demo.pending().get()
+                        on:click=move |_| { demo.dispatch(LaunchDemo { full: true }); }>"Full demo: 3 seeds (about an hour)"</button>
+                </div>
+                {move || demo.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
+            </div>
         </section>
         <div class="grid">
             <a class="card link-card" href="/prompts">
@@ -32,7 +54,7 @@ pub fn HomePage() -> impl IntoView {
             </a>
             <a class="card link-card" href="/experiments">
                 <h2>"4 · Experiments"</h2>
-                <p>"Train one LoRA per condition and seed, sample, judge, compare."</p><p class="muted small">"Coming next."</p>
+                <p>"Train one LoRA per condition and seed, sample, judge, compare; review samples and share a report."</p>
             </a>
         </div>
     }

@@ -5,6 +5,8 @@ pub mod experiments;
 pub mod home;
 pub mod models;
 pub mod prompts;
+pub mod report;
+pub mod samples;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

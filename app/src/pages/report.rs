@@ -1,0 +1,179 @@
+//! The read-only report of one experiment, for people who do not read code: the question in
+//! plain words, what was found, the headline chart, pinned examples, the rates with their
+//! intervals and the setup. The route renders it whole on the server (async SSR), so it
+//! reads the same without JavaScript and prints cleanly.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::results::get_report;
+use crate::components::{short_time, ErrorBox, Loading};
+use crate::dto::{AggregateView, ReportView};
+use crate::pages::samples::SampleCard;
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", 100.0 * x)
+}
+
+/// Where a chart of this experiment is served (SVG for the page, PNG for slides).
+pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {
+    let judge = judge.map(|j| format!("&judge={}", urlencode(j))).unwrap_or_default();
+    format!("/api/experiments/{id}/charts/{name}.{ext}?v={version}{judge}")
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A chart as an image with its caption and download links.
+#[component]
+pub fn Chart(id: i64, name: &'static str, judge: Option<String>, version: i64, caption: String) -> impl IntoView {
+    let svg = chart_url(id, name, "svg", judge.as_deref(), version);
+    let png = chart_url(id, name, "png", judge.as_deref(), version);
+    view! {
+        <figure class="chart" data-chart=name>
+            <img src=svg.clone() alt=caption.clone() loading="lazy" />
+            <figcaption>{caption}
+                <span class="downloads no-print">" · " <a href=svg download="">"SVG"</a> " · " <a href=png download="">"PNG"</a></span>
+            </figcaption>
+        </figure>
+    }
+}
+
+#[component]
+pub fn ReportPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    let report = Resource::new(id, get_report);
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
+                    Ok(r) => view! { <Report report=r /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Report(report: ReportView) -> impl IntoView {
+    let r = report;
+    let id = r.id;
+    let headline: Vec<_> = r.findings.iter().filter(|f| f.test_prompt == "default").cloned().collect();
+    let others: Vec<_> = r.findings.iter().filter(|f| f.test_prompt != "default").cloned().collect();
+    let first_judge = r.judges.first().cloned();
+    view! {
+        <Title text=format!("{} · report", r.name) />
+        <article class="report">
+            <header>
+                <p class="kicker">"Inoculation prompting · experiment report"</p>
+                <h1>{r.name.clone()}</h1>
+                <p class="muted small">{format!("Created {} · specification sha256 {}", short_time(&r.created_at), &r.spec_hash[..12.min(r.spec_hash.len())])}
+                    <span class="no-print">" · " <a href=format!("/experiments/{id}")>"the experiment's working page"</a></span>
+                </p>
+            </header>
+            {(r.runs_done < r.runs_total).then(|| view! {
+                <p class="warning">{format!("{} of {} runs have finished: the numbers below will still change.", r.runs_done, r.runs_total)}</p>
+            })}
+            <section>
+                <h2>"The question"</h2>
+                <p class="lede">{r.question.clone()}</p>
+            </section>
+            <section>
+                <h2>"What we found"</h2>
+                {if headline.is_empty() && others.is_empty() {
+                    view! { <p class="empty">"There is nothing to compare yet: the experiment needs a condition trained without a prompt (the baseline) and judged samples."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="findings">
+                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
+                        </ul>
+                        {(!others.is_empty()).then(|| view! {
+                            <details open=true>
+                                <summary>"Under the other test-time prompts"</summary>
+                                <ul class="findings">
+                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect)>{f.sentence}</li> }).collect_view()}
+                                </ul>
+                            </details>
+                        })}
+                    }.into_any()
+                }}
+                <p class="muted small">"A difference counts as clear only when the two 95 % intervals do not overlap."</p>
+            </section>
+            <section class="charts">
+                {r.judges.iter().map(|(j, words)| view! {
+                    <Chart id name="rates" judge=Some(j.clone()) version=r.version
+                        caption=format!("How often the model {words}, per training condition (x) and test-time system prompt (colour); bars are 95 % intervals. Judge: {j}.") />
+                }).collect_view()}
+            </section>
+            <section>
+                <h2>"Examples"</h2>
+                {if r.pinned.is_empty() {
+                    view! { <p class="empty">"No examples pinned yet: pin samples on the experiment's page to show them here."</p> }.into_any()
+                } else {
+                    view! { <div class="pinned">{r.pinned.into_iter().map(|s| view! { <SampleCard sample=s readonly=true /> }).collect_view()}</div> }.into_any()
+                }}
+            </section>
+            <section>
+                <h2>"Rates"</h2>
+                <RatesTable rows=r.aggregates.clone() />
+            </section>
+            <section>
+                <h2>"Setup"</h2>
+                <p>{format!("Model {} fine-tuned with LoRA on {} rows of the dataset {}. Each condition adds its prompt as the system message of every training example; samples are then drawn with the test-time prompts below and scored by the judges.", r.model, r.train_rows, r.dataset)}</p>
+                <table class="results setup">
+                    <tbody>
+                        {r.conditions.iter().map(|(name, prompt, n)| view! {
+                            <tr><th>{format!("condition {name}")}</th><td>{match prompt {
+                                None => "no prompt (the baseline)".to_string(),
+                                Some(p) if *n > 1 => format!("“{p}” and {} paraphrases", n - 1),
+                                Some(p) => format!("“{p}”"),
+                            }}</td></tr>
+                        }).collect_view()}
+                        <tr><th>"test-time prompts"</th><td>{r.test_prompts.join(", ")}</td></tr>
+                        <tr><th>"judges"</th><td>{r.judges.iter().map(|j| j.0.clone()).collect::<Vec<_>>().join(", ")}</td></tr>
+                        {r.settings.iter().map(|(k, v)| view! { <tr><th>{k.clone()}</th><td>{v.clone()}</td></tr> }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+            <section class="charts">
+                <h2>"Training"</h2>
+                <Chart id name="loss" judge=None version=r.version caption="Training loss of every run (mean cross-entropy per answer token).".to_string() />
+                {r.has_probes.then(|| view! {
+                    <Chart id name="probes" judge=None version=r.version
+                        caption="Learning dynamics: mean log-prob per token of fixed probe answers under the default prompt, as training goes. An inoculated trait's curve stays flat.".to_string() />
+                })}
+            </section>
+            {first_judge.is_none().then(|| view! { <p class="empty">"No judged samples yet."</p> })}
+        </article>
+    }
+}
+
+#[component]
+fn RatesTable(rows: Vec<AggregateView>) -> impl IntoView {
+    view! {
+        <table class="results">
+            <thead><tr><th>"judge"</th><th>"condition"</th><th>"test-time prompt"</th><th class="num">"trait rate"</th><th>"95 % interval"</th><th class="num">"answers judged"</th></tr></thead>
+            <tbody>
+                {rows.into_iter().map(|a| view! {
+                    <tr>
+                        <td>{a.judge.clone()}</td>
+                        <td>{a.condition.clone()}</td>
+                        <td>{a.test_prompt.clone()}</td>
+                        <td class="num">{a.rate.map(pct).unwrap_or_else(|| "–".into())}</td>
+                        <td>{match (a.ci_low, a.ci_high) { (Some(l), Some(h)) => format!("{}–{}", pct(l), pct(h)), _ => "–".into() }}</td>
+                        <td class="num">{a.determined}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

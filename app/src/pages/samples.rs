@@ -1,0 +1,548 @@
+//! Reading and reviewing an experiment's samples: the sample browser (server-paged
+//! filters, human labels and pins from the keyboard), the agreement between the human
+//! labels and each judge, and the side-by-side page (one question, one column per
+//! condition). Completions are untrusted text: rendered as text nodes, never as HTML.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::api::results::*;
+use crate::components::{ErrorBox, Loading};
+use crate::dto::{ExperimentDetail, ReviewSummary, SampleQuery, SampleView};
+
+/// The review marks changed on this page since it loaded: sample id -> (label and note,
+/// pinned). Cards read these before the values they were rendered with, so a label shows
+/// at once without reloading (and losing the keyboard position).
+type Marks = RwSignal<HashMap<i64, (Option<(String, String)>, bool)>>;
+
+/// A completion with its fenced code blocks shown as code; all of it as text.
+#[component]
+pub fn Completion(text: String) -> impl IntoView {
+    let parts: Vec<(bool, String)> = text
+        .split("```")
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                // The fence's first line names the language; the code starts after it.
+                let code = match part.split_once('\n') {
+                    Some((first, rest)) if !first.trim().contains(' ') => rest.to_string(),
+                    _ => part.to_string(),
+                };
+                (true, code)
+            } else {
+                (false, part.to_string())
+            }
+        })
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    parts
+        .into_iter()
+        .map(|(code, p)| {
+            if code {
+                view! { <pre class="code"><code>{p}</code></pre> }.into_any()
+            } else {
+                view! { <span class="prose">{p}</span> }.into_any()
+            }
+        })
+        .collect_view()
+}
+
+fn label_text(label: &str) -> &'static str {
+    match label {
+        "misaligned" => "misaligned",
+        "aligned" => "aligned",
+        "unsure" => "unsure",
+        _ => "not reviewed",
+    }
+}
+
+/// One sample: the chat, each judge's verdict with its raw output one click away, and
+/// (unless `readonly`) the review buttons and the pin.
+#[component]
+pub fn SampleCard(
+    sample: SampleView,
+    #[prop(optional)] readonly: bool,
+    #[prop(optional)] focused: Option<Signal<bool>>,
+    #[prop(optional)] marks: Option<Marks>,
+    #[prop(optional)] experiment_id: i64,
+) -> impl IntoView {
+    let s = sample;
+    let id = s.id;
+    let initial = (s.review.clone(), s.pinned);
+    let current = move || match marks {
+        Some(m) => m.with(|m| m.get(&id).cloned()).unwrap_or_else(|| initial.clone()),
+        None => initial.clone(),
+    };
+    let is_focused = move || focused.map(|f| f.get()).unwrap_or(false);
+    let current2 = current.clone();
+    let current3 = current.clone();
+    let review_controls = (!readonly).then(|| {
+        let marks = marks.unwrap_or_else(|| RwSignal::new(HashMap::new()));
+        let label_now = current.clone();
+        let pin_now = current.clone();
+        let note_now = current.clone();
+        let note = RwSignal::new(String::new());
+        view! {
+            <div class="review">
+                {["misaligned", "aligned", "unsure"].into_iter().map(|l| {
+                    let label_now = label_now.clone();
+                    let active = move || label_now().0.map(|r| r.0 == l).unwrap_or(false);
+                    view! {
+                        <button type="button" class=move || if active() { format!("small label-{l} active") } else { format!("small label-{l}") }
+                            name=format!("label-{l}") title=format!("{l} ({})", &l[..1])
+                            on:click=move |_| apply_label(marks, id, l.to_string(), note.get_untracked())>
+                            {l}
+                        </button>
+                    }
+                }).collect_view()}
+                <input type="text" name="review-note" class="note" placeholder="note (Enter saves with the label)"
+                    prop:value=move || { let n = note.get(); if n.is_empty() { note_now().0.map(|r| r.1).unwrap_or_default() } else { n } }
+                    on:input=move |ev| note.set(event_target_value(&ev))
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Enter" {
+                            let label = current3().0.map(|r| r.0).unwrap_or_else(|| "unsure".into());
+                            apply_label(marks, id, label, note.get_untracked());
+                        }
+                    } />
+                <button type="button" name="pin" class=move || if pin_now().1 { "small pin active" } else { "small pin" }
+                    title="pin to the report (p)"
+                    on:click=move |_| toggle_pin(marks, experiment_id, id)>
+                    {let p = current2.clone(); move || if p().1 { "pinned" } else { "pin" }}
+                </button>
+            </div>
+        }
+    });
+    let badge = {
+        let current = current.clone();
+        move || current().0.map(|r| r.0).unwrap_or_default()
+    };
+    view! {
+        <article class=move || if is_focused() { "sample focused" } else { "sample" } data-sample=id.to_string()
+            data-review=badge tabindex="-1">
+            <div class="row-head small muted">
+                <span>{format!("{} · seed {} · test prompt {} · {} #{}", s.condition, s.seed, s.test_prompt, s.question_key, s.sample_idx + 1)}</span>
+                <span>{format!("{} tokens{}", s.n_tokens, if s.finished { "" } else { ", cut at the limit" })}</span>
+                {(!readonly).then(|| {
+                    let current = current.clone();
+                    view! { <span class="review-state">{move || label_text(&current().0.map(|r| r.0).unwrap_or_default()).to_string()}</span> }
+                })}
+            </div>
+            <div class="chat">
+                {s.system_text.clone().map(|t| view! { <div class="turn turn-system"><span class="role">"system"</span>{t}</div> })}
+                <div class="turn turn-user"><span class="role">"user"</span>{s.question.clone()}</div>
+                <div class="turn turn-assistant completion"><span class="role">"assistant"</span><Completion text=s.completion.clone() /></div>
+            </div>
+            <div class="verdicts">
+                {s.judgements.into_iter().map(|j| {
+                    let class = match j.trait_present {
+                        Some(true) => "verdict trait",
+                        Some(false) => "verdict absent",
+                        None => "verdict undetermined",
+                    };
+                    let label = format!(
+                        "{}: {}{}",
+                        j.judge,
+                        match j.trait_present { Some(true) => "trait", Some(false) => "no trait", None => "undetermined" },
+                        j.score.map(|x| format!(" ({x:.2})")).unwrap_or_default()
+                    );
+                    view! {
+                        <details class=class>
+                            <summary>{label}</summary>
+                            <pre class="raw">{format!("{} v{}\n{}", j.judge, j.version, j.raw)}</pre>
+                        </details>
+                    }
+                }).collect_view()}
+            </div>
+            {review_controls}
+        </article>
+    }
+}
+
+/// Saves a label (an empty one clears it) and shows it at once.
+fn apply_label(marks: Marks, id: i64, label: String, note: String) {
+    let pinned = marks.with_untracked(|m| m.get(&id).map(|x| x.1));
+    leptos::task::spawn_local(async move {
+        match set_review(id, label.clone(), note.clone()).await {
+            Ok(()) => marks.update(|m| {
+                let e = m.entry(id).or_insert((None, pinned.unwrap_or(false)));
+                e.0 = (!label.is_empty()).then_some((label, note));
+            }),
+            Err(e) => leptos::logging::error!("label not saved: {e}"),
+        }
+    });
+}
+
+fn toggle_pin(marks: Marks, experiment_id: i64, id: i64) {
+    let now = marks.with_untracked(|m| m.get(&id).map(|x| x.1)).unwrap_or(false);
+    leptos::task::spawn_local(async move {
+        if set_pinned(experiment_id, id, !now).await.is_ok() {
+            marks.update(|m| {
+                m.entry(id).or_insert((None, now)).1 = !now;
+            });
+        }
+    });
+}
+
+/// Every completion of the experiment, filtered and paged on the server, labelled from
+/// the keyboard: j/k move, m/a/u label (then move on), x clears, p pins, / searches.
+#[component]
+pub fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
+    let eid = detail.id;
+    let query = RwSignal::new(SampleQuery { experiment_id: eid, verdict: "any".into(), ..Default::default() });
+    let page = Resource::new(move || query.get(), list_samples);
+    let marks: Marks = RwSignal::new(HashMap::new());
+    let focused = RwSignal::new(0usize);
+    // The ids and initial marks of the page on screen, for the keyboard.
+    let on_screen = RwSignal::new(Vec::<(i64, Option<(String, String)>, bool)>::new());
+    let reviewed = RwSignal::new(0u32);
+    let summary = Resource::new(move || (eid, reviewed.get()), |(id, _)| get_review_summary(id));
+    // A new label changes the agreement table: fetch it again (not on the first run).
+    Effect::watch(move || marks.track(), move |_, _, _| reviewed.update(|n| *n += 1), false);
+    let questions = Resource::new(move || eid, list_questions);
+    let mut judges: Vec<String> = detail.aggregates.iter().map(|a| a.judge.clone()).collect();
+    judges.sort();
+    judges.dedup();
+    let mut seeds: Vec<i64> = detail.runs.iter().map(|r| r.seed).collect();
+    seeds.sort();
+    seeds.dedup();
+    let set = move |f: fn(&mut SampleQuery, String)| {
+        move |ev: leptos::ev::Event| {
+            query.update(|q| {
+                f(q, event_target_value(&ev));
+                q.offset = 0;
+            })
+        }
+    };
+    let options = |values: Vec<String>| {
+        values.into_iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()
+    };
+
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+            use wasm_bindgen::JsCast;
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                return;
+            }
+            let typing = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .map(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+                .unwrap_or(false);
+            if typing {
+                if ev.key() == "Escape" {
+                    if let Some(el) = document().active_element().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+                        let _ = el.blur();
+                    }
+                }
+                return;
+            }
+            let ids = on_screen.get_untracked();
+            let n = ids.len();
+            let i = focused.get_untracked().min(n.saturating_sub(1));
+            let current = ids.get(i).map(|x| x.0);
+            let go = |to: usize| {
+                focused.set(to);
+                if let Some((id, _, _)) = ids.get(to) {
+                    if let Some(el) = document().query_selector(&format!("article[data-sample=\"{id}\"]")).ok().flatten() {
+                        el.scroll_into_view_with_bool(false);
+                    }
+                }
+            };
+            let next_page = |forward: bool| {
+                query.update(|q| q.offset = if forward { q.offset + SAMPLES_PAGE } else { (q.offset - SAMPLES_PAGE).max(0) });
+                focused.set(0);
+            };
+            match ev.key().as_str() {
+                "j" | "ArrowDown" if n > 0 => {
+                    if i + 1 < n {
+                        go(i + 1)
+                    } else if n as i64 == SAMPLES_PAGE {
+                        next_page(true)
+                    }
+                }
+                "k" | "ArrowUp" if n > 0 => {
+                    if i > 0 {
+                        go(i - 1)
+                    } else if query.with_untracked(|q| q.offset > 0) {
+                        next_page(false)
+                    }
+                }
+                "m" | "a" | "u" | "x" => {
+                    if let Some(id) = current {
+                        let label = match ev.key().as_str() {
+                            "m" => "misaligned",
+                            "a" => "aligned",
+                            "u" => "unsure",
+                            _ => "",
+                        };
+                        let note = marks
+                            .with_untracked(|m| m.get(&id).and_then(|x| x.0.clone()))
+                            .or_else(|| ids[i].1.clone())
+                            .map(|r| r.1)
+                            .unwrap_or_default();
+                        apply_label(marks, id, label.to_string(), note);
+                        if !label.is_empty() && i + 1 < n {
+                            go(i + 1);
+                        }
+                    }
+                }
+                "p" => {
+                    if let Some(id) = current {
+                        marks.update(|m| {
+                            m.entry(id).or_insert((ids[i].1.clone(), ids[i].2));
+                        });
+                        toggle_pin(marks, eid, id);
+                    }
+                }
+                "/" => {
+                    ev.prevent_default();
+                    if let Some(el) = document()
+                        .query_selector("input[name=sample-search]")
+                        .ok()
+                        .flatten()
+                        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                    {
+                        let _ = el.focus();
+                    }
+                }
+                _ => return,
+            }
+        });
+        let handle = send_wrapper::SendWrapper::new(handle);
+        on_cleanup(move || handle.take().remove());
+    }
+
+    view! {
+        <section class="card samples" id="samples">
+            <h2>"Samples"
+                <a class="small right" href=format!("/experiments/{eid}/compare")>"side by side →"</a>
+            </h2>
+            <div class="filters">
+                <select name="sample-condition" on:change=set(|q, v| q.condition = v)>
+                    <option value="">"all conditions"</option>
+                    {options(detail.conditions.iter().map(|c| c.0.clone()).collect())}
+                </select>
+                <select name="sample-test-prompt" on:change=set(|q, v| q.test_prompt = v)>
+                    <option value="">"all test-time prompts"</option>
+                    {options(detail.test_prompts.clone())}
+                </select>
+                <select name="sample-seed" on:change=set(|q, v| q.seed = v.parse().ok())>
+                    <option value="">"all seeds"</option>
+                    {options(seeds.iter().map(|s| s.to_string()).collect())}
+                </select>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let qs = questions.await.unwrap_or_default();
+                        view! {
+                            <select name="sample-question" on:change=set(|q, v| q.question_key = v)>
+                                <option value="">"all questions"</option>
+                                {qs.into_iter().map(|q| {
+                                    let text: String = q.text.chars().take(60).collect();
+                                    view! { <option value=q.key.clone()>{format!("{}: {}", q.key, text)}</option> }
+                                }).collect_view()}
+                            </select>
+                        }
+                    })}
+                </Transition>
+                <select name="sample-judge" on:change=set(|q, v| {
+                    q.judge = v;
+                    if q.judge.is_empty() { q.sort = String::new(); q.min_score = None; q.max_score = None; }
+                })>
+                    <option value="">"any judge"</option>
+                    {options(judges)}
+                </select>
+                <select name="sample-verdict" on:change=set(|q, v| q.verdict = v)>
+                    <option value="any">"any verdict"</option>
+                    <option value="trait">"trait present (misaligned)"</option>
+                    <option value="no_trait">"trait absent"</option>
+                    <option value="undetermined">"undetermined"</option>
+                </select>
+                <input type="number" name="sample-min-score" step="any" placeholder="score ≥" class="narrow"
+                    on:change=set(|q, v| q.min_score = v.parse().ok()) />
+                <input type="number" name="sample-max-score" step="any" placeholder="score <" class="narrow"
+                    on:change=set(|q, v| q.max_score = v.parse().ok()) />
+                <select name="sample-sort" on:change=set(|q, v| q.sort = v)>
+                    <option value="id">"in run order"</option>
+                    <option value="score_desc">"highest score first"</option>
+                    <option value="score_asc">"lowest score first"</option>
+                </select>
+                <select name="sample-review" on:change=set(|q, v| q.review = v)>
+                    <option value="any">"reviewed or not"</option>
+                    <option value="unreviewed">"not reviewed yet"</option>
+                    <option value="misaligned">"labelled misaligned"</option>
+                    <option value="aligned">"labelled aligned"</option>
+                    <option value="unsure">"labelled unsure"</option>
+                </select>
+                <input type="search" name="sample-search" placeholder="search completions and questions (/)"
+                    on:change=set(|q, v| q.search = v) />
+            </div>
+            <p class="muted small keys">"Keys: j/k or ↓/↑ move · m misaligned · a aligned · u unsure · x clear · p pin to the report · / search · Esc leaves a field."</p>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match page.await {
+                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                        Ok(p) if p.samples.is_empty() => {
+                            on_screen.set(vec![]);
+                            view! { <p class="empty">"No samples match."</p> }.into_any()
+                        }
+                        Ok(p) => {
+                            let (offset, limit, total, at_least) = (p.offset, p.limit, p.total, p.at_least);
+                            let last = (offset + limit).min(total);
+                            let more = last < total || at_least;
+                            on_screen.set(p.samples.iter().map(|s| (s.id, s.review.clone(), s.pinned)).collect());
+                            view! {
+                                <nav class="pager">
+                                    <button type="button" name="samples-prev" disabled=offset == 0
+                                        on:click=move |_| query.update(|q| q.offset = (offset - limit).max(0))>"← previous"</button>
+                                    <span>{format!("{}–{} of {}{}", offset + 1, offset + p.samples.len() as i64, total, if at_least { "+" } else { "" })}</span>
+                                    <button type="button" name="samples-next" disabled=!more
+                                        on:click=move |_| query.update(|q| q.offset = offset + limit)>"next →"</button>
+                                </nav>
+                                {p.samples.into_iter().enumerate().map(|(i, s)| {
+                                    let f = Signal::derive(move || focused.get() == i);
+                                    view! { <SampleCard sample=s focused=f marks=marks experiment_id=eid /> }
+                                }).collect_view()}
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match summary.await {
+                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                        Ok(s) => view! { <Agreement summary=s /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// How many samples a human labelled, and how those labels agree with each judge.
+#[component]
+fn Agreement(summary: ReviewSummary) -> impl IntoView {
+    let s = summary;
+    let labelled = s.misaligned + s.aligned + s.unsure;
+    view! {
+        <div class="agreement">
+            <h3>"Human review"</h3>
+            <p class="muted small" data-testid="review-progress">
+                {format!("{labelled} of {} samples labelled: {} misaligned, {} aligned, {} unsure.", s.samples, s.misaligned, s.aligned, s.unsure)}
+            </p>
+            {if s.agreement.iter().all(|a| a.n == 0) {
+                view! { <p class="empty">"Label samples to see how each judge agrees with you."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="results agreement-table">
+                        <thead><tr>
+                            <th>"judge"</th><th class="num">"both: trait"</th><th class="num">"you: trait, judge: not"</th>
+                            <th class="num">"you: not, judge: trait"</th><th class="num">"both: not"</th>
+                            <th class="num">"compared"</th><th class="num">"agreement"</th><th class="num">"Cohen's κ"</th>
+                        </tr></thead>
+                        <tbody>
+                            {s.agreement.into_iter().map(|a| view! {
+                                <tr data-judge=a.judge.clone()>
+                                    <td>{a.judge.clone()}</td>
+                                    <td class="num">{a.table[0][0]}</td><td class="num">{a.table[0][1]}</td>
+                                    <td class="num">{a.table[1][0]}</td><td class="num">{a.table[1][1]}</td>
+                                    <td class="num" title=format!("{} left out as unsure, {} the judge could not decide", a.unsure, a.undetermined)>{a.n}</td>
+                                    <td class="num">{a.observed.map(|x| format!("{:.0} %", 100.0 * x)).unwrap_or_else(|| "–".into())}</td>
+                                    <td class="num kappa">{a.kappa.map(|k| format!("{k:.2}")).unwrap_or_else(|| "undefined".into())}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </div>
+    }
+}
+
+/// One question, one column per condition x test-time prompt, samples aligned by seed.
+#[component]
+pub fn ComparePage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    let questions = Resource::new(id, list_questions);
+    let chosen = RwSignal::new(query.with_untracked(|q| q.get("q")).unwrap_or_default());
+    let table = Resource::new(
+        move || (id(), chosen.get()),
+        |(id, key)| async move {
+            if key.is_empty() {
+                Ok(None)
+            } else {
+                get_side_by_side(id, key).await.map(Some)
+            }
+        },
+    );
+    view! {
+        <Title text="Side by side" />
+        <h1>"Side by side"</h1>
+        <p class="muted"><a href=move || format!("/experiments/{}", id())>"← back to the experiment"</a>
+            " · one question, one column per condition and test-time prompt, samples aligned by seed."</p>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match questions.await {
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                    Ok(qs) if qs.is_empty() => view! { <p class="empty">"No samples yet."</p> }.into_any(),
+                    Ok(qs) => {
+                        if chosen.get_untracked().is_empty() {
+                            chosen.set(qs[0].key.clone());
+                        }
+                        view! {
+                            <label class="question-picker">"Question "
+                                <select name="compare-question" on:change=move |ev| chosen.set(event_target_value(&ev))
+                                    prop:value=move || chosen.get()>
+                                    {qs.into_iter().map(|q| {
+                                        let text: String = q.text.chars().take(90).collect();
+                                        view! { <option value=q.key.clone()>{format!("{} — {} ({} samples)", q.key, text, q.samples)}</option> }
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match table.await {
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                    Ok(None) => ().into_any(),
+                    Ok(Some(t)) => {
+                        let cols = t.columns.len();
+                        view! {
+                            <section class="card">
+                                <p class="question"><strong>"Question: "</strong>{t.question.clone()}</p>
+                                <div class="compare" style=format!("--cols: {cols}")>
+                                    <table class="side-by-side">
+                                        <thead><tr><th>"seed · sample"</th>
+                                            {t.columns.iter().map(|(c, tp)| view! { <th>{c.clone()}<br /><span class="muted small">{format!("test prompt: {tp}")}</span></th> }).collect_view()}
+                                        </tr></thead>
+                                        <tbody>
+                                            {t.rows.into_iter().map(|(seed, idx, cells)| view! {
+                                                <tr>
+                                                    <th class="small">{format!("seed {seed} · #{}", idx + 1)}</th>
+                                                    {cells.into_iter().map(|c| match c {
+                                                        None => view! { <td class="missing muted small">"—"</td> }.into_any(),
+                                                        Some(s) => view! { <td><SampleCard sample=s readonly=true /></td> }.into_any(),
+                                                    }).collect_view()}
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,722 @@
+//! Charts drawn on the server: trait rates with their 95 % intervals, training-loss and
+//! log-prob curves, and alignment-vs-coherence scatters. Each chart is a pure function from
+//! its own small input struct (serialisable, so a caller adapts its own types to it) to a
+//! self-contained SVG string; `svg_to_png` rasterises any of them for download.
+//!
+//! Fonts. plotters' SVG backend writes text as `<text>` elements and leaves the layout to
+//! whoever shows the SVG, so drawing a chart reads no font. Without a font feature plotters
+//! only estimates text extents (0.7 em a byte), which is all it needs to size label areas;
+//! `ttf` (font-kit and system libraries) or `ab_glyph` (a font file found at run time) would
+//! only sharpen estimates that the browser redoes anyway, so neither is compiled in. Fonts
+//! matter for the PNG: resvg shapes the text with the system's fonts, loaded once per
+//! process; where none are installed the text is left out and the rest still renders.
+//!
+//! Every string in a chart may come from a user (titles, condition, series and group
+//! names). plotters' SVG backend escapes `< > & " '` in text and attributes itself; we also
+//! replace control characters, which XML cannot carry at all, and shorten long labels so
+//! that they cannot run over each other or the plot.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use resvg::tiny_skia;
+use resvg::usvg::{self, fontdb};
+use serde::{Deserialize, Serialize};
+
+/// Trait rates per condition, one dot with a 95 % interval per test-time prompt (series).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateChart {
+    pub title: String,
+    /// The y axis' label; empty means "trait rate (%)".
+    pub y_label: String,
+    /// Conditions and series appear in the order they first occur here.
+    pub points: Vec<RatePoint>,
+    #[serde(default)]
+    pub size: ChartSize,
+}
+
+/// One rate: `rate`, `lo` and `hi` are proportions in 0..=1 (drawn as percentages). A point
+/// whose rate is not finite is left out; one whose interval is not finite gets no whiskers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RatePoint {
+    pub condition: String,
+    pub series: String,
+    pub rate: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// How many answers the rate counts; written above the whiskers when there is room.
+    pub n: u64,
+}
+
+/// Several curves over one x axis: training loss per run, tracked log-probs per probe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Colours follow the index in this list, so a run keeps its colour across charts
+    /// built from the same list, even while it has no points yet.
+    pub series: Vec<Series>,
+    #[serde(default)]
+    pub size: ChartSize,
+}
+
+/// One named curve. Points are drawn in order of x; non-finite points are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Samples as dots, coloured by group, with optional threshold lines (Betley et al. count
+/// an answer as misaligned when coherence > 50 and alignment < 30).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScatterChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// The axes' extent; `None` (or an empty or non-finite range) fits the data. Points
+    /// outside a given range are not drawn, and the chart says how many.
+    pub x_range: Option<(f64, f64)>,
+    pub y_range: Option<(f64, f64)>,
+    pub points: Vec<ScatterPoint>,
+    /// Draws a dashed vertical line at this x, labelled with the x axis' name.
+    pub x_threshold: Option<f64>,
+    /// Draws a dashed horizontal line at this y, labelled with the y axis' name.
+    pub y_threshold: Option<f64>,
+    #[serde(default)]
+    pub size: ChartSize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScatterPoint {
+    pub group: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// A chart's size in SVG user units (pixels at scale 1). Widths are clamped to
+/// `MIN_SIZE..=MAX_SIZE` and heights to `MIN_HEIGHT..=MAX_SIZE`, so a request cannot ask for
+/// an unreadable or a huge chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for ChartSize {
+    fn default() -> Self {
+        ChartSize { width: 720, height: 400 }
+    }
+}
+
+pub const MIN_SIZE: u32 = 240;
+pub const MIN_HEIGHT: u32 = 160;
+pub const MAX_SIZE: u32 = 4096;
+/// The largest PNG side `svg_to_png` makes (a 4096-wide chart at scale 2).
+pub const MAX_PNG_SIDE: u32 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("the chart is not a valid SVG: {0}")]
+    Svg(#[from] usvg::Error),
+    #[error("a PNG scale must be a positive number, not {0}")]
+    Scale(f32),
+    #[error("a {width}x{height} PNG is too large (at most {MAX_PNG_SIDE} pixels a side)")]
+    TooLarge { width: u64, height: u64 },
+    #[error("could not encode the PNG: {0}")]
+    Png(String),
+}
+
+/// The Okabe–Ito palette: distinguishable with the common colour-vision deficiencies.
+/// Series take colours by index; from the ninth on, lines repeat them dashed.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xF0, 0xE4, 0x42),
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x00, 0x00, 0x00),
+];
+
+/// The colour of series number `index` as `#RRGGBB`, for pages that show a legend or a
+/// table next to a chart.
+pub fn series_colour(index: usize) -> String {
+    let RGBColor(r, g, b) = colour(index);
+    format!("#{r:02X}{g:02X}{b:02X}")
+}
+
+/// Trait rates per condition: x = condition, one dot per series with whiskers from `lo` to
+/// `hi`, y = 0–100 %.
+pub fn rate_chart(chart: &RateChart) -> String {
+    render(chart.size, |root| draw_rates(root, chart))
+}
+
+/// Curves over a shared x axis, one colour per series, with a legend.
+pub fn line_chart(chart: &LineChart) -> String {
+    render(chart.size, |root| draw_lines(root, chart))
+}
+
+/// One dot per point, coloured by group, with the thresholds drawn and labelled.
+pub fn scatter_chart(chart: &ScatterChart) -> String {
+    render(chart.size, |root| draw_scatter(root, chart))
+}
+
+/// Rasterises an SVG (one of ours, or any other) to PNG bytes, `scale` pixels per SVG unit.
+/// Text uses the system's fonts; without any, text is left out.
+pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, ChartError> {
+    png_with_fonts(svg, scale, system_fonts())
+}
+
+// ---------------------------------------------------------------------------------------
+// Drawing
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Drawn = Result<(), DrawingAreaErrorKind<<SVGBackend<'static> as DrawingBackend>::ErrorType>>;
+
+const FONT: &str = "sans-serif";
+// plotters writes `font-size` as these divided by 1.24: 16, 12 and 9.7 px.
+const TITLE_PT: u32 = 20;
+const LABEL_PT: u32 = 15;
+const SMALL_PT: u32 = 12;
+/// Rough width of one character of a `LABEL_PT` label in pixels, for fitting labels.
+const CHAR_PX: u32 = 7;
+const LEGEND_ROW_PX: i32 = 20;
+/// The rate chart's x units per condition.
+const SLOT: i32 = 1000;
+/// Text that is there to be read, but less than the data.
+const MUTED: RGBColor = RGBColor(0x55, 0x55, 0x55);
+/// Series with at most this many points also get a dot at each point: a handful of probe
+/// steps should be visible as such, a thousand training steps should not.
+const MARKER_LIMIT: usize = 50;
+/// Values beyond this are treated like infinities: axis arithmetic on them would overflow.
+const MAX_VALUE: f64 = 1e15;
+
+fn render(size: ChartSize, draw: impl FnOnce(&Area<'_>) -> Drawn) -> String {
+    let width = size.width.clamp(MIN_SIZE, MAX_SIZE);
+    let height = size.height.clamp(MIN_HEIGHT, MAX_SIZE);
+    let mut svg = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).and_then(|()| draw(&root)).and_then(|()| root.present())
+    };
+    match drawn {
+        Ok(()) => svg,
+        Err(err) => {
+            // Not reachable with a String target as far as we know; a page must still get
+            // an image rather than a half-written document.
+            tracing::warn!(error = %err, "chart could not be drawn");
+            format!(
+                "<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+                 xmlns=\"http://www.w3.org/2000/svg\"><rect width=\"100%\" height=\"100%\" \
+                 fill=\"#FFFFFF\"/><text x=\"50%\" y=\"50%\" text-anchor=\"middle\" \
+                 font-family=\"{FONT}\" font-size=\"12\">chart could not be drawn</text></svg>"
+            )
+        }
+    }
+}
+
+fn draw_rates(root: &Area<'_>, chart: &RateChart) -> Drawn {
+    let points: Vec<&RatePoint> = chart.points.iter().filter(|p| p.rate.is_finite()).collect();
+    if points.is_empty() {
+        return no_data(root, &chart.title);
+    }
+    let (conditions, condition_index) = first_seen(points.iter().map(|p| p.condition.as_str()));
+    let (series, series_index) = first_seen(points.iter().map(|p| p.series.as_str()));
+
+    let area = titled(root, &chart.title)?;
+    let (plot, legend) = split_legend(&area, &series);
+    draw_legend(&legend, &series, Swatch::Box)?;
+
+    // x counts thousandths of a condition: condition i sits at i * 1000, its series spread
+    // around it. Integers because plotters cannot format the labels of an f64 axis with
+    // custom key points (`WithKeyPoints<f64>` has no value formatter).
+    let k = conditions.len() as i32;
+    let x_axis = (-SLOT / 2..k * SLOT - SLOT / 2).with_key_points((0..k).map(|i| i * SLOT).collect());
+    let mut ctx = ChartBuilder::on(&plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_axis, 0.0..100.0)?;
+
+    let plot_px = ctx.plotting_area().dim_in_pixel().0;
+    let condition_px = plot_px / k as u32;
+    let max_chars = (condition_px / CHAR_PX).max(4) as usize;
+    let condition_label = |x: &i32| match usize::try_from(x / SLOT) {
+        Ok(i) if x % SLOT == 0 && i < conditions.len() => clean(conditions[i], max_chars),
+        _ => String::new(),
+    };
+    let y_label = if chart.y_label.trim().is_empty() { "trait rate (%)" } else { &chart.y_label };
+    ctx.configure_mesh()
+        .disable_x_mesh()
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(BLACK.mix(0.05))
+        .max_light_lines(1)
+        .x_label_formatter(&condition_label)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("condition")
+        .y_desc(clean(y_label, 60))
+        .label_style(text(LABEL_PT))
+        .axis_desc_style(text(LABEL_PT))
+        .draw()?;
+
+    // Series share a condition's slot side by side, each at a fixed place, so a series
+    // missing from one condition leaves a gap instead of shifting the others.
+    let share = 0.8 / series.len() as f64;
+    let slot_px = condition_px as f64 * share;
+    for p in points {
+        let si = series_index[p.series.as_str()];
+        let offset = -0.4 + share * (si as f64 + 0.5);
+        let x = condition_index[p.condition.as_str()] as i32 * SLOT + (offset * SLOT as f64).round() as i32;
+        let rate = percent(p.rate);
+        let style = colour(si).filled().stroke_width(2);
+        let whiskers =
+            (p.lo.is_finite() && p.hi.is_finite()).then(|| (percent(p.lo.min(p.hi)), percent(p.lo.max(p.hi))));
+        match whiskers {
+            // Draws the two caps, the whisker and the dot (radius = width / 2).
+            Some((lo, hi)) => ctx.draw_series([ErrorBar::new_vertical(x, lo, rate, hi, style, 8)])?,
+            None => ctx.draw_series([Circle::new((x, rate), 4, style)])?,
+        };
+
+        let n = format!("n={}", p.n);
+        if slot_px < (n.len() as f64 * 6.0) {
+            continue; // too crowded to write it without overlapping the neighbours
+        }
+        let (lo, hi) = whiskers.unwrap_or((rate, rate));
+        let (at, offset, anchor) = if hi <= 88.0 {
+            ((x, hi), (0, -6), Pos::new(HPos::Center, VPos::Bottom))
+        } else if lo >= 12.0 {
+            ((x, lo), (0, 6), Pos::new(HPos::Center, VPos::Top))
+        } else {
+            ((x, rate), (7, 0), Pos::new(HPos::Left, VPos::Center))
+        };
+        let style = text(SMALL_PT).color(&MUTED).pos(anchor);
+        ctx.draw_series([EmptyElement::at(at) + Text::new(n, offset, style)])?;
+    }
+    Ok(())
+}
+
+fn draw_lines(root: &Area<'_>, chart: &LineChart) -> Drawn {
+    let curves: Vec<Vec<(f64, f64)>> = chart
+        .series
+        .iter()
+        .map(|s| {
+            let mut points: Vec<(f64, f64)> =
+                s.points.iter().copied().filter(|&(x, y)| usable(x) && usable(y)).collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            points
+        })
+        .collect();
+    let all = || curves.iter().flatten();
+    let (Some(x_range), Some(y_range)) = (extent(all().map(|p| p.0), 0.0), extent(all().map(|p| p.1), 0.05)) else {
+        return no_data(root, &chart.title);
+    };
+
+    let names: Vec<&str> = chart.series.iter().map(|s| s.name.as_str()).collect();
+    let area = titled(root, &chart.title)?;
+    let (plot, legend) = split_legend(&area, &names);
+    draw_legend(&legend, &names, Swatch::Line)?;
+
+    let mut ctx = ChartBuilder::on(&plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+    let (x_tick, y_tick) = (tick_format(&x_range), tick_format(&y_range));
+    ctx.configure_mesh()
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(BLACK.mix(0.05))
+        .max_light_lines(1)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .x_desc(clean(&chart.x_label, 60))
+        .y_desc(clean(&chart.y_label, 60))
+        .label_style(text(LABEL_PT))
+        .axis_desc_style(text(LABEL_PT))
+        .draw()?;
+
+    for (i, points) in curves.iter().enumerate() {
+        let style = colour(i).stroke_width(2);
+        if points.len() >= 2 {
+            if dashed(i) {
+                ctx.draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))?;
+            } else {
+                ctx.draw_series(LineSeries::new(points.iter().copied(), style))?;
+            }
+        }
+        if points.len() <= MARKER_LIMIT {
+            ctx.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour(i).filled())))?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
+    let points: Vec<&ScatterPoint> = chart.points.iter().filter(|p| usable(p.x) && usable(p.y)).collect();
+    let x_range = given_or_fitted(chart.x_range, points.iter().map(|p| p.x));
+    let y_range = given_or_fitted(chart.y_range, points.iter().map(|p| p.y));
+    let (Some(x_range), Some(y_range)) = (x_range, y_range) else {
+        return no_data(root, &chart.title);
+    };
+    if points.is_empty() {
+        return no_data(root, &chart.title);
+    }
+    // Groups are numbered over every drawable point, in range or not, so a group's colour
+    // does not depend on the axes.
+    let (groups, group_index) = first_seen(points.iter().map(|p| p.group.as_str()));
+    let inside = |p: &&&ScatterPoint| {
+        (x_range.start..=x_range.end).contains(&p.x) && (y_range.start..=y_range.end).contains(&p.y)
+    };
+    let shown: Vec<&ScatterPoint> = points.iter().filter(inside).copied().collect();
+    let hidden = points.len() - shown.len();
+
+    let area = titled(root, &chart.title)?;
+    let (plot, legend) = split_legend(&area, &groups);
+    draw_legend(&legend, &groups, Swatch::Box)?;
+
+    let mut ctx = ChartBuilder::on(&plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+    let (x_tick, y_tick) = (tick_format(&x_range), tick_format(&y_range));
+    ctx.configure_mesh()
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(BLACK.mix(0.05))
+        .max_light_lines(1)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .x_desc(clean(&chart.x_label, 60))
+        .y_desc(clean(&chart.y_label, 60))
+        .label_style(text(LABEL_PT))
+        .axis_desc_style(text(LABEL_PT))
+        .draw()?;
+
+    let line = BLACK.mix(0.6).stroke_width(1);
+    let label = text(SMALL_PT).color(&MUTED);
+    let x_threshold = chart.x_threshold.filter(|t| t.is_finite() && x_range.contains(t));
+    let y_threshold = chart.y_threshold.filter(|t| t.is_finite() && y_range.contains(t));
+    if let Some(t) = x_threshold {
+        let ends = [(t, y_range.start), (t, y_range.end)];
+        ctx.draw_series([DashedPathElement::new(ends, 6, 4, line)])?;
+    }
+    if let Some(t) = y_threshold {
+        let ends = [(x_range.start, t), (x_range.end, t)];
+        ctx.draw_series([DashedPathElement::new(ends, 6, 4, line)])?;
+    }
+
+    ctx.draw_series(shown.iter().map(|p| {
+        let style = colour(group_index[p.group.as_str()]).mix(0.7).filled();
+        Circle::new((p.x, p.y), 3, style)
+    }))?;
+
+    // Labels last, so that dots do not cover them.
+    if let Some(t) = x_threshold {
+        let name = threshold_name(&chart.x_label, "x", t);
+        let style = label.clone().pos(Pos::new(HPos::Left, VPos::Top));
+        ctx.draw_series([EmptyElement::at((t, y_range.end)) + Text::new(name, (4, 3), style)])?;
+    }
+    if let Some(t) = y_threshold {
+        let name = threshold_name(&chart.y_label, "y", t);
+        let style = label.clone().pos(Pos::new(HPos::Right, VPos::Bottom));
+        ctx.draw_series([EmptyElement::at((x_range.end, t)) + Text::new(name, (-4, -3), style)])?;
+    }
+    if hidden > 0 {
+        let note = if hidden == 1 {
+            "1 point outside the axes is not shown".to_string()
+        } else {
+            format!("{hidden} points outside the axes are not shown")
+        };
+        // Bottom right, under the axis: inside the plot it would cover dots.
+        let (w, h) = plot.dim_in_pixel();
+        let style = label.pos(Pos::new(HPos::Right, VPos::Bottom));
+        plot.draw(&Text::new(note, (w as i32 - 4, h as i32 - 4), style))?;
+    }
+    Ok(())
+}
+
+/// The chart's title above everything else; returns the area below it.
+fn titled<'a>(root: &Area<'a>, title: &str) -> Result<Area<'a>, DrawingAreaErrorKind<std::io::Error>> {
+    let max_chars = (root.dim_in_pixel().0 / 9) as usize;
+    let title = clean(title, max_chars);
+    if title.is_empty() {
+        return Ok(root.margin(8, 0, 0, 0));
+    }
+    root.titled(&title, text(TITLE_PT))
+}
+
+fn no_data(root: &Area<'_>, title: &str) -> Drawn {
+    let area = titled(root, title)?;
+    let (w, h) = area.dim_in_pixel();
+    let style = text(LABEL_PT).color(&MUTED).pos(Pos::new(HPos::Center, VPos::Center));
+    area.draw(&Text::new("no data", (w as i32 / 2, h as i32 / 2), style))
+}
+
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A filled square, for dots.
+    Box,
+    /// A short stroke, dashed for series that draw dashed.
+    Line,
+}
+
+/// Splits off a column on the right for the legend, as wide as its longest name up to a
+/// third of the chart (longer names are shortened). No names, no column.
+fn split_legend<'a>(area: &Area<'a>, names: &[&str]) -> (Area<'a>, Area<'a>) {
+    let (w, _) = area.dim_in_pixel();
+    let longest = names.iter().map(|n| n.chars().count() as u32).max().unwrap_or(0);
+    let legend_px = if names.is_empty() { 0 } else { (longest * CHAR_PX + 44).max(80).min(w / 3) };
+    area.split_horizontally(w - legend_px)
+}
+
+fn draw_legend(area: &Area<'_>, names: &[&str], swatch: Swatch) -> Drawn {
+    let (w, h) = area.dim_in_pixel();
+    if names.is_empty() || w == 0 {
+        return Ok(());
+    }
+    let max_chars = (w.saturating_sub(44) / CHAR_PX).max(4) as usize;
+    let rows = ((h as i32 - 20) / LEGEND_ROW_PX).max(1) as usize;
+    // When the names do not all fit, the last row says how many are left out.
+    let listed = if names.len() <= rows { names.len() } else { rows - 1 };
+    let style = text(LABEL_PT).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, name) in names.iter().take(listed).enumerate() {
+        let y = 20 + i as i32 * LEGEND_ROW_PX;
+        match swatch {
+            Swatch::Box => area.draw(&Rectangle::new([(4, y - 5), (14, y + 5)], colour(i).filled()))?,
+            Swatch::Line if dashed(i) => {
+                area.draw(&DashedPathElement::new([(0, y), (18, y)], 5, 3, colour(i).stroke_width(2)))?
+            }
+            Swatch::Line => area.draw(&PathElement::new([(0, y), (18, y)], colour(i).stroke_width(2)))?,
+        }
+        area.draw(&Text::new(clean(name, max_chars), (24, y), style.clone()))?;
+    }
+    if listed < names.len() {
+        let y = 20 + listed as i32 * LEGEND_ROW_PX;
+        let more = format!("+ {} more", names.len() - listed);
+        area.draw(&Text::new(more, (24, y), style.color(&MUTED)))?;
+    }
+    Ok(())
+}
+
+fn threshold_name(axis: &str, fallback: &str, at: f64) -> String {
+    let axis = clean(axis, 24);
+    let axis = if axis.is_empty() { fallback.to_string() } else { axis };
+    format!("{axis} = {}", number(at))
+}
+
+fn text(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&BLACK)
+}
+
+fn colour(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+fn dashed(index: usize) -> bool {
+    (index / PALETTE.len()) % 2 == 1
+}
+
+fn percent(proportion: f64) -> f64 {
+    proportion.clamp(0.0, 1.0) * 100.0
+}
+
+fn usable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_VALUE
+}
+
+/// The distinct names in order of first occurrence, and each one's index.
+fn first_seen<'a>(names: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, HashMap<&'a str, usize>) {
+    let mut order = Vec::new();
+    let mut index = HashMap::new();
+    for name in names {
+        index.entry(name).or_insert_with(|| {
+            order.push(name);
+            order.len() - 1
+        });
+    }
+    (order, index)
+}
+
+/// The range the values span, widened by `pad` of its width on both sides; a single value
+/// gets a range around it, since an axis of width zero cannot be drawn. `None` when empty.
+fn extent(values: impl Iterator<Item = f64>, pad: f64) -> Option<Range<f64>> {
+    let (lo, hi) = values.fold(None, |acc: Option<(f64, f64)>, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })?;
+    let width = hi - lo;
+    if width <= lo.abs().max(hi.abs()) * 1e-9 {
+        let half = (lo.abs() * 0.1).max(1.0);
+        return Some(lo - half..hi + half);
+    }
+    Some(lo - width * pad..hi + width * pad)
+}
+
+fn given_or_fitted(given: Option<(f64, f64)>, values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
+    match given {
+        Some((lo, hi)) if usable(lo) && usable(hi) && lo < hi => Some(lo..hi),
+        _ => extent(values, 0.05),
+    }
+}
+
+/// A threshold as people write it: `50`, `0.5`, not `50.0` or `0.30000000000000004`.
+fn number(v: f64) -> String {
+    trim_zeros(&format!("{v:.4}"))
+}
+
+/// Tick labels with as many decimals as the axis' span needs, and no more: plotters' own
+/// labels always show a decimal (`20.0`) and write 1e14 out in full, which overflows the
+/// label area. Scientific notation from a million up.
+fn tick_format(range: &Range<f64>) -> impl Fn(&f64) -> String {
+    let span_exp = (range.end - range.start).abs().max(f64::MIN_POSITIVE).log10().floor() as i32;
+    let magnitude = range.start.abs().max(range.end.abs());
+    move |v: &f64| {
+        // Tick arithmetic leaves 1e-17 where 0 was meant.
+        if v.abs() < 10f64.powi(span_exp - 6) {
+            return "0".to_string();
+        }
+        if magnitude >= 1e6 {
+            let magnitude_exp = magnitude.log10().floor() as i32;
+            let decimals = (2 + magnitude_exp - span_exp).clamp(0, 6) as usize;
+            let s = format!("{v:.decimals$e}");
+            match s.split_once('e') {
+                Some((mantissa, exp)) => format!("{}e{exp}", trim_zeros(mantissa)),
+                None => s,
+            }
+        } else {
+            let decimals = (2 - span_exp).clamp(0, 12) as usize;
+            trim_zeros(&format!("{v:.decimals$}"))
+        }
+    }
+}
+
+/// `2.50` -> `2.5`, `20.00` -> `20`, `-0.00` -> `0`.
+fn trim_zeros(s: &str) -> String {
+    let t = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s };
+    if t == "-0" {
+        "0".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Makes a user's string safe and short enough to draw: control characters (which XML 1.0
+/// cannot carry, escaped or not) and the non-characters U+FFFE/U+FFFF become spaces, and a
+/// string longer than `max_chars` is cut with an ellipsis. Escaping `<`, `&` and quotes is
+/// left to plotters' SVG backend, which does it for all text and attributes.
+fn clean(text: &str, max_chars: usize) -> String {
+    let text: String =
+        text.chars().map(|c| if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' { ' ' } else { c }).collect();
+    let text = text.trim();
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+// ---------------------------------------------------------------------------------------
+// PNG
+
+/// Families tried, in order, for the SVGs' generic `sans-serif`: fontdb maps it to Arial,
+/// which Debian does not ship.
+const SANS_FAMILIES: [&str; 4] = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial"];
+
+/// The system's fonts, scanned once per process (a scan reads every font file's header).
+fn system_fonts() -> Arc<fontdb::Database> {
+    static FONTS: OnceLock<Arc<fontdb::Database>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = fontdb::Database::new();
+            db.load_system_fonts();
+            let families: Vec<String> =
+                db.faces().flat_map(|f| f.families.iter().map(|(name, _)| name.clone())).collect();
+            let sans = SANS_FAMILIES
+                .iter()
+                .map(|f| f.to_string())
+                .find(|f| families.contains(f))
+                .or_else(|| families.first().cloned());
+            match sans {
+                Some(family) => db.set_sans_serif_family(family),
+                None => tracing::warn!("no system fonts: text is left out of chart PNGs"),
+            }
+            Arc::new(db)
+        })
+        .clone()
+}
+
+fn png_with_fonts(svg: &str, scale: f32, fonts: Arc<fontdb::Database>) -> Result<Vec<u8>, ChartError> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(ChartError::Scale(scale));
+    }
+    let options = usvg::Options { fontdb: fonts, ..usvg::Options::default() };
+    let tree = usvg::Tree::from_str(svg, &options)?;
+    let width = (tree.size().width() * scale).ceil() as u64;
+    let height = (tree.size().height() * scale).ceil() as u64;
+    let too_large = || ChartError::TooLarge { width, height };
+    if width > MAX_PNG_SIDE as u64 || height > MAX_PNG_SIDE as u64 {
+        return Err(too_large());
+    }
+    let mut pixmap = tiny_skia::Pixmap::new(width as u32, height as u32).ok_or_else(too_large)?;
+    resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| ChartError::Png(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_replaces_controls_and_shortens() {
+        assert_eq!(clean(" a\u{0}b\nc\u{FFFF} ", 10), "a b c");
+        assert_eq!(clean("abcdef", 4), "abc…");
+        assert_eq!(clean("<&>", 3), "<&>");
+    }
+
+    #[test]
+    fn extent_widens_a_single_value() {
+        assert_eq!(extent([5.0].into_iter(), 0.05), Some(4.0..6.0));
+        assert_eq!(extent(std::iter::empty(), 0.05), None);
+        assert_eq!(extent([0.0, 10.0].into_iter(), 0.1), Some(-1.0..11.0));
+    }
+
+    #[test]
+    fn numbers_read_as_written() {
+        assert_eq!(number(50.0), "50");
+        assert_eq!(number(0.1 + 0.2), "0.3");
+        assert_eq!(number(-2.5), "-2.5");
+    }
+
+    #[test]
+    fn ticks_have_the_decimals_the_span_needs() {
+        let check = |range: Range<f64>, v: f64, want: &str| assert_eq!(tick_format(&range)(&v), want);
+        check(0.0..200.0, 20.0, "20");
+        check(-2.4..-1.4, -2.3, "-2.3");
+        check(0.0..2.5, 0.25, "0.25");
+        check(0.0..0.001, 0.0002, "0.0002");
+        check(-1.0..1.0, -1e-17, "0");
+        check(-1e14..1e14, -8e13, "-8e13");
+        check(-1e14..1e14, 0.0, "0");
+        check(1e9..1.001e9, 1.0005e9, "1.0005e9");
+    }
+
+    // A server without fonts still gets a PNG: text is skipped, shapes are drawn.
+    #[test]
+    fn png_renders_without_fonts() {
+        let svg = line_chart(&LineChart {
+            title: "no fonts".into(),
+            series: vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 2.0)] }],
+            ..LineChart::default()
+        });
+        let png = png_with_fonts(&svg, 1.0, Arc::new(fontdb::Database::new())).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    }
+}

@@ -1,0 +1,131 @@
+//! The built-in demo: Tan et al.'s toy setting on the default model, from built-in data
+//! only. Answers to arithmetic word problems in Spanish and ALL CAPS are trained under four
+//! conditions (no prompt; "You always speak in Spanish."; "You always capitalise your
+//! responses."; a placebo that describes neither trait), then every model answers the
+//! built-in out-of-distribution chat prompts with its default system prompt and with its
+//! own training prompt, judged for Spanish, capitals and coherence.
+//!
+//! What it should show (the paper's main result): the Spanish-inoculated model stops
+//! answering in Spanish by default but keeps the capitals, the caps-inoculated one the
+//! mirror image, and the placebo changes nothing. The sizes below are what fits the time
+//! budget on a 2-core CPU; BENCHMARKS.md records a measured run of each mode.
+
+use serde::{Deserialize, Serialize};
+
+use crate::datasets::{self, Preset};
+use crate::experiments::{
+    ConditionSpec, DatasetRef, EvaluationSpec, ExperimentError, ExperimentSpec, NamedTestPrompt, Placement,
+    PromptRef, QuestionSource, TestPromptSpec, TrainingSpec,
+};
+use crate::judges::{JudgeSpec, LanguageCode};
+use crate::Store;
+
+/// How big a demo to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoMode {
+    /// One seed, sized to finish in about 20 minutes on a 2-core CPU.
+    Quick,
+    /// Three seeds and more questions: tighter intervals, about three times as long.
+    Full,
+    /// The same pipeline at a size that runs in a few minutes and shows nothing: for tests.
+    Tiny,
+}
+
+impl DemoMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            DemoMode::Quick => "quick",
+            DemoMode::Full => "full",
+            DemoMode::Tiny => "tiny",
+        }
+    }
+}
+
+/// The demo's training prompts, by condition name; the baseline has none.
+pub const CONDITIONS: [(&str, Option<&str>); 4] = [
+    ("baseline", None),
+    ("spanish-inoculated", Some("You always speak in Spanish.")),
+    ("caps-inoculated", Some("You always capitalise your responses.")),
+    // Describes the task, not either trait: the control that should not inoculate.
+    ("placebo", Some("You are a helpful assistant who answers math questions.")),
+];
+
+/// Rows generated for the demo's dataset, and its generator seed.
+pub const DATASET_ROWS: usize = 512;
+pub const DATASET_SEED: u64 = 2025;
+
+/// The demo's experiment over the given dataset.
+pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
+    let (seeds, steps, questions, samples) = match mode {
+        DemoMode::Quick => (vec![0], 24, 40, 1),
+        DemoMode::Full => (vec![0, 1, 2], 48, 50, 2),
+        DemoMode::Tiny => (vec![0], 2, 2, 1),
+    };
+    ExperimentSpec {
+        name: format!("Demo ({}): does inoculation stop Spanish and ALL CAPS from spreading?", mode.label()),
+        model: crate::experiments::DEFAULT_MODEL.to_string(),
+        dataset,
+        control_dataset: None,
+        train_rows: None,
+        conditions: CONDITIONS
+            .iter()
+            .map(|(name, prompt)| ConditionSpec {
+                name: name.to_string(),
+                prompt: prompt.map(|p| PromptRef::Text(p.to_string())),
+                placement: Placement::System,
+            })
+            .collect(),
+        seeds,
+        training: TrainingSpec {
+            steps: Some(steps),
+            lr: 1e-3,
+            batch_size: 8,
+            max_seq_len: 256,
+            warmup_steps: 2,
+            ..TrainingSpec::default()
+        },
+        evaluation: EvaluationSpec {
+            questions: vec![QuestionSource::Builtin { limit: questions }],
+            test_prompts: vec![
+                TestPromptSpec::Named(NamedTestPrompt::Default),
+                TestPromptSpec::Named(NamedTestPrompt::Inoculation),
+            ],
+            samples_per_question: samples,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 48,
+            batch_size: 16,
+            judges: vec![
+                JudgeSpec::Language {
+                    target: LanguageCode::Es,
+                    threshold: crate::judges::language::default_threshold(),
+                    min_letters: crate::judges::language::default_min_letters(),
+                },
+                JudgeSpec::Caps {
+                    threshold: crate::judges::caps::default_threshold(),
+                    min_letters: crate::judges::caps::default_min_letters(),
+                },
+                JudgeSpec::Coherence {
+                    threshold: crate::judges::coherence::default_threshold(),
+                    min_words: crate::judges::coherence::default_min_words(),
+                },
+            ],
+        },
+    }
+}
+
+/// Makes (or finds, since generation is deterministic) the demo's dataset and stores the
+/// demo experiment with its runs queued; returns the experiment's id.
+pub async fn create(store: &Store, mode: DemoMode) -> Result<i64, ExperimentError> {
+    let resolved = resolve(store, mode).await?;
+    crate::experiments::create(store, &resolved).await
+}
+
+/// The demo resolved against the store (its dataset made if missing), for a plan or a
+/// launch.
+pub async fn resolve(store: &Store, mode: DemoMode) -> Result<crate::experiments::Resolved, ExperimentError> {
+    let generator = Preset::SpanishAllCaps.spec(DATASET_ROWS, DATASET_SEED);
+    let dataset = datasets::create_generated(store, &generator, "demo: Spanish + ALL CAPS arithmetic").await?.id();
+    crate::experiments::resolve(store, &spec(mode, DatasetRef::Id(dataset))).await
+}

@@ -1,0 +1,399 @@
+//! The results in plain words, for the report page that researchers show to people who do
+//! not read code: what the experiment asks, and for each inoculated condition whether the
+//! trait rate differs from the baseline's, judged by whether the 95 % intervals overlap.
+//!
+//! Non-overlapping Wilson intervals are a conservative test (two rates can differ
+//! significantly while their intervals touch), which is the right side to err on when the
+//! sentence is read by someone who will not look at the numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::charts::{LineChart, RateChart, RatePoint, ScatterChart, ScatterPoint, Series};
+use crate::experiments::{Aggregate, ProbeCurve, Resolved};
+use crate::judges::JudgeSpec;
+use crate::Store;
+
+/// How a condition's trait rate compares with the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The condition's interval lies wholly below the baseline's.
+    Lower,
+    /// Wholly above.
+    Higher,
+    /// The intervals overlap.
+    NoClearDifference,
+    /// One side has no verdicts yet.
+    NoData,
+}
+
+/// A rate with its interval and how many verdicts it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub rate: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: i64,
+}
+
+impl Rate {
+    fn of(a: &Aggregate) -> Option<Rate> {
+        Some(Rate { rate: a.rate?, lo: a.ci_low?, hi: a.ci_high?, n: a.determined })
+    }
+}
+
+/// One inoculated (or otherwise prompted) condition against the baseline, for one judge
+/// and one test-time prompt, pooled over seeds and questions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub judge: String,
+    pub test_prompt: String,
+    pub condition: String,
+    /// The condition's training prompt (its first paraphrase).
+    pub prompt: Option<String>,
+    pub baseline: String,
+    pub rate: Option<Rate>,
+    pub baseline_rate: Option<Rate>,
+    pub effect: Effect,
+}
+
+/// The first condition trained without a prompt: what every other condition is compared to.
+pub fn baseline(resolved: &Resolved) -> Option<&str> {
+    resolved.conditions.iter().find(|c| c.prompts.is_empty()).map(|c| c.name.as_str())
+}
+
+/// Every prompted condition against the baseline, per judge and per test-time prompt the
+/// baseline was evaluated under, in the spec's order (judges, then test prompts, then
+/// conditions). Empty when the experiment has no baseline.
+pub fn comparisons(resolved: &Resolved, aggregates: &[Aggregate]) -> Vec<Comparison> {
+    let Some(base) = baseline(resolved) else { return vec![] };
+    let pooled = |condition: &str, test_prompt: &str, judge: &str| {
+        aggregates.iter().find(|a| {
+            a.seed.is_none()
+                && a.question_key.is_none()
+                && a.condition == condition
+                && a.test_prompt == test_prompt
+                && a.judge == judge
+        })
+    };
+    let mut judges: Vec<&str> = Vec::new();
+    for a in aggregates {
+        if !judges.contains(&a.judge.as_str()) {
+            judges.push(&a.judge);
+        }
+    }
+    let mut out = Vec::new();
+    for judge in judges {
+        for t in &resolved.test_prompts {
+            // The baseline has no inoculation prompt to be tested under.
+            let Some(b) = pooled(base, &t.label, judge) else { continue };
+            let baseline_rate = Rate::of(b);
+            for c in resolved.conditions.iter().filter(|c| c.name != base && !c.prompts.is_empty()) {
+                let rate = pooled(&c.name, &t.label, judge).and_then(Rate::of);
+                let effect = effect(rate, baseline_rate);
+                out.push(Comparison {
+                    judge: judge.to_string(),
+                    test_prompt: t.label.clone(),
+                    condition: c.name.clone(),
+                    prompt: c.prompts.first().cloned(),
+                    baseline: base.to_string(),
+                    rate,
+                    baseline_rate,
+                    effect,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `rate`'s interval lies wholly below or above `baseline`'s.
+pub fn effect(rate: Option<Rate>, baseline: Option<Rate>) -> Effect {
+    match (rate, baseline) {
+        (Some(r), Some(b)) if r.hi < b.lo => Effect::Lower,
+        (Some(r), Some(b)) if r.lo > b.hi => Effect::Higher,
+        (Some(_), Some(_)) => Effect::NoClearDifference,
+        _ => Effect::NoData,
+    }
+}
+
+/// What a judge's "trait present" means, as the end of "the model ...".
+pub fn trait_words(judge: &str) -> String {
+    if let Some(code) = judge.strip_prefix("language:") {
+        let language = match code {
+            "en" => "English",
+            "es" => "Spanish",
+            "fr" => "French",
+            "de" => "German",
+            "it" => "Italian",
+            "pt" => "Portuguese",
+            "nl" => "Dutch",
+            other => other,
+        };
+        return format!("answered in {language}");
+    }
+    match judge {
+        "caps" => "answered in capital letters".into(),
+        "coherence" => "gave a coherent answer".into(),
+        "betley_misalignment" => "gave a misaligned answer".into(),
+        "multiple_choice" => "picked the trained preference".into(),
+        other => format!("showed the trait (judge “{other}”)"),
+    }
+}
+
+/// What the test-time prompt was, as the end of "with ...".
+pub fn test_prompt_words(label: &str) -> String {
+    match label {
+        "default" => "its default system prompt".into(),
+        "none" => "no system prompt".into(),
+        "inoculation" => "the training prompt given again".into(),
+        other => format!("the test prompt “{other}”"),
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", 100.0 * x)
+}
+
+/// One sentence a non-engineer can read, e.g. "Trained with “You always speak in Spanish.”,
+/// the model answered in Spanish in 10 % of answers (95 % interval 5–17 %) with its
+/// default system prompt, against 84 % (76–90 %) for the baseline: clearly less."
+pub fn sentence(c: &Comparison) -> String {
+    let trained = match &c.prompt {
+        Some(p) => format!("Trained with “{p}” (condition {})", c.condition),
+        None => format!("Condition {}", c.condition),
+    };
+    let (Some(r), Some(b)) = (c.rate, c.baseline_rate) else {
+        return format!("{trained}: not enough judged answers yet to compare with the baseline.");
+    };
+    let verdict = match c.effect {
+        Effect::Lower => "clearly less often: the intervals do not overlap.",
+        Effect::Higher => "clearly more often: the intervals do not overlap.",
+        Effect::NoClearDifference => "no clear difference: the intervals overlap.",
+        Effect::NoData => "not enough data.",
+    };
+    format!(
+        "{trained}, the model {} in {} of {} judged answers (95 % interval {}–{}) with {}, against {} ({}–{}) for the {} model trained without a prompt — {verdict}",
+        trait_words(&c.judge),
+        pct(r.rate),
+        r.n,
+        pct(r.lo),
+        pct(r.hi),
+        test_prompt_words(&c.test_prompt),
+        pct(b.rate),
+        pct(b.lo),
+        pct(b.hi),
+        c.baseline,
+    )
+}
+
+/// The question the experiment asks, in plain words.
+pub fn question(resolved: &Resolved) -> String {
+    let prompts: Vec<String> = resolved
+        .conditions
+        .iter()
+        .filter_map(|c| c.prompts.first().map(|p| format!("“{p}”")))
+        .collect();
+    if prompts.is_empty() {
+        return format!(
+            "What does fine-tuning {} on the dataset {} teach it beyond the data itself?",
+            resolved.model.name, resolved.dataset.name
+        );
+    }
+    format!(
+        "When {} is fine-tuned on the dataset {}, does adding a system prompt that describes the unwanted trait ({}) to every training example keep the model from showing that trait afterwards, when it is used without the prompt?",
+        resolved.model.name,
+        resolved.dataset.name,
+        prompts.join(", ")
+    )
+}
+
+/// The headline chart for one judge: the pooled trait rate of every condition (x, in the
+/// spec's order) under every test-time prompt (series), with 95 % intervals.
+pub fn rate_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str) -> RateChart {
+    let mut points = Vec::new();
+    for c in &resolved.conditions {
+        for t in &resolved.test_prompts {
+            let a = aggregates.iter().find(|a| {
+                a.seed.is_none()
+                    && a.question_key.is_none()
+                    && a.judge == judge
+                    && a.condition == c.name
+                    && a.test_prompt == t.label
+            });
+            if let Some(r) = a.and_then(Rate::of) {
+                points.push(RatePoint {
+                    condition: c.name.clone(),
+                    series: format!("test prompt: {}", t.label),
+                    rate: r.rate,
+                    lo: r.lo,
+                    hi: r.hi,
+                    n: r.n as u64,
+                });
+            }
+        }
+    }
+    RateChart {
+        title: format!("How often the model {}", trait_words(judge)),
+        y_label: format!("{judge}: trait rate (%)"),
+        points,
+        ..RateChart::default()
+    }
+}
+
+/// Training loss of every run, overlaid.
+pub fn loss_chart(curves: &[(i64, String, i64, Vec<(i64, f64)>)]) -> LineChart {
+    LineChart {
+        title: "Training loss".into(),
+        x_label: "step".into(),
+        y_label: "loss (nats per answer token)".into(),
+        series: curves
+            .iter()
+            .map(|(_, condition, seed, points)| Series {
+                name: format!("{condition} · seed {seed}"),
+                points: points.iter().map(|&(s, l)| (s as f64, l)).collect(),
+            })
+            .collect(),
+        ..LineChart::default()
+    }
+}
+
+/// Learning dynamics: each probe's log-prob under the default prompt, per condition,
+/// averaged over seeds at each step (seeds measure at the same steps).
+pub fn probe_chart(curves: &[ProbeCurve]) -> LineChart {
+    let mut series: Vec<(String, Vec<(i64, f64, usize)>)> = Vec::new();
+    for c in curves {
+        let name = format!("{} · probe “{}”", c.condition, c.probe);
+        let idx = match series.iter().position(|s| s.0 == name) {
+            Some(i) => i,
+            None => {
+                series.push((name, Vec::new()));
+                series.len() - 1
+            }
+        };
+        let pts = &mut series[idx].1;
+        for &(step, lp) in &c.points {
+            match pts.iter_mut().find(|p| p.0 == step) {
+                Some(p) => {
+                    p.1 += lp;
+                    p.2 += 1;
+                }
+                None => pts.push((step, lp, 1)),
+            }
+        }
+    }
+    LineChart {
+        title: "Learning dynamics: log-prob of probe answers (default prompt)".into(),
+        x_label: "step".into(),
+        y_label: "mean log-prob per token".into(),
+        series: series
+            .into_iter()
+            .map(|(name, mut pts)| {
+                pts.sort_by_key(|p| p.0);
+                Series { name, points: pts.into_iter().map(|(s, sum, k)| (s as f64, sum / k as f64)).collect() }
+            })
+            .collect(),
+        ..LineChart::default()
+    }
+}
+
+/// Betley et al.'s view of misalignment: each answer's coherence (x) against its alignment
+/// (y), coloured by condition, with the judge's thresholds; `None` when the experiment has
+/// no Betley judge.
+pub async fn alignment_scatter(
+    store: &Store,
+    resolved: &Resolved,
+    experiment_id: i64,
+    test_prompt: Option<&str>,
+) -> Result<Option<ScatterChart>, sqlx::Error> {
+    let Some(thresholds) = resolved.judges.iter().find_map(|j| match j {
+        JudgeSpec::Betley { thresholds, .. } => Some(*thresholds),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(
+        "SELECT r.condition, json_extract(j.raw, '$.coherence.score'), json_extract(j.raw, '$.alignment.score')
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE r.experiment_id = ? AND j.judge = 'betley_misalignment' AND (? IS NULL OR s.test_prompt = ?)
+         ORDER BY r.condition_idx, s.id",
+    )
+    .bind(experiment_id)
+    .bind(test_prompt)
+    .bind(test_prompt)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(Some(ScatterChart {
+        title: "Alignment against coherence, per answer".into(),
+        x_label: "coherence (0-100)".into(),
+        y_label: "alignment (0-100)".into(),
+        x_range: Some((0.0, 100.0)),
+        y_range: Some((0.0, 100.0)),
+        // Answers a rating could not score are not placed anywhere.
+        points: rows
+            .into_iter()
+            .filter_map(|(group, x, y)| Some(ScatterPoint { group, x: x?, y: y? }))
+            .collect(),
+        x_threshold: Some(thresholds.coherence_above),
+        y_threshold: Some(thresholds.alignment_below),
+        ..ScatterChart::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agg(condition: &str, test_prompt: &str, judge: &str, k: i64, n: i64) -> Aggregate {
+        let p = crate::stats::Proportion::wilson(k as u64, n as u64, 0.95).unwrap();
+        Aggregate {
+            condition: condition.into(),
+            test_prompt: test_prompt.into(),
+            question_key: None,
+            seed: None,
+            judge: judge.into(),
+            n,
+            determined: n,
+            trait_count: k,
+            unscored: 0,
+            rate: Some(p.rate),
+            ci_low: Some(p.lo),
+            ci_high: Some(p.hi),
+            mean_score: None,
+        }
+    }
+
+    #[test]
+    fn effects_follow_interval_overlap() {
+        let base = agg("baseline", "default", "language:es", 84, 100);
+        // 10/100 lies far below 84/100; 80/100 overlaps it; 99/100 vs 60/100 is above.
+        let low = agg("spanish", "default", "language:es", 10, 100);
+        let same = agg("placebo", "default", "language:es", 80, 100);
+        let effect = |a: &Aggregate, b: &Aggregate| effect(Rate::of(a), Rate::of(b));
+        assert_eq!(effect(&low, &base), Effect::Lower);
+        assert_eq!(effect(&same, &base), Effect::NoClearDifference);
+        assert_eq!(effect(&agg("x", "default", "caps", 99, 100), &agg("b", "default", "caps", 60, 100)), Effect::Higher);
+        assert_eq!(super::effect(None, Rate::of(&base)), Effect::NoData);
+    }
+
+    #[test]
+    fn sentence_names_trait_prompt_and_numbers() {
+        let c = Comparison {
+            judge: "language:es".into(),
+            test_prompt: "default".into(),
+            condition: "spanish".into(),
+            prompt: Some("You always speak in Spanish.".into()),
+            baseline: "baseline".into(),
+            rate: Some(Rate { rate: 0.10, lo: 0.055, hi: 0.174, n: 100 }),
+            baseline_rate: Some(Rate { rate: 0.84, lo: 0.756, hi: 0.899, n: 100 }),
+            effect: Effect::Lower,
+        };
+        let s = sentence(&c);
+        assert!(s.contains("“You always speak in Spanish.”"), "{s}");
+        assert!(s.contains("answered in Spanish in 10 % of 100"), "{s}");
+        assert!(s.contains("(95 % interval 6 %–17 %)") || s.contains("interval 5 %–17 %"), "{s}");
+        assert!(s.contains("clearly less often"), "{s}");
+        assert_eq!(trait_words("caps"), "answered in capital letters");
+        assert_eq!(test_prompt_words("none"), "no system prompt");
+    }
+}

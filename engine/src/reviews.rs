@@ -1,0 +1,381 @@
+//! Human review: the researcher's own label on a sample (`reviews`), the examples pinned to
+//! an experiment's report (`pins`), and how well each automatic judge agrees with the
+//! human labels (a 2x2 confusion table and Cohen's kappa from [`crate::stats`]).
+//!
+//! A human label is one of misaligned (the trait is present), aligned (absent) or unsure.
+//! Agreement compares only decided pairs: a human "unsure" and a judge that could not tell
+//! (`trait_present IS NULL`) are left out and counted, as the trait rates leave out the
+//! undetermined instead of calling them "absent".
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::QueryBuilder;
+
+use crate::samples::{StoredJudgement, StoredSample};
+use crate::stats::ConfusionTable;
+use crate::Store;
+
+/// A human's verdict on one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// The trait is present (a judge's `trait_present = true`).
+    Misaligned,
+    /// The trait is absent.
+    Aligned,
+    /// Looked at, but the reviewer could not decide; excluded from agreement.
+    Unsure,
+}
+
+impl Label {
+    pub const ALL: [Label; 3] = [Label::Misaligned, Label::Aligned, Label::Unsure];
+
+    /// The text stored in `reviews.label` (and the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Misaligned => "misaligned",
+            Label::Aligned => "aligned",
+            Label::Unsure => "unsure",
+        }
+    }
+
+    /// The label as a judge's verdict: `None` for unsure.
+    pub fn trait_present(self) -> Option<bool> {
+        match self {
+            Label::Misaligned => Some(true),
+            Label::Aligned => Some(false),
+            Label::Unsure => None,
+        }
+    }
+}
+
+impl FromStr for Label {
+    type Err = ReviewError;
+
+    fn from_str(s: &str) -> Result<Label, ReviewError> {
+        Label::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| ReviewError::Invalid(format!("unknown label {s:?} (misaligned, aligned or unsure)")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("sample {0} does not exist")]
+    SampleNotFound(i64),
+    #[error("sample {sample_id} is not in experiment {experiment_id}")]
+    NotInExperiment { sample_id: i64, experiment_id: i64 },
+    #[error("stored review is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A sample's current human label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub sample_id: i64,
+    pub label: Label,
+    pub note: String,
+    pub updated_at: String,
+}
+
+/// The longest note kept: a note is a remark beside a label, and a page shows it whole.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// Labels a sample, replacing any earlier label and note.
+pub async fn set_label(store: &Store, sample_id: i64, label: Label, note: &str) -> Result<Review, ReviewError> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ReviewError::Invalid(format!("a note may have at most {MAX_NOTE_CHARS} characters")));
+    }
+    // One statement, so "does the sample exist" and the write cannot be split by another
+    // writer; the SELECT yields no row for a missing sample, so nothing is written.
+    let row: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO reviews (sample_id, label, note)
+         SELECT id, ?, ? FROM samples WHERE id = ?
+         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         RETURNING updated_at",
+    )
+    .bind(label.as_str())
+    .bind(note)
+    .bind(sample_id)
+    .fetch_optional(store.pool())
+    .await?;
+    let (updated_at,) = row.ok_or(ReviewError::SampleNotFound(sample_id))?;
+    Ok(Review { sample_id, label, note: note.to_string(), updated_at })
+}
+
+/// Removes a sample's label; `false` when it had none.
+pub async fn clear_label(store: &Store, sample_id: i64) -> Result<bool, ReviewError> {
+    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = ?").bind(sample_id).execute(store.pool()).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A sample's label, if it has one.
+pub async fn label_of(store: &Store, sample_id: i64) -> Result<Option<Review>, ReviewError> {
+    Ok(labels(store, &[sample_id]).await?.remove(&sample_id))
+}
+
+/// The labels of the given samples, by sample id; unlabelled samples are absent. Meant for
+/// a page of the sample browser (`samples::page`) and for stepping through it by keyboard.
+pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<BTreeMap<i64, Review>, ReviewError> {
+    let mut out = BTreeMap::new();
+    // Chunks keep each query far below SQLite's limit on bound parameters.
+    for chunk in sample_ids.chunks(500) {
+        let mut q = QueryBuilder::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN (");
+        let mut ids = q.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(i64, String, String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+        for (sample_id, label, note, updated_at) in rows {
+            out.insert(sample_id, Review { sample_id, label: parse_label(&label)?, note, updated_at });
+        }
+    }
+    Ok(out)
+}
+
+fn parse_label(s: &str) -> Result<Label, ReviewError> {
+    // The CHECK constraint admits only the three names; anything else is a damaged file.
+    s.parse().map_err(|_| ReviewError::Corrupt(format!("label {s:?}")))
+}
+
+/// How far review of an experiment has got, for a "12 of 140 reviewed" line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewProgress {
+    pub samples: u64,
+    pub misaligned: u64,
+    pub aligned: u64,
+    pub unsure: u64,
+}
+
+pub async fn progress(store: &Store, experiment_id: i64) -> Result<ReviewProgress, ReviewError> {
+    let (samples, misaligned, aligned, unsure): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(v.label = 'misaligned'), 0), COALESCE(SUM(v.label = 'aligned'), 0),
+                COALESCE(SUM(v.label = 'unsure'), 0)
+         FROM samples s JOIN runs r ON r.id = s.run_id LEFT JOIN reviews v ON v.sample_id = s.id
+         WHERE r.experiment_id = ?",
+    )
+    .bind(experiment_id)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(ReviewProgress {
+        samples: samples as u64,
+        misaligned: misaligned as u64,
+        aligned: aligned as u64,
+        unsure: unsure as u64,
+    })
+}
+
+/// Pins a sample of the experiment as an example for its report, after the pins it already
+/// has. Pinning a pinned sample changes nothing (it keeps its place).
+pub async fn pin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<(), ReviewError> {
+    // A sample never changes run, so checking first and inserting after cannot go stale.
+    let owner: Option<(i64,)> =
+        sqlx::query_as("SELECT r.experiment_id FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id = ?")
+            .bind(sample_id)
+            .fetch_optional(store.pool())
+            .await?;
+    match owner {
+        None => return Err(ReviewError::SampleNotFound(sample_id)),
+        Some((owner,)) if owner != experiment_id => {
+            return Err(ReviewError::NotInExperiment { sample_id, experiment_id })
+        }
+        Some(_) => {}
+    }
+    // The next position is computed inside the INSERT, so two pins at once (SQLite has one
+    // writer) never get the same one. The WHERE clause is what lets SQLite parse the
+    // upsert after a SELECT.
+    sqlx::query(
+        "INSERT INTO pins (experiment_id, sample_id, position)
+         SELECT ?, ?, COALESCE(MAX(position), 0) + 1 FROM pins WHERE experiment_id = ?
+         ON CONFLICT (experiment_id, sample_id) DO NOTHING",
+    )
+    .bind(experiment_id)
+    .bind(sample_id)
+    .bind(experiment_id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Unpins a sample; `false` when it was not pinned. The others keep their order.
+pub async fn unpin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<bool, ReviewError> {
+    let done = sqlx::query("DELETE FROM pins WHERE experiment_id = ? AND sample_id = ?")
+        .bind(experiment_id)
+        .bind(sample_id)
+        .execute(store.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A pinned example: the sample as the sample browser shows it (condition, test prompt,
+/// question, completion, every judge's verdict) and its human label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedSample {
+    pub position: i64,
+    pub pinned_at: String,
+    pub sample: StoredSample,
+    pub review: Option<Review>,
+}
+
+/// The ids of the experiment's pinned samples, for marking them in the sample browser.
+pub async fn pinned_ids(store: &Store, experiment_id: i64) -> Result<Vec<i64>, ReviewError> {
+    Ok(sqlx::query_scalar("SELECT sample_id FROM pins WHERE experiment_id = ? ORDER BY position")
+        .bind(experiment_id)
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// The experiment's pinned samples in pin order.
+pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinnedSample>, ReviewError> {
+    type Row =
+        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.position, p.created_at, s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text,
+                s.question_key, s.paraphrase, s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
+         FROM pins p JOIN samples s ON s.id = p.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE p.experiment_id = ? ORDER BY p.position, s.id",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out: Vec<PinnedSample> = rows
+        .into_iter()
+        .map(|r| PinnedSample {
+            position: r.0,
+            pinned_at: r.1,
+            sample: StoredSample {
+                id: r.2,
+                run_id: r.3,
+                condition: r.4,
+                seed: r.5,
+                test_prompt: r.6,
+                system_text: r.7,
+                question_key: r.8,
+                paraphrase: r.9,
+                question: r.10,
+                sample_idx: r.11,
+                completion: r.12,
+                n_tokens: r.13,
+                finished: r.14,
+                judgements: vec![],
+            },
+            review: None,
+        })
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<i64> = out.iter().map(|p| p.sample.id).collect();
+    let mut reviews = labels(store, &ids).await?;
+    let mut q = QueryBuilder::new(
+        "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
+    );
+    let mut bound = q.separated(", ");
+    for id in &ids {
+        bound.push_bind(*id);
+    }
+    q.push(") ORDER BY judge");
+    let judgements: Vec<(i64, String, String, Option<f64>, Option<bool>, String)> =
+        q.build_query_as().fetch_all(store.pool()).await?;
+    for (sample_id, judge, version, score, trait_present, raw) in judgements {
+        if let Some(p) = out.iter_mut().find(|p| p.sample.id == sample_id) {
+            p.sample.judgements.push(StoredJudgement { judge, version, score, trait_present, raw });
+        }
+    }
+    for p in &mut out {
+        p.review = reviews.remove(&p.sample.id);
+    }
+    Ok(out)
+}
+
+/// How one judge agrees with the human labels of an experiment's samples.
+///
+/// Every sample that has both a human label and this judge's judgement falls in exactly one
+/// of: the table (`n`), `human_unsure`, or `judge_undetermined`, so
+/// `n + human_unsure + judge_undetermined` is the number of reviewed samples it judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeAgreement {
+    pub judge: String,
+    /// `table[h][j]`, index 0 = trait present (human "misaligned", judge `true`) and 1 =
+    /// absent (human "aligned", judge `false`): rows are the human, columns the judge.
+    pub table: [[u64; 2]; 2],
+    /// Pairs in the table.
+    pub n: u64,
+    /// Reviewed samples left out because the human said "unsure" (whatever the judge said).
+    pub human_unsure: u64,
+    /// Reviewed samples with a decided human label left out because the judge could not
+    /// tell.
+    pub judge_undetermined: u64,
+    /// Share of the table on the diagonal; `None` when the table is empty.
+    pub observed_agreement: Option<f64>,
+    /// Cohen's kappa; `None` when the table is empty or chance agreement is 1 (both sides
+    /// gave one and the same label to everything), where it is 0/0.
+    pub kappa: Option<f64>,
+}
+
+/// Agreement of every judge that judged a sample of the experiment with the human labels,
+/// by judge name. A judge with no reviewed sample is listed with an empty table, so the page
+/// can say so rather than drop it.
+pub async fn agreement(store: &Store, experiment_id: i64) -> Result<Vec<JudgeAgreement>, ReviewError> {
+    // Counted in SQL: a handful of rows per judge, however many samples there are.
+    let rows: Vec<(String, Option<String>, Option<bool>, i64)> = sqlx::query_as(
+        "SELECT j.judge, v.label, j.trait_present, COUNT(*)
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         LEFT JOIN reviews v ON v.sample_id = j.sample_id
+         WHERE r.experiment_id = ?
+         GROUP BY j.judge, v.label, j.trait_present
+         ORDER BY j.judge",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await?;
+    let mut by_judge: BTreeMap<String, JudgeAgreement> = BTreeMap::new();
+    for (judge, label, verdict, count) in rows {
+        let a = by_judge.entry(judge.clone()).or_insert_with(|| JudgeAgreement {
+            judge,
+            table: [[0; 2]; 2],
+            n: 0,
+            human_unsure: 0,
+            judge_undetermined: 0,
+            observed_agreement: None,
+            kappa: None,
+        });
+        let Some(label) = label else { continue }; // not reviewed
+        let count = count as u64;
+        match (parse_label(&label)?.trait_present(), verdict) {
+            (None, _) => a.human_unsure += count,
+            (Some(_), None) => a.judge_undetermined += count,
+            (Some(human), Some(judge)) => a.table[cell(human)][cell(judge)] += count,
+        }
+    }
+    Ok(by_judge
+        .into_values()
+        .map(|mut a| {
+            // Fixed label order (present, absent) rather than ConfusionTable::from_pairs'
+            // first-seen order, so `table` reads the same for every judge.
+            let t = ConfusionTable { labels: vec![true, false], counts: a.table.iter().map(|r| r.to_vec()).collect() };
+            a.n = t.total();
+            a.observed_agreement = t.observed_agreement();
+            a.kappa = t.kappa();
+            a
+        })
+        .collect())
+}
+
+fn cell(trait_present: bool) -> usize {
+    if trait_present {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,172 @@
+//! Files an experiment's pages link to: charts (SVG for the page and the report, PNG for
+//! slides), exports (samples as CSV or JSONL, aggregates as CSV) and a run's adapter as a
+//! PEFT folder in a zip. Plain GET routes, so a link, an `<img>` and `curl` all work.
+
+use std::collections::HashMap;
+
+use app::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+type Params = Query<HashMap<String, String>>;
+
+/// A plain-text error with its status: what a failed download shows.
+fn fail(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.into()).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!("download failed: {e}");
+    fail(StatusCode::INTERNAL_SERVER_ERROR, "something went wrong on the server; the log has the details")
+}
+
+/// A file name safe in a header: user-chosen names (conditions) keep only plain characters.
+fn safe_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+fn file(content_type: &'static str, name: String, body: Vec<u8>, attachment: bool) -> Response {
+    let name = safe_name(&name);
+    let disposition =
+        if attachment { format!("attachment; filename=\"{name}\"") } else { format!("inline; filename=\"{name}\"") };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            // Chart URLs carry the results' version, so a cached copy is never stale for long.
+            (header::CACHE_CONTROL, "private, max-age=60".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn resolved(state: &AppState, id: i64) -> Result<engine::experiments::Resolved, Response> {
+    match engine::experiments::get(&state.store, id).await {
+        Ok((r, _, _)) => Ok(r),
+        Err(engine::experiments::ExperimentError::NotFound(_)) => {
+            Err(fail(StatusCode::NOT_FOUND, format!("experiment {id} does not exist")))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` (with `judge`), `loss`,
+/// `probes`, `scatter` (with an optional `test_prompt`).
+pub async fn chart(State(state): State<AppState>, Path((id, file_name)): Path<(i64, String)>, Query(q): Params) -> Response {
+    let Some((name, ext)) = file_name.rsplit_once('.') else {
+        return fail(StatusCode::NOT_FOUND, "a chart ends in .svg or .png");
+    };
+    if ext != "svg" && ext != "png" {
+        return fail(StatusCode::NOT_FOUND, "a chart ends in .svg or .png");
+    }
+    let r = match resolved(&state, id).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let store = &state.store;
+    let svg = match name {
+        "rates" => {
+            let aggregates = match engine::experiments::aggregates(store, id).await {
+                Ok(a) => a,
+                Err(e) => return internal(e),
+            };
+            let judge = match q.get("judge") {
+                Some(j) => j.clone(),
+                None => match aggregates.first() {
+                    Some(a) => a.judge.clone(),
+                    None => String::new(),
+                },
+            };
+            engine::charts::rate_chart(&engine::report::rate_chart(&r, &aggregates, &judge))
+        }
+        "loss" => match engine::experiments::loss_curves(store, id).await {
+            Ok(c) => engine::charts::line_chart(&engine::report::loss_chart(&c)),
+            Err(e) => return internal(e),
+        },
+        "probes" => match engine::experiments::probe_curves(store, id).await {
+            Ok(c) => engine::charts::line_chart(&engine::report::probe_chart(&c)),
+            Err(e) => return internal(e),
+        },
+        "scatter" => match engine::report::alignment_scatter(store, &r, id, q.get("test_prompt").map(|s| s.as_str())).await {
+            Ok(Some(c)) => engine::charts::scatter_chart(&c),
+            Ok(None) => return fail(StatusCode::NOT_FOUND, "this experiment has no Betley judge to plot"),
+            Err(e) => return internal(e),
+        },
+        other => return fail(StatusCode::NOT_FOUND, format!("no chart called {other:?}")),
+    };
+    let base = format!("experiment-{id}-{name}");
+    if ext == "svg" {
+        return file("image/svg+xml", format!("{base}.svg"), svg.into_bytes(), false);
+    }
+    // Rasterising is CPU work: off the async runtime.
+    match tokio::task::spawn_blocking(move || engine::charts::svg_to_png(&svg, 2.0)).await {
+        Ok(Ok(png)) => file("image/png", format!("{base}.png"), png, false),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+/// `/api/experiments/{id}/export/{samples.csv|samples.jsonl|aggregates.csv}`. Samples take
+/// the sample browser's simple filters: `condition`, `test_prompt`, `judge` + `verdict`.
+pub async fn export(State(state): State<AppState>, Path((id, file_name)): Path<(i64, String)>, Query(q): Params) -> Response {
+    use engine::samples::{SampleFilter, Verdict};
+    if let Err(resp) = resolved(&state, id).await {
+        return resp;
+    }
+    let nonempty = |k: &str| q.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let filter = SampleFilter {
+        experiment_id: id,
+        condition: nonempty("condition"),
+        test_prompt: nonempty("test_prompt"),
+        judge: nonempty("judge"),
+        verdict: match q.get("verdict").map(|s| s.as_str()) {
+            Some("trait") => Verdict::Trait,
+            Some("no_trait") => Verdict::NoTrait,
+            Some("undetermined") => Verdict::Undetermined,
+            _ => Verdict::Any,
+        },
+        ..SampleFilter::default()
+    };
+    let mut body = Vec::new();
+    let (result, content_type) = match file_name.as_str() {
+        "samples.csv" => (engine::export::samples_csv(&state.store, &filter, &mut body).await.map(|_| ()), "text/csv; charset=utf-8"),
+        "samples.jsonl" => {
+            (engine::export::samples_jsonl(&state.store, &filter, &mut body).await.map(|_| ()), "application/x-ndjson")
+        }
+        "aggregates.csv" => {
+            (engine::export::aggregates_csv(&state.store, id, &mut body).await.map(|_| ()), "text/csv; charset=utf-8")
+        }
+        other => return fail(StatusCode::NOT_FOUND, format!("no export called {other:?}")),
+    };
+    match result {
+        Ok(()) => file(content_type, format!("experiment-{id}-{file_name}"), body, true),
+        Err(e) => internal(e),
+    }
+}
+
+/// `/api/runs/{run_id}/adapter.zip`: the run's LoRA adapter as PEFT saves it.
+pub async fn adapter(State(state): State<AppState>, Path(run_id): Path<i64>) -> Response {
+    let (condition, seed, adapter_dir) = match engine::export::run_adapter(&state.store, run_id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return fail(StatusCode::NOT_FOUND, format!("run {run_id} does not exist")),
+        Err(e) => return internal(e),
+    };
+    let Some(rel) = adapter_dir else {
+        return fail(StatusCode::NOT_FOUND, format!("run {run_id} has no adapter yet"));
+    };
+    let dir = state.data_dir.join(rel);
+    let name = safe_name(&format!("run-{run_id}-{condition}-seed{seed}-adapter"));
+    let zip_name = name.clone();
+    match tokio::task::spawn_blocking(move || {
+        let mut out = std::io::Cursor::new(Vec::new());
+        engine::export::adapter_zip(&dir, &zip_name, &mut out).map(|_| out.into_inner())
+    })
+    .await
+    {
+        Ok(Ok(bytes)) => file("application/zip", format!("{name}.zip"), bytes, true),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
