@@ -223,3 +223,23 @@ test('exports download and parse', { skip, timeout: 120_000 }, async () => {
   assert.equal(missing.status, 404);
   assert.match(await missing.text(), /no export called/);
 });
+
+test('the home page starts the demo: four conditions queued, then cancelled', { skip, timeout: 120_000 }, async () => {
+  // This server has no worker, so the demo's runs stay queued: the button is what is tested
+  // here (the pipeline itself runs in `inoculab demo --tiny`, server/tests/experiment_cli.rs).
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto('/');
+  await page.getByRole('button', { name: /Run the demo/ }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  await page.getByRole('heading', { name: /Demo \(quick\)/ }).waitFor();
+  const rows = page.locator('table.runs tbody tr');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 4);
+  const text = await page.locator('ul.conditions').innerText();
+  for (const p of ['You always speak in Spanish.', 'You always capitalise your responses.', 'You are a helpful assistant who answers math questions.']) {
+    assert.ok(text.includes(p), `${p} in ${text}`);
+  }
+  await page.getByRole('button', { name: 'Cancel experiment' }).click();
+  await page.locator('table.runs tr[data-status=cancelled]').nth(3).waitFor({ timeout: 30_000 });
+  assert.deepEqual(errors, []);
+});

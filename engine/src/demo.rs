@@ -58,8 +58,8 @@ pub const DATASET_SEED: u64 = 2025;
 /// The demo's experiment over the given dataset.
 pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
     let (seeds, steps, questions, samples) = match mode {
-        DemoMode::Quick => (vec![0], 24, 40, 1),
-        DemoMode::Full => (vec![0, 1, 2], 48, 50, 2),
+        DemoMode::Quick => (vec![0], 20, 40, 1),
+        DemoMode::Full => (vec![0, 1, 2], 20, 50, 2),
         DemoMode::Tiny => (vec![0], 2, 2, 1),
     };
     ExperimentSpec {
@@ -79,7 +79,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
         seeds,
         training: TrainingSpec {
             steps: Some(steps),
-            lr: 1e-3,
+            lr: 2e-3,
             batch_size: 8,
             max_seq_len: 256,
             warmup_steps: 2,

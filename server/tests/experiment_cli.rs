@@ -177,3 +177,30 @@ fn kill_9_mid_training_then_restart_resumes_from_the_checkpoint() {
     assert!(data.join("runs/1/adapter/adapter_config.json").exists());
     assert_eq!(scalar(&data, "PRAGMA integrity_check"), "ok");
 }
+
+/// The built-in demo's whole pipeline at its tiny size: the dataset made from nothing, four
+/// conditions trained, sampled and judged, and the findings printed in words.
+#[test]
+fn demo_runs_end_to_end_and_tells_the_story() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = command(dir.path(), &model);
+    demo.args(["demo", "--tiny"]);
+    let out = output(demo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("experiment 1: 4 of 4 runs done"), "{stdout}");
+    for prompt in ["You always speak in Spanish.", "You always capitalise your responses.", "You are a helpful assistant who answers math questions."] {
+        // One sentence per judge for each prompted condition, under the default prompt.
+        let n = stdout.lines().filter(|l| l.starts_with(&format!("- Trained with “{prompt}”"))).count();
+        assert_eq!(n, 3, "{prompt}: {stdout}");
+    }
+    assert!(stdout.contains("/experiments/1/report"), "{stdout}");
+    // The dataset is generated once: a second demo reuses it.
+    let mut again = command(dir.path(), &model);
+    again.args(["demo", "--tiny", "--dry-run"]);
+    output(again);
+    let mut list = command(dir.path(), &model);
+    list.args(["dataset", "list"]);
+    let listed = String::from_utf8_lossy(&output(list).stdout).into_owned();
+    assert_eq!(listed.matches("demo: Spanish + ALL CAPS arithmetic").count(), 1, "{listed}");
+}

@@ -269,9 +269,17 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
             let aggregates = engine::experiments::aggregates(store, id).await.map_err(xc::experiment_error)?;
             let mut comparisons = engine::report::comparisons(&r, &aggregates);
             // The headline first: how the models behave with their default prompt.
-            // Judges that could not decide say so last.
-            comparisons
-                .sort_by_key(|c| (c.test_prompt != "default", c.effect == engine::report::Effect::NoData));
+            // Clear differences lead (that is the story), then overlaps, and judges that
+            // could not decide say so last.
+            comparisons.sort_by_key(|c| {
+                use engine::report::Effect;
+                let rank = match c.effect {
+                    Effect::Lower | Effect::Higher => 0,
+                    Effect::NoClearDifference => 1,
+                    Effect::NoData => 2,
+                };
+                (c.test_prompt != "default", rank)
+            });
             let findings = comparisons
                 .iter()
                 .map(|c| FindingView {
