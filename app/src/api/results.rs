@@ -120,9 +120,11 @@ pub async fn list_samples(query: SampleQuery) -> Result<SamplesPage, AppError> {
                 engine::samples::page(&state.store, &filter).await.map_err(crate::error::internal)?;
             let ids: Vec<i64> = samples.iter().map(|s| s.id).collect();
             let (reviews, pins) = convert::marks(&state.store, query.experiment_id, &ids).await?;
+            // Only a text search stops counting (at COUNT_CAP + 1).
+            let at_least = !query.search.trim().is_empty() && total > engine::samples::COUNT_CAP;
             Ok(SamplesPage {
-                at_least: total > engine::samples::COUNT_CAP,
-                total: total.min(engine::samples::COUNT_CAP),
+                at_least,
+                total: if at_least { engine::samples::COUNT_CAP } else { total },
                 offset: query.offset,
                 limit: SAMPLES_PAGE,
                 samples: samples.into_iter().map(|s| convert::sample(s, &reviews, &pins)).collect(),
@@ -225,12 +227,34 @@ pub async fn list_questions(experiment_id: i64) -> Result<Vec<QuestionOption>, A
     )
 }
 
-/// One question's samples, one column per condition x test-time prompt.
+/// One question's samples, one column per condition x test-time prompt; an empty key means
+/// the experiment's first question.
 #[server]
 pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Result<SideBySideView, AppError> {
     crate::state::with_status(
         async {
             let state = crate::state::app_state()?;
+            // No question chosen yet: the first one (the picker shows it first too).
+            let question_key = if question_key.trim().is_empty() {
+                match engine::samples::questions(&state.store, experiment_id)
+                    .await
+                    .map_err(crate::error::internal)?
+                    .into_iter()
+                    .next()
+                {
+                    Some(q) => q.key,
+                    None => {
+                        return Ok(SideBySideView {
+                            question_key: String::new(),
+                            question: String::new(),
+                            columns: vec![],
+                            rows: vec![],
+                        })
+                    }
+                }
+            } else {
+                question_key
+            };
             let s = engine::samples::side_by_side(&state.store, experiment_id, &question_key, None)
                 .await
                 .map_err(crate::error::internal)?;

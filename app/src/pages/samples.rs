@@ -470,17 +470,9 @@ pub fn ComparePage() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
     let questions = Resource::new(id, list_questions);
+    // Empty until the user picks one: the server then shows the first question.
     let chosen = RwSignal::new(query.with_untracked(|q| q.get("q")).unwrap_or_default());
-    let table = Resource::new(
-        move || (id(), chosen.get()),
-        |(id, key)| async move {
-            if key.is_empty() {
-                Ok(None)
-            } else {
-                get_side_by_side(id, key).await.map(Some)
-            }
-        },
-    );
+    let table = Resource::new(move || (id(), chosen.get()), |(id, key)| get_side_by_side(id, key));
     view! {
         <Title text="Side by side" />
         <h1>"Side by side"</h1>
@@ -492,16 +484,19 @@ pub fn ComparePage() -> impl IntoView {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                     Ok(qs) if qs.is_empty() => view! { <p class="empty">"No samples yet."</p> }.into_any(),
                     Ok(qs) => {
-                        if chosen.get_untracked().is_empty() {
-                            chosen.set(qs[0].key.clone());
-                        }
                         view! {
                             <label class="question-picker">"Question "
-                                <select name="compare-question" on:change=move |ev| chosen.set(event_target_value(&ev))
-                                    prop:value=move || chosen.get()>
+                                <select name="compare-question" on:change=move |ev| chosen.set(event_target_value(&ev))>
+                                    // Nothing chosen yet: no option is marked, so the browser
+                                    // shows the first, which is the question on screen.
                                     {qs.into_iter().map(|q| {
                                         let text: String = q.text.chars().take(90).collect();
-                                        view! { <option value=q.key.clone()>{format!("{} — {} ({} samples)", q.key, text, q.samples)}</option> }
+                                        let key = q.key.clone();
+                                        view! {
+                                            <option value=q.key.clone() selected=move || chosen.get() == key>
+                                                {format!("{} — {} ({} samples)", q.key, text, q.samples)}
+                                            </option>
+                                        }
                                     }).collect_view()}
                                 </select>
                             </label>
@@ -514,8 +509,8 @@ pub fn ComparePage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match table.await {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
-                    Ok(None) => ().into_any(),
-                    Ok(Some(t)) => {
+                    Ok(t) if t.columns.is_empty() => view! { <p class="empty">"No samples yet."</p> }.into_any(),
+                    Ok(t) => {
                         let cols = t.columns.len();
                         view! {
                             <section class="card">
