@@ -63,8 +63,8 @@ pub fn baseline(resolved: &Resolved) -> Option<&str> {
 }
 
 /// Every prompted condition against the baseline, per judge and per test-time prompt the
-/// baseline was evaluated under, in the spec's order (judges, then test prompts, then
-/// conditions). Empty when the experiment has no baseline.
+/// baseline was evaluated under: judges in the aggregates' (name) order, then test prompts
+/// and conditions in the spec's order. Empty when the experiment has no baseline.
 pub fn comparisons(resolved: &Resolved, aggregates: &[Aggregate]) -> Vec<Comparison> {
     let Some(base) = baseline(resolved) else { return vec![] };
     let pooled = |condition: &str, test_prompt: &str, judge: &str| {
