@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -179,6 +180,7 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, ChartError> {
 // Drawing
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type XyChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 type Drawn = Result<(), DrawingAreaErrorKind<<SVGBackend<'static> as DrawingBackend>::ErrorType>>;
 
 const FONT: &str = "sans-serif";
@@ -324,23 +326,7 @@ fn draw_lines(root: &Area<'_>, chart: &LineChart) -> Drawn {
     let (plot, legend) = split_legend(&area, &names);
     draw_legend(&legend, &names, Swatch::Line)?;
 
-    let mut ctx = ChartBuilder::on(&plot)
-        .margin(10)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
-    let (x_tick, y_tick) = (tick_format(&x_range), tick_format(&y_range));
-    ctx.configure_mesh()
-        .bold_line_style(BLACK.mix(0.15))
-        .light_line_style(BLACK.mix(0.05))
-        .max_light_lines(1)
-        .x_label_formatter(&x_tick)
-        .y_label_formatter(&y_tick)
-        .x_desc(clean(&chart.x_label, 60))
-        .y_desc(clean(&chart.y_label, 60))
-        .label_style(text(LABEL_PT))
-        .axis_desc_style(text(LABEL_PT))
-        .draw()?;
+    let mut ctx = xy_frame(&plot, &x_range, &y_range, &chart.x_label, &chart.y_label)?;
 
     for (i, points) in curves.iter().enumerate() {
         let style = colour(i).stroke_width(2);
@@ -381,23 +367,7 @@ fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
     let (plot, legend) = split_legend(&area, &groups);
     draw_legend(&legend, &groups, Swatch::Box)?;
 
-    let mut ctx = ChartBuilder::on(&plot)
-        .margin(10)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
-    let (x_tick, y_tick) = (tick_format(&x_range), tick_format(&y_range));
-    ctx.configure_mesh()
-        .bold_line_style(BLACK.mix(0.15))
-        .light_line_style(BLACK.mix(0.05))
-        .max_light_lines(1)
-        .x_label_formatter(&x_tick)
-        .y_label_formatter(&y_tick)
-        .x_desc(clean(&chart.x_label, 60))
-        .y_desc(clean(&chart.y_label, 60))
-        .label_style(text(LABEL_PT))
-        .axis_desc_style(text(LABEL_PT))
-        .draw()?;
+    let mut ctx = xy_frame(&plot, &x_range, &y_range, &chart.x_label, &chart.y_label)?;
 
     let line = BLACK.mix(0.6).stroke_width(1);
     let label = text(SMALL_PT).color(&MUTED);
@@ -443,6 +413,35 @@ fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
 }
 
 /// The chart's title above everything else; returns the area below it.
+/// Two numeric axes with light gridlines, tick labels and axis titles: the frame the line
+/// and scatter charts draw into.
+fn xy_frame<'a, 'b>(
+    plot: &'a Area<'b>,
+    x_range: &Range<f64>,
+    y_range: &Range<f64>,
+    x_label: &str,
+    y_label: &str,
+) -> Result<XyChart<'a, 'b>, DrawingAreaErrorKind<std::io::Error>> {
+    let mut ctx = ChartBuilder::on(plot)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+    let (x_tick, y_tick) = (tick_format(x_range), tick_format(y_range));
+    ctx.configure_mesh()
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(BLACK.mix(0.05))
+        .max_light_lines(1)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .x_desc(clean(x_label, 60))
+        .y_desc(clean(y_label, 60))
+        .label_style(text(LABEL_PT))
+        .axis_desc_style(text(LABEL_PT))
+        .draw()?;
+    Ok(ctx)
+}
+
 fn titled<'a>(root: &Area<'a>, title: &str) -> Result<Area<'a>, DrawingAreaErrorKind<std::io::Error>> {
     let max_chars = (root.dim_in_pixel().0 / 9) as usize;
     let title = clean(title, max_chars);

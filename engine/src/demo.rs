@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::datasets::{self, Preset};
 use crate::experiments::{
-    ConditionSpec, DatasetRef, EvaluationSpec, ExperimentError, ExperimentSpec, NamedTestPrompt, Placement,
-    PromptRef, QuestionSource, TestPromptSpec, TrainingSpec,
+    ConditionSpec, DatasetRef, EvaluationSpec, ExperimentError, ExperimentSpec, NamedTestPrompt, Placement, PromptRef,
+    QuestionSource, TestPromptSpec, TrainingSpec,
 };
 use crate::judges::{JudgeSpec, LanguageCode};
 use crate::Store;
@@ -96,21 +96,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             top_p: 1.0,
             max_tokens: 48,
             batch_size: 16,
-            judges: vec![
-                JudgeSpec::Language {
-                    target: LanguageCode::Es,
-                    threshold: crate::judges::language::default_threshold(),
-                    min_letters: crate::judges::language::default_min_letters(),
-                },
-                JudgeSpec::Caps {
-                    threshold: crate::judges::caps::default_threshold(),
-                    min_letters: crate::judges::caps::default_min_letters(),
-                },
-                JudgeSpec::Coherence {
-                    threshold: crate::judges::coherence::default_threshold(),
-                    min_words: crate::judges::coherence::default_min_words(),
-                },
-            ],
+            judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::coherence()],
         },
     }
 }

@@ -470,16 +470,17 @@ async fn resolve_probes(
         _ => None,
     };
     if let Some(g) = generated {
-        let caps_options: &[bool] =
-            if g.capitalisation == Capitalisation::AllCaps { &[false, true] } else { &[false] };
+        let caps_options: &[bool] = if g.capitalisation == Capitalisation::AllCaps { &[false, true] } else { &[false] };
         let mut languages = vec![Language::En];
-        languages.extend(g.languages.iter().filter(|s| s.weight > 0).map(|s| s.language).filter(|l| *l != Language::En));
+        languages
+            .extend(g.languages.iter().filter(|s| s.weight > 0).map(|s| s.language).filter(|l| *l != Language::En));
         // A seed of its own, so the probe problems are not the training rows.
         let problems = datasets::generate::parallel_answers(g.seed ^ 0x5eed_0f_9b0be, PROBE_ITEMS);
         let mut out = Vec::new();
         for &caps in caps_options {
             for &lang in &languages {
-                let name = if caps { format!("{}, ALL CAPS", lang.english_name()) } else { lang.english_name().to_string() };
+                let name =
+                    if caps { format!("{}, ALL CAPS", lang.english_name()) } else { lang.english_name().to_string() };
                 for p in &problems {
                     let answer = p.answers.iter().find(|(l, _)| *l == lang).map(|(_, a)| a.clone()).unwrap_or_default();
                     let answer = if caps { answer.to_uppercase() } else { answer };
@@ -907,14 +908,6 @@ pub async fn get(store: &Store, id: i64) -> Result<(Resolved, String, String), E
     Ok((resolved, hash, created_at))
 }
 
-/// Loss curve of a run: (step, loss) in step order.
-pub async fn loss_curve(store: &Store, run_id: i64) -> Result<Vec<(i64, f64)>, ExperimentError> {
-    Ok(sqlx::query_as("SELECT step, loss FROM train_steps WHERE run_id = ? ORDER BY step")
-        .bind(run_id)
-        .fetch_all(store.pool())
-        .await?)
-}
-
 /// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeCurve {
@@ -925,9 +918,8 @@ pub struct ProbeCurve {
     pub points: Vec<(i64, f64)>,
 }
 
-/// Every run's tracked log-probs, in run order and then in the order probes were first
-/// measured, with the curves of training loss (one query for all runs, so a page with many
-/// runs costs the same).
+/// Every run's tracked log-probs, by condition, seed and probe name, in one query for all
+/// runs.
 pub async fn probe_curves(store: &Store, experiment_id: i64) -> Result<Vec<ProbeCurve>, ExperimentError> {
     let rows: Vec<(i64, String, i64, String, i64, f64)> = sqlx::query_as(
         "SELECT r.id, r.condition, r.seed, p.probe, p.step, p.logprob
@@ -948,7 +940,10 @@ pub async fn probe_curves(store: &Store, experiment_id: i64) -> Result<Vec<Probe
 }
 
 /// Every run's training loss, (run id, condition, seed, [(step, loss)]), in one query.
-pub async fn loss_curves(store: &Store, experiment_id: i64) -> Result<Vec<(i64, String, i64, Vec<(i64, f64)>)>, ExperimentError> {
+pub async fn loss_curves(
+    store: &Store,
+    experiment_id: i64,
+) -> Result<Vec<(i64, String, i64, Vec<(i64, f64)>)>, ExperimentError> {
     let rows: Vec<(i64, String, i64, i64, f64)> = sqlx::query_as(
         "SELECT r.id, r.condition, r.seed, t.step, t.loss
          FROM train_steps t JOIN runs r ON r.id = t.run_id
@@ -1095,17 +1090,7 @@ pub fn toy_spec(name: &str, dataset: DatasetRef) -> ExperimentSpec {
             top_p: 1.0,
             max_tokens: 64,
             batch_size: 16,
-            judges: vec![
-                JudgeSpec::Language {
-                    target: LanguageCode::Es,
-                    threshold: crate::judges::language::default_threshold(),
-                    min_letters: crate::judges::language::default_min_letters(),
-                },
-                JudgeSpec::Caps {
-                    threshold: crate::judges::caps::default_threshold(),
-                    min_letters: crate::judges::caps::default_min_letters(),
-                },
-            ],
+            judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps()],
         },
     }
 }

@@ -65,6 +65,18 @@ pub async fn samples_csv<W: Write>(store: &Store, filter: &SampleFilter, out: W)
     }
     w.write_record(&header)?;
     let column_of: HashMap<&str, usize> = judges.iter().enumerate().map(|(i, j)| (j.as_str(), i)).collect();
+    let written = each_sample(store, filter, |s| Ok(w.write_record(csv_record(s, &column_of))?)).await?;
+    w.flush()?;
+    Ok(written)
+}
+
+/// Calls `write` on every sample matching `filter` in id order, read in chunks of
+/// [`CHUNK`] (keyset paging, so an experiment never sits in memory); returns how many.
+async fn each_sample(
+    store: &Store,
+    filter: &SampleFilter,
+    mut write: impl FnMut(&StoredSample) -> Result<(), ExportError>,
+) -> Result<u64, ExportError> {
     let mut written = 0u64;
     let mut after = i64::MIN;
     loop {
@@ -72,11 +84,10 @@ pub async fn samples_csv<W: Write>(store: &Store, filter: &SampleFilter, out: W)
         let Some(last) = chunk.last() else { break };
         after = last.id;
         for s in &chunk {
-            w.write_record(csv_record(s, &column_of))?;
+            write(s)?;
             written += 1;
         }
     }
-    w.flush()?;
     Ok(written)
 }
 
@@ -116,18 +127,11 @@ fn csv_record(s: &StoredSample, column_of: &HashMap<&str, usize>) -> Vec<String>
 /// [`StoredSample`] per line, with its `judgements` (including each judge's raw output).
 /// Text is written as it is: JSON has no formula cells to guard against.
 pub async fn samples_jsonl<W: Write>(store: &Store, filter: &SampleFilter, mut out: W) -> Result<u64, ExportError> {
-    let mut written = 0u64;
-    let mut after = i64::MIN;
-    loop {
-        let chunk = samples::chunk_after(store, filter, after, CHUNK).await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.id;
-        for s in &chunk {
-            serde_json::to_writer(&mut out, s)?;
-            out.write_all(b"\n")?;
-            written += 1;
-        }
-    }
+    let written = each_sample(store, filter, |s| {
+        serde_json::to_writer(&mut out, s)?;
+        Ok(out.write_all(b"\n")?)
+    })
+    .await?;
     out.flush()?;
     Ok(written)
 }
@@ -223,9 +227,8 @@ pub fn adapter_zip<W: Write + std::io::Seek>(dir: &std::path::Path, root: &str, 
         )));
     }
     let mut zip = zip::ZipWriter::new(out);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(false);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(false);
     for name in &names {
         zip.start_file(format!("{root}/{name}"), options).map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
         let mut f = std::fs::File::open(dir.join(name)).map_err(io)?;

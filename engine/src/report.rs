@@ -189,11 +189,8 @@ pub fn sentence(c: &Comparison) -> String {
 
 /// The question the experiment asks, in plain words.
 pub fn question(resolved: &Resolved) -> String {
-    let prompts: Vec<String> = resolved
-        .conditions
-        .iter()
-        .filter_map(|c| c.prompts.first().map(|p| format!("“{p}”")))
-        .collect();
+    let prompts: Vec<String> =
+        resolved.conditions.iter().filter_map(|c| c.prompts.first().map(|p| format!("“{p}”"))).collect();
     if prompts.is_empty() {
         return format!(
             "What does fine-tuning {} on the dataset {} teach it beyond the data itself?",
@@ -330,10 +327,7 @@ pub async fn alignment_scatter(
         x_range: Some((0.0, 100.0)),
         y_range: Some((0.0, 100.0)),
         // Answers a rating could not score are not placed anywhere.
-        points: rows
-            .into_iter()
-            .filter_map(|(group, x, y)| Some(ScatterPoint { group, x: x?, y: y? }))
-            .collect(),
+        points: rows.into_iter().filter_map(|(group, x, y)| Some(ScatterPoint { group, x: x?, y: y? })).collect(),
         x_threshold: Some(thresholds.coherence_above),
         y_threshold: Some(thresholds.alignment_below),
         ..ScatterChart::default()
@@ -372,7 +366,10 @@ mod tests {
         let effect = |a: &Aggregate, b: &Aggregate| effect(Rate::of(a), Rate::of(b));
         assert_eq!(effect(&low, &base), Effect::Lower);
         assert_eq!(effect(&same, &base), Effect::NoClearDifference);
-        assert_eq!(effect(&agg("x", "default", "caps", 99, 100), &agg("b", "default", "caps", 60, 100)), Effect::Higher);
+        assert_eq!(
+            effect(&agg("x", "default", "caps", 99, 100), &agg("b", "default", "caps", 60, 100)),
+            Effect::Higher
+        );
         assert_eq!(super::effect(None, Rate::of(&base)), Effect::NoData);
     }
 

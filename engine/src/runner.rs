@@ -373,7 +373,7 @@ impl Worker {
         Ok(Some(outcome.lora))
     }
 
-        /// The run's training conversations: the trained rows with the condition's prompt
+    /// The run's training conversations: the trained rows with the condition's prompt
     /// (one paraphrase per row, seeded), then the control rows untouched.
     fn training_examples(
         &self,

@@ -206,7 +206,9 @@ fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
     if f.review == ReviewFilter::Unreviewed {
         q.push(" AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id)");
     } else if let Some(label) = label {
-        q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ").push_bind(label).push(")");
+        q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ")
+            .push_bind(label)
+            .push(")");
     }
     if !search.is_empty() && !indexed_search {
         let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));

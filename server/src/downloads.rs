@@ -54,7 +54,11 @@ async fn resolved(state: &AppState, id: i64) -> Result<engine::experiments::Reso
 
 /// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` (with `judge`), `loss`,
 /// `probes`, `scatter` (with an optional `test_prompt`).
-pub async fn chart(State(state): State<AppState>, Path((id, file_name)): Path<(i64, String)>, Query(q): Params) -> Response {
+pub async fn chart(
+    State(state): State<AppState>,
+    Path((id, file_name)): Path<(i64, String)>,
+    Query(q): Params,
+) -> Response {
     let Some((name, ext)) = file_name.rsplit_once('.') else {
         return fail(StatusCode::NOT_FOUND, "a chart ends in .svg or .png");
     };
@@ -89,11 +93,13 @@ pub async fn chart(State(state): State<AppState>, Path((id, file_name)): Path<(i
             Ok(c) => engine::charts::line_chart(&engine::report::probe_chart(&c)),
             Err(e) => return internal(e),
         },
-        "scatter" => match engine::report::alignment_scatter(store, &r, id, q.get("test_prompt").map(|s| s.as_str())).await {
-            Ok(Some(c)) => engine::charts::scatter_chart(&c),
-            Ok(None) => return fail(StatusCode::NOT_FOUND, "this experiment has no Betley judge to plot"),
-            Err(e) => return internal(e),
-        },
+        "scatter" => {
+            match engine::report::alignment_scatter(store, &r, id, q.get("test_prompt").map(|s| s.as_str())).await {
+                Ok(Some(c)) => engine::charts::scatter_chart(&c),
+                Ok(None) => return fail(StatusCode::NOT_FOUND, "this experiment has no Betley judge to plot"),
+                Err(e) => return internal(e),
+            }
+        }
         other => return fail(StatusCode::NOT_FOUND, format!("no chart called {other:?}")),
     };
     let base = format!("experiment-{id}-{name}");
@@ -110,7 +116,11 @@ pub async fn chart(State(state): State<AppState>, Path((id, file_name)): Path<(i
 
 /// `/api/experiments/{id}/export/{samples.csv|samples.jsonl|aggregates.csv}`. Samples take
 /// the sample browser's simple filters: `condition`, `test_prompt`, `judge` + `verdict`.
-pub async fn export(State(state): State<AppState>, Path((id, file_name)): Path<(i64, String)>, Query(q): Params) -> Response {
+pub async fn export(
+    State(state): State<AppState>,
+    Path((id, file_name)): Path<(i64, String)>,
+    Query(q): Params,
+) -> Response {
     use engine::samples::{SampleFilter, Verdict};
     if let Err(resp) = resolved(&state, id).await {
         return resp;
@@ -131,7 +141,9 @@ pub async fn export(State(state): State<AppState>, Path((id, file_name)): Path<(
     };
     let mut body = Vec::new();
     let (result, content_type) = match file_name.as_str() {
-        "samples.csv" => (engine::export::samples_csv(&state.store, &filter, &mut body).await.map(|_| ()), "text/csv; charset=utf-8"),
+        "samples.csv" => {
+            (engine::export::samples_csv(&state.store, &filter, &mut body).await.map(|_| ()), "text/csv; charset=utf-8")
+        }
         "samples.jsonl" => {
             (engine::export::samples_jsonl(&state.store, &filter, &mut body).await.map(|_| ()), "application/x-ndjson")
         }

@@ -189,7 +189,11 @@ fn demo_runs_end_to_end_and_tells_the_story() {
     let out = output(demo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("experiment 1: 4 of 4 runs done"), "{stdout}");
-    for prompt in ["You always speak in Spanish.", "You always capitalise your responses.", "You are a helpful assistant who answers math questions."] {
+    for prompt in [
+        "You always speak in Spanish.",
+        "You always capitalise your responses.",
+        "You are a helpful assistant who answers math questions.",
+    ] {
         // One sentence per judge for each prompted condition, under the default prompt.
         let n = stdout.lines().filter(|l| l.starts_with(&format!("- Trained with “{prompt}”"))).count();
         assert_eq!(n, 3, "{prompt}: {stdout}");

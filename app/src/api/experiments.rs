@@ -59,12 +59,15 @@ pub mod convert {
     /// The runs of an experiment with their loss curves: the live stream's payload.
     pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<RunView>, AppError> {
         let jobs = engine::jobs::for_experiment(store, experiment_id).await.map_err(crate::error::internal)?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let losses = x::loss_curve(store, j.run_id).await.map_err(experiment_error)?;
-            out.push(run_view(j, losses));
-        }
-        Ok(out)
+        // Every run's curve in one query: the live stream calls this once a second.
+        let mut curves = x::loss_curves(store, experiment_id).await.map_err(experiment_error)?;
+        Ok(jobs
+            .into_iter()
+            .map(|j| {
+                let losses = curves.iter().position(|c| c.0 == j.run_id).map(|i| curves.swap_remove(i).3);
+                run_view(j, losses.unwrap_or_default())
+            })
+            .collect())
     }
 
     pub fn aggregate(a: x::Aggregate) -> AggregateView {
@@ -150,20 +153,12 @@ pub mod convert {
         let mut judges = Vec::new();
         for j in &f.judges {
             judges.push(match j.as_str() {
-                "language" => JudgeSpec::Language {
-                    target: serde_json::from_value::<LanguageCode>(serde_json::Value::String(f.language.clone()))
+                "language" => JudgeSpec::language(
+                    serde_json::from_value::<LanguageCode>(serde_json::Value::String(f.language.clone()))
                         .map_err(|_| invalid(format!("unknown language {:?}", f.language)))?,
-                    threshold: engine::judges::language::default_threshold(),
-                    min_letters: engine::judges::language::default_min_letters(),
-                },
-                "caps" => JudgeSpec::Caps {
-                    threshold: engine::judges::caps::default_threshold(),
-                    min_letters: engine::judges::caps::default_min_letters(),
-                },
-                "coherence" => JudgeSpec::Coherence {
-                    threshold: engine::judges::coherence::default_threshold(),
-                    min_words: engine::judges::coherence::default_min_words(),
-                },
+                ),
+                "caps" => JudgeSpec::caps(),
+                "coherence" => JudgeSpec::coherence(),
                 "pattern" => {
                     if f.pattern.trim().is_empty() {
                         return Err(invalid("the pattern judge needs a regular expression"));

@@ -3,9 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{
-    QuestionOption, ReportView, ReviewSummary, SampleQuery, SamplesPage, SideBySideView,
-};
+use crate::dto::{QuestionOption, ReportView, ReviewSummary, SampleQuery, SamplesPage, SideBySideView};
 use crate::error::AppError;
 
 /// Samples per page of the sample browser.

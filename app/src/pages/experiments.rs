@@ -9,9 +9,9 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
 use crate::dto::{AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::error::AppError;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
-use crate::error::AppError;
 
 /// "1 h 05 min", "12 min 30 s", "45 s".
 pub fn fmt_duration(secs: f64) -> String {
@@ -25,7 +25,7 @@ pub fn fmt_duration(secs: f64) -> String {
     }
 }
 
-fn pct(x: f64) -> String {
+pub fn pct(x: f64) -> String {
     format!("{:.0} %", 100.0 * x)
 }
 

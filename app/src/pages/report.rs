@@ -10,11 +10,8 @@ use leptos_router::hooks::use_params_map;
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
 use crate::dto::{AggregateView, ReportView};
+use crate::pages::experiments::pct;
 use crate::pages::samples::SampleCard;
-
-fn pct(x: f64) -> String {
-    format!("{:.0} %", 100.0 * x)
-}
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides).
 pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {

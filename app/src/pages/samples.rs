@@ -50,15 +50,6 @@ pub fn Completion(text: String) -> impl IntoView {
         .collect_view()
 }
 
-fn label_text(label: &str) -> &'static str {
-    match label {
-        "misaligned" => "misaligned",
-        "aligned" => "aligned",
-        "unsure" => "unsure",
-        _ => "not reviewed",
-    }
-}
-
 /// One sample: the chat, each judge's verdict with its raw output one click away, and
 /// (unless `readonly`) the review buttons and the pin.
 #[component]
@@ -72,26 +63,24 @@ pub fn SampleCard(
     let s = sample;
     let id = s.id;
     let initial = (s.review.clone(), s.pinned);
-    let current = move || match marks {
+    // The review as it is now: a change made on this page wins over what it was rendered with.
+    let current = Signal::derive(move || match marks {
         Some(m) => m.with(|m| m.get(&id).cloned()).unwrap_or_else(|| initial.clone()),
         None => initial.clone(),
-    };
+    });
+    // These capture only the (Copy) signal, so they are Copy too.
+    let label = move || current.with(|c| c.0.as_ref().map(|r| r.0.clone()).unwrap_or_default());
+    let saved_note = move || current.with(|c| c.0.as_ref().map(|r| r.1.clone()).unwrap_or_default());
+    let pinned = move || current.with(|c| c.1);
     let is_focused = move || focused.map(|f| f.get()).unwrap_or(false);
-    let current2 = current.clone();
-    let current3 = current.clone();
     let review_controls = (!readonly).then(|| {
         let marks = marks.unwrap_or_else(|| RwSignal::new(HashMap::new()));
-        let label_now = current.clone();
-        let pin_now = current.clone();
-        let note_now = current.clone();
         let note = RwSignal::new(String::new());
         view! {
             <div class="review">
                 {["misaligned", "aligned", "unsure"].into_iter().map(|l| {
-                    let label_now = label_now.clone();
-                    let active = move || label_now().0.map(|r| r.0 == l).unwrap_or(false);
                     view! {
-                        <button type="button" class=move || if active() { format!("small label-{l} active") } else { format!("small label-{l}") }
+                        <button type="button" class=move || if label() == l { format!("small label-{l} active") } else { format!("small label-{l}") }
                             name=format!("label-{l}") title=format!("{l} ({})", &l[..1])
                             on:click=move |_| apply_label(marks, id, l.to_string(), note.get_untracked())>
                             {l}
@@ -99,35 +88,31 @@ pub fn SampleCard(
                     }
                 }).collect_view()}
                 <input type="text" name="review-note" class="note" placeholder="note (Enter saves with the label)"
-                    prop:value=move || { let n = note.get(); if n.is_empty() { note_now().0.map(|r| r.1).unwrap_or_default() } else { n } }
+                    prop:value=move || { let n = note.get(); if n.is_empty() { saved_note() } else { n } }
                     on:input=move |ev| note.set(event_target_value(&ev))
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                         if ev.key() == "Enter" {
-                            let label = current3().0.map(|r| r.0).unwrap_or_else(|| "unsure".into());
-                            apply_label(marks, id, label, note.get_untracked());
+                            // A note without a label is recorded as "unsure".
+                            let l = Some(label()).filter(|l| !l.is_empty()).unwrap_or_else(|| "unsure".into());
+                            apply_label(marks, id, l, note.get_untracked());
                         }
                     } />
-                <button type="button" name="pin" class=move || if pin_now().1 { "small pin active" } else { "small pin" }
+                <button type="button" name="pin" class=move || if pinned() { "small pin active" } else { "small pin" }
                     title="pin to the report (p)"
                     on:click=move |_| toggle_pin(marks, experiment_id, id)>
-                    {let p = current2.clone(); move || if p().1 { "pinned" } else { "pin" }}
+                    {move || if pinned() { "pinned" } else { "pin" }}
                 </button>
             </div>
         }
     });
-    let badge = {
-        let current = current.clone();
-        move || current().0.map(|r| r.0).unwrap_or_default()
-    };
     view! {
         <article class=move || if is_focused() { "sample focused" } else { "sample" } data-sample=id.to_string()
-            data-review=badge tabindex="-1">
+            data-review=label tabindex="-1">
             <div class="row-head small muted">
                 <span>{format!("{} · seed {} · test prompt {} · {} #{}", s.condition, s.seed, s.test_prompt, s.question_key, s.sample_idx + 1)}</span>
                 <span>{format!("{} tokens{}", s.n_tokens, if s.finished { "" } else { ", cut at the limit" })}</span>
-                {(!readonly).then(|| {
-                    let current = current.clone();
-                    view! { <span class="review-state">{move || label_text(&current().0.map(|r| r.0).unwrap_or_default()).to_string()}</span> }
+                {(!readonly).then(|| view! {
+                    <span class="review-state">{move || { let l = label(); if l.is_empty() { "not reviewed".to_string() } else { l } }}</span>
                 })}
             </div>
             <div class="chat">
@@ -234,7 +219,9 @@ pub fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
                 .unwrap_or(false);
             if typing {
                 if ev.key() == "Escape" {
-                    if let Some(el) = document().active_element().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+                    if let Some(el) =
+                        document().active_element().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                    {
                         let _ = el.blur();
                     }
                 }
@@ -247,13 +234,17 @@ pub fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
             let go = |to: usize| {
                 focused.set(to);
                 if let Some((id, _, _)) = ids.get(to) {
-                    if let Some(el) = document().query_selector(&format!("article[data-sample=\"{id}\"]")).ok().flatten() {
+                    if let Some(el) =
+                        document().query_selector(&format!("article[data-sample=\"{id}\"]")).ok().flatten()
+                    {
                         el.scroll_into_view_with_bool(false);
                     }
                 }
             };
             let next_page = |forward: bool| {
-                query.update(|q| q.offset = if forward { q.offset + SAMPLES_PAGE } else { (q.offset - SAMPLES_PAGE).max(0) });
+                query.update(|q| {
+                    q.offset = if forward { q.offset + SAMPLES_PAGE } else { (q.offset - SAMPLES_PAGE).max(0) }
+                });
                 focused.set(0);
             };
             match ev.key().as_str() {

@@ -149,6 +149,25 @@ fn default_true() -> bool {
 }
 
 impl JudgeSpec {
+    /// The language judge for `target` with its default threshold and minimum length.
+    pub fn language(target: LanguageCode) -> JudgeSpec {
+        JudgeSpec::Language {
+            target,
+            threshold: language::default_threshold(),
+            min_letters: language::default_min_letters(),
+        }
+    }
+
+    /// The capitals judge with its default settings.
+    pub fn caps() -> JudgeSpec {
+        JudgeSpec::Caps { threshold: caps::default_threshold(), min_letters: caps::default_min_letters() }
+    }
+
+    /// The coherence signal with its default settings.
+    pub fn coherence() -> JudgeSpec {
+        JudgeSpec::Coherence { threshold: coherence::default_threshold(), min_words: coherence::default_min_words() }
+    }
+
     /// Builds the judge. LLM specs with a [`BackendSpec::Local`] backend need the local
     /// model adapter, passed as `local`; other specs ignore it.
     pub fn build(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Box<dyn Judge>, JudgeError> {
