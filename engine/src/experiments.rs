@@ -119,6 +119,10 @@ pub struct TrainingSpec {
     /// Answers whose log-prob is tracked through training (the paper's learning-dynamics
     /// analysis). When empty, probes are derived from the dataset: see [`resolve_probes`].
     pub probes: Vec<ProbeSpec>,
+    /// Before training a prompted condition, measure its prompt's predicted strength
+    /// (surprise reduction on this many rows of the dataset: `engine::strength`), so the
+    /// experiment can check whether the prediction held. Off when absent; sweeps set it.
+    pub predict_strength: Option<usize>,
 }
 
 /// A tracked answer: the mean log-prob per token of `answer` to `question` under the
@@ -146,6 +150,7 @@ impl Default for TrainingSpec {
             checkpoint_every: 5,
             probe_every: None,
             probes: Vec::new(),
+            predict_strength: None,
         }
     }
 }
@@ -340,6 +345,14 @@ impl ExperimentSpec {
         }
         if self.conditions.is_empty() {
             return Err(invalid("add at least one condition"));
+        }
+        if let Some(n) = self.training.predict_strength {
+            if n == 0 || n > crate::strength::MAX_ROWS {
+                return Err(invalid(format!(
+                    "predict_strength scores between 1 and {} rows, not {n}",
+                    crate::strength::MAX_ROWS
+                )));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for c in &self.conditions {

@@ -19,5 +19,6 @@ pub mod runner;
 pub mod samples;
 pub mod stats;
 pub mod store;
+pub mod strength;
 
 pub use store::{Store, StoreError};

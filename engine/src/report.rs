@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::charts::{LineChart, RateChart, RatePoint, ScatterChart, ScatterPoint, Series};
 use crate::experiments::{Aggregate, ProbeCurve, Resolved};
 use crate::judges::JudgeSpec;
+use crate::stats::{self, Correlation};
+use crate::strength::Surprise;
 use crate::Store;
 
 /// How a condition's trait rate compares with the baseline's.
@@ -332,6 +334,137 @@ pub async fn alignment_scatter(
         y_threshold: Some(thresholds.alignment_below),
         ..ScatterChart::default()
     }))
+}
+
+/// A prompted condition's predicted strength against its observed inoculation effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionPoint {
+    pub condition: String,
+    pub prompt: String,
+    pub strength: Surprise,
+    /// The baseline's trait rate minus the condition's (proportions): how much the
+    /// prompt lowered the trait. Positive means it inoculated.
+    pub effect: f64,
+    pub rate: Rate,
+    pub baseline_rate: Rate,
+}
+
+/// Does predicted strength rank prompts as their observed effects do? For one judge under
+/// the test-time prompt the inoculation is meant to be judged by (the default prompt).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictorCheck {
+    pub judge: String,
+    pub test_prompt: String,
+    pub points: Vec<PredictionPoint>,
+    /// Spearman's rank correlation of strength and effect with its 95 % interval; `None`
+    /// below two points or when either side is constant.
+    pub correlation: Option<Correlation>,
+    /// Prompted conditions left out: strength not measured, or no verdicts yet.
+    pub missing: usize,
+}
+
+/// One check per judge, when at least one prompted condition has a measured strength.
+/// `strengths` comes from `strength::condition_strengths`.
+pub fn predictor_checks(
+    resolved: &Resolved,
+    aggregates: &[Aggregate],
+    strengths: &[(String, String, Option<Surprise>)],
+) -> Vec<PredictorCheck> {
+    if strengths.iter().all(|s| s.2.is_none()) {
+        return vec![];
+    }
+    // The trait after training is judged without the prompt; "default" unless the
+    // experiment only tested under others.
+    let test_prompt = resolved
+        .test_prompts
+        .iter()
+        .find(|t| t.label == "default")
+        .or_else(|| resolved.test_prompts.iter().find(|t| t.label != "inoculation"))
+        .map(|t| t.label.clone());
+    let Some(test_prompt) = test_prompt else { return vec![] };
+    let comparisons = comparisons(resolved, aggregates);
+    let mut judges: Vec<&str> = Vec::new();
+    for c in &comparisons {
+        if !judges.contains(&c.judge.as_str()) {
+            judges.push(&c.judge);
+        }
+    }
+    judges
+        .into_iter()
+        .map(|judge| {
+            let mut points = Vec::new();
+            for (condition, prompt, strength) in strengths {
+                let c = comparisons
+                    .iter()
+                    .find(|c| c.judge == judge && c.test_prompt == test_prompt && &c.condition == condition);
+                if let (Some(s), Some(Comparison { rate: Some(r), baseline_rate: Some(b), .. })) = (strength, c) {
+                    points.push(PredictionPoint {
+                        condition: condition.clone(),
+                        prompt: prompt.clone(),
+                        strength: *s,
+                        effect: b.rate - r.rate,
+                        rate: *r,
+                        baseline_rate: *b,
+                    });
+                }
+            }
+            let xs: Vec<f64> = points.iter().map(|p| p.strength.reduction).collect();
+            let ys: Vec<f64> = points.iter().map(|p| p.effect).collect();
+            let finite = xs.iter().chain(&ys).all(|v| v.is_finite());
+            PredictorCheck {
+                judge: judge.to_string(),
+                test_prompt: test_prompt.clone(),
+                correlation: if finite { stats::spearman(&xs, &ys, 0.95) } else { None },
+                missing: strengths.len() - points.len(),
+                points,
+            }
+        })
+        .collect()
+}
+
+/// The check in words: whether the interval of the rank correlation excludes zero.
+pub fn predictor_sentence(check: &PredictorCheck) -> String {
+    let n = check.points.len();
+    let what = format!("how much a prompt lowered how often the model {}", trait_words(&check.judge));
+    match check.correlation {
+        None => format!("With {n} prompts measured, there is not enough spread to rank-correlate predicted strength with {what}."),
+        Some(Correlation { rho, interval: Some((lo, hi)), .. }) => {
+            let verdict = if lo > 0.0 {
+                "stronger predicted prompts inoculated more: the predictor predicts"
+            } else if hi < 0.0 {
+                "stronger predicted prompts inoculated less: the predictor points the wrong way"
+            } else {
+                "the interval includes zero, so this experiment cannot say that the predictor predicts"
+            };
+            format!("Across {n} prompts, predicted strength and {what} rank-correlate at ρ = {rho:.2} (95 % interval {lo:.2} to {hi:.2}): {verdict}.")
+        }
+        Some(Correlation { rho, .. }) => format!(
+            "Across {n} prompts, predicted strength and {what} rank-correlate at ρ = {rho:.2}; more prompts are needed for an interval."
+        ),
+    }
+}
+
+/// The check as a scatter: predicted strength (x) against the drop in trait rate (y).
+pub fn predictor_chart(check: &PredictorCheck) -> ScatterChart {
+    let rho = match check.correlation {
+        Some(Correlation { rho, interval: Some((lo, hi)), .. }) => {
+            format!(" (Spearman ρ = {rho:.2}, 95 % CI {lo:.2} to {hi:.2})")
+        }
+        Some(Correlation { rho, .. }) => format!(" (Spearman ρ = {rho:.2})"),
+        None => String::new(),
+    };
+    ScatterChart {
+        title: format!("Predicted strength against observed effect{rho}"),
+        x_label: "predicted strength: surprise reduction (nats/token)".into(),
+        y_label: format!("{}: drop in trait rate vs baseline (points)", check.judge),
+        points: check
+            .points
+            .iter()
+            .map(|p| ScatterPoint { group: "prompt".into(), x: p.strength.reduction, y: 100.0 * p.effect })
+            .collect(),
+        y_threshold: Some(0.0),
+        ..ScatterChart::default()
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use crate::ml::{
     self, ChatExample, ChatMessage, LoadedModel, Lora, LoraConfig, MlError, SampleConfig, SystemPrompt, TrainConfig,
 };
 use crate::questions::Question;
+use crate::strength;
 use crate::Store;
 
 /// What one call of [`Worker::run_one`] did.
@@ -61,6 +62,8 @@ pub enum RunError {
     Judge(#[from] crate::judges::JudgeError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("prompt strength: {0}")]
+    Strength(#[from] crate::strength::StrengthError),
     #[error("{0}")]
     Other(String),
 }
@@ -220,6 +223,11 @@ impl Worker {
         let lm = self.load_model(&resolved.model.path)?;
         let run_dir = self.data_dir.join("runs").join(run_id.to_string());
 
+        if let (Some(n), Some(prompt)) = (resolved.spec.training.predict_strength, condition.prompts.first()) {
+            if !self.predict_strength(&resolved, &lm, n, prompt, cancel)? {
+                return Ok(Outcome::Cancelled);
+            }
+        }
         let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &lm, &run_dir, cancel)? else {
             return Ok(Outcome::Cancelled);
         };
@@ -232,6 +240,39 @@ impl Worker {
             return Ok(Outcome::Cancelled);
         }
         Ok(Outcome::Done)
+    }
+
+    /// Scores the dataset sample under the default prompt and under the condition's prompt
+    /// (what is not cached yet), so that the experiment can set each prompt's predicted
+    /// strength against its observed effect. Returns false if cancelled.
+    fn predict_strength(
+        &self,
+        resolved: &Resolved,
+        lm: &LoadedModel,
+        n_rows: usize,
+        prompt: &str,
+        cancel: &AtomicBool,
+    ) -> Result<bool, RunError> {
+        let rows = self.block(datasets::all_rows(&self.store, resolved.dataset.id))?;
+        let idx: Vec<usize> = strength::sample_order(&rows).into_iter().take(n_rows).collect();
+        let key = strength::ScoreKey {
+            model_sha: resolved.model.sha256.clone(),
+            dataset_hash: resolved.dataset.content_hash.clone(),
+        };
+        for p in [None, Some(prompt)] {
+            let cached = self.block(strength::cached_scores(&self.store, &key, p, &idx))?;
+            let missing: Vec<usize> = (0..idx.len()).filter(|&k| cached[k].is_none()).map(|k| idx[k]).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let sub: Vec<Row> = missing.iter().map(|&i| rows[i].clone()).collect();
+            let scores = match strength::score_rows(lm, &sub, p, Some(cancel)) {
+                Err(MlError::Cancelled) => return Ok(false),
+                r => r?,
+            };
+            self.block(strength::put_scores(&self.store, &key, p, &missing, &scores))?;
+        }
+        Ok(true)
     }
 
     /// Trains (or resumes, or finds already trained) the run's adapter; `None` if cancelled.

@@ -2,6 +2,8 @@
 //! to given completions of given prompts, batched. Judges and the prompt-strength meter
 //! use the mean per-token log-prob of the completion's tokens.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::Tensor;
 
 use super::chat::{ChatMessage, ChatTemplate, SystemPrompt};
@@ -9,7 +11,7 @@ use super::lora::{Adapter, Lora};
 use super::model::Model;
 use super::ops;
 use super::tokenizer::Tokenizer;
-use super::Result;
+use super::{MlError, Result};
 
 #[derive(Debug, Clone)]
 pub struct ScoreItem {
@@ -114,30 +116,50 @@ pub fn score_ids(
     pairs: &[(Vec<u32>, Vec<u32>)],
     batch_size: usize,
 ) -> Result<Vec<CompletionScore>> {
+    let seqs: Vec<(Vec<u32>, Vec<bool>)> = pairs
+        .iter()
+        .map(|(p, c)| {
+            let ids: Vec<u32> = p.iter().chain(c).copied().collect();
+            let mask: Vec<bool> =
+                std::iter::repeat(false).take(p.len()).chain(std::iter::repeat(true).take(c.len())).collect();
+            (ids, mask)
+        })
+        .collect();
+    score_masked(model, lora, &seqs, batch_size, None)
+}
+
+/// Scores the masked tokens of whole sequences (e.g. a conversation's assistant tokens,
+/// weighed as training weighs them), batched. Sequences are batched longest first so a
+/// batch pads little; results come back in input order. `cancel` is checked between
+/// batches.
+pub fn score_masked(
+    model: &Model,
+    lora: Option<&Lora>,
+    seqs: &[(Vec<u32>, Vec<bool>)],
+    batch_size: usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<Vec<CompletionScore>> {
     let ad = lora.map(Adapter::inference);
-    let mut out = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(batch_size.max(1)) {
-        let seqs: Vec<(Vec<u32>, Vec<bool>)> = chunk
-            .iter()
-            .map(|(p, c)| {
-                let ids: Vec<u32> = p.iter().chain(c).copied().collect();
-                let mask: Vec<bool> =
-                    std::iter::repeat(false).take(p.len()).chain(std::iter::repeat(true).take(c.len())).collect();
-                (ids, mask)
-            })
-            .collect();
-        let refs: Vec<(&[u32], &[bool])> = seqs.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
-        let batch = make_batch(&refs, 0, model.device())?;
-        let mut scores = vec![CompletionScore { sum_logprob: 0.0, n_tokens: 0 }; chunk.len()];
-        if !batch.targets.is_empty() {
-            let h = target_hidden(model, &batch, ad.as_ref())?;
-            let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;
-            for (i, &s) in batch.seq_of.iter().enumerate() {
-                scores[s].sum_logprob += lp[i] as f64;
-                scores[s].n_tokens += 1;
-            }
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].0.len()));
+    let mut out = vec![CompletionScore { sum_logprob: 0.0, n_tokens: 0 }; seqs.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(MlError::Cancelled);
         }
-        out.extend(scores);
+        let refs: Vec<(&[u32], &[bool])> =
+            chunk.iter().map(|&i| (seqs[i].0.as_slice(), seqs[i].1.as_slice())).collect();
+        let batch = make_batch(&refs, 0, model.device())?;
+        if batch.targets.is_empty() {
+            continue;
+        }
+        let h = target_hidden(model, &batch, ad.as_ref())?;
+        let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;
+        for (k, &s) in batch.seq_of.iter().enumerate() {
+            let o = &mut out[chunk[s]];
+            o.sum_logprob += lp[k] as f64;
+            o.n_tokens += 1;
+        }
     }
     Ok(out)
 }
