@@ -449,3 +449,71 @@ pub struct ReportView {
     pub version: i64,
     pub has_probes: bool,
 }
+
+// --- prompt strength ---
+
+/// A prompt's surprise reduction (nats/token) with its 95 % bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SurpriseView {
+    pub reduction: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub prompted: f64,
+    pub default: f64,
+    pub n_rows: usize,
+    pub n_tokens: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrengthResult {
+    pub surprise: SurpriseView,
+    pub cached: bool,
+    pub seconds: f64,
+}
+
+/// How often the base model showed each trait under the prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElicitationResult {
+    /// (judge, what its trait means in words, hits, decided answers)
+    pub rates: Vec<(String, String, u64, u64)>,
+    /// (question, completion: untrusted model output)
+    pub samples: Vec<(String, String)>,
+    pub cached: bool,
+    pub seconds: f64,
+}
+
+/// One prompt the ranking table can place: a library prompt or one paraphrase of a set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrengthCandidate {
+    /// "Spanish", or "Evil assistant · paraphrase 3".
+    pub label: String,
+    /// The paraphrase set it belongs to (the prompt's name), if it is a paraphrase.
+    pub set: Option<String>,
+    pub prompt_id: i64,
+    pub text: String,
+    pub surprise: Option<SurpriseView>,
+}
+
+/// The sweep form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepForm {
+    pub name: String,
+    pub model_id: i64,
+    pub dataset_id: i64,
+    pub prompts: Vec<String>,
+    pub steps: usize,
+    pub seeds: usize,
+    pub questions: usize,
+    pub rows: usize,
+}
+
+/// A sweep's check: did predicted strength rank prompts as their observed effects did?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionView {
+    pub judge: String,
+    pub sentence: String,
+    /// (condition, prompt, surprise reduction, its interval, drop in trait rate vs baseline)
+    pub points: Vec<(String, String, f64, f64, f64, f64)>,
+    /// Prompted conditions without a measured strength or without verdicts yet.
+    pub missing: usize,
+}

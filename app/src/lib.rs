@@ -58,6 +58,7 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">"inoculab"</a>
                 <nav>
                     <A href="/prompts">"Prompts"</A>
+                    <A href="/designer">"Designer"</A>
                     <A href="/datasets">"Datasets"</A>
                     <A href="/models">"Models"</A>
                     <A href="/experiments">"Experiments"</A>
@@ -69,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::home::HomePage />
                     <Route path=path!("/prompts") view=pages::prompts::PromptsPage />
                     <Route path=path!("/prompts/:id") view=pages::prompts::PromptPage />
+                    <Route path=path!("/designer") view=pages::designer::DesignerPage />
                     <Route path=path!("/datasets") view=pages::datasets::DatasetsPage />
                     <Route path=path!("/datasets/:id") view=pages::datasets::DatasetPage />
                     <Route path=path!("/models") view=pages::models::ModelsPage />

@@ -13,6 +13,8 @@ pub struct AppState {
     /// Folders under which models may be registered (`--model-root`).
     pub model_roots: Vec<std::path::PathBuf>,
     pub limits: Limits,
+    /// The prompt designer's strength meter (a loaded model and a cache in the store).
+    pub meter: std::sync::Arc<engine::strength::Meter>,
 }
 
 /// Size limits the user can set on the command line.

@@ -100,6 +100,27 @@ pub async fn chart(
                 Err(e) => return internal(e),
             }
         }
+        "predictor" => {
+            let (aggregates, strengths) = match (
+                engine::experiments::aggregates(store, id).await,
+                engine::strength::condition_strengths(store, &r).await,
+            ) {
+                (Ok(a), Ok(s)) => (a, s),
+                (Err(e), _) => return internal(e),
+                (_, Err(e)) => return internal(e),
+            };
+            let checks = engine::report::predictor_checks(&r, &aggregates, &strengths);
+            let check = match q.get("judge") {
+                Some(j) => checks.iter().find(|c| &c.judge == j),
+                None => checks.first(),
+            };
+            match check {
+                Some(c) => engine::charts::scatter_chart(&engine::report::predictor_chart(c)),
+                None => {
+                    return fail(StatusCode::NOT_FOUND, "no prompt strength was measured for this experiment's judge")
+                }
+            }
+        }
         other => return fail(StatusCode::NOT_FOUND, format!("no chart called {other:?}")),
     };
     let base = format!("experiment-{id}-{name}");

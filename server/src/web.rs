@@ -31,10 +31,11 @@ pub async fn serve(data_dir: &Path, models: &ModelPaths, args: ServeArgs) -> any
         .build();
     let state = AppState {
         leptos_options: leptos_options.clone(),
-        store,
+        store: store.clone(),
         data_dir: data_dir.to_owned(),
         model_roots: models.roots.clone(),
         limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
+        meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone())),
     };
     // The worker shares the store; it stops (leaving its run to resume) when this returns.
     let _worker = if args.no_worker {

@@ -7,4 +7,5 @@ pub mod experiments;
 pub mod models;
 pub mod prompts;
 pub mod results;
+pub mod strength;
 pub mod system;

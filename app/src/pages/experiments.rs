@@ -781,6 +781,7 @@ fn Charts(detail: ExperimentDetail) -> impl IntoView {
                 <Chart id=d.id name="scatter" judge=None version
                     caption="Each answer's coherence against its alignment (Betley judge); misaligned answers sit right of the vertical line and below the horizontal one.".to_string() />
             })}
+            <crate::pages::report::Predictions id=d.id version />
             {trained.then(|| view! {
                 <Chart id=d.id name="loss" judge=None version caption="Training loss of every run.".to_string() />
                 <Chart id=d.id name="probes" judge=None version

@@ -1,6 +1,7 @@
 //! One module per page (or page family).
 
 pub mod datasets;
+pub mod designer;
 pub mod experiments;
 pub mod home;
 pub mod models;

@@ -8,6 +8,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use crate::api::prompts::*;
 use crate::components::{short_time, ErrorBox, Loading, Tags};
 use crate::dto::{DiffLine, Prompt, PromptVersion};
+use crate::pages::designer::{MeterTarget, StrengthMeter, TargetPickers};
 
 #[component]
 pub fn PromptsPage() -> impl IntoView {
@@ -209,6 +210,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
         note: String::new(),
     });
     let delete = ServerAction::<DeletePrompt>::new();
+    let meter_target = MeterTarget { model: RwSignal::new(-1), dataset: RwSignal::new(-1) };
     let confirm_delete = RwSignal::new(false);
     let navigate = use_navigate();
     Effect::new(move || {
@@ -251,6 +253,14 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
                     </Show>
                 </div>
                 {move || delete.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e /> })}
+                <h3>"Strength"</h3>
+                <TargetPickers target=meter_target />
+                <StrengthMeter text=f.text.into() target=meter_target />
+                <p class="small">
+                    <a href=format!("/designer?prompt={id}")>
+                        {if latest.paraphrases.is_empty() { "Rank it against the library in the designer →".to_string() } else { format!("Rank it in the designer, or sweep its {} paraphrases →", latest.paraphrases.len()) }}
+                    </a>
+                </p>
             </form>
             <section class="card">
                 <h2>"Versions"</h2>

@@ -111,6 +111,7 @@ fn Report(report: ReportView) -> impl IntoView {
                         caption=format!("How often the model {words}, per training condition (x) and test-time system prompt (colour); bars are 95 % intervals. Judge: {j}.") />
                 }).collect_view()}
             </section>
+            <Predictions id version=r.version />
             <section>
                 <h2>"Examples"</h2>
                 {if r.pinned.is_empty() {
@@ -172,5 +173,46 @@ fn RatesTable(rows: Vec<AggregateView>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// A sweep's "does the predictor predict?" section: per judge, the sentence, the scatter of
+/// observed effect against predicted strength, and the table behind it. Renders nothing
+/// when no condition's strength was measured.
+#[component]
+pub fn Predictions(id: i64, version: i64) -> impl IntoView {
+    let predictions = Resource::new(move || (id, version), |(id, _)| crate::api::strength::get_predictions(id));
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match predictions.await {
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                    Ok(p) if p.is_empty() => ().into_any(),
+                    Ok(p) => view! {
+                        <section class="predictions" data-testid="predictions">
+                            <h2>"Did predicted strength predict the effect?"</h2>
+                            {p.into_iter().map(|c| view! {
+                                <p class="finding">{c.sentence.clone()}</p>
+                                <Chart id name="predictor" judge=Some(c.judge.clone()) version
+                                    caption=format!("Each prompt's surprise reduction before training (x) against how much it lowered the trait rate vs the baseline after training (y), judge {}.", c.judge) />
+                                <details>
+                                    <summary class="small">{format!("{} prompts{}", c.points.len(), if c.missing > 0 { format!(" ({} not measured or not judged yet)", c.missing) } else { String::new() })}</summary>
+                                    <table class="results">
+                                        <thead><tr><th>"condition"</th><th>"prompt"</th><th class="num">"surprise reduction"</th><th class="num">"drop in trait rate"</th></tr></thead>
+                                        <tbody>
+                                            {c.points.into_iter().map(|(cond, prompt, s, lo, hi, effect)| view! {
+                                                <tr><td>{cond}</td><td class="small">{prompt}</td>
+                                                    <td class="num">{format!("{s:+.3} [{lo:+.3}, {hi:+.3}]")}</td>
+                                                    <td class="num">{format!("{:+.0} points", 100.0 * effect)}</td></tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </details>
+                            }).collect_view()}
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
     }
 }
