@@ -811,6 +811,8 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
     let label = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
     let active = d.runs.iter().filter(|r| r.status == "queued" || r.status == "running").count();
+    // Not written inline in the view: its `>` would end the button's tag.
+    let busy = active > 0;
     let version: i64 = d.aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
     let mut judges: Vec<String> = Vec::new();
     for a in &d.aggregates {
@@ -863,7 +865,7 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
                 {(active > 0).then(|| view! {
                     <p class="muted small">{format!("{active} run(s) are still queued or running: add test-time prompts once every run has finished.")}</p>
                 })}
-                <button type="submit" name="elicit" class="primary" disabled=move || active > 0 || action.pending().get()>
+                <button type="submit" name="elicit" class="primary" disabled=move || busy || action.pending().get()>
                     "Add and re-evaluate"
                 </button>
             </form>
