@@ -458,6 +458,22 @@ fn added_test_prompts_sample_only_whats_missing() {
             assert_eq!(a.n, 3);
         }
     }
+    // Side by side puts the added prompts after the spec's, in the order they were added.
+    let sbs = env.rt.block_on(engine::samples::side_by_side(&env.store, id, &before[0].3, None)).unwrap();
+    let columns: Vec<(&str, &str)> =
+        sbs.columns.iter().map(|c| (c.condition.as_str(), c.test_prompt.as_str())).collect();
+    assert_eq!(
+        columns,
+        [
+            ("baseline", "default"),
+            ("baseline", "secure"),
+            ("baseline", "none"),
+            ("spanish", "default"),
+            ("spanish", "inoculation"),
+            ("spanish", "secure"),
+            ("spanish", "none"),
+        ]
+    );
     let chart = engine::report::heatmap_chart(&r, &aggregates, "caps");
     assert_eq!(chart.columns, ["default", "inoculation", "secure", "none"]);
     assert_eq!(chart.cells.len(), 3 + 4);
