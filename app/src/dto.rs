@@ -188,6 +188,27 @@ pub struct ExperimentDetail {
     pub aggregates: Vec<AggregateView>,
 }
 
+/// Test-time prompts to add to a finished experiment (the elicitation check): library
+/// prompts by id (their latest version) and, when `label` or `text` is filled in, one
+/// written here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddTestPromptsForm {
+    pub experiment_id: i64,
+    pub prompt_ids: Vec<i64>,
+    pub label: String,
+    pub text: String,
+}
+
+/// What adding test-time prompts did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedTestPromptsView {
+    pub labels: Vec<String>,
+    /// Finished runs queued again to sample and judge under the new prompts.
+    pub requeued: u64,
+    /// Failed or cancelled runs, which get the new prompts when retried.
+    pub not_requeued: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuestionSetRow {
     pub id: i64,

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, launchBrowser, openPage, ROOT, BINARY } from './harness.js';
@@ -248,5 +248,49 @@ test('the home page starts the demo: four conditions queued, then cancelled', { 
   }
   await page.getByRole('button', { name: 'Cancel experiment' }).click();
   await page.locator('table.runs tr[data-status=cancelled]').nth(3).waitFor({ timeout: 30_000 });
+  assert.deepEqual(errors, []);
+});
+
+// Last: it adds samples, which the counts above do not expect.
+test('elicitation check: add a test-time prompt to the finished experiment, re-evaluate, see the heat map', { skip, timeout: 600_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto(`/experiments/${experimentId}`);
+  const section = page.locator('section.elicitation');
+  await section.locator('figure[data-chart=heatmap] img').first().waitFor();
+  await section.locator('input[name=elicit-label]').fill('secure <b>');
+  await section.locator('input[name=elicit-text]').fill('You write secure code.');
+  await section.locator('button[name=elicit]').click();
+  await section.locator('p.ok', { hasText: /Added secure <b>; 2 run\(s\) queued/ }).waitFor();
+  await page.locator('table.runs tr[data-status=queued]').nth(1).waitFor();
+  // Queued runs: the form says why it cannot add more now.
+  assert.ok(await section.locator('button[name=elicit]').isDisabled());
+
+  // This server has no worker: a second process on the same data directory works the queue.
+  const worker = spawn(BINARY, ['--data-dir', server.dataDir, 'serve', '--port', '0'], { stdio: 'ignore', env: { ...process.env, RUST_LOG: 'warn' } });
+  try {
+    await page.locator('table.runs tr[data-status=done]').nth(1).waitFor({ timeout: 540_000 });
+  } finally {
+    worker.kill('SIGTERM');
+    await new Promise((r) => (worker.exitCode !== null ? r() : worker.on('exit', r)));
+  }
+  // Only the new prompt was sampled: 3 questions x 2 samples for each of the two runs.
+  const jsonl = await (await fetch(`${server.base}/api/experiments/${experimentId}/export/samples.jsonl`)).text();
+  const lines = jsonl.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.filter((l) => l.test_prompt === 'secure <b>').length, 12);
+  assert.equal(lines.length, 18 + 12);
+  assert.ok(lines.every((l) => l.judgements.length === 3));
+  // The heat map has the new column, its label escaped; the page shows it as an image.
+  const svg = await (await fetch(`${server.base}/api/experiments/${experimentId}/charts/heatmap.svg?judge=caps`)).text();
+  assert.match(svg, /secure &lt;b&gt;/);
+  assert.doesNotMatch(svg, /<b>/);
+  assert.match(svg, /n=6/);
+  await goto(`/experiments/${experimentId}`);
+  const img = page.locator('section.elicitation figure[data-chart=heatmap] img').first();
+  await img.waitFor();
+  assert.match(await img.getAttribute('src'), /heatmap\.svg/);
+  await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 30_000 });
+  // The report shows the heat map too, now that there are several test-time prompts.
+  const report = await (await fetch(`${server.base}/experiments/${experimentId}/report`)).text();
+  assert.match(report, /charts\/heatmap\.svg/);
   assert.deepEqual(errors, []);
 });

@@ -1,5 +1,6 @@
 //! Charts drawn on the server: trait rates with their 95 % intervals, training-loss and
-//! log-prob curves, and alignment-vs-coherence scatters. Each chart is a pure function from
+//! log-prob curves, alignment-vs-coherence scatters, and the elicitation heat map
+//! (condition x test-time prompt). Each chart is a pure function from
 //! its own small input struct (serialisable, so a caller adapts its own types to it) to a
 //! self-contained SVG string; `svg_to_png` rasterises any of them for download.
 //!
@@ -101,6 +102,30 @@ pub struct ScatterPoint {
     pub y: f64,
 }
 
+/// A grid of trait rates: one row per condition, one column per test-time prompt (the
+/// elicitation check: does a prompt bring an inoculated trait back?).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeatmapChart {
+    pub title: String,
+    /// Row and column names in display order. A cell naming a row or column missing here
+    /// adds it at the end; a grid position without a cell is drawn as "not evaluated".
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    pub cells: Vec<HeatCell>,
+    #[serde(default)]
+    pub size: ChartSize,
+}
+
+/// One cell: `rate` a proportion in 0..=1 (`None`, or not finite: no verdicts), over `n`
+/// answers with a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeatCell {
+    pub row: String,
+    pub column: String,
+    pub rate: Option<f64>,
+    pub n: u64,
+}
+
 /// A chart's size in SVG user units (pixels at scale 1). Widths are clamped to
 /// `MIN_SIZE..=MAX_SIZE` and heights to `MIN_HEIGHT..=MAX_SIZE`, so a request cannot ask for
 /// an unreadable or a huge chart.
@@ -168,6 +193,12 @@ pub fn line_chart(chart: &LineChart) -> String {
 /// One dot per point, coloured by group, with the thresholds drawn and labelled.
 pub fn scatter_chart(chart: &ScatterChart) -> String {
     render(chart.size, |root| draw_scatter(root, chart))
+}
+
+/// Rows x columns of cells coloured by rate (white to Okabe–Ito blue), each written as a
+/// percentage with its n, and a colour scale below.
+pub fn heatmap_chart(chart: &HeatmapChart) -> String {
+    render(chart.size, |root| draw_heatmap(root, chart))
 }
 
 /// Rasterises an SVG (one of ours, or any other) to PNG bytes, `scale` pixels per SVG unit.
@@ -409,6 +440,112 @@ fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
         let style = label.pos(Pos::new(HPos::Right, VPos::Bottom));
         plot.draw(&Text::new(note, (w as i32 - 4, h as i32 - 4), style))?;
     }
+    Ok(())
+}
+
+/// The heat map's colour for a rate: a straight blend from near-white to Okabe–Ito blue,
+/// one hue so that darker always means more.
+const HEAT_LOW: RGBColor = RGBColor(0xF7, 0xF7, 0xF7);
+const HEAT_HIGH: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+const NOT_EVALUATED: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
+
+fn heat(rate: f64) -> RGBColor {
+    let t = rate.clamp(0.0, 1.0);
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * t).round() as u8;
+    RGBColor(mix(HEAT_LOW.0, HEAT_HIGH.0), mix(HEAT_LOW.1, HEAT_HIGH.1), mix(HEAT_LOW.2, HEAT_HIGH.2))
+}
+
+fn draw_heatmap(root: &Area<'_>, chart: &HeatmapChart) -> Drawn {
+    if chart.cells.is_empty() {
+        return no_data(root, &chart.title);
+    }
+    let (rows, row_index) = first_seen(chart.rows.iter().chain(chart.cells.iter().map(|c| &c.row)).map(|s| s.as_str()));
+    let (columns, column_index) =
+        first_seen(chart.columns.iter().chain(chart.cells.iter().map(|c| &c.column)).map(|s| s.as_str()));
+    let mut grid: Vec<Vec<Option<&HeatCell>>> = vec![vec![None; columns.len()]; rows.len()];
+    for c in &chart.cells {
+        grid[row_index[c.row.as_str()]][column_index[c.column.as_str()]] = Some(c);
+    }
+
+    let area = titled(root, &chart.title)?;
+    let (w, h) = area.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    // Row names on the left (up to a third of the width), column names and the axis name
+    // on top, the colour scale at the bottom.
+    let longest_row = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0) as i32;
+    let left = (longest_row * CHAR_PX as i32 + 16).clamp(90, w / 3);
+    let (top, bottom, right) = (48, 56, 12);
+    let cell_w = ((w - left - right) / columns.len() as i32).max(1);
+    let cell_h = ((h - top - bottom) / rows.len() as i32).clamp(1, 90);
+
+    let header = text(LABEL_PT).pos(Pos::new(HPos::Center, VPos::Bottom));
+    area.draw(&Text::new("test-time prompt", (left + cell_w * columns.len() as i32 / 2, 16), header.clone()))?;
+    let corner = text(LABEL_PT).color(&MUTED).pos(Pos::new(HPos::Left, VPos::Bottom));
+    area.draw(&Text::new("condition", (4, top - 6), corner))?;
+    let column_chars = ((cell_w - 6).max(0) as u32 / CHAR_PX).max(3) as usize;
+    for (j, name) in columns.iter().enumerate() {
+        let x = left + cell_w * j as i32 + cell_w / 2;
+        area.draw(&Text::new(clean(name, column_chars), (x, top - 6), header.clone()))?;
+    }
+    let row_chars = ((left - 12).max(0) as u32 / CHAR_PX).max(3) as usize;
+    let row_style = text(LABEL_PT).pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, name) in rows.iter().enumerate() {
+        let y = top + cell_h * i as i32 + cell_h / 2;
+        area.draw(&Text::new(clean(name, row_chars), (left - 8, y), row_style.clone()))?;
+    }
+
+    // Cell text: the rate on top, n below it, when the cell is tall and wide enough.
+    let two_lines = cell_h >= 36;
+    for (i, row) in grid.iter().enumerate() {
+        for (j, cell) in row.iter().enumerate() {
+            let (x0, y0) = (left + cell_w * j as i32, top + cell_h * i as i32);
+            let (x1, y1) = (x0 + cell_w - 2, y0 + cell_h - 2);
+            let rate = cell.and_then(|c| c.rate).filter(|r| r.is_finite());
+            let fill = rate.map(heat).unwrap_or(NOT_EVALUATED);
+            area.draw(&Rectangle::new([(x0, y0), (x1, y1)], fill.filled()))?;
+            let ink = if rate.is_some_and(|r| r > 0.55) { WHITE } else { BLACK };
+            let (main, sub) = match (cell, rate) {
+                (None, _) => ("not evaluated".to_string(), None),
+                (Some(c), None) => ("no verdicts".to_string(), Some(format!("n={}", c.n))),
+                (Some(c), Some(r)) => (format!("{:.0} %", percent(r)), Some(format!("n={}", c.n))),
+            };
+            let centre = Pos::new(HPos::Center, VPos::Center);
+            let (cx, cy) = ((x0 + x1) / 2, (y0 + y1) / 2);
+            if (main.len() as i32) * 6 > cell_w {
+                continue; // too narrow to write in; the colour still tells
+            }
+            let main_style = text(if cell.is_some() { LABEL_PT } else { SMALL_PT }).color(&ink).pos(centre);
+            match sub {
+                Some(sub) if two_lines => {
+                    area.draw(&Text::new(main, (cx, cy - 8), main_style))?;
+                    area.draw(&Text::new(sub, (cx, cy + 10), text(SMALL_PT).color(&ink).pos(centre)))?;
+                }
+                _ => area.draw(&Text::new(main, (cx, cy), main_style))?,
+            }
+        }
+    }
+
+    // The colour scale: 0 % to 100 % in ten steps.
+    let scale_y = top + cell_h * rows.len() as i32 + 18;
+    let scale_w = (w - left - right).clamp(60, 300);
+    let step = scale_w / 10;
+    for k in 0..10 {
+        let x = left + k * step;
+        let colour = heat((k as f64 + 0.5) / 10.0);
+        area.draw(&Rectangle::new([(x, scale_y), (x + step, scale_y + 10)], colour.filled()))?;
+    }
+    let small = text(SMALL_PT).color(&MUTED);
+    area.draw(&Text::new("0 %", (left, scale_y + 14), small.clone().pos(Pos::new(HPos::Left, VPos::Top))))?;
+    area.draw(&Text::new(
+        "100 %",
+        (left + 10 * step, scale_y + 14),
+        small.clone().pos(Pos::new(HPos::Right, VPos::Top)),
+    ))?;
+    area.draw(&Text::new(
+        "trait rate",
+        (left + 10 * step + 8, scale_y + 5),
+        small.pos(Pos::new(HPos::Left, VPos::Center)),
+    ))?;
     Ok(())
 }
 

@@ -299,6 +299,11 @@ pub struct ResolvedTestPrompt {
     /// user's label.
     pub label: String,
     pub kind: TestPromptKind,
+    /// Added after the runs finished (the elicitation check, [`add_test_prompts`]); stored
+    /// beside the spec, not in it. Never serialised when false, so specs stored before it
+    /// existed, and their hashes, read back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub added: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -521,6 +526,33 @@ fn row_question(row: &Row) -> Option<&str> {
     row.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str())
 }
 
+/// One test-time prompt as content, with the library version it came from (if any).
+async fn resolve_test_prompt(
+    store: &Store,
+    t: &TestPromptSpec,
+) -> Result<(ResolvedTestPrompt, Option<i64>), ExperimentError> {
+    let plain = |label: &str, kind| (ResolvedTestPrompt { label: label.into(), kind, added: false }, None);
+    Ok(match t {
+        TestPromptSpec::Named(NamedTestPrompt::Default) => plain("default", TestPromptKind::Default),
+        TestPromptSpec::Named(NamedTestPrompt::None) => plain("none", TestPromptKind::None),
+        TestPromptSpec::Named(NamedTestPrompt::Inoculation) => plain("inoculation", TestPromptKind::Inoculation),
+        TestPromptSpec::Library { prompt_id, version } => {
+            let (texts, version_id, v) = resolve_library_prompt(store, *prompt_id, *version).await?;
+            let label = format!("prompt:{prompt_id}@v{v}");
+            (ResolvedTestPrompt { label, kind: TestPromptKind::Text(texts[0].clone()), added: false }, Some(version_id))
+        }
+        TestPromptSpec::Text { label, text } => {
+            if label.trim().is_empty() || text.trim().is_empty() {
+                return Err(invalid("a test-time prompt needs a label and a text"));
+            }
+            if ["default", "none", "inoculation"].contains(&label.trim()) {
+                return Err(invalid(format!("the label {label:?} is reserved")));
+            }
+            plain(label.trim(), TestPromptKind::Text(text.trim().into()))
+        }
+    })
+}
+
 /// Resolves a spec against the store (see the module comment). Files named by
 /// [`QuestionSource::File`] are imported as question sets on the way.
 pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, ExperimentError> {
@@ -635,33 +667,7 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
 
     let mut test_prompts = Vec::new();
     for t in &spec.evaluation.test_prompts {
-        test_prompts.push(match t {
-            TestPromptSpec::Named(NamedTestPrompt::Default) => {
-                ResolvedTestPrompt { label: "default".into(), kind: TestPromptKind::Default }
-            }
-            TestPromptSpec::Named(NamedTestPrompt::None) => {
-                ResolvedTestPrompt { label: "none".into(), kind: TestPromptKind::None }
-            }
-            TestPromptSpec::Named(NamedTestPrompt::Inoculation) => {
-                ResolvedTestPrompt { label: "inoculation".into(), kind: TestPromptKind::Inoculation }
-            }
-            TestPromptSpec::Library { prompt_id, version } => {
-                let (texts, _, v) = resolve_library_prompt(store, *prompt_id, *version).await?;
-                ResolvedTestPrompt {
-                    label: format!("prompt:{prompt_id}@v{v}"),
-                    kind: TestPromptKind::Text(texts[0].clone()),
-                }
-            }
-            TestPromptSpec::Text { label, text } => {
-                if label.trim().is_empty() || text.trim().is_empty() {
-                    return Err(invalid("a test-time prompt needs a label and a text"));
-                }
-                if ["default", "none", "inoculation"].contains(&label.trim()) {
-                    return Err(invalid(format!("the label {label:?} is reserved")));
-                }
-                ResolvedTestPrompt { label: label.trim().into(), kind: TestPromptKind::Text(text.trim().into()) }
-            }
-        });
+        test_prompts.push(resolve_test_prompt(store, t).await?.0);
     }
     let mut labels = std::collections::HashSet::new();
     if !test_prompts.iter().all(|t| labels.insert(t.label.clone())) {
@@ -916,9 +922,144 @@ pub async fn get(store: &Store, id: i64) -> Result<(Resolved, String, String), E
             .fetch_optional(store.pool())
             .await?;
     let (json, hash, created_at) = row.ok_or(ExperimentError::NotFound(id))?;
-    let resolved =
+    let mut resolved: Resolved =
         serde_json::from_str(&json).map_err(|e| ExperimentError::Corrupt(format!("experiment {id}: {e}")))?;
+    resolved.test_prompts.extend(added_test_prompts(store, id).await?);
     Ok((resolved, hash, created_at))
+}
+
+/// The test-time prompts added after the fact, in the order they were added.
+async fn added_test_prompts(store: &Store, id: i64) -> Result<Vec<ResolvedTestPrompt>, ExperimentError> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT label, kind, text FROM experiment_test_prompts WHERE experiment_id = ? ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await?;
+    rows.into_iter()
+        .map(|(label, kind, text)| {
+            let kind = match (kind.as_str(), text) {
+                ("default", _) => TestPromptKind::Default,
+                ("none", _) => TestPromptKind::None,
+                ("inoculation", _) => TestPromptKind::Inoculation,
+                ("text", Some(t)) => TestPromptKind::Text(t),
+                (k, _) => {
+                    return Err(ExperimentError::Corrupt(format!(
+                        "experiment {id}: test prompt {label:?} of kind {k:?}"
+                    )))
+                }
+            };
+            Ok(ResolvedTestPrompt { label, kind, added: true })
+        })
+        .collect()
+}
+
+/// What [`add_test_prompts`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedTestPrompts {
+    /// The new prompts' labels, as samples will carry them.
+    pub labels: Vec<String>,
+    /// Finished runs put back in the queue to sample and judge under them.
+    pub requeued: u64,
+    /// Runs that had failed or were cancelled: they get the new prompts when retried.
+    pub not_requeued: u64,
+}
+
+/// The elicitation check: evaluates a finished experiment under more test-time prompts.
+/// The prompts are stored beside the spec (which, with its hash, stays what was launched)
+/// and every finished run goes back in the queue; the worker finds its adapter trained
+/// and its earlier samples and verdicts stored, so it samples and judges only the new
+/// (test prompt, question, sample) items. Refused while any run is queued or running (a
+/// run in flight would finish without them, and be marked done as if it had them); a
+/// label the experiment already has is an error. All or nothing: one transaction.
+pub async fn add_test_prompts(
+    store: &Store,
+    experiment_id: i64,
+    prompts: &[TestPromptSpec],
+) -> Result<AddedTestPrompts, ExperimentError> {
+    if prompts.is_empty() {
+        return Err(invalid("choose or write at least one test-time prompt to add"));
+    }
+    let (resolved, _, _) = get(store, experiment_id).await?;
+    let mut labels: std::collections::HashSet<String> = resolved.test_prompts.iter().map(|t| t.label.clone()).collect();
+    let mut new = Vec::new();
+    for t in prompts {
+        let (tp, version_id) = resolve_test_prompt(store, t).await?;
+        if !labels.insert(tp.label.clone()) {
+            return Err(invalid(format!(
+                "the experiment already has a test-time prompt labelled {:?}; give this one another label",
+                tp.label
+            )));
+        }
+        if tp.kind == TestPromptKind::Inoculation && resolved.conditions.iter().all(|c| c.prompts.is_empty()) {
+            return Err(invalid("no condition was trained with a prompt, so there is no inoculation prompt to give"));
+        }
+        new.push((tp, version_id));
+    }
+    let mut extended = resolved.clone();
+    extended.test_prompts.extend(new.iter().map(|(t, _)| t.clone()));
+    let per_run = extended.samples_per_run(extended.conditions.iter().any(|c| !c.prompts.is_empty()));
+    if per_run > MAX_SAMPLES_PER_RUN {
+        return Err(invalid(format!("{per_run} samples per run; at most {MAX_SAMPLES_PER_RUN}")));
+    }
+
+    let mut tx = store.pool().begin().await?;
+    // Written first, so this transaction holds SQLite's write lock before it reads the
+    // jobs' state: no worker can claim, nor a user retry, a run between the check and the
+    // requeue (a read-then-write transaction could also fail to upgrade its lock).
+    let (start,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(position) + 1, 0) FROM experiment_test_prompts WHERE experiment_id = ?")
+            .bind(experiment_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    for (i, (t, version_id)) in new.iter().enumerate() {
+        let (kind, text) = match &t.kind {
+            TestPromptKind::Default => ("default", None),
+            TestPromptKind::None => ("none", None),
+            TestPromptKind::Inoculation => ("inoculation", None),
+            TestPromptKind::Text(s) => ("text", Some(s.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO experiment_test_prompts (experiment_id, position, label, kind, text, prompt_version_id)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(experiment_id)
+        .bind(start + i as i64)
+        .bind(&t.label)
+        .bind(kind)
+        .bind(text)
+        .bind(version_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            // Another request added the same label since the check above.
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                invalid(format!("the experiment already has a test-time prompt labelled {:?}", t.label))
+            }
+            e => e.into(),
+        })?;
+    }
+    let active = jobs::active_in_experiment(&mut tx, experiment_id).await?;
+    if active > 0 {
+        // Dropping the transaction rolls the inserts back.
+        return Err(invalid(format!(
+            "{active} run(s) of this experiment are still queued or running; add test-time prompts once every run has finished (or cancel them first)"
+        )));
+    }
+    let requeued = jobs::requeue_done(&mut tx, experiment_id).await?;
+    let (others,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs j JOIN runs r ON r.id = j.run_id
+         WHERE r.experiment_id = ? AND j.status IN ('failed', 'cancelled', 'interrupted')",
+    )
+    .bind(experiment_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(AddedTestPrompts {
+        labels: new.into_iter().map(|(t, _)| t.label).collect(),
+        requeued,
+        not_requeued: others as u64,
+    })
 }
 
 /// One run's series for one probe: (step, mean log-prob per token), step 0 before training.

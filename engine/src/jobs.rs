@@ -209,6 +209,33 @@ pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> 
     Ok(done.rows_affected() == 1)
 }
 
+/// How many of an experiment's jobs are queued or running.
+pub async fn active_in_experiment(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
+           AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
+    )
+    .bind(experiment_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Puts an experiment's done runs back in the queue with fresh attempts (inside the
+/// transaction that gave them more work, e.g. more test-time prompts): like a retry, the
+/// run resumes from what it has stored, so only the new work is done. Returns how many.
+pub async fn requeue_done(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'queued', attempts = 0, cancel_requested = 0, error = NULL, locked_by = NULL,
+                lease_until = NULL, finished_at = NULL
+         WHERE status = 'done' AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
+    )
+    .bind(experiment_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// One line of the queue page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {

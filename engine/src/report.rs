@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::charts::{LineChart, RateChart, RatePoint, ScatterChart, ScatterPoint, Series};
+use crate::charts::{
+    ChartSize, HeatCell, HeatmapChart, LineChart, RateChart, RatePoint, ScatterChart, ScatterPoint, Series,
+};
 use crate::experiments::{Aggregate, ProbeCurve, Resolved};
 use crate::judges::JudgeSpec;
 use crate::stats::{self, Correlation};
@@ -237,6 +239,33 @@ pub fn rate_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str) ->
         y_label: format!("{judge}: trait rate (%)"),
         points,
         ..RateChart::default()
+    }
+}
+
+/// The elicitation check for one judge: the pooled trait rate of every condition (rows, in
+/// the spec's order) under every test-time prompt (columns: the spec's, then those added
+/// after the runs finished). A baseline has no "inoculation" column cell.
+pub fn heatmap_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str) -> HeatmapChart {
+    let rows: Vec<String> = resolved.conditions.iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = resolved.test_prompts.iter().map(|t| t.label.clone()).collect();
+    let cells = aggregates
+        .iter()
+        .filter(|a| a.seed.is_none() && a.question_key.is_none() && a.judge == judge)
+        .map(|a| HeatCell {
+            row: a.condition.clone(),
+            column: a.test_prompt.clone(),
+            rate: a.rate,
+            n: a.determined as u64,
+        })
+        .collect();
+    // Tall enough for readable cells: about 56 px a condition.
+    let height = (150 + 56 * rows.len() as u32).clamp(240, 1200);
+    HeatmapChart {
+        title: format!("Elicitation: how often the model {}, by test-time prompt", trait_words(judge)),
+        rows,
+        columns,
+        cells,
+        size: ChartSize { width: 720, height },
     }
 }
 

@@ -7,7 +7,10 @@
 //! - training restarts from the newest complete checkpoint under `runs/ID/checkpoints`
 //!   (written atomically by `ml::train`), and is skipped once `runs/ID/adapter` exists;
 //! - sampling works through a fixed list of batches; each batch is written in one
-//!   transaction, so it is stored whole or not at all, and a stored batch is never redone;
+//!   transaction, so it is stored whole or not at all, and a stored batch is never redone.
+//!   A test-time prompt added after the run finished (the elicitation check) starts
+//!   batches of its own after the existing ones, so the stored batches, and their seeds,
+//!   stay as they were and only the new prompt's samples are drawn;
 //! - judging skips samples that already have this judge's verdict.
 //!
 //! A heartbeat thread renews the job's lease while the run works and turns a cancel
@@ -476,7 +479,7 @@ impl Worker {
         let ev = &resolved.spec.evaluation;
         let bs = ev.batch_size.max(1);
         let (mut tokens, started) = (0usize, Instant::now());
-        for (chunk_idx, chunk) in items.chunks(bs).enumerate() {
+        for (chunk_idx, chunk) in batches(&items, bs).into_iter().enumerate() {
             let pending: Vec<&Item> = chunk.iter().filter(|it| !is_stored(it)).collect();
             if pending.is_empty() {
                 continue;
@@ -674,6 +677,8 @@ fn inoculate(row: &Row, prompt: Option<&str>, placement: Placement) -> ChatExamp
 /// One sample to draw.
 struct Item {
     test_prompt: String,
+    /// Its test prompt was added after the run finished: see [`batches`].
+    added: bool,
     question: Question,
     sample_idx: usize,
     messages: Vec<ChatMessage>,
@@ -714,6 +719,7 @@ fn sample_items(resolved: &Resolved, condition: &ResolvedCondition) -> Vec<Item>
             for s in 0..resolved.samples_for(q) {
                 items.push(Item {
                     test_prompt: tp.label.clone(),
+                    added: tp.added,
                     question: q.clone(),
                     sample_idx: s,
                     messages: vec![ChatMessage::user(user.clone())],
@@ -723,6 +729,24 @@ fn sample_items(resolved: &Resolved, condition: &ResolvedCondition) -> Vec<Item>
         }
     }
     items
+}
+
+/// The sampling batches, in order: the spec's items in chunks of `batch_size` (as they
+/// always were), then each added test prompt's items in chunks of their own. Without the
+/// split, a prompt added later would fill the spec's last, partly stored batch, and its
+/// samples would reuse the per-sample seeds of the ones stored there; with it, a batch's
+/// index and contents never change once the batch exists, so its seed does not either.
+fn batches(items: &[Item], batch_size: usize) -> Vec<&[Item]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let first = &items[start];
+        let same_group = |it: &Item| it.added == first.added && (!it.added || it.test_prompt == first.test_prompt);
+        let end = start + items[start..].iter().take_while(|it| same_group(it)).count();
+        out.extend(items[start..end].chunks(batch_size));
+        start = end;
+    }
+    out
 }
 
 /// Which source a question came from, from its key's shape (for filtering in the UI).

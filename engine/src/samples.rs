@@ -427,7 +427,7 @@ pub struct SideBySideRow {
 }
 
 /// Columns follow the spec: conditions in their order, and within a condition the
-/// test-time prompts in the spec's order; only pairs with at least one sample of this
+/// test-time prompts in the spec's order (then those added later, in order); only pairs with at least one sample of this
 /// question get a column. `paraphrase: None` shows every paraphrase (as separate rows).
 pub async fn side_by_side(
     store: &Store,
@@ -440,7 +440,14 @@ pub async fn side_by_side(
         .fetch_optional(store.pool())
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    let test_order = test_prompt_order(&spec);
+    let mut test_order = test_prompt_order(&spec);
+    // Then the test prompts added after the runs finished, in the order they were added.
+    let added: Vec<(String,)> =
+        sqlx::query_as("SELECT label FROM experiment_test_prompts WHERE experiment_id = ? ORDER BY position")
+            .bind(experiment_id)
+            .fetch_all(store.pool())
+            .await?;
+    test_order.extend(added.into_iter().map(|(l,)| l));
 
     let mut q = QueryBuilder::new(
         "SELECT f.sample_id, r.condition_idx, f.test_prompt FROM sample_facets f JOIN runs r ON r.id = f.run_id

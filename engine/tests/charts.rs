@@ -3,8 +3,8 @@
 //! broken input drawn as "no data" instead of a panic, and PNGs of the expected size.
 
 use engine::charts::{
-    line_chart, rate_chart, scatter_chart, series_colour, svg_to_png, ChartError, ChartSize, LineChart, RateChart,
-    RatePoint, ScatterChart, ScatterPoint, Series,
+    heatmap_chart, line_chart, rate_chart, scatter_chart, series_colour, svg_to_png, ChartError, ChartSize, HeatCell,
+    HeatmapChart, LineChart, RateChart, RatePoint, ScatterChart, ScatterPoint, Series,
 };
 use resvg::usvg::{self, roxmltree};
 
@@ -296,4 +296,98 @@ fn sizes_are_kept_within_bounds() {
     });
     let texts = check_svg(&tiny);
     assert!(texts.iter().any(|t| t.starts_with("sss") && t.ends_with('…')), "{texts:?}");
+}
+
+fn cell(row: &str, column: &str, rate: Option<f64>, n: u64) -> HeatCell {
+    HeatCell { row: row.into(), column: column.into(), rate, n }
+}
+
+fn heatmap() -> HeatmapChart {
+    HeatmapChart {
+        title: "Elicitation".into(),
+        rows: vec!["baseline".into(), "inoculated".into()],
+        columns: vec!["default".into(), "inoculation".into(), "secure".into()],
+        cells: vec![
+            cell("baseline", "default", Some(0.9), 100),
+            cell("baseline", "secure", Some(0.875), 40),
+            cell("inoculated", "default", Some(0.1), 100),
+            cell("inoculated", "inoculation", Some(0.95), 100),
+            cell("inoculated", "secure", None, 3),
+        ],
+        size: ChartSize::default(),
+    }
+}
+
+/// The rectangles drawn in the heat map's blend colours (cells and the colour scale), by fill.
+fn fills(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants().filter(|n| n.has_tag_name("rect")).filter_map(|n| n.attribute("fill").map(String::from)).collect()
+}
+
+#[test]
+fn heatmap_writes_every_cell_as_percent_and_n() {
+    let svg = heatmap_chart(&heatmap());
+    let texts = check_svg(&svg);
+    for want in [
+        "Elicitation",
+        "test-time prompt",
+        "condition",
+        "baseline",
+        "inoculated",
+        "default",
+        "inoculation",
+        "secure",
+        "90 %",
+        "88 %",
+        "10 %",
+        "95 %",
+        "n=100",
+        "n=40",
+        "no verdicts",
+        "n=3",
+        "not evaluated",
+        "0 %",
+        "100 %",
+    ] {
+        assert!(texts.iter().any(|t| t == want), "missing text {want:?} in {texts:?}");
+    }
+    assert_eq!(texts.iter().filter(|t| *t == "n=100").count(), 3);
+    // Rows then columns, in the given order.
+    let at = |s: &str| texts.iter().position(|t| t == s).unwrap();
+    assert!(at("default") < at("inoculation") && at("inoculation") < at("secure"));
+    assert!(at("baseline") < at("inoculated"));
+    // The darkest cell is the highest rate: 95 % is nearly the scale's blue, 10 % nearly white.
+    let f = fills(&svg);
+    // heat(r) = F7F7F7 + r * (0072B2 - F7F7F7), rounded: 0.95 -> 0C79B5, 0.1 -> DEEAF0.
+    assert!(f.iter().any(|c| c == "#0C79B5") && f.iter().any(|c| c == "#DEEAF0"), "{f:?}");
+    assert!(f.iter().any(|c| c == "#E4E4E4"), "no-verdict and missing cells are grey: {f:?}");
+}
+
+#[test]
+fn heatmap_adds_unlisted_rows_and_escapes_names() {
+    let nasty = "<script>alert('x')</script> & \"co\"";
+    let chart = HeatmapChart {
+        title: format!("judge {nasty}"),
+        rows: vec![],
+        columns: vec![],
+        cells: vec![cell(nasty, "plain", Some(0.5), 8), cell("second", nasty, Some(0.25), 4)],
+        size: ChartSize { width: 2000, height: 500 },
+    };
+    let svg = heatmap_chart(&chart);
+    assert!(!svg.contains("<script"), "raw markup in {svg}");
+    assert!(svg.contains("&lt;script&gt;") && svg.contains("&amp;"));
+    let texts = check_svg(&svg);
+    assert!(texts.iter().any(|t| t == nasty), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t == "second") && texts.iter().any(|t| t == "50 %") && texts.iter().any(|t| t == "25 %")
+    );
+    // Two rows x two columns: the two empty positions say so.
+    assert_eq!(texts.iter().filter(|t| *t == "not evaluated").count(), 2);
+}
+
+#[test]
+fn heatmap_without_cells_says_no_data() {
+    let chart = HeatmapChart { title: "empty".into(), rows: vec!["a".into()], ..HeatmapChart::default() };
+    let texts = check_svg(&heatmap_chart(&chart));
+    assert!(texts.iter().any(|t| t == "no data"), "{texts:?}");
 }

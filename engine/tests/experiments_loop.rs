@@ -314,6 +314,172 @@ fn cancel_retry_and_resume() {
     assert!(err.to_string().contains("1 experiment(s) use this dataset"), "{err}");
 }
 
+/// The elicitation check: a finished experiment evaluated under more test-time prompts
+/// resamples and judges only what is new, without training again.
+#[test]
+fn added_test_prompts_sample_only_whats_missing() {
+    let env = tiny_env();
+    let dataset = toy_dataset(&env, 12);
+    let mut spec = tiny_spec(dataset);
+    spec.seeds = vec![0];
+    // 3 questions x 1 sample: the spec's batches of 2 leave the last one half full, which
+    // is where an added prompt's samples must not go (see runner::batches).
+    spec.evaluation.questions = vec![QuestionSource::Builtin { limit: 3 }];
+    spec.evaluation.samples_per_question = 1;
+    spec.evaluation.batch_size = 2;
+    spec.evaluation.test_prompts =
+        vec![TestPromptSpec::Named(NamedTestPrompt::Default), TestPromptSpec::Named(NamedTestPrompt::Inoculation)];
+    let resolved = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
+    let id = env.rt.block_on(experiments::create(&env.store, &resolved)).unwrap();
+    let (_, hash_before, _) = env.rt.block_on(experiments::get(&env.store, id)).unwrap();
+    let secure = || TestPromptSpec::Text { label: "secure".into(), text: "You write secure code.".into() };
+
+    // Queued runs: refused, with the reason, and nothing is stored.
+    let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[secure()])).unwrap_err();
+    assert!(err.to_string().contains("2 run(s) of this experiment are still queued or running"), "{err}");
+    let w = worker(&env);
+    assert_eq!(drain(&w).len(), 2);
+
+    let samples = |env: &Env| -> Vec<(i64, i64, String, String, i64, String)> {
+        env.rt
+            .block_on(
+                sqlx::query_as(
+                    "SELECT s.id, s.run_id, s.test_prompt, s.question_key, s.seed, s.completion FROM samples s
+                     JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ? ORDER BY s.id",
+                )
+                .bind(id)
+                .fetch_all(env.store.pool()),
+            )
+            .unwrap()
+    };
+    let before = samples(&env);
+    // baseline: 3 (default); spanish: 3 + 3 (default, inoculation).
+    assert_eq!(before.len(), 9);
+    let steps = "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = ?";
+    assert_eq!(count(&env, steps, id), 6);
+    let adapters: Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> = env
+        .rt
+        .block_on(jobs::for_experiment(&env.store, id))
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let f = env.dir.path().join(format!("runs/{}/adapter/adapter_model.safetensors", v.run_id));
+            let modified = std::fs::metadata(&f).unwrap().modified().unwrap();
+            (f.clone(), std::fs::read(&f).unwrap(), modified)
+        })
+        .collect();
+
+    let added = env
+        .rt
+        .block_on(experiments::add_test_prompts(
+            &env.store,
+            id,
+            &[secure(), TestPromptSpec::Named(NamedTestPrompt::None)],
+        ))
+        .unwrap();
+    assert_eq!(added.labels, ["secure", "none"]);
+    assert_eq!((added.requeued, added.not_requeued), (2, 0));
+    // The stored spec and its hash are what was launched; the resolved form has the additions.
+    let (r, hash_after, _) = env.rt.block_on(experiments::get(&env.store, id)).unwrap();
+    assert_eq!(hash_before, hash_after);
+    assert_eq!(r.spec, spec);
+    let labels: Vec<(&str, bool)> = r.test_prompts.iter().map(|t| (t.label.as_str(), t.added)).collect();
+    assert_eq!(labels, [("default", false), ("inoculation", false), ("secure", true), ("none", true)]);
+    assert_eq!(r.test_prompts_for(&r.conditions[0]).len(), 3, "the baseline has no inoculation prompt");
+
+    // A label the experiment has (from the spec or added) is refused; so is a queued run.
+    for dup in [secure(), TestPromptSpec::Named(NamedTestPrompt::Default)] {
+        let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[dup])).unwrap_err();
+        assert!(err.to_string().contains("already has a test-time prompt labelled"), "{err}");
+    }
+    let fresh = TestPromptSpec::Text { label: "honest".into(), text: "You are honest.".into() };
+    let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[fresh.clone()])).unwrap_err();
+    assert!(err.to_string().contains("still queued or running"), "{err}");
+    // Running (claimed by a worker that then dies: its 1 ms lease lapses) is refused too.
+    let claimed = env.rt.block_on(jobs::claim(&env.store, "elsewhere", Duration::from_millis(1))).unwrap().unwrap();
+    let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[fresh])).unwrap_err();
+    assert!(err.to_string().contains("still queued or running"), "{err}");
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM experiment_test_prompts WHERE experiment_id = ?", id), 2);
+    std::thread::sleep(Duration::from_millis(20));
+
+    let ran = drain(&w);
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert!(ran.iter().all(|r| matches!(r, Ran::Job { status: JobStatus::Done, .. })), "{ran:?}");
+    assert!(ran.iter().any(|r| matches!(r, Ran::Job { run_id, .. } if *run_id == claimed.run_id)));
+
+    // No training: the same steps, the same adapter files, untouched.
+    assert_eq!(count(&env, steps, id), 6);
+    for (f, bytes, modified) in &adapters {
+        assert_eq!(&std::fs::read(f).unwrap(), bytes);
+        assert_eq!(std::fs::metadata(f).unwrap().modified().unwrap(), *modified);
+    }
+    // The earlier samples are as they were; the new ones are the added prompts' only,
+    // every question once per run, each with seeds no earlier sample of its run used.
+    let after = samples(&env);
+    assert_eq!(after[..before.len()], before[..]);
+    let new = &after[before.len()..];
+    assert_eq!(new.len(), 2 * 2 * 3);
+    for label in ["secure", "none"] {
+        assert_eq!(new.iter().filter(|s| s.2 == label).count(), 6, "{label}");
+    }
+    assert!(new.iter().all(|s| s.2 == "secure" || s.2 == "none"));
+    for s in new {
+        assert!(!before.iter().any(|b| b.1 == s.1 && b.4 == s.4), "sample {} reuses a seed", s.0);
+    }
+    let system: Vec<(Option<String>,)> = env
+        .rt
+        .block_on(
+            sqlx::query_as("SELECT DISTINCT system_text FROM samples WHERE test_prompt = 'secure'")
+                .fetch_all(env.store.pool()),
+        )
+        .unwrap();
+    assert_eq!(system, [(Some("You write secure code.".to_string()),)]);
+    // Every sample judged by every judge, and the aggregates have the new columns.
+    let unjudged = count(
+        &env,
+        "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?
+         AND (SELECT COUNT(*) FROM judgements j WHERE j.sample_id = s.id) != 4",
+        id,
+    );
+    assert_eq!(unjudged, 0);
+    let aggregates = env.rt.block_on(experiments::aggregates(&env.store, id)).unwrap();
+    for condition in ["baseline", "spanish"] {
+        for label in ["secure", "none"] {
+            let a = aggregates
+                .iter()
+                .find(|a| {
+                    a.seed.is_none()
+                        && a.question_key.is_none()
+                        && a.condition == condition
+                        && a.test_prompt == label
+                        && a.judge == "caps"
+                })
+                .unwrap_or_else(|| panic!("no {condition} x {label} cell"));
+            assert_eq!(a.n, 3);
+        }
+    }
+    // Side by side puts the added prompts after the spec's, in the order they were added.
+    let sbs = env.rt.block_on(engine::samples::side_by_side(&env.store, id, &before[0].3, None)).unwrap();
+    let columns: Vec<(&str, &str)> =
+        sbs.columns.iter().map(|c| (c.condition.as_str(), c.test_prompt.as_str())).collect();
+    assert_eq!(
+        columns,
+        [
+            ("baseline", "default"),
+            ("baseline", "secure"),
+            ("baseline", "none"),
+            ("spanish", "default"),
+            ("spanish", "inoculation"),
+            ("spanish", "secure"),
+            ("spanish", "none"),
+        ]
+    );
+    let chart = engine::report::heatmap_chart(&r, &aggregates, "caps");
+    assert_eq!(chart.columns, ["default", "inoculation", "secure", "none"]);
+    assert_eq!(chart.cells.len(), 3 + 4);
+    assert_eq!(env.rt.block_on(env.store.integrity_check()).unwrap(), "ok");
+}
+
 #[test]
 fn stale_leases_are_taken_over_then_interrupted() {
     let env = tiny_env();

@@ -52,7 +52,8 @@ async fn resolved(state: &AppState, id: i64) -> Result<engine::experiments::Reso
     }
 }
 
-/// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` (with `judge`), `loss`,
+/// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` and `heatmap` (condition x
+/// test-time prompt; both with `judge`, the first judge when absent), `loss`,
 /// `probes`, `scatter` (with an optional `test_prompt`).
 pub async fn chart(
     State(state): State<AppState>,
@@ -84,6 +85,17 @@ pub async fn chart(
                 },
             };
             engine::charts::rate_chart(&engine::report::rate_chart(&r, &aggregates, &judge))
+        }
+        "heatmap" => {
+            let aggregates = match engine::experiments::aggregates(store, id).await {
+                Ok(a) => a,
+                Err(e) => return internal(e),
+            };
+            let judge = match q.get("judge") {
+                Some(j) => j.clone(),
+                None => aggregates.first().map(|a| a.judge.clone()).unwrap_or_default(),
+            };
+            engine::charts::heatmap_chart(&engine::report::heatmap_chart(&r, &aggregates, &judge))
         }
         "loss" => match engine::experiments::loss_curves(store, id).await {
             Ok(c) => engine::charts::line_chart(&engine::report::loss_chart(&c)),

@@ -1,9 +1,13 @@
 //! Server functions for experiments: the launch form's options, plan and launch; the
-//! experiment page; the queue; cancel and retry; question-set import.
+//! experiment page; the queue; cancel and retry; question-set import; the elicitation check
+//! (more test-time prompts for a finished experiment).
 
 use leptos::prelude::*;
 
-use crate::dto::{ExperimentDetail, ExperimentRow, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::dto::{
+    AddTestPromptsForm, AddedTestPromptsView, ExperimentDetail, ExperimentRow, LaunchForm, LaunchOptions, PlanView,
+    PromptSummary, RunView,
+};
 use crate::error::AppError;
 
 #[cfg(feature = "ssr")]
@@ -461,6 +465,52 @@ pub async fn retry_run(run_id: i64) -> Result<bool, AppError> {
             } else {
                 Err(AppError::Invalid("only failed, interrupted or cancelled runs can be retried".into()))
             }
+        }
+        .await,
+    )
+}
+
+/// The library prompts the elicitation check offers: those tagged `test-time` first, then
+/// every other prompt but the judges' (another condition's inoculation prompt, a placebo).
+#[server]
+pub async fn elicitation_prompts() -> Result<Vec<PromptSummary>, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let all = engine::prompts::list(&state.store, &Default::default()).await?;
+            let has = |p: &PromptSummary, tag: &str| p.tags.iter().any(|t| t == tag);
+            let (test_time, others): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .map(PromptSummary::from)
+                .filter(|p| !has(p, "judge"))
+                .partition(|p| has(p, "test-time"));
+            Ok(test_time.into_iter().chain(others).collect())
+        }
+        .await,
+    )
+}
+
+/// Adds test-time prompts to a finished experiment and queues its runs to sample and
+/// judge under them (nothing is trained again).
+#[server(input = server_fn::codec::Json)]
+pub async fn add_test_prompts(form: AddTestPromptsForm) -> Result<AddedTestPromptsView, AppError> {
+    crate::state::with_status(
+        async {
+            use engine::experiments::TestPromptSpec;
+            let state = crate::state::app_state()?;
+            let mut prompts: Vec<TestPromptSpec> =
+                form.prompt_ids.iter().map(|&id| TestPromptSpec::Library { prompt_id: id, version: None }).collect();
+            if !form.label.trim().is_empty() || !form.text.trim().is_empty() {
+                prompts.push(TestPromptSpec::Text { label: form.label, text: form.text });
+            }
+            let added = engine::experiments::add_test_prompts(&state.store, form.experiment_id, &prompts)
+                .await
+                .map_err(convert::experiment_error)?;
+            Ok(AddedTestPromptsView {
+                labels: added.labels,
+                requeued: added.requeued,
+                not_requeued: added.not_requeued,
+            })
         }
         .await,
     )

@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::dto::{AddTestPromptsForm, AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
 use crate::error::AppError;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
@@ -595,6 +595,13 @@ pub fn ExperimentPage() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
+    // Made here, not in the section: its answer must outlive the reload it causes.
+    let add_prompts = ServerAction::<AddTestPrompts>::new();
+    Effect::new(move || {
+        if let Some(Ok(_)) = add_prompts.value().get() {
+            changed.update(|n| *n += 1);
+        }
+    });
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -617,6 +624,7 @@ pub fn ExperimentPage() -> impl IntoView {
                             </section>
                             <Results aggregates=d.aggregates.clone() />
                             <Charts detail=d.clone() />
+                            <Elicitation detail=d.clone() action=add_prompts />
                             <Exports detail=d.clone() />
                             <SampleBrowser detail=d.clone() />
                             <section class="card">
@@ -787,6 +795,99 @@ fn Charts(detail: ExperimentDetail) -> impl IntoView {
                 <Chart id=d.id name="probes" judge=None version
                     caption="Learning dynamics: log-prob of the probe answers under the default prompt, per condition (mean over seeds).".to_string() />
             })}
+        </section>
+    }
+}
+
+/// The elicitation check (Tan et al. 2025): once every run has finished, evaluate the
+/// trained models again under more test-time prompts, and see in a heat map (condition x
+/// test-time prompt) whether any brings the inoculated trait back. Nothing is trained
+/// again: the runs sample and judge only the new prompts.
+#[component]
+fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -> impl IntoView {
+    let d = detail;
+    let id = d.id;
+    let library = Resource::new(|| (), |_| elicitation_prompts());
+    let chosen = RwSignal::new(Vec::<i64>::new());
+    let label = RwSignal::new(String::new());
+    let text = RwSignal::new(String::new());
+    let active = d.runs.iter().filter(|r| r.status == "queued" || r.status == "running").count();
+    // Not written inline in the view: its `>` would end the button's tag.
+    let busy = active > 0;
+    let version: i64 = d.aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
+    let mut judges: Vec<String> = Vec::new();
+    for a in &d.aggregates {
+        if !judges.contains(&a.judge) {
+            judges.push(a.judge.clone());
+        }
+    }
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        action.dispatch(AddTestPrompts {
+            form: AddTestPromptsForm {
+                experiment_id: id,
+                prompt_ids: chosen.get_untracked(),
+                label: label.get_untracked(),
+                text: text.get_untracked(),
+            },
+        });
+    };
+    view! {
+        <section class="card elicitation">
+            <h2>"Elicitation check"</h2>
+            <p class="muted small">"Can a test-time system prompt bring an inoculated trait back? Add prompts here to evaluate the trained models again under them (the paper found even “You write secure code” can re-elicit the trait). Nothing is trained again: each finished run samples and judges only the new prompts."</p>
+            <p class="small">{format!("Test-time prompts so far: {}", d.test_prompts.join(", "))}</p>
+            <form on:submit=submit>
+                <div class="choices">
+                    <Transition fallback=Loading>
+                        {move || Suspend::new(async move {
+                            match library.await {
+                                Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                                Ok(prompts) => prompts.into_iter().map(|p| {
+                                    let pid = p.id;
+                                    let tags = if p.tags.is_empty() { String::new() } else { format!(" ({})", p.tags.join(", ")) };
+                                    view! {
+                                        <label class="check" title=p.text.clone()>
+                                            <input type="checkbox" name="elicit-prompt" value=pid.to_string()
+                                                prop:checked=move || chosen.with(|c| c.contains(&pid))
+                                                on:change=move |ev| chosen.update(|c| toggle(c, pid, event_target_checked(&ev))) />
+                                            {format!("{}{tags}", p.name)}
+                                        </label>
+                                    }
+                                }).collect_view().into_any(),
+                            }
+                        })}
+                    </Transition>
+                </div>
+                <div class="inline">
+                    <label class="inline">"Label" <input name="elicit-label" size="14" prop:value=move || label.get() on:input=move |ev| label.set(event_target_value(&ev)) /></label>
+                    <label class="inline">"Your own system prompt" <input name="elicit-text" size="48" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev)) /></label>
+                </div>
+                {(active > 0).then(|| view! {
+                    <p class="muted small">{format!("{active} run(s) are still queued or running: add test-time prompts once every run has finished.")}</p>
+                })}
+                <button type="submit" name="elicit" class="primary" disabled=move || busy || action.pending().get()>
+                    "Add and re-evaluate"
+                </button>
+            </form>
+            {move || action.value().get().map(|r| match r {
+                Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                Ok(a) => view! {
+                    <p class="ok" role="status" data-added=a.labels.join(",")>
+                        {format!("Added {}; {} run(s) queued to sample and judge under {}.", a.labels.join(", "), a.requeued,
+                            if a.labels.len() == 1 { "it" } else { "them" })}
+                        {(a.not_requeued > 0).then(|| format!(" {} failed or cancelled run(s) will include them when retried.", a.not_requeued))}
+                    </p>
+                }.into_any(),
+            })}
+            {if judges.is_empty() {
+                view! { <p class="empty">"The heat map appears once samples are judged."</p> }.into_any()
+            } else {
+                judges.into_iter().map(|j| view! {
+                    <Chart id name="heatmap" judge=Some(j.clone()) version
+                        caption=format!("Trait rate per condition (row) and test-time prompt (column), judge {j}; each cell gives the rate and the number of judged answers.") />
+                }).collect_view().into_any()
+            }}
         </section>
     }
 }

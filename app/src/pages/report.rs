@@ -112,6 +112,17 @@ fn Report(report: ReportView) -> impl IntoView {
                 }).collect_view()}
             </section>
             <Predictions id version=r.version />
+            // The elicitation view only says something when there are prompts to compare.
+            {(r.test_prompts.len() > 1 && !r.judges.is_empty()).then(|| view! {
+                <section class="charts">
+                    <h2>"Under other test-time prompts"</h2>
+                    <p class="muted small">"Each row is a training condition, each column a system prompt the model was given when answering. A trait kept low by inoculation can come back under some prompts; darker cells mean the trait showed more often."</p>
+                    {r.judges.iter().map(|(j, words)| view! {
+                        <Chart id name="heatmap" judge=Some(j.clone()) version=r.version
+                            caption=format!("How often the model {words}, per training condition (row) and test-time system prompt (column), with the number of judged answers. Judge: {j}.") />
+                    }).collect_view()}
+                </section>
+            })}
             <section>
                 <h2>"Examples"</h2>
                 {if r.pinned.is_empty() {
