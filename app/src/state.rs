@@ -13,6 +13,8 @@ pub struct AppState {
     /// Folders under which models may be registered (`--model-root`).
     pub model_roots: Vec<std::path::PathBuf>,
     pub limits: Limits,
+    /// Teacher datasets being sampled in the background (one at a time).
+    pub teacher_tasks: engine::datasets::teacher::TeacherTasks,
 }
 
 /// Size limits the user can set on the command line.

@@ -239,6 +239,11 @@ fn a_finished_runs_adapter_can_be_the_teacher() {
         other => panic!("{other:?}"),
     };
 
+    let (models, runs) = env.rt.block_on(teacher::choices(&env.store)).unwrap();
+    assert_eq!(models, ["tiny"]);
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].run_id, runs[0].experiment.as_str(), runs[0].model.as_str()), (run_id, "adapter", "tiny"));
+
     let base = create(&env, &tiny_spec(8, 5), "base").unwrap();
     let mut with_adapter = tiny_spec(8, 5);
     with_adapter.run_id = Some(run_id);

@@ -8,3 +8,4 @@ pub mod models;
 pub mod prompts;
 pub mod results;
 pub mod system;
+pub mod teacher;

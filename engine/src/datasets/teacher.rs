@@ -423,6 +423,41 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
     Ok(ResolvedTeacher { model_id, model_name, model_sha256, model_path, adapter })
 }
 
+/// A run whose adapter can teach: its training finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeacherRun {
+    pub run_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    /// The base model the adapter belongs to.
+    pub model: String,
+}
+
+/// What a teacher can be, for the form: the registered models whose files are present,
+/// and the newest 200 runs with a saved adapter.
+pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), TeacherError> {
+    let models = crate::models::list(store)
+        .await
+        .map_err(|e| TeacherError::Invalid(e.to_string()))?
+        .into_iter()
+        .filter(|m| m.ready)
+        .map(|m| m.name)
+        .collect();
+    let runs: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
+        "SELECT r.id, e.name, r.condition, r.seed, m.name
+         FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
+         WHERE r.adapter_dir IS NOT NULL ORDER BY r.id DESC LIMIT 200",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let runs = runs
+        .into_iter()
+        .map(|(run_id, experiment, condition, seed, model)| TeacherRun { run_id, experiment, condition, seed, model })
+        .collect();
+    Ok((models, runs))
+}
+
 /// Where a generation is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
