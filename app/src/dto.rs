@@ -67,6 +67,9 @@ pub struct DatasetDetail {
     pub summary: DatasetSummary,
     /// How the rows were made, as pretty-printed JSON.
     pub recipe: String,
+    /// For a teacher dataset, what its filter did: "kept 412 of 600 samples (numbers only)".
+    #[serde(default)]
+    pub note: Option<String>,
     pub turns: i64,
     pub assistant_chars: LengthStats,
     pub histogram: Vec<(String, i64)>,
@@ -537,4 +540,31 @@ pub struct PredictionView {
     pub points: Vec<(String, String, f64, f64, f64, f64)>,
     /// Prompted conditions without a measured strength or without verdicts yet.
     pub missing: usize,
+}
+
+/// What the teacher form offers: ready models, and runs whose adapter can teach
+/// (id, label), newest first; and the generation running now, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherChoices {
+    pub models: Vec<String>,
+    pub runs: Vec<(i64, String)>,
+    pub running: Option<TeacherTask>,
+}
+
+/// A background teacher generation as the datasets page polls it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherTask {
+    pub id: u64,
+    pub name: String,
+    /// `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    /// While running: `loading`, `sampling` or `saving`.
+    pub phase: String,
+    pub drawn: u64,
+    pub kept: u64,
+    pub total: u64,
+    /// When done: the dataset made (or the existing one with the same rows).
+    pub dataset_id: Option<i64>,
+    pub already_present: bool,
+    pub error: Option<String>,
 }

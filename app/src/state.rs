@@ -15,6 +15,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The prompt designer's strength meter (a loaded model and a cache in the store).
     pub meter: std::sync::Arc<engine::strength::Meter>,
+    /// Teacher datasets being sampled in the background (one at a time).
+    pub teacher_tasks: engine::datasets::teacher::TeacherTasks,
 }
 
 /// Size limits the user can set on the command line.

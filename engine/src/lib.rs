@@ -18,6 +18,7 @@ pub mod reviews;
 pub mod runner;
 pub mod samples;
 pub mod stats;
+pub mod subliminal;
 pub mod store;
 pub mod strength;
 

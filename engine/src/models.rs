@@ -352,6 +352,12 @@ fn hash_file(path: &Path) -> Result<String, ModelError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The folder hash described in [`inspect`], for other folders of weights (a run's
+/// adapter, named in a teacher dataset's recipe). Blocking: it reads every byte.
+pub fn folder_sha256(dir: &Path) -> Result<String, ModelError> {
+    hash_folder(dir).map(|(_, sha)| sha)
+}
+
 /// The folder hash described in [`inspect`], and the total size of the files hashed.
 fn hash_folder(dir: &Path) -> Result<(u64, String), ModelError> {
     let mut files = Vec::new();

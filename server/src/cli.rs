@@ -130,6 +130,9 @@ pub enum DatasetCommand {
         #[arg(long, default_value = "")]
         name: String,
     },
+    /// Sample a teacher model (given a trait by its system prompt, or a run's adapter) on
+    /// number-sequence prompts: the subliminal-learning setting.
+    Teacher(crate::teacher_cmd::TeacherArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -140,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::web::serve(&data_dir, &model_paths, args).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dataset(cmd) => dataset(&data_dir, cmd).await,
+        Command::Dataset(cmd) => dataset(&data_dir, &model_paths, cmd).await,
         // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
         Command::Train(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args)).await??;
@@ -155,7 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
+async fn dataset(data_dir: &std::path::Path, models: &ModelPaths, cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     use engine::datasets;
     let store = engine::Store::open(data_dir).await?;
     match cmd {
@@ -201,6 +204,7 @@ async fn dataset(data_dir: &std::path::Path, cmd: DatasetCommand) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
+        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, data_dir, models, args).await,
         DatasetCommand::List => {
             let list = datasets::list(&store).await?;
             if list.is_empty() {

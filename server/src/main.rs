@@ -6,6 +6,7 @@ mod cli;
 mod downloads;
 mod ml_cmd;
 mod run_cmd;
+mod teacher_cmd;
 mod web;
 mod worker;
 

@@ -36,6 +36,7 @@ pub async fn serve(data_dir: &Path, models: &ModelPaths, args: ServeArgs) -> any
         model_roots: models.roots.clone(),
         limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
         meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone())),
+        teacher_tasks: Default::default(),
     };
     // The worker shares the store; it stops (leaving its run to resume) when this returns.
     let _worker = if args.no_worker {

@@ -142,9 +142,13 @@ pub async fn get_dataset(id: i64) -> Result<DatasetDetail, AppError> {
     .map_err(AppError::from)
     .map(|(s, stats)| {
         let recipe = serde_json::to_string_pretty(&s.recipe).unwrap_or_default();
+        let note = (s.source == engine::datasets::DatasetSource::Teacher)
+            .then(|| crate::api::teacher::kept_note(&s.recipe))
+            .flatten();
         let a = &stats.assistant_chars;
         DatasetDetail {
             recipe,
+            note,
             turns: stats.turns as i64,
             assistant_chars: LengthStats { min: a.min as i64, p50: a.p50 as i64, p90: a.p90 as i64, max: a.max as i64 },
             histogram: a.histogram.iter().map(|b| (format!("{}–{}", b.lo, b.hi), b.count as i64)).collect(),

@@ -9,3 +9,4 @@ pub mod prompts;
 pub mod results;
 pub mod strength;
 pub mod system;
+pub mod teacher;

@@ -23,6 +23,7 @@ pub fn DatasetsPage() -> impl IntoView {
             <ImportForm changed />
             <GenerateForm changed />
         </div>
+        <TeacherGenerateForm changed />
         <section class="card">
             <h2>"All datasets"</h2>
             <Transition fallback=Loading>
@@ -304,6 +305,7 @@ fn DatasetHead(d: DatasetDetail) -> impl IntoView {
                     }).collect_view()}
                 </div>
                 <p class="muted small">{format!("min {} · median {} · max {}", d.assistant_chars.min, d.assistant_chars.p50, d.assistant_chars.max)}</p>
+                {d.note.clone().map(|n| view! { <p class="ok" role="status">{format!("Teacher samples: {n}.")}</p> })}
                 <p class="small">"source: " {s.source.clone()} " · created " {short_time(&s.created_at)}</p>
                 <p class="small">"content hash (sha256): " <span class="hash">{s.content_hash.clone()}</span></p>
                 <details><summary>"Recipe"</summary><pre>{d.recipe.clone()}</pre></details>
@@ -402,6 +404,198 @@ fn TransformForm(input: i64) -> impl IntoView {
             <button class="primary" type="submit" disabled=move || transform.pending().get()>"Create dataset"</button>
             {move || local_error.get().map(|e| view! { <ErrorBox error=e /> })}
             {move || transform.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e /> })}
+        </form>
+    }
+}
+
+/// "Generate with a teacher model": samples a model (optionally with a run's adapter) on
+/// number-sequence prompts in the background, shows progress, and opens the new dataset
+/// when it is stored.
+#[component]
+fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
+    use crate::api::teacher::*;
+    use crate::dto::TeacherTask;
+    let choices = Resource::new(|| (), |_| get_teacher_choices());
+    let model = RwSignal::new(String::new());
+    let run = RwSignal::new(String::new());
+    let system_prompt = RwSignal::new("You love owls. You think about owls all the time.".to_string());
+    let rows = RwSignal::new("600".to_string());
+    let filter = RwSignal::new("numbers_only".to_string());
+    let seed = RwSignal::new("0".to_string());
+    let name = RwSignal::new(String::new());
+    let task = RwSignal::new(None::<TeacherTask>);
+    let error = RwSignal::new(None::<AppError>);
+    let running = move || task.get().is_some_and(|t| t.status == "running");
+    let navigate = use_navigate();
+    // A generation already running (started before this page was opened) is shown too.
+    Effect::new(move || {
+        if let Some(Ok(c)) = choices.get() {
+            if task.get_untracked().is_none() {
+                task.set(c.running);
+            }
+        }
+    });
+    // Polls the task once a second while it runs; a finished one opens its dataset.
+    #[cfg(feature = "hydrate")]
+    {
+        let navigate = navigate.clone();
+        let handle = set_interval_with_handle(
+            move || {
+                let Some(t) = task.get_untracked().filter(|t| t.status == "running") else { return };
+                let navigate = navigate.clone();
+                leptos::task::spawn_local(async move {
+                    match get_teacher_task(t.id).await {
+                        Ok(now) => {
+                            if let (Some(id), "done") = (now.dataset_id, now.status.as_str()) {
+                                changed.update(|n| *n += 1);
+                                navigate(&format!("/datasets/{id}"), Default::default());
+                            }
+                            task.set(Some(now));
+                        }
+                        Err(e) => {
+                            error.set(Some(e));
+                            task.set(None);
+                        }
+                    }
+                });
+            },
+            std::time::Duration::from_secs(1),
+        );
+        if let Ok(h) = handle {
+            on_cleanup(move || h.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (&navigate, changed);
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let parsed = (|| {
+            let rows: usize = rows.get_untracked().trim().parse().map_err(|_| "samples must be a whole number")?;
+            let seed: u64 = seed.get_untracked().trim().parse().map_err(|_| "the seed must be a whole number")?;
+            let run = run.get_untracked();
+            let run_id = if run.is_empty() { None } else { Some(run.parse::<i64>().map_err(|_| "choose a run")?) };
+            let mut model = model.get_untracked();
+            if model.is_empty() {
+                model = choices.get_untracked().and_then(Result::ok).and_then(|c| c.models.first().cloned()).unwrap_or_default();
+            }
+            Ok::<_, &str>(TeacherForm {
+                model,
+                run_id,
+                system_prompt: system_prompt.get_untracked(),
+                rows,
+                filter: filter.get_untracked(),
+                seed,
+                name: name.get_untracked(),
+            })
+        })();
+        let form = match parsed {
+            Ok(f) => f,
+            Err(e) => return error.set(Some(AppError::Invalid(e.into()))),
+        };
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match start_teacher_dataset(form).await {
+                Ok(id) => task.set(Some(TeacherTask {
+                    id,
+                    name: String::new(),
+                    status: "running".into(),
+                    phase: "loading".into(),
+                    drawn: 0,
+                    kept: 0,
+                    total: 0,
+                    dataset_id: None,
+                    already_present: false,
+                    error: None,
+                })),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    let cancel = move |_| {
+        if let Some(t) = task.get_untracked() {
+            leptos::task::spawn_local(async move {
+                if let Err(e) = cancel_teacher_task(t.id).await {
+                    error.set(Some(e));
+                }
+            });
+        }
+    };
+    view! {
+        <form class="card form" on:submit=on_submit>
+            <h2>"Generate with a teacher model"</h2>
+            <p class="muted small">
+                "The subliminal-learning setting: a teacher given a trait by its system prompt (or by a run's fine-tune) "
+                "continues number sequences; the dataset keeps the prompts and the teacher's answers, "
+                "without the system prompt. The same settings give the same rows. Sampling takes minutes; "
+                "the small default model writes a clean number list only now and then, so draw plenty."
+            </p>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match choices.await {
+                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                        Ok(c) => view! {
+                            <div class="inline">
+                                <label class="inline">"Teacher model"
+                                    <select name="teacher-model" on:change=move |ev| model.set(event_target_value(&ev))>
+                                        {c.models.into_iter().map(|m| view! { <option value=m.clone()>{m.clone()}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                                <label class="inline">"with the adapter of"
+                                    <select name="teacher-run" on:change=move |ev| run.set(event_target_value(&ev))>
+                                        <option value="" selected>"no run (the base model)"</option>
+                                        {c.runs.into_iter().map(|(id, label)| view! { <option value=id.to_string()>{label}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+            <label>"Teacher's system prompt (empty: the model's default)"
+                <textarea name="teacher-system-prompt" rows="2" prop:value=move || system_prompt.get() on:input=move |ev| system_prompt.set(event_target_value(&ev))></textarea>
+            </label>
+            <div class="inline">
+                <label class="inline">"Samples" <input name="teacher-rows" inputmode="numeric" size="7" prop:value=move || rows.get() on:input=move |ev| rows.set(event_target_value(&ev)) /></label>
+                <label class="inline">"Keep"
+                    <select name="teacher-filter" on:change=move |ev| filter.set(event_target_value(&ev))>
+                        <option value="numbers_only" selected>"numbers only (≤ 10 numbers of ≤ 3 digits)"</option>
+                        <option value="none">"every answer"</option>
+                    </select>
+                </label>
+                <label class="inline">"Seed" <input name="teacher-seed" inputmode="numeric" size="7" prop:value=move || seed.get() on:input=move |ev| seed.set(event_target_value(&ev)) /></label>
+            </div>
+            <label>"Name (optional)" <input name="teacher-name" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) /></label>
+            <div class="inline">
+                <button class="primary" type="submit" disabled=running>"Generate"</button>
+                <Show when=running><button type="button" on:click=cancel>"Cancel"</button></Show>
+            </div>
+            {move || error.get().map(|e| view! { <ErrorBox error=e /> })}
+            {move || task.get().map(|t| match t.status.as_str() {
+                "running" => {
+                    let what = match t.phase.as_str() {
+                        "loading" => "Loading the teacher…".to_string(),
+                        "saving" => format!("Kept {} of {} samples; saving…", t.kept, t.drawn),
+                        _ => format!("Sampled {} of {} · kept {}", t.drawn, t.total, t.kept),
+                    };
+                    view! {
+                        <div role="status">
+                            <progress max=t.total.max(1) value=t.drawn></progress>
+                            <p class="small">{what}</p>
+                        </div>
+                    }.into_any()
+                }
+                "done" => {
+                    let id = t.dataset_id.unwrap_or_default();
+                    let what = if t.already_present {
+                        format!("Kept {} of {} samples; these rows were already stored. ", t.kept, t.drawn)
+                    } else {
+                        format!("Kept {} of {} samples. ", t.kept, t.drawn)
+                    };
+                    view! { <p class="ok" role="status">{what}<a href=format!("/datasets/{id}")>"Open the dataset"</a></p> }.into_any()
+                }
+                "cancelled" => view! { <p class="muted" role="status">"Cancelled; nothing was stored."</p> }.into_any(),
+                _ => view! { <ErrorBox error=AppError::Invalid(t.error.unwrap_or_default()) /> }.into_any(),
+            })}
         </form>
     }
 }

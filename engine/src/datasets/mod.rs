@@ -4,11 +4,12 @@
 //! inserting (one transaction per dataset, batched), listing, paging, statistics, renaming
 //! and deleting. Parsing user files lives in [`import`], the built-in generators in
 //! [`generate`], derived datasets in [`transform`] and the built-in evaluation prompts in
-//! [`chat_prompts`].
+//! [`chat_prompts`], datasets sampled from a teacher model in [`teacher`].
 
 pub mod chat_prompts;
 pub mod generate;
 pub mod import;
+pub mod teacher;
 pub mod transform;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,8 @@ pub enum DatasetSource {
     Import,
     Generated,
     Transform,
+    /// Sampled from a teacher model ([`teacher`]).
+    Teacher,
 }
 
 impl DatasetSource {
@@ -102,6 +105,7 @@ impl DatasetSource {
             DatasetSource::Import => "import",
             DatasetSource::Generated => "generated",
             DatasetSource::Transform => "transform",
+            DatasetSource::Teacher => "teacher",
         }
     }
 
@@ -110,6 +114,7 @@ impl DatasetSource {
             "import" => Ok(DatasetSource::Import),
             "generated" => Ok(DatasetSource::Generated),
             "transform" => Ok(DatasetSource::Transform),
+            "teacher" => Ok(DatasetSource::Teacher),
             other => Err(DatasetError::Corrupt(format!("unknown dataset source {other:?}"))),
         }
     }

@@ -137,7 +137,7 @@ pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<
 }
 
 /// Keeps derived names within the name limit by shortening the input's part.
-fn short(name: &str) -> String {
+pub(crate) fn short(name: &str) -> String {
     if name.chars().count() <= super::MAX_NAME_CHARS {
         name.to_owned()
     } else {

@@ -1,0 +1,118 @@
+//! `inoculab dataset teacher`: a dataset sampled from a teacher model (the
+//! subliminal-learning setting), with a progress bar. Ctrl-C cancels; nothing is stored
+//! unless every sample was drawn.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use engine::datasets::teacher::{self, Phase, TeacherError, TeacherFilter, TeacherSpec};
+use engine::datasets::ImportOutcome;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::ModelPaths;
+
+/// Which completions the dataset keeps.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FilterArg {
+    /// Only lists of up to 10 integers of at most 3 digits (the subliminal-learning filter).
+    NumbersOnly,
+    /// Every non-empty completion.
+    None,
+}
+
+/// Sample a teacher model on number-sequence prompts and store the student's rows
+/// (prompt, completion), without the teacher's system prompt.
+#[derive(Debug, clap::Args)]
+pub struct TeacherArgs {
+    /// The dataset's name (default: one describing the settings).
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// The teacher's system prompt: the trait, e.g. "You love owls. You think about owls
+    /// all the time." Without it the model's default system prompt is used.
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// A registered model's name [default: the built-in SmolLM2-135M-Instruct].
+    #[arg(long, default_value = engine::experiments::DEFAULT_MODEL)]
+    pub model: String,
+    /// A run whose trained adapter is merged into the teacher (its experiment must use --model).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+    /// Samples to draw, one per prompt; the dataset has those the filter keeps.
+    #[arg(long, default_value_t = 600)]
+    pub rows: usize,
+    #[arg(long, value_enum, default_value = "numbers-only")]
+    pub filter: FilterArg,
+    #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
+    pub seed: u64,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// The longest answer, in tokens; a longer one is cut off (and the numbers filter drops it).
+    #[arg(long, default_value_t = 48)]
+    pub max_tokens: usize,
+    /// Prompts sampled together (part of the recipe: it decides each sample's seed).
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+}
+
+pub async fn run(store: &engine::Store, data_dir: &Path, models: &ModelPaths, args: TeacherArgs) -> Result<ExitCode> {
+    // The default teacher is the built-in model, registered here as `serve` does.
+    if let Err(e) = engine::models::ensure_builtin(store, &models.default_model).await {
+        eprintln!("warning: cannot register the default model: {e}");
+    }
+    let mut spec = TeacherSpec::new(&args.model, args.system_prompt.as_deref(), args.rows, args.seed);
+    spec.run_id = args.run;
+    spec.filter = match args.filter {
+        FilterArg::NumbersOnly => TeacherFilter::numbers_only(),
+        FilterArg::None => TeacherFilter::None,
+    };
+    spec.temperature = args.temperature;
+    spec.max_tokens = args.max_tokens;
+    spec.batch_size = args.batch_size;
+
+    let bar = ProgressBar::new(args.rows as u64);
+    bar.set_style(
+        ProgressStyle::with_template("teacher {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("template"),
+    );
+    bar.set_message("loading the model");
+    let shown = bar.clone();
+    let on_progress = move |p: teacher::TeacherProgress| {
+        shown.set_position(p.drawn as u64);
+        match p.phase {
+            Phase::Loading => shown.set_message("loading the model"),
+            Phase::Sampling => shown.set_message(format!("kept {}", p.kept)),
+            Phase::Saving => shown.set_message(format!("kept {}; saving", p.kept)),
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_signal = cancel.clone();
+    let signal = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let result = teacher::create(store, data_dir, &spec, &args.name, on_progress, cancel).await;
+    signal.abort();
+    bar.finish_and_clear();
+    match result {
+        Ok(out) => {
+            let kept = format!("kept {} of {} samples ({})", out.kept, out.drawn, spec.filter.label());
+            match out.dataset {
+                ImportOutcome::Created { id } => println!("{kept}; created dataset {id}"),
+                ImportOutcome::AlreadyPresent { id, name } => {
+                    println!("{kept}; these rows already exist as dataset {id} ({name})")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (TeacherError::Cancelled | TeacherError::NoneKept { .. })) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
