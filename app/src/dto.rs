@@ -254,6 +254,9 @@ pub struct LaunchForm {
     pub coherent_prompt_id: Option<i64>,
     /// betley | tan
     pub thresholds: String,
+    /// Two-stage: start every run from this finished run's model.
+    #[serde(default)]
+    pub base_run_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

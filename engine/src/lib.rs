@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod judges;
 pub mod ml;
 pub mod models;
+pub mod presets;
 pub mod prompts;
 pub mod questions;
 pub mod report;

@@ -209,6 +209,7 @@ pub mod convert {
         Ok(x::ExperimentSpec {
             name: f.name.clone(),
             model: f.model.clone(),
+            base_run: f.base_run_id,
             dataset: x::DatasetRef::Id(f.dataset_id),
             control_dataset: f.control_dataset_id.map(x::DatasetRef::Id),
             train_rows: f.train_rows,

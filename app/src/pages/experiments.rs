@@ -112,6 +112,7 @@ fn default_form(o: &LaunchOptions) -> LaunchForm {
         aligned_prompt_id: judge("align"),
         coherent_prompt_id: judge("coheren"),
         thresholds: "betley".into(),
+        base_run_id: None,
     }
 }
 
