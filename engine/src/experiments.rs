@@ -1004,6 +1004,40 @@ pub async fn get(store: &Store, id: i64) -> Result<(Resolved, String, String), E
     Ok((resolved, hash, created_at))
 }
 
+/// A finished run that a second stage can start from (it has an adapter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedRun {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    pub model: String,
+}
+
+/// Every finished run with an adapter, newest first: the launch form's "start from" choices.
+pub async fn finished_runs(store: &Store) -> Result<Vec<FinishedRun>, ExperimentError> {
+    let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
+        "SELECT r.id, e.id, e.name, r.condition, r.seed, m.name
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id
+         JOIN models m ON m.id = e.model_id
+         WHERE j.status = 'done' AND r.adapter_dir IS NOT NULL ORDER BY r.id DESC",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| FinishedRun {
+            run_id: r.0,
+            experiment_id: r.1,
+            experiment: r.2,
+            condition: r.3,
+            seed: r.4,
+            model: r.5,
+        })
+        .collect())
+}
+
 /// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeCurve {

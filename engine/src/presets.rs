@@ -621,3 +621,17 @@ pub async fn link_library_prompts(store: &Store, spec: &mut ExperimentSpec) -> R
     }
     Ok(())
 }
+
+/// A preset's experiment for this store: [`prepare`], the spec, and its prompts linked to
+/// the library; with the imports still missing (the spec names them but will not resolve).
+pub async fn instantiate(
+    store: &Store,
+    id: &str,
+    choices: Choices,
+) -> Result<(ExperimentSpec, Vec<Import>), PresetError> {
+    let preset = find(id)?;
+    let prepared = prepare(store, preset, choices).await?;
+    let mut spec = preset.spec(&prepared.choices);
+    link_library_prompts(store, &mut spec).await?;
+    Ok((spec, prepared.missing))
+}
