@@ -309,6 +309,19 @@ fn a_two_stage_experiment_runs_end_to_end_from_a_finished_run() {
     assert!(err.contains(&format!("run {run1}")) && err.contains("has not finished (it is queued)"), "{err}");
 
     all_done(&drain(&w));
+    // The launch form offers it, and the preset's experiment starts from it.
+    let finished = env.rt.block_on(experiments::finished_runs(&env.store)).unwrap();
+    assert_eq!(finished.iter().map(|r| (r.run_id, r.model.as_str())).collect::<Vec<_>>(), [(run1, "tiny")]);
+    let (spec, missing) = env
+        .rt
+        .block_on(presets::instantiate(
+            &env.store,
+            "association-stage2",
+            Choices { base_run: Some(run1), ..Choices::default() },
+        ))
+        .unwrap();
+    assert!(missing.is_empty());
+    assert_eq!(spec.base_run, Some(run1));
     let err = refusal(&ExperimentSpec { model: "other tiny".into(), ..s2.clone() });
     assert!(err.contains("was trained on model \"tiny\", but this experiment uses \"other tiny\""), "{err}");
     let err = refusal(&ExperimentSpec { base_run: Some(9999), ..s2.clone() });
