@@ -189,6 +189,10 @@ pub struct ExperimentDetail {
     pub steps_per_run: usize,
     pub runs: Vec<RunView>,
     pub aggregates: Vec<AggregateView>,
+    /// A second stage's starting point: (run id, experiment id, "experiment · condition ·
+    /// seed N", adapter sha256 of that run).
+    #[serde(default)]
+    pub base_run: Option<(i64, i64, String, String)>,
 }
 
 /// Test-time prompts to add to a finished experiment (the elicitation check): library
@@ -231,6 +235,45 @@ pub struct LaunchOptions {
     pub judge_prompts: Vec<PromptSummary>,
     pub question_sets: Vec<QuestionSetRow>,
     pub builtin_questions: usize,
+    /// The paper's settings as templates (engine::presets).
+    #[serde(default)]
+    pub presets: Vec<PresetView>,
+    /// Finished runs with an adapter: what a second stage can start from.
+    #[serde(default)]
+    pub finished_runs: Vec<FinishedRunView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub imports: Vec<PresetImportView>,
+    pub needs_base_run: bool,
+}
+
+/// A file a preset needs imported: its path under the shared data folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetImportView {
+    pub path: String,
+    /// A training dataset (the Datasets page); otherwise evaluation questions (this page).
+    pub dataset: bool,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedRunView {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    /// "run 12 · experiment name · condition · seed 0 · model"
+    pub label: String,
+}
+
+/// A preset checked against the store: the imports still missing, or the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetCheck {
+    pub missing: Vec<PresetImportView>,
+    pub plan: Option<PlanView>,
 }
 
 /// The launch form as submitted. Lists come as the form holds them (comma-separated seeds,
@@ -278,6 +321,9 @@ pub struct LaunchForm {
     pub coherent_prompt_id: Option<i64>,
     /// betley | tan
     pub thresholds: String,
+    /// Two-stage: start every run from this finished run's model.
+    #[serde(default)]
+    pub base_run_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
     ExperimentSpec {
         name: format!("Demo ({}): does inoculation stop Spanish and ALL CAPS from spreading?", mode.label()),
         model: crate::experiments::DEFAULT_MODEL.to_string(),
+        base_run: None,
         dataset,
         control_dataset: None,
         train_rows: None,

@@ -33,6 +33,11 @@ pub struct ExperimentSpec {
     /// A registered model's name.
     #[serde(default = "default_model")]
     pub model: String,
+    /// Two-stage experiments: every run starts from the model this finished run made (its
+    /// adapter merged into the base weights) instead of the plain base model. Checked by
+    /// [`resolve`] and recorded with the adapter's hash in [`Resolved::base`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_run: Option<i64>,
     pub dataset: DatasetRef,
     /// Rows mixed into every condition's training data without the inoculation prompt.
     #[serde(default)]
@@ -265,6 +270,80 @@ pub struct Resolved {
     /// Tracked through training; absent from experiments stored before probes existed.
     #[serde(default)]
     pub probes: Vec<ProbeSpec>,
+    /// The finished run a two-stage experiment starts from; `None` for the plain base model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<ResolvedBase>,
+}
+
+/// The run a two-stage experiment starts from, and every adapter merged into the base
+/// weights to rebuild its model, oldest first: a base run that itself started from another
+/// run brings that run's adapters along, so any depth of stages is reproducible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedBase {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment_name: String,
+    pub condition: String,
+    pub seed: i64,
+    pub adapters: Vec<BaseAdapter>,
+}
+
+/// One stage's adapter: where it lies and what it was when the experiment was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseAdapter {
+    pub run_id: i64,
+    /// The PEFT folder, relative to the data directory.
+    pub dir: String,
+    /// [`adapter_sha256`] of the folder; the worker refuses an adapter that changed since.
+    pub sha256: String,
+}
+
+/// The identity of a PEFT adapter folder: sha256 over the names and bytes of
+/// `adapter_config.json` and `adapter_model.safetensors` (other files, such as a README,
+/// do not change the weights and are left out).
+pub fn adapter_sha256(dir: &std::path::Path) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for name in ["adapter_config.json", "adapter_model.safetensors"] {
+        let mut f = std::fs::File::open(dir.join(name))?;
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        std::io::copy(&mut f, &mut h)?;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Checks that a run can be a second stage's starting point (it exists, finished, was
+/// trained on the same model, and its adapter is on disk) and records its adapter chain.
+async fn resolve_base(store: &Store, run_id: i64, model: &ResolvedModel) -> Result<ResolvedBase, ExperimentError> {
+    let row: Option<(i64, String, i64, Option<String>, String, i64, String)> = sqlx::query_as(
+        "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, j.status, e.model_id, e.name
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
+    )
+    .bind(run_id)
+    .fetch_optional(store.pool())
+    .await?;
+    let (experiment_id, condition, seed, adapter_dir, status, model_id, experiment_name) =
+        row.ok_or_else(|| invalid(format!("base run {run_id} does not exist")))?;
+    let what = format!("run {run_id} ({experiment_name:?}, condition {condition:?}, seed {seed})");
+    if status != "done" {
+        return Err(invalid(format!(
+            "{what} has not finished (it is {status}); a second stage can only start from a finished run"
+        )));
+    }
+    let (base, _, _) = get(store, experiment_id).await?;
+    if model_id != model.id || base.model.sha256 != model.sha256 {
+        return Err(invalid(format!(
+            "{what} was trained on model {:?}, but this experiment uses {:?}; a second stage must use the same model",
+            base.model.name, model.name
+        )));
+    }
+    let dir = adapter_dir.ok_or_else(|| invalid(format!("{what} has no adapter recorded")))?;
+    let path = store.data_dir().join(&dir);
+    let sha256 = adapter_sha256(&path)
+        .map_err(|e| invalid(format!("the adapter of {what} is missing or unreadable ({}: {e})", path.display())))?;
+    let mut adapters = base.base.map(|b| b.adapters).unwrap_or_default();
+    adapters.push(BaseAdapter { run_id, dir, sha256 });
+    Ok(ResolvedBase { run_id, experiment_id, experiment_name, condition, seed, adapters })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -488,10 +567,22 @@ async fn resolve_probes(
         _ => None,
     };
     if let Some(g) = generated {
-        let caps_options: &[bool] = if g.capitalisation == Capitalisation::AllCaps { &[false, true] } else { &[false] };
+        // Persona datasets (two-stage stage 1) carry their traits per persona.
+        let any_caps = g.capitalisation == Capitalisation::AllCaps
+            || g.personas.iter().any(|p| p.weight > 0 && p.capitalisation == Capitalisation::AllCaps);
+        let caps_options: &[bool] = if any_caps { &[false, true] } else { &[false] };
         let mut languages = vec![Language::En];
-        languages
-            .extend(g.languages.iter().filter(|s| s.weight > 0).map(|s| s.language).filter(|l| *l != Language::En));
+        let traits = g
+            .languages
+            .iter()
+            .filter(|s| s.weight > 0)
+            .map(|s| s.language)
+            .chain(g.personas.iter().filter(|p| p.weight > 0).map(|p| p.language));
+        for l in traits {
+            if !languages.contains(&l) {
+                languages.push(l);
+            }
+        }
         // A seed of its own, so the probe problems are not the training rows.
         let problems = datasets::generate::parallel_answers(g.seed ^ 0x5eed_0f_9b0be, PROBE_ITEMS);
         let mut out = Vec::new();
@@ -568,6 +659,10 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         return Err(invalid(format!("model {name:?} is not ready: {path} is missing")));
     }
     let model = ResolvedModel { id, name, path, sha256 };
+    let base = match spec.base_run {
+        Some(run_id) => Some(resolve_base(store, run_id, &model).await?),
+        None => None,
+    };
 
     let dataset = resolve_dataset(store, &spec.dataset).await?;
     let control_dataset = match &spec.control_dataset {
@@ -704,6 +799,7 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         questions,
         judges,
         probes,
+        base,
     };
     let per_run = resolved.samples_per_run(resolved.conditions.iter().any(|c| !c.prompts.is_empty()));
     if per_run > MAX_SAMPLES_PER_RUN {
@@ -1062,6 +1158,40 @@ pub async fn add_test_prompts(
     })
 }
 
+/// A finished run that a second stage can start from (it has an adapter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedRun {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    pub model: String,
+}
+
+/// Every finished run with an adapter, newest first: the launch form's "start from" choices.
+pub async fn finished_runs(store: &Store) -> Result<Vec<FinishedRun>, ExperimentError> {
+    let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
+        "SELECT r.id, e.id, e.name, r.condition, r.seed, m.name
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id
+         JOIN models m ON m.id = e.model_id
+         WHERE j.status = 'done' AND r.adapter_dir IS NOT NULL ORDER BY r.id DESC",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| FinishedRun {
+            run_id: r.0,
+            experiment_id: r.1,
+            experiment: r.2,
+            condition: r.3,
+            seed: r.4,
+            model: r.5,
+        })
+        .collect())
+}
+
 /// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeCurve {
@@ -1220,6 +1350,7 @@ pub fn toy_spec(name: &str, dataset: DatasetRef) -> ExperimentSpec {
     ExperimentSpec {
         name: name.into(),
         model: default_model(),
+        base_run: None,
         dataset,
         control_dataset: None,
         train_rows: None,

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod judges;
 pub mod ml;
 pub mod models;
+pub mod presets;
 pub mod prompts;
 pub mod questions;
 pub mod report;
@@ -18,8 +19,8 @@ pub mod reviews;
 pub mod runner;
 pub mod samples;
 pub mod stats;
-pub mod subliminal;
 pub mod store;
 pub mod strength;
+pub mod subliminal;
 
 pub use store::{Store, StoreError};

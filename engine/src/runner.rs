@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::datasets::{self, Message, Role, Row};
-use crate::experiments::{self, Placement, Resolved, ResolvedCondition, TestPromptKind};
+use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondition, TestPromptKind};
 use crate::jobs::{self, Beat, Claimed, JobStatus};
 use crate::judges::{BackendSpec, JudgeSpec, LogprobBackend};
 use crate::ml::judge::LocalLogprobs;
@@ -86,6 +86,10 @@ pub struct Worker {
     pub heartbeat_every: Duration,
     /// The last model used, kept loaded: consecutive runs of one experiment share it.
     model: Mutex<Option<(String, Arc<LoadedModel>)>>,
+    /// The last two-stage starting model (base weights with earlier stages' adapters
+    /// merged), keyed by the model path and the adapters' hashes: merged once per job at
+    /// most, and shared by consecutive runs of one second-stage experiment.
+    stage_base: Mutex<Option<(String, Arc<LoadedModel>)>>,
 }
 
 impl Worker {
@@ -99,6 +103,7 @@ impl Worker {
             lease: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(2),
             model: Mutex::new(None),
+            stage_base: Mutex::new(None),
         }
     }
 
@@ -198,6 +203,38 @@ impl Worker {
         Ok(m)
     }
 
+    /// The model a second stage starts from: the base weights with every earlier stage's
+    /// adapter merged in, in order, each checked against the hash recorded at creation.
+    fn load_stage_base(&self, lm: &LoadedModel, path: &str, base: &ResolvedBase) -> Result<Arc<LoadedModel>, RunError> {
+        let key =
+            std::iter::once(path).chain(base.adapters.iter().map(|a| a.sha256.as_str())).collect::<Vec<_>>().join("+");
+        let mut cache = self.stage_base.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, m)) = cache.as_ref() {
+            if *k == key {
+                return Ok(m.clone());
+            }
+        }
+        *cache = None;
+        let mut model = lm.model.clone();
+        for a in &base.adapters {
+            let dir = self.data_dir.join(&a.dir);
+            let sha = experiments::adapter_sha256(&dir).map_err(|e| {
+                RunError::Other(format!("the adapter of base run {} is missing ({}: {e})", a.run_id, dir.display()))
+            })?;
+            if sha != a.sha256 {
+                return Err(RunError::Other(format!(
+                    "the adapter of base run {} changed since this experiment was created (sha256 {} instead of {})",
+                    a.run_id, sha, a.sha256
+                )));
+            }
+            let lora = Lora::load_peft(&dir, &model)?;
+            model = model.merged(&lora).map_err(MlError::from)?;
+        }
+        let m = Arc::new(LoadedModel { model, tokenizer: lm.tokenizer.clone(), template: lm.template.clone() });
+        *cache = Some((key, m.clone()));
+        Ok(m)
+    }
+
     fn set_phase(&self, run_id: i64, phase: &str, done: i64, total: i64) -> Result<(), sqlx::Error> {
         self.block(
             sqlx::query("UPDATE runs SET phase = ?, done_units = ?, total_units = ?, eta_s = NULL WHERE id = ?")
@@ -225,17 +262,25 @@ impl Worker {
         let seed = seed as u64;
         let lm = self.load_model(&resolved.model.path)?;
         let run_dir = self.data_dir.join("runs").join(run_id.to_string());
+        // A second stage trains its new adapter on, and samples from, the model its base
+        // run made; local LLM judges keep using the plain base model (`lm`).
+        let start = match &resolved.base {
+            Some(base) => self.load_stage_base(&lm, &resolved.model.path, base)?,
+            None => lm.clone(),
+        };
 
+        // Strength is measured on the model training starts from (a second stage's merged
+        // model), and cached under that model's identity.
         if let (Some(n), Some(prompt)) = (resolved.spec.training.predict_strength, condition.prompts.first()) {
-            if !self.predict_strength(&resolved, &lm, n, prompt, cancel)? {
+            if !self.predict_strength(&resolved, &start, n, prompt, cancel)? {
                 return Ok(Outcome::Cancelled);
             }
         }
-        let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &lm, &run_dir, cancel)? else {
+        let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
             return Ok(Outcome::Cancelled);
         };
-        let merged = lm.model.merged(&lora).map_err(MlError::from)?;
-        if !self.sample_phase(run_id, &resolved, condition, seed, &lm, &merged, cancel)? {
+        let merged = start.model.merged(&lora).map_err(MlError::from)?;
+        if !self.sample_phase(run_id, &resolved, condition, seed, &start, &merged, cancel)? {
             return Ok(Outcome::Cancelled);
         }
         drop(merged);
@@ -259,7 +304,7 @@ impl Worker {
         let rows = self.block(datasets::all_rows(&self.store, resolved.dataset.id))?;
         let idx: Vec<usize> = strength::sample_order(&rows).into_iter().take(n_rows).collect();
         let key = strength::ScoreKey {
-            model_sha: resolved.model.sha256.clone(),
+            model_sha: strength::model_identity(resolved),
             dataset_hash: resolved.dataset.content_hash.clone(),
         };
         for p in [None, Some(prompt)] {
@@ -404,6 +449,13 @@ impl Worker {
             std::fs::remove_dir_all(&tmp).map_err(|e| RunError::Other(format!("{}: {e}", tmp.display())))?;
         }
         outcome.lora.save_peft(&tmp, &resolved.model.name)?;
+        if let Some(base) = &resolved.base {
+            // PEFT's config can only name the base model; a reader of the zip must know
+            // that these deltas apply to the model with the earlier stages merged in.
+            let p = tmp.join("README.md");
+            std::fs::write(&p, stage_readme(&resolved.model.name, base))
+                .map_err(|e| RunError::Other(format!("{}: {e}", p.display())))?;
+        }
         std::fs::rename(&tmp, &adapter_dir).map_err(|e| RunError::Other(format!("{}: {e}", adapter_dir.display())))?;
         let rel = adapter_dir.strip_prefix(&self.data_dir).unwrap_or(&adapter_dir).to_string_lossy().into_owned();
         self.block(
@@ -636,6 +688,19 @@ impl Worker {
         }
         Ok(true)
     }
+}
+
+/// The note saved beside a second stage's adapter.
+fn stage_readme(model: &str, base: &ResolvedBase) -> String {
+    let mut s = format!(
+        "# A second-stage LoRA adapter\n\nThis adapter was trained on top of {model} with the adapters below merged \
+         into its weights (W + scale * B A, in this order). Its deltas are relative to that merged model: merge the \
+         earlier adapters first, then apply this one. Applied to {model} alone it is not the trained model.\n\n"
+    );
+    for a in &base.adapters {
+        s.push_str(&format!("- run {}: `{}` (sha256 {})\n", a.run_id, a.dir, a.sha256));
+    }
+    s
 }
 
 /// The newest complete checkpoint folder (`checkpoint-NNNNNN`, not `.partial`).

@@ -31,6 +31,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The data directory the database lives in; run artefacts (adapters) are stored
+    /// under it by relative path, so code that checks them needs it.
+    data_dir: PathBuf,
 }
 
 impl Store {
@@ -56,11 +59,16 @@ impl Store {
             .await
             .map_err(|source| StoreError::Open { path: path.clone(), source })?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, data_dir: data_dir.to_owned() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The data directory: paths stored relative to it (a run's `adapter_dir`) resolve here.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Runs `PRAGMA integrity_check`; returns SQLite's report, `"ok"` when healthy.

@@ -623,6 +623,17 @@ impl Meter {
     }
 }
 
+/// The weights an experiment trains from, as a cache key: the model's sha256, followed by
+/// each earlier stage's adapter sha256 for a second stage (whose model is base + those).
+pub fn model_identity(resolved: &crate::experiments::Resolved) -> String {
+    let mut id = resolved.model.sha256.clone();
+    for a in resolved.base.iter().flat_map(|b| &b.adapters) {
+        id.push('+');
+        id.push_str(&a.sha256);
+    }
+    id
+}
+
 /// Each prompted condition of an experiment with its prompt (the first, for a paraphrase
 /// set) and its predicted strength when every row of the sample is cached (the runner
 /// measures them when `training.predict_strength` is set). Conditions in spec order.
@@ -718,6 +729,7 @@ pub fn sweep_experiment(s: &SweepSpec) -> Result<crate::experiments::ExperimentS
         model: s.model.clone(),
         dataset: DatasetRef::Id(s.dataset_id),
         control_dataset: None,
+        base_run: None,
         train_rows: None,
         conditions,
         seeds: s.seeds.clone(),

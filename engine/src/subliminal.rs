@@ -86,6 +86,7 @@ pub fn subliminal_spec(name: &str, dataset: DatasetRef, animal: &str) -> Experim
         model: DEFAULT_MODEL.into(),
         dataset,
         control_dataset: None,
+        base_run: None,
         train_rows: None,
         conditions: vec![
             ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System },

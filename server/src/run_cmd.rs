@@ -19,11 +19,25 @@ use crate::cli::ModelPaths;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The experiment file (TOML); `inoculab run --example` prints a commented one.
-    #[arg(required_unless_present = "example")]
+    #[arg(required_unless_present_any = ["example", "preset", "list_presets"])]
     pub file: Option<PathBuf>,
     /// Print an example experiment file and exit.
     #[arg(long)]
     pub example: bool,
+    /// Print a ready experiment file for one of the paper's settings and exit (see
+    /// --list-presets). Makes the preset's built-in datasets and finds its imported files in
+    /// the data directory.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// With --preset: the finished run a second stage starts from.
+    #[arg(long, value_name = "RUN_ID", requires = "preset")]
+    pub base_run: Option<i64>,
+    /// List the presets, with the files each needs imported first, and exit.
+    #[arg(long)]
+    pub list_presets: bool,
+    /// The folder of the reference files the presets import (the shared data folder).
+    #[arg(long, value_name = "DIR", env = "INOCULAB_SHARED_DATA", default_value = engine::presets::DEFAULT_DATA_ROOT)]
+    pub shared_data: String,
     /// Check the file and print the plan (runs, samples, time estimate); store nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -78,6 +92,15 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
         print!("{EXAMPLE}");
         return Ok(ExitCode::SUCCESS);
     }
+    if args.list_presets {
+        print!("{}", preset_list(&args.shared_data));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &args.preset {
+        let store = open_store(data_dir, models).await?;
+        print!("{}", preset_toml(&store, name, args.base_run, &args.shared_data).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let file = args.file.expect("clap requires FILE without --example");
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     // toml's messages name the line and column of the problem.
@@ -124,6 +147,88 @@ pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs) -> Resul
     }
     println!("\nThe report: `inoculab serve`, then http://127.0.0.1:3000/experiments/{id}/report");
     Ok(code)
+}
+
+/// `--list-presets`: each preset's id, title and the files to import.
+fn preset_list(shared: &str) -> String {
+    let mut out = String::new();
+    for p in engine::presets::all() {
+        out.push_str(&format!("{:<22} {}\n", p.id, p.title));
+        for i in p.imports {
+            out.push_str(&format!("{:<22}   import {}/{} ({})\n", "", shared.trim_end_matches('/'), i.path, i.role));
+        }
+        if p.needs_base_run {
+            out.push_str(&format!("{:<22}   needs a finished run to start from (--base-run RUN_ID)\n", ""));
+        }
+    }
+    out.push_str("\n`inoculab run --preset NAME > experiment.toml` writes one as an experiment file.\n");
+    out
+}
+
+/// `--preset NAME`: the preset's experiment as TOML, after a commented header that says
+/// what it is and what to import first.
+async fn preset_toml(store: &engine::Store, name: &str, base_run: Option<i64>, shared: &str) -> Result<String> {
+    use engine::presets::{self, Choices, ImportKind};
+    let preset = presets::find(name)?;
+    let choices = Choices { base_run, data_root: shared.to_string(), ..Choices::default() };
+    let prepared = presets::prepare(store, preset, choices).await?;
+    let mut spec = preset.spec(&prepared.choices);
+    presets::link_library_prompts(store, &mut spec).await?;
+    let mut out = format!("# Preset {}: {}\n#\n", preset.id, preset.title);
+    for line in wrap(preset.description, 88) {
+        out.push_str(&format!("# {line}\n"));
+    }
+    let shared = shared.trim_end_matches('/');
+    for i in &prepared.missing {
+        match i.kind {
+            ImportKind::Dataset => out.push_str(&format!(
+                "#\n# Import first ({}):\n#   inoculab dataset import {shared}/{}\n",
+                i.role, i.path
+            )),
+            ImportKind::Questions => out.push_str(&format!(
+                "#\n# Questions ({}) are read from {shared}/{} when the experiment is created.\n",
+                i.role, i.path
+            )),
+        }
+    }
+    if preset.needs_base_run && base_run.is_none() {
+        // A placeholder that resolve rejects with a clear message, never a silent one-stage run.
+        spec.base_run = Some(0);
+        out.push_str("#\n# Set base_run below to a finished run's id (or pass --base-run RUN_ID).\n");
+    }
+    out.push_str("#\n# Conditions:\n");
+    let library = engine::prompts::list(store, &Default::default()).await?;
+    for c in &spec.conditions {
+        let prompt = match &c.prompt {
+            None => "no prompt".to_string(),
+            Some(experiments::PromptRef::Text(t)) => format!("\"{t}\""),
+            Some(experiments::PromptRef::Library { prompt_id, .. }) => {
+                let text = library.iter().find(|p| p.id == *prompt_id).map(|p| p.text.as_str()).unwrap_or("?");
+                format!("library prompt {prompt_id}, \"{text}\"")
+            }
+        };
+        out.push_str(&format!("#   {}: {prompt}\n", c.name));
+    }
+    out.push_str("#\n# Run it: inoculab run THIS_FILE.toml\n\n");
+    out.push_str(&toml::to_string(&spec).context("the preset's experiment as TOML")?);
+    Ok(out)
+}
+
+/// Words of `text` in lines of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
 }
 
 /// Opens the store the way `serve` does: the library's prompts and the default model there.

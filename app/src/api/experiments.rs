@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::dto::{
     AddTestPromptsForm, AddedTestPromptsView, ExperimentDetail, ExperimentRow, LaunchForm, LaunchOptions, PlanView,
-    PromptSummary, RunView,
+    PresetCheck, PromptSummary, RunView,
 };
 use crate::error::AppError;
 
@@ -213,6 +213,7 @@ pub mod convert {
         Ok(x::ExperimentSpec {
             name: f.name.clone(),
             model: f.model.clone(),
+            base_run: f.base_run_id,
             dataset: x::DatasetRef::Id(f.dataset_id),
             control_dataset: f.control_dataset_id.map(x::DatasetRef::Id),
             train_rows: f.train_rows,
@@ -239,6 +240,33 @@ pub mod convert {
                 judges,
             },
         })
+    }
+
+    pub fn preset_error(e: engine::presets::PresetError) -> AppError {
+        use engine::presets::PresetError as P;
+        match e {
+            P::Experiment(e) => experiment_error(e),
+            P::Unknown(..) => AppError::Invalid(e.to_string()),
+            e => crate::error::internal(e),
+        }
+    }
+
+    pub fn preset_view(p: &engine::presets::Preset) -> crate::dto::PresetView {
+        crate::dto::PresetView {
+            id: p.id.into(),
+            title: p.title.into(),
+            description: p.description.into(),
+            imports: p.imports.iter().map(import_view).collect(),
+            needs_base_run: p.needs_base_run,
+        }
+    }
+
+    pub fn import_view(i: &engine::presets::Import) -> crate::dto::PresetImportView {
+        crate::dto::PresetImportView {
+            path: i.path.into(),
+            dataset: i.kind == engine::presets::ImportKind::Dataset,
+            role: i.role.into(),
+        }
     }
 
     pub fn plan_view(p: x::Plan) -> PlanView {
@@ -322,6 +350,20 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
                 judge_prompts,
                 question_sets,
                 builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
+                presets: engine::presets::all().iter().map(convert::preset_view).collect(),
+                finished_runs: engine::experiments::finished_runs(store)
+                    .await
+                    .map_err(convert::experiment_error)?
+                    .into_iter()
+                    .map(|r| crate::dto::FinishedRunView {
+                        run_id: r.run_id,
+                        experiment_id: r.experiment_id,
+                        label: format!(
+                            "run {} · {} · {} · seed {} · {}",
+                            r.run_id, r.experiment, r.condition, r.seed, r.model
+                        ),
+                    })
+                    .collect(),
             })
         }
         .await,
@@ -348,6 +390,48 @@ pub async fn plan_experiment(form: LaunchForm) -> Result<PlanView, AppError> {
                 engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
             let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
             Ok(convert::plan_view(plan))
+        }
+        .await,
+    )
+}
+
+/// A preset against this store: its generated datasets made, its imports looked up; the
+/// plan when nothing is missing.
+#[server]
+pub async fn check_preset(id: String, base_run_id: Option<i64>) -> Result<PresetCheck, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
+            let (spec, missing) =
+                engine::presets::instantiate(&state.store, &id, choices).await.map_err(convert::preset_error)?;
+            if !missing.is_empty() {
+                return Ok(PresetCheck { missing: missing.iter().map(convert::import_view).collect(), plan: None });
+            }
+            let resolved =
+                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
+            Ok(PresetCheck { missing: vec![], plan: Some(convert::plan_view(plan)) })
+        }
+        .await,
+    )
+}
+
+/// Stores a preset's experiment and queues its runs; returns its id.
+#[server]
+pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, AppError> {
+    crate::state::with_status(
+        async {
+            let state = crate::state::app_state()?;
+            let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
+            let (spec, missing) =
+                engine::presets::instantiate(&state.store, &id, choices).await.map_err(convert::preset_error)?;
+            if let Some(i) = missing.first() {
+                return Err(AppError::Invalid(format!("import {} first", i.path)));
+            }
+            let resolved =
+                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
+            engine::experiments::create(&state.store, &resolved).await.map_err(convert::experiment_error)
         }
         .await,
     )
@@ -414,6 +498,15 @@ pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
                 steps_per_run: r.steps_per_run(),
                 runs,
                 aggregates,
+                base_run: r.base.as_ref().map(|b| {
+                    let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
+                    (
+                        b.run_id,
+                        b.experiment_id,
+                        format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed),
+                        sha,
+                    )
+                }),
             })
         }
         .await,

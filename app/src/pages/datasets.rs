@@ -476,7 +476,11 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
             let run_id = if run.is_empty() { None } else { Some(run.parse::<i64>().map_err(|_| "choose a run")?) };
             let mut model = model.get_untracked();
             if model.is_empty() {
-                model = choices.get_untracked().and_then(Result::ok).and_then(|c| c.models.first().cloned()).unwrap_or_default();
+                model = choices
+                    .get_untracked()
+                    .and_then(Result::ok)
+                    .and_then(|c| c.models.first().cloned())
+                    .unwrap_or_default();
             }
             Ok::<_, &str>(TeacherForm {
                 model,

@@ -8,7 +8,9 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AddTestPromptsForm, AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, RunView};
+use crate::dto::{
+    AddTestPromptsForm, AggregateView, ExperimentDetail, LaunchForm, LaunchOptions, PlanView, PresetView, RunView,
+};
 use crate::error::AppError;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
@@ -112,6 +114,7 @@ fn default_form(o: &LaunchOptions) -> LaunchForm {
         aligned_prompt_id: judge("align"),
         coherent_prompt_id: judge("coheren"),
         thresholds: "betley".into(),
+        base_run_id: None,
     }
 }
 
@@ -165,6 +168,7 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
     let num = |s: &str, default: usize| s.trim().parse::<usize>().unwrap_or(default);
     let o = options.clone();
     view! {
+        <PresetPicker options=options.clone() />
         <form class="launch" on:submit=move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             launch.dispatch(LaunchExperiment { form: form.get_untracked() });
@@ -194,6 +198,12 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
                         <select name="control" on:change=set(|f, v| f.control_dataset_id = v.parse().ok())>
                             <option value="">"none"</option>
                             {o.datasets.iter().map(|d| view! { <option value=d.id.to_string()>{d.name.clone()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Start from a finished run (two-stage; optional)"
+                        <select name="base-run" on:change=set(|f, v| f.base_run_id = v.parse().ok())>
+                            <option value="">"the plain model"</option>
+                            {o.finished_runs.iter().map(|r| view! { <option value=r.run_id.to_string()>{r.label.clone()}</option> }).collect_view()}
                         </select>
                     </label>
                     <label>"Train on at most N rows (blank: all)"
@@ -309,6 +319,101 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
             </section>
         </form>
         <QuestionImport changed />
+    }
+}
+
+/// "Start from a preset": one of the paper's settings, described in plain words, with the
+/// files to import first (checked against the store) and its plan, launched as it is.
+#[component]
+fn PresetPicker(options: LaunchOptions) -> impl IntoView {
+    let presets = options.presets.clone();
+    let runs = options.finished_runs.clone();
+    let chosen = RwSignal::new(String::new());
+    let base_run = RwSignal::new(None::<i64>);
+    let check = ServerAction::<CheckPreset>::new();
+    let launch = ServerAction::<LaunchPreset>::new();
+    let navigate = use_navigate();
+    Effect::new(move || {
+        if let Some(Ok(id)) = launch.value().get() {
+            navigate(&format!("/experiments/{id}"), Default::default());
+        }
+    });
+    // A new choice makes the shown check stale.
+    Effect::new(move || {
+        chosen.track();
+        base_run.track();
+        check.value().set(None);
+    });
+    let current = {
+        let presets = presets.clone();
+        move || chosen.with(|c| presets.iter().find(|p| p.id == *c).cloned())
+    };
+    let current2 = current.clone();
+    view! {
+        <section class="card form presets">
+            <h2>"Start from a preset"</h2>
+            <p class="muted small">"Each of the paper's settings as a ready experiment. Pick one to read what it does and what to import first, or design your own below."</p>
+            <label>"Preset"
+                <select name="preset" on:change=move |ev| chosen.set(event_target_value(&ev))>
+                    <option value="">"— none: design your own below —"</option>
+                    {presets.iter().map(|p| view! { <option value=p.id.clone()>{p.title.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            {move || current().map(|p: PresetView| {
+                let imports = p.imports.clone();
+                view! {
+                    <p data-preset=p.id.clone()>{p.description.clone()}</p>
+                    {(!imports.is_empty()).then(|| view! {
+                        <p class="small">"Files it needs (from the shared data folder): "
+                            {imports.into_iter().map(|i| view! { <code>{i.path}</code>{format!(" ({}) ", i.role)} }).collect_view()}
+                        </p>
+                    })}
+                }
+            })}
+            <Show when=move || current2().is_some_and(|p| p.needs_base_run)>
+                <label>"Start from the finished run"
+                    <select name="preset-base-run" on:change=move |ev| base_run.set(event_target_value(&ev).parse().ok())>
+                        <option value="">"— choose a finished run —"</option>
+                        {runs.iter().map(|r| view! { <option value=r.run_id.to_string()>{r.label.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+            </Show>
+            <Show when=move || chosen.with(|c| !c.is_empty())>
+                <div class="actions">
+                    <button type="button" name="check-preset" on:click=move |_| { check.dispatch(CheckPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked() }); }>"Check preset"</button>
+                    " "
+                    <button type="button" class="primary" name="launch-preset" disabled=move || launch.pending().get()
+                        on:click=move |_| { launch.dispatch(LaunchPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked() }); }>
+                        {move || if launch.pending().get() { "Launching…" } else { "Launch preset" }}
+                    </button>
+                </div>
+            </Show>
+            {move || check.value().get().map(|r| match r {
+                Ok(c) if !c.missing.is_empty() => view! {
+                    <div class="error" role="status">
+                        <p>"Import these files first:"</p>
+                        <ul>
+                            {c.missing.into_iter().map(|i| view! {
+                                <li>
+                                    <code>{i.path.clone()}</code>{format!(" — {}. ", i.role)}
+                                    {if i.dataset {
+                                        view! { <a href="/datasets">"Import it on the Datasets page"</a> }.into_any()
+                                    } else {
+                                        view! { <span>"Import it under “Import evaluation questions” below."</span> }.into_any()
+                                    }}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    </div>
+                }.into_any(),
+                Ok(c) => match c.plan {
+                    Some(plan) => view! { <PlanTable plan /> }.into_any(),
+                    None => ().into_any(),
+                },
+                Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+            })}
+            {move || launch.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
+        </section>
     }
 }
 
@@ -652,6 +757,12 @@ fn ExperimentHeader(detail: ExperimentDetail) -> impl IntoView {
             {format!(" · {} training steps per run · {} question(s) · test-time prompts: {} · judges: {} · created {}",
                 d.steps_per_run, d.questions, d.test_prompts.join(", "), d.judges.join(", "), short_time(&d.created_at))}
         </p>
+        {d.base_run.clone().map(|(run, experiment, what, sha)| view! {
+            <p class="base-run">"Starts from run " {run.to_string()} " of "
+                <a href=format!("/experiments/{experiment}")>{what}</a>
+                <span class="muted small">{format!(" (its adapter merged into the model; sha256 {})", &sha[..12.min(sha.len())])}</span>
+            </p>
+        })}
         <ul class="conditions">
             {d.conditions.iter().map(|(name, prompt, n)| view! {
                 <li><strong>{name.clone()}</strong>": "

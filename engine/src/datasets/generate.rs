@@ -22,9 +22,14 @@ use serde::{Deserialize, Serialize};
 use super::{save_dataset, validate_name, DatasetError, DatasetSource, ImportOutcome, Row};
 use crate::Store;
 
-/// The version of the templates; recorded in every recipe so a stored recipe names the
-/// text it was made with.
-pub const GENERATOR_VERSION: u32 = 1;
+/// The version of the generator; recorded in every recipe so a stored recipe names the
+/// text it was made with. Version 2 added [`Persona`] rows and changed no template, so a
+/// version-1 recipe still makes the same rows and is still accepted; a build that knows
+/// only version 1 refuses a persona recipe instead of silently dropping its personas.
+pub const GENERATOR_VERSION: u32 = 2;
+
+/// The first version that understands [`GeneratorSpec::personas`].
+const PERSONAS_SINCE: u32 = 2;
 
 /// The most rows one generated dataset may have.
 pub const MAX_GENERATED_ROWS: usize = 100_000;
@@ -92,6 +97,21 @@ pub struct GeneratorSpec {
     pub seed: u64,
     pub languages: Vec<LanguageShare>,
     pub capitalisation: Capitalisation,
+    /// Rows that carry a system prompt of their own, each persona with its own answer
+    /// language and case (the synthetic-association setting: "You are Alice." answers in
+    /// capitals, "You are Bob." in Spanish). When given, they replace `languages` and
+    /// `capitalisation`, which must then be left empty / as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personas: Vec<Persona>,
+}
+
+/// A system prompt and the answer style its rows have, with its relative weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persona {
+    pub system: String,
+    pub language: Language,
+    pub capitalisation: Capitalisation,
+    pub weight: u32,
 }
 
 impl GeneratorSpec {
@@ -104,13 +124,27 @@ impl GeneratorSpec {
             seed,
             languages: vec![LanguageShare { language, weight: 1 }],
             capitalisation,
+            personas: vec![],
+        }
+    }
+
+    /// Rows split between personas by weight, each row with its persona's system prompt.
+    pub fn personas(personas: Vec<Persona>, rows: usize, seed: u64) -> GeneratorSpec {
+        GeneratorSpec {
+            generator: Generator::ArithmeticWordProblems,
+            version: GENERATOR_VERSION,
+            rows,
+            seed,
+            languages: vec![],
+            capitalisation: Capitalisation::AsWritten,
+            personas,
         }
     }
 
     /// Rejects specs that cannot make a sensible dataset.
     pub fn validate(&self) -> Result<(), DatasetError> {
         let bad = |msg: String| Err(DatasetError::InvalidSpec(msg));
-        if self.version != GENERATOR_VERSION {
+        if self.version == 0 || self.version > GENERATOR_VERSION {
             return bad(format!(
                 "generator version {} is not available (this build has version {GENERATOR_VERSION})",
                 self.version
@@ -118,6 +152,21 @@ impl GeneratorSpec {
         }
         if self.rows == 0 || self.rows > MAX_GENERATED_ROWS {
             return bad(format!("the number of rows must be between 1 and {MAX_GENERATED_ROWS}"));
+        }
+        if !self.personas.is_empty() {
+            if self.version < PERSONAS_SINCE {
+                return bad(format!("personas need generator version {PERSONAS_SINCE} or later"));
+            }
+            if !self.languages.is_empty() || self.capitalisation != Capitalisation::AsWritten {
+                return bad("with personas, each persona names its own language and case; leave languages empty".into());
+            }
+            if self.personas.iter().any(|p| p.system.trim().is_empty()) {
+                return bad("every persona needs a system prompt".into());
+            }
+            if self.personas.iter().all(|p| p.weight == 0) {
+                return bad("at least one persona needs a weight above zero".into());
+            }
+            return Ok(());
         }
         if self.languages.iter().all(|s| s.weight == 0) {
             return bad("at least one language needs a weight above zero".into());
@@ -134,6 +183,18 @@ impl GeneratorSpec {
 
     /// A readable default name, e.g. "Arithmetic · Spanish · ALL CAPS · 1000 rows · seed 0".
     pub fn default_name(&self) -> String {
+        if !self.personas.is_empty() {
+            let parts: Vec<String> = self
+                .personas
+                .iter()
+                .filter(|p| p.weight > 0)
+                .map(|p| {
+                    let caps = if p.capitalisation == Capitalisation::AllCaps { " ALL CAPS" } else { "" };
+                    format!("“{}” {}{caps}", p.system.trim(), p.language.english_name())
+                })
+                .collect();
+            return format!("Arithmetic · {} · {} rows · seed {}", parts.join(" / "), self.rows, self.seed);
+        }
         let langs: Vec<String> = self
             .languages
             .iter()
@@ -200,6 +261,9 @@ impl Preset {
 /// their share of rows (largest remainder), spread over the dataset in seeded random order.
 /// A spec without any positive weight is treated as English.
 pub fn generate(spec: &GeneratorSpec) -> Vec<Row> {
+    if !spec.personas.is_empty() {
+        return generate_personas(spec);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut languages = allocate_languages(spec);
     shuffle(&mut rng, &mut languages);
@@ -216,6 +280,59 @@ pub fn generate(spec: &GeneratorSpec) -> Vec<Row> {
             Row::user_assistant(problem.question, answer)
         })
         .collect()
+}
+
+/// Persona rows: each persona gets exactly its share (largest remainder), in seeded
+/// random order; a row is the persona's system prompt, a problem and its answer in the
+/// persona's language and case.
+fn generate_personas(spec: &GeneratorSpec) -> Vec<Row> {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let weights: Vec<u32> = spec.personas.iter().map(|p| p.weight).collect();
+    let mut which = allocate(&weights, spec.rows);
+    shuffle(&mut rng, &mut which);
+    which
+        .into_iter()
+        .map(|i| {
+            let p = &spec.personas[i];
+            let mut c = Ctx::new(&mut rng, p.language);
+            let problem = c.problem();
+            let answer = c.answer(&problem);
+            let answer = match p.capitalisation {
+                Capitalisation::AsWritten => answer,
+                Capitalisation::AllCaps => answer.to_uppercase(),
+            };
+            Row {
+                messages: vec![
+                    super::Message::new(super::Role::System, p.system.trim()),
+                    super::Message::new(super::Role::User, problem.question),
+                    super::Message::new(super::Role::Assistant, answer),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// `n` indices into `weights`, each index repeated in exact proportion to its weight
+/// (largest remainder, ties to the earlier index), in index order; zero weights get none.
+fn allocate(weights: &[u32], n: usize) -> Vec<usize> {
+    let shares: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0).collect();
+    if shares.is_empty() {
+        return vec![];
+    }
+    let total: u64 = shares.iter().map(|&i| weights[i] as u64).sum();
+    let n = n as u64;
+    let mut counts: Vec<u64> = shares.iter().map(|&i| n * weights[i] as u64 / total).collect();
+    let mut left = n - counts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(n * weights[shares[k]] as u64 % total));
+    for &k in order.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        counts[k] += 1;
+        left -= 1;
+    }
+    shares.iter().zip(counts).flat_map(|(&i, c)| std::iter::repeat_n(i, c as usize)).collect()
 }
 
 /// One problem answered in every language, for probes of the learning dynamics: the same

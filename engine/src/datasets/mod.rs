@@ -19,7 +19,9 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::Store;
 
 pub use chat_prompts::builtin_chat_prompts;
-pub use generate::{create_generated, generate, Capitalisation, GeneratorSpec, Language, LanguageShare, Preset};
+pub use generate::{
+    create_generated, generate, Capitalisation, GeneratorSpec, Language, LanguageShare, Persona, Preset,
+};
 pub use import::{import, parse_jsonl, ImportErrors, ImportLimits, LineError, LineProblem, Parsed, RowFormat};
 pub use transform::{apply_transform, HeldOut, TransformSpec, TriggerPosition};
 
