@@ -570,7 +570,7 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
             </div>
             <label>"Name (optional)" <input name="teacher-name" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) /></label>
             <div class="inline">
-                <button class="primary" type="submit" disabled=running>"Generate"</button>
+                <button class="primary" type="submit" disabled=running>"Sample the teacher"</button>
                 <Show when=running><button type="button" on:click=cancel>"Cancel"</button></Show>
             </div>
             {move || error.get().map(|e| view! { <ErrorBox error=e /> })}

@@ -258,7 +258,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
                 <StrengthMeter text=f.text.into() target=meter_target />
                 <p class="small">
                     <a href=format!("/designer?prompt={id}")>
-                        {if latest.paraphrases.is_empty() { "Rank it against the library in the designer →".to_string() } else { format!("Rank it in the designer, or sweep its {} paraphrases →", latest.paraphrases.len()) }}
+                        {if latest.paraphrases.is_empty() { "Rank it against the library in the designer →".to_string() } else { format!("Rank it in the designer, or sweep its paraphrase set ({}) →", latest.paraphrases.len()) }}
                     </a>
                 </p>
             </form>
