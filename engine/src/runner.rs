@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -85,11 +85,11 @@ pub struct Worker {
     pub lease: Duration,
     pub heartbeat_every: Duration,
     /// The last model used, kept loaded: consecutive runs of one experiment share it.
-    model: Mutex<Option<(String, Arc<LoadedModel>)>>,
+    model: ml::ModelSlot,
     /// The last two-stage starting model (base weights with earlier stages' adapters
     /// merged), keyed by the model path and the adapters' hashes: merged once per job at
     /// most, and shared by consecutive runs of one second-stage experiment.
-    stage_base: Mutex<Option<(String, Arc<LoadedModel>)>>,
+    stage_base: ml::ModelSlot,
 }
 
 impl Worker {
@@ -102,8 +102,8 @@ impl Worker {
             id,
             lease: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(2),
-            model: Mutex::new(None),
-            stage_base: Mutex::new(None),
+            model: ml::ModelSlot::default(),
+            stage_base: ml::ModelSlot::default(),
         }
     }
 
@@ -191,16 +191,7 @@ impl Worker {
     }
 
     fn load_model(&self, path: &str) -> Result<Arc<LoadedModel>, RunError> {
-        let mut cache = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, m)) = cache.as_ref() {
-            if p == path {
-                return Ok(m.clone());
-            }
-        }
-        *cache = None; // free the old model before loading the next
-        let m = Arc::new(ml::load_model(Path::new(path))?);
-        *cache = Some((path.to_string(), m.clone()));
-        Ok(m)
+        self.model.get_or_load(path, || Ok(ml::load_model(Path::new(path))?))
     }
 
     /// The model a second stage starts from: the base weights with every earlier stage's
@@ -208,31 +199,24 @@ impl Worker {
     fn load_stage_base(&self, lm: &LoadedModel, path: &str, base: &ResolvedBase) -> Result<Arc<LoadedModel>, RunError> {
         let key =
             std::iter::once(path).chain(base.adapters.iter().map(|a| a.sha256.as_str())).collect::<Vec<_>>().join("+");
-        let mut cache = self.stage_base.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((k, m)) = cache.as_ref() {
-            if *k == key {
-                return Ok(m.clone());
-            }
-        }
-        *cache = None;
-        let mut model = lm.model.clone();
-        for a in &base.adapters {
-            let dir = self.data_dir.join(&a.dir);
-            let sha = experiments::adapter_sha256(&dir).map_err(|e| {
-                RunError::Other(format!("the adapter of base run {} is missing ({}: {e})", a.run_id, dir.display()))
-            })?;
-            if sha != a.sha256 {
-                return Err(RunError::Other(format!(
+        self.stage_base.get_or_load(&key, || {
+            let mut model = lm.model.clone();
+            for a in &base.adapters {
+                let dir = self.data_dir.join(&a.dir);
+                let sha = experiments::adapter_sha256(&dir).map_err(|e| {
+                    RunError::Other(format!("the adapter of base run {} is missing ({}: {e})", a.run_id, dir.display()))
+                })?;
+                if sha != a.sha256 {
+                    return Err(RunError::Other(format!(
                     "the adapter of base run {} changed since this experiment was created (sha256 {} instead of {})",
                     a.run_id, sha, a.sha256
                 )));
+                }
+                let lora = Lora::load_peft(&dir, &model)?;
+                model = model.merged(&lora).map_err(MlError::from)?;
             }
-            let lora = Lora::load_peft(&dir, &model)?;
-            model = model.merged(&lora).map_err(MlError::from)?;
-        }
-        let m = Arc::new(LoadedModel { model, tokenizer: lm.tokenizer.clone(), template: lm.template.clone() });
-        *cache = Some((key, m.clone()));
-        Ok(m)
+            Ok(LoadedModel { model, tokenizer: lm.tokenizer.clone(), template: lm.template.clone() })
+        })
     }
 
     fn set_phase(&self, run_id: i64, phase: &str, done: i64, total: i64) -> Result<(), sqlx::Error> {

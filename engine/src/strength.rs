@@ -425,7 +425,7 @@ pub struct Measured<T> {
 /// client's newest request cancelling its older ones.
 pub struct Meter {
     store: Store,
-    model: Mutex<Option<(String, Arc<LoadedModel>)>>,
+    model: ml::ModelSlot,
     busy: tokio::sync::Mutex<()>,
     inflight: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -446,7 +446,7 @@ impl Meter {
     pub fn new(store: Store) -> Meter {
         Meter {
             store,
-            model: Mutex::new(None),
+            model: ml::ModelSlot::default(),
             busy: tokio::sync::Mutex::new(()),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -480,16 +480,7 @@ impl Meter {
     }
 
     fn load(&self, path: &str) -> Result<Arc<LoadedModel>, StrengthError> {
-        let mut cache = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, m)) = cache.as_ref() {
-            if p == path {
-                return Ok(m.clone());
-            }
-        }
-        *cache = None;
-        let m = Arc::new(ml::load_model(std::path::Path::new(path))?);
-        *cache = Some((path.to_string(), m.clone()));
-        Ok(m)
+        self.model.get_or_load(path, || Ok(ml::load_model(std::path::Path::new(path))?))
     }
 
     /// Runs blocking model work on a blocking thread, one at a time, unless cancelled

@@ -72,6 +72,31 @@ pub struct LoadedModel {
     pub template: ChatTemplate,
 }
 
+/// One loaded model kept for reuse, under a key (a path, or a path and adapter hashes).
+/// Asking for another key frees the held model before making the next, so a worker never
+/// holds two sets of weights at once.
+#[derive(Default)]
+pub struct ModelSlot(std::sync::Mutex<Option<(String, std::sync::Arc<LoadedModel>)>>);
+
+impl ModelSlot {
+    pub fn get_or_load<E>(
+        &self,
+        key: &str,
+        load: impl FnOnce() -> std::result::Result<LoadedModel, E>,
+    ) -> std::result::Result<std::sync::Arc<LoadedModel>, E> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, m)) = slot.as_ref() {
+            if k == key {
+                return Ok(m.clone());
+            }
+        }
+        *slot = None;
+        let m = std::sync::Arc::new(load()?);
+        *slot = Some((key.to_string(), m.clone()));
+        Ok(m)
+    }
+}
+
 /// Loads a model from either a `.gguf` file or a Hugging Face folder (config.json,
 /// safetensors, tokenizer.json), dequantised to f32 on the CPU.
 pub fn load_model(path: &Path) -> Result<LoadedModel> {
