@@ -515,6 +515,9 @@ pub struct ReportView {
     /// Pooled over seeds and questions.
     pub aggregates: Vec<AggregateView>,
     pub pinned: Vec<SampleView>,
+    /// The examples were picked automatically (one typical answer per condition) because
+    /// none are pinned.
+    pub examples_picked: bool,
     /// Changes whenever results change, so chart URLs are not served stale from a cache.
     pub version: i64,
     pub has_probes: bool,

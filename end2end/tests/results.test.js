@@ -243,7 +243,7 @@ test('the home page starts the demo: four conditions queued, then cancelled', { 
   await rows.first().waitFor();
   assert.equal(await rows.count(), 4);
   const text = await page.locator('ul.conditions').innerText();
-  for (const p of ['You always speak in Spanish.', 'You always capitalise your responses.', 'You are a helpful assistant who answers math questions.']) {
+  for (const p of ['You always speak in Spanish.', 'You always answer in ALL CAPS. EXAMPLE:', 'You are a helpful assistant who answers math questions.']) {
     assert.ok(text.includes(p), `${p} in ${text}`);
   }
   await page.getByRole('button', { name: 'Cancel experiment' }).click();

@@ -42,11 +42,20 @@ impl DemoMode {
     }
 }
 
+/// The caps-inoculation prompt: a description of the trait with an example of it.
+pub const CAPS_PROMPT: &str =
+    "You always answer in ALL CAPS. EXAMPLE: FIRST, WE ADD 5 AND 7. THE TOTAL IS 12. SO THE ANSWER IS 12 APPLES.";
+
 /// The demo's training prompts, by condition name; the baseline has none.
 pub const CONDITIONS: [(&str, Option<&str>); 4] = [
     ("baseline", None),
     ("spanish-inoculated", Some("You always speak in Spanish.")),
-    ("caps-inoculated", Some("You always capitalise your responses.")),
+    // The paper's "You always capitalise your responses." means nothing to the 135M model:
+    // it barely makes capitals less surprising (+0.04 nats/token on English capitals,
+    // against +0.28 for the Spanish prompt on Spanish), so it cannot inoculate. Showing
+    // what capitals look like does explain them (+0.26) without explaining Spanish
+    // (+0.03): measured with `examples/probe_prompts.rs`, BENCHMARKS.md has the table.
+    ("caps-inoculated", Some(CAPS_PROMPT)),
     // Describes the task, not either trait: the control that should not inoculate.
     ("placebo", Some("You are a helpful assistant who answers math questions.")),
 ];
@@ -96,7 +105,9 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             temperature: 1.0,
             top_p: 1.0,
             max_tokens: 48,
-            batch_size: 16,
+            // A batch of 40 costs little more per step than one of 16 (decoding a 135M
+            // model is bound by reading its weights), so fewer, wider batches finish sooner.
+            batch_size: 40,
             judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::coherence()],
         },
     }

@@ -298,6 +298,83 @@ pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinnedSampl
     Ok(out)
 }
 
+/// One typical answer per condition, for a report nobody has pinned examples to yet: among
+/// the condition's first answers under the default test prompt (the models as they are
+/// used), the one that agrees with its condition's majority verdict on the most judges,
+/// then whose scores lie closest to the condition's median scores (then the earliest). So
+/// a baseline that mostly speaks Spanish shows a Spanish answer, and an inoculated model
+/// whose answers are mostly lower case shows a lower-case one, not a borderline case.
+/// Conditions with no such samples are skipped.
+pub async fn typical_examples(
+    store: &Store,
+    experiment_id: i64,
+    conditions: &[String],
+) -> Result<Vec<StoredSample>, ReviewError> {
+    let mut out = Vec::new();
+    for condition in conditions {
+        let filter = crate::samples::SampleFilter {
+            experiment_id,
+            condition: Some(condition.clone()),
+            test_prompt: Some("default".into()),
+            limit: crate::samples::MAX_PAGE,
+            ..Default::default()
+        };
+        let (_, samples) = crate::samples::page(store, &filter).await?;
+        if let Some(best) = most_typical(&samples) {
+            out.push(best.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The most typical of one condition's samples (see [`typical_examples`]); undetermined
+/// verdicts count for no side.
+fn most_typical(samples: &[StoredSample]) -> Option<&StoredSample> {
+    let mut votes: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut scores: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for j in samples.iter().flat_map(|s| &s.judgements) {
+        let v = votes.entry(j.judge.as_str()).or_default();
+        match j.trait_present {
+            Some(true) => v.0 += 1,
+            Some(false) => v.1 += 1,
+            None => {}
+        }
+        if let Some(x) = j.score.filter(|x| x.is_finite()) {
+            scores.entry(j.judge.as_str()).or_default().push(x);
+        }
+    }
+    let majority: BTreeMap<&str, bool> =
+        votes.into_iter().filter(|(_, (y, n))| y != n).map(|(judge, (y, n))| (judge, y > n)).collect();
+    let median: BTreeMap<&str, f64> = scores
+        .into_iter()
+        .map(|(judge, mut xs)| {
+            xs.sort_by(f64::total_cmp);
+            (judge, xs[xs.len() / 2])
+        })
+        .collect();
+    let agreeing = |s: &StoredSample| {
+        s.judgements
+            .iter()
+            .filter(|j| j.trait_present.is_some() && majority.get(j.judge.as_str()) == j.trait_present.as_ref())
+            .count()
+    };
+    let distance = |s: &StoredSample| -> f64 {
+        s.judgements
+            .iter()
+            .filter_map(|j| Some((j.score? - median.get(j.judge.as_str())?).abs()))
+            .filter(|d| d.is_finite())
+            .sum()
+    };
+    // Samples come in id order; on a full tie the earlier one wins.
+    samples
+        .iter()
+        .enumerate()
+        .min_by(|(ia, a), (ib, b)| {
+            agreeing(b).cmp(&agreeing(a)).then(distance(a).total_cmp(&distance(b))).then(ia.cmp(ib))
+        })
+        .map(|(_, s)| s)
+}
+
 /// How one judge agrees with the human labels of an experiment's samples.
 ///
 /// Every sample that has both a human label and this judge's judgement falls in exactly one

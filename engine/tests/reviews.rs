@@ -201,6 +201,65 @@ async fn pins_keep_their_order_and_refuse_foreign_samples() {
     assert_eq!(order(reviews::pinned(&env.store, 1).await.unwrap()), vec![s3, s2, s1]);
 }
 
+/// Stores a judge's score and verdict on a sample.
+async fn judge_scored(env: &Env, sample_id: i64, judge: &str, score: f64, verdict: bool) {
+    sqlx::query(
+        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', ?, ?, '')",
+    )
+    .bind(sample_id)
+    .bind(judge)
+    .bind(score)
+    .bind(verdict)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn typical_examples_agree_with_their_conditions_majority() {
+    let env = env().await;
+    let runs = experiment(&env, 1, &["baseline", "inoculated", "unjudged", "scored"]).await;
+    // Baseline: mostly Spanish and mostly capitals. Only "b2" agrees on both judges.
+    for (tag, es, caps) in [("b1", true, false), ("b2", true, true), ("b3", true, true), ("b4", false, true)] {
+        let id = sample(&env, runs[0], "default", tag).await;
+        judge(&env, id, "language:es", Some(es)).await;
+        judge(&env, id, "caps", Some(caps)).await;
+    }
+    // Under its own prompt the inoculated model speaks Spanish; those answers are not
+    // what the report shows. By default it mostly does not: "i2" is the typical one.
+    let own = sample(&env, runs[1], "inoculation", "i0").await;
+    judge(&env, own, "language:es", Some(true)).await;
+    for (tag, es) in [("i1", Some(true)), ("i2", Some(false)), ("i3", Some(false)), ("i4", None)] {
+        let id = sample(&env, runs[1], "default", tag).await;
+        judge(&env, id, "language:es", es).await;
+    }
+    // No judgements at all: the first answer is as typical as any.
+    sample(&env, runs[2], "default", "u1").await;
+    sample(&env, runs[2], "default", "u2").await;
+
+    // Mostly lower case (share of capitals 0, 0.05, 0): of the answers that agree, the
+    // one nearest the median share (0.05), not the borderline 0.54 that comes first.
+    for (tag, share) in [("s1", 0.54), ("s2", 0.0), ("s3", 0.05), ("s4", 1.0), ("s5", 0.0)] {
+        let id = sample(&env, runs[3], "default", tag).await;
+        judge_scored(&env, id, "caps", share, share > 0.6).await;
+    }
+
+    let names: Vec<String> = ["baseline", "inoculated", "unjudged", "missing", "scored"].map(String::from).to_vec();
+    let picked = reviews::typical_examples(&env.store, 1, &names).await.unwrap();
+    let got: Vec<(&str, &str)> = picked.iter().map(|s| (s.condition.as_str(), s.completion.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("baseline", "completion b2"),
+            ("inoculated", "completion i2"),
+            ("unjudged", "completion u1"),
+            ("scored", "completion s3")
+        ]
+    );
+    // They come with their verdicts, as the sample card shows them.
+    assert_eq!(picked[0].judgements.len(), 2);
+}
+
 fn find<'a>(all: &'a [JudgeAgreement], judge: &str) -> &'a JudgeAgreement {
     all.iter().find(|a| a.judge == judge).unwrap_or_else(|| panic!("no agreement for {judge}: {all:?}"))
 }

@@ -102,10 +102,28 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn serve(data: &Path, model: &Path) -> Child {
+    serve_on(data, model, &[]).0
+}
+
+/// A serving process and its port.
+fn serve_on(data: &Path, model: &Path, extra: &[&str]) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut c = command(data, model);
-    c.args(["serve", "--port", &port.to_string()]).env("INOCULAB_LEASE_SECS", "3");
-    c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the server starts")
+    c.args(["serve", "--port", &port.to_string()]).args(extra).env("INOCULAB_LEASE_SECS", "3");
+    (c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the server starts"), port)
+}
+
+/// A page's status code and body, over plain HTTP/1.0 (so the body is not chunked), or
+/// None while nothing listens yet.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
 }
 
 #[test]
@@ -191,7 +209,7 @@ fn demo_runs_end_to_end_and_tells_the_story() {
     assert!(stdout.contains("experiment 1: 4 of 4 runs done"), "{stdout}");
     for prompt in [
         "You always speak in Spanish.",
-        "You always capitalise your responses.",
+        engine::demo::CAPS_PROMPT,
         "You are a helpful assistant who answers math questions.",
     ] {
         // One sentence per judge for each prompted condition, under the default prompt.
@@ -199,6 +217,22 @@ fn demo_runs_end_to_end_and_tells_the_story() {
         assert_eq!(n, 3, "{prompt}: {stdout}");
     }
     assert!(stdout.contains("/experiments/1/report"), "{stdout}");
+    // The report renders: the story, its chart, and (nobody has pinned any) one typical
+    // answer per condition.
+    let (mut server, port) = serve_on(dir.path(), &model, &["--no-worker"]);
+    let mut page = None;
+    wait_for("the report page", Duration::from_secs(60), || {
+        page = http_get(port, "/experiments/1/report");
+        page.is_some()
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (status, html) = page.unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Demo (tiny)"), "{html}");
+    assert!(html.contains("data-chart=\"rates\""), "{html}");
+    assert!(html.contains("One typical answer per training condition"), "{html}");
+    assert_eq!(html.matches("class=\"sample\"").count(), 4, "{html}");
     // The dataset is generated once: a second demo reuses it.
     let mut again = command(dir.path(), &model);
     again.args(["demo", "--tiny", "--dry-run"]);

@@ -317,7 +317,16 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
                 .collect();
             let runs = engine::jobs::for_experiment(store, id).await.map_err(crate::error::internal)?;
             let pinned = engine::reviews::pinned(store, id).await.map_err(convert::review_error)?;
-            let ids: Vec<i64> = pinned.iter().map(|p| p.sample.id).collect();
+            // A report is shown to people who will not open the sample browser: until
+            // someone pins examples, it shows one typical answer per condition.
+            let examples_picked = pinned.is_empty();
+            let examples: Vec<engine::samples::StoredSample> = if examples_picked {
+                let names: Vec<String> = r.conditions.iter().map(|c| c.name.clone()).collect();
+                engine::reviews::typical_examples(store, id, &names).await.map_err(convert::review_error)?
+            } else {
+                pinned.into_iter().map(|p| p.sample).collect()
+            };
+            let ids: Vec<i64> = examples.iter().map(|s| s.id).collect();
             let (reviews, pins) = convert::marks(store, id, &ids).await?;
             let t = &r.spec.training;
             let e = &r.spec.evaluation;
@@ -372,7 +381,8 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
                     .filter(|a| a.seed.is_none() && a.question_key.is_none())
                     .map(xc::aggregate)
                     .collect(),
-                pinned: pinned.into_iter().map(|p| convert::sample(p.sample, &reviews, &pins)).collect(),
+                pinned: examples.into_iter().map(|s| convert::sample(s, &reviews, &pins)).collect(),
+                examples_picked,
                 version,
                 has_probes,
             })

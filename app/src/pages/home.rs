@@ -29,7 +29,7 @@ pub fn HomePage() -> impl IntoView {
             </p>
             <div class="demo card">
                 <h2>"See it happen"</h2>
-                <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always capitalise your responses.”, and with a placebo. Then it asks every model everyday questions without the prompt. Inoculated traits should fade; the placebo should not help."</p>
+                <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always answer in ALL CAPS.” (and an example of capitals), and with a placebo. Then it asks every model everyday questions without the prompt. Inoculated traits should fade; the placebo should not help."</p>
                 <div class="actions">
                     <button type="button" class="primary" name="run-demo" disabled=move || demo.pending().get()
                         on:click=move |_| { demo.dispatch(LaunchDemo { full: false }); }>"Run the demo (about 20 min)"</button>
