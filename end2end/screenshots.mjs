@@ -23,7 +23,13 @@ const shots = [
 for (const [name, path, full] of shots) {
   await page.goto(base + path);
   await page.waitForSelector('body[data-hydrated]', { timeout: 20_000 });
-  // Charts are images: wait until every one has loaded.
+  // Charts are lazy-loaded images: scroll through the page so every one is requested,
+  // then wait until all have loaded.
+  for (let y = 0; y < 10_000; y += 600) {
+    await page.mouse.wheel(0, 600);
+    await page.waitForTimeout(100);
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForFunction(() => [...document.images].every((i) => i.complete), null, { timeout: 30_000 });
   if (path.includes('#samples')) await page.locator('#samples').scrollIntoViewIfNeeded();
   const file = join(out, `${name}.png`);
