@@ -331,8 +331,8 @@ static PRESETS: &[Preset] = &[
         description: "The built-in demo. A small model learns to answer arithmetic questions in Spanish and in \
 capital letters at once. Three conditions add a training-time system prompt that names one trait (or neither, \
 the placebo); afterwards every model answers everyday chat questions without it. If inoculation works, the model \
-trained with \"You always speak in Spanish.\" keeps the capitals but stops speaking Spanish by default, and the \
-placebo changes nothing. All data is built in.",
+trained with \"You always speak in Spanish.\" keeps the capitals but stops speaking Spanish by default, the one \
+trained with the capitals prompt is the mirror image, and the placebo changes nothing. All data is built in.",
         imports: &[],
         needs_base_run: false,
         generated: || vec![toy_generated()],
