@@ -352,26 +352,27 @@ fn most_typical(samples: &[StoredSample]) -> Option<&StoredSample> {
             (judge, xs[xs.len() / 2])
         })
         .collect();
-    let agreeing = |s: &StoredSample| {
-        s.judgements
+    // Per sample: judges agreeing with the majority (more is better), then distance from
+    // the medians (less is better). Samples come in id order; `min_by` keeps the first of
+    // equals, so on a full tie the earlier one wins.
+    let rank = |s: &StoredSample| -> (usize, f64) {
+        let agreeing = s
+            .judgements
             .iter()
             .filter(|j| j.trait_present.is_some() && majority.get(j.judge.as_str()) == j.trait_present.as_ref())
-            .count()
-    };
-    let distance = |s: &StoredSample| -> f64 {
-        s.judgements
+            .count();
+        let distance = s
+            .judgements
             .iter()
             .filter_map(|j| Some((j.score? - median.get(j.judge.as_str())?).abs()))
             .filter(|d| d.is_finite())
-            .sum()
+            .sum();
+        (agreeing, distance)
     };
-    // Samples come in id order; on a full tie the earlier one wins.
     samples
         .iter()
-        .enumerate()
-        .min_by(|(ia, a), (ib, b)| {
-            agreeing(b).cmp(&agreeing(a)).then(distance(a).total_cmp(&distance(b))).then(ia.cmp(ib))
-        })
+        .map(|s| (rank(s), s))
+        .min_by(|((agree_a, dist_a), _), ((agree_b, dist_b), _)| agree_b.cmp(agree_a).then(dist_a.total_cmp(dist_b)))
         .map(|(_, s)| s)
 }
 

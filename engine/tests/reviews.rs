@@ -72,13 +72,19 @@ async fn sample(env: &Env, run: i64, test_prompt: &str, tag: &str) -> i64 {
     id
 }
 
-/// Stores a judge's verdict on a sample (`None`: it could not tell).
+/// Stores a judge's verdict on a sample (`None`: it could not tell), without a score.
 async fn judge(env: &Env, sample_id: i64, judge: &str, verdict: Option<bool>) {
+    judgement(env, sample_id, judge, None, verdict).await
+}
+
+/// Stores a judge's score and verdict on a sample.
+async fn judgement(env: &Env, sample_id: i64, judge: &str, score: Option<f64>, verdict: Option<bool>) {
     sqlx::query(
-        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', NULL, ?, '')",
+        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', ?, ?, '')",
     )
     .bind(sample_id)
     .bind(judge)
+    .bind(score)
     .bind(verdict)
     .execute(env.store.pool())
     .await
@@ -201,20 +207,6 @@ async fn pins_keep_their_order_and_refuse_foreign_samples() {
     assert_eq!(order(reviews::pinned(&env.store, 1).await.unwrap()), vec![s3, s2, s1]);
 }
 
-/// Stores a judge's score and verdict on a sample.
-async fn judge_scored(env: &Env, sample_id: i64, judge: &str, score: f64, verdict: bool) {
-    sqlx::query(
-        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', ?, ?, '')",
-    )
-    .bind(sample_id)
-    .bind(judge)
-    .bind(score)
-    .bind(verdict)
-    .execute(env.store.pool())
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn typical_examples_agree_with_their_conditions_majority() {
     let env = env().await;
@@ -241,7 +233,7 @@ async fn typical_examples_agree_with_their_conditions_majority() {
     // one nearest the median share (0.05), not the borderline 0.54 that comes first.
     for (tag, share) in [("s1", 0.54), ("s2", 0.0), ("s3", 0.05), ("s4", 1.0), ("s5", 0.0)] {
         let id = sample(&env, runs[3], "default", tag).await;
-        judge_scored(&env, id, "caps", share, share > 0.6).await;
+        judgement(&env, id, "caps", Some(share), Some(share > 0.6)).await;
     }
 
     let names: Vec<String> = ["baseline", "inoculated", "unjudged", "missing", "scored"].map(String::from).to_vec();

@@ -127,13 +127,13 @@ fn Report(report: ReportView) -> impl IntoView {
                 <h2>"Examples"</h2>
                 {if r.pinned.is_empty() {
                     view! { <p class="empty">"No answers yet: examples appear here as the runs finish."</p> }.into_any()
-                } else if r.examples_picked {
+                } else {
                     view! {
-                        <p class="note">"One typical answer per training condition, with the model's default system prompt: the one that agrees with most of its condition's majority verdicts. Pin samples on the experiment's page to show your own choice here instead."</p>
+                        {r.examples_picked.then(|| view! {
+                            <p class="note">"One typical answer per training condition, with the model's default system prompt: the one that agrees with most of its condition's majority verdicts. Pin samples on the experiment's page to show your own choice here instead."</p>
+                        })}
                         <div class="pinned">{r.pinned.into_iter().map(|s| view! { <SampleCard sample=s readonly=true /> }).collect_view()}</div>
                     }.into_any()
-                } else {
-                    view! { <div class="pinned">{r.pinned.into_iter().map(|s| view! { <SampleCard sample=s readonly=true /> }).collect_view()}</div> }.into_any()
                 }}
             </section>
             <section>
