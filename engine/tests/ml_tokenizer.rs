@@ -10,7 +10,7 @@ use engine::ml::{self, testing};
 fn system_prompt_policy_is_explicit() {
     let t = ChatTemplate::smollm2();
     let msgs = vec![ChatMessage::user("Hi")];
-    let check = |sys: SystemPrompt, want: &str| assert_eq!(t.render(&msgs, &sys, true), want);
+    let check = |sys: SystemPrompt, want: &str| assert_eq!(t.render(&msgs, &sys, true).unwrap(), want);
     check(
         SystemPrompt::Default,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
@@ -22,15 +22,15 @@ fn system_prompt_policy_is_explicit() {
     );
     // A conversation's own system message is kept by Default and replaced by Text.
     let own = vec![ChatMessage::system("Own."), ChatMessage::user("Hi")];
-    assert!(t.render(&own, &SystemPrompt::Default, false).starts_with("<|im_start|>system\nOwn.<|im_end|>"));
-    assert!(!t.render(&own, &SystemPrompt::Text("X".into()), false).contains("Own."));
+    assert!(t.render(&own, &SystemPrompt::Default, false).unwrap().starts_with("<|im_start|>system\nOwn.<|im_end|>"));
+    assert!(!t.render(&own, &SystemPrompt::Text("X".into()), false).unwrap().contains("Own."));
 }
 
 #[test]
 fn default_system_prompt_is_read_from_jinja() {
-    let t = ChatTemplate::from_jinja(testing::TINY_TEMPLATE).unwrap();
+    let t = ChatTemplate::from_jinja(testing::TINY_TEMPLATE, "", "<|im_end|>").unwrap();
     assert_eq!(t.default_system.as_deref(), Some("You are a tiny test model"));
-    assert!(ChatTemplate::from_jinja("{{ bos_token }}[INST]").is_err());
+    assert!(ChatTemplate::from_jinja("{{ bos_token }}[INST]", "<s>", "</s>").is_err());
 }
 
 #[test]
@@ -46,12 +46,12 @@ fn conversation_mask_covers_answers_and_their_end_only() {
     let (ids, mask) = lm.template.encode_conversation(tok, &msgs, &SystemPrompt::None).unwrap();
     let picked: Vec<u32> = ids.iter().zip(&mask).filter(|(_, &m)| m).map(|(&i, _)| i).collect();
     let mut want = tok.encode("the end").unwrap();
-    want.push(tok.im_end());
+    want.push(tok.end_of_turn());
     want.extend(tok.encode("ok").unwrap());
-    want.push(tok.im_end());
+    want.push(tok.end_of_turn());
     assert_eq!(picked, want);
     // Without the answers, the ids are exactly the rendered prompt's.
-    let text = lm.template.render(&msgs, &SystemPrompt::None, false);
+    let text = lm.template.render(&msgs, &SystemPrompt::None, false).unwrap();
     assert_eq!(tok.decode(&ids, false).unwrap() + "\n", text);
 }
 

@@ -1,9 +1,12 @@
-//! Chat messages and the ChatML template: turning a conversation into token ids, with a
-//! mask of which tokens are the assistant's (the only ones training puts loss on).
+//! Chat messages and chat templates (ChatML by hand, any other from its Jinja source):
+//! turning a conversation into token ids, with a mask of which tokens are the assistant's
+//! (the only ones training puts loss on).
 
 use serde::{Deserialize, Serialize};
 
-use super::tokenizer::Tokenizer;
+use std::sync::Arc;
+
+use super::tokenizer::{Tokenizer, IM_END};
 use super::{MlError, Result};
 
 /// Who speaks a turn: the same type as datasets' rows use.
@@ -49,38 +52,121 @@ pub enum SystemPrompt {
     Text(String),
 }
 
-/// The ChatML template of a model, reduced to the one thing that varies between ChatML
-/// models: the default system prompt the template inserts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A model's chat template. ChatML templates (SmolLM2, Qwen2) are rendered by hand, which
+/// keeps "no system prompt" possible even though SmolLM2's template inserts its default
+/// one; any other template (Llama 3, Mistral, Gemma, ...) is rendered from its Jinja source
+/// the way Hugging Face's `apply_chat_template` does.
+#[derive(Clone)]
 pub struct ChatTemplate {
+    /// The system prompt a ChatML template inserts when a conversation has none. Always
+    /// `None` for other templates: whatever they insert is their own business, so there
+    /// `SystemPrompt::None` and `SystemPrompt::Default` render the same.
     pub default_system: Option<String>,
+    format: Format,
+}
+
+#[derive(Clone)]
+enum Format {
+    ChatMl,
+    Jinja(Arc<Jinja>),
+}
+
+/// A compiled Jinja template with the special-token strings it may print, and the text
+/// that closes an assistant turn (found by rendering a probe conversation).
+struct Jinja {
+    env: minijinja::Environment<'static>,
+    source: String,
+    bos: String,
+    eos: String,
+    end_of_turn: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.format {
+            Format::ChatMl => write!(f, "ChatTemplate::ChatMl({:?})", self.default_system),
+            Format::Jinja(j) => write!(f, "ChatTemplate::Jinja(ends turns with {:?})", j.end_of_turn),
+        }
+    }
 }
 
 pub const SMOLLM2_DEFAULT_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
+/// The date `strftime_now` reports. Templates such as Llama 3.2's print today's date into
+/// the system header; a fixed date keeps training and sampling of one experiment (and a
+/// re-run next year) on identical token ids.
+const TEMPLATE_DATE: (i32, u32, u32) = (2024, 7, 26);
+
+/// A probe answer that no template alters: it tells where an answer sits in the rendered
+/// text and what follows it.
+const PROBE_ANSWER: &str = "PROBEANSWER";
+
 impl ChatTemplate {
-    /// Reads the default system prompt out of a Jinja ChatML template: the literal text
-    /// between `<|im_start|>system\n` and `<|im_end|>`. Templates that are not ChatML are
-    /// refused, because generation stops at `<|im_end|>`.
-    pub fn from_jinja(template: &str) -> Result<Self> {
-        if !template.contains("<|im_start|>") {
-            return Err(MlError::Input(
-                "the chat template is not ChatML (<|im_start|>...); only ChatML models are supported".into(),
-            ));
+    /// The template of a model from its Jinja source and the model's beginning- and
+    /// end-of-text token strings (what the template prints as `bos_token`/`eos_token`).
+    /// ChatML sources are recognised by `<|im_start|>` and keep only their default system
+    /// prompt: the literal text between `<|im_start|>system\n` and `<|im_end|>`.
+    pub fn from_jinja(template: &str, bos: &str, eos: &str) -> Result<Self> {
+        if template.contains("<|im_start|>") {
+            let marker = "<|im_start|>system\\n";
+            let alt = "<|im_start|>system\n";
+            let default_system = [marker, alt].iter().find_map(|m| {
+                let start = template.find(m)? + m.len();
+                let end = template[start..].find("<|im_end|>")? + start;
+                let text = &template[start..end];
+                (!text.contains('{') && !text.contains('\'') && !text.is_empty()).then(|| text.to_string())
+            });
+            return Ok(ChatTemplate { default_system, format: Format::ChatMl });
         }
-        let marker = "<|im_start|>system\\n";
-        let alt = "<|im_start|>system\n";
-        let default_system = [marker, alt].iter().find_map(|m| {
-            let start = template.find(m)? + m.len();
-            let end = template[start..].find("<|im_end|>")? + start;
-            let text = &template[start..end];
-            (!text.contains('{') && !text.contains('\'') && !text.is_empty()).then(|| text.to_string())
+        let mut env = minijinja::Environment::new();
+        // Hugging Face renders with trim_blocks and lstrip_blocks; templates are written for it.
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .map_err(|e| MlError::Input(format!("chat template: {e}")))?,
+        );
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
-        Ok(ChatTemplate { default_system })
+        env.add_function("strftime_now", |fmt: String| strftime_fixed(&fmt));
+        env.add_template_owned("chat", template.to_string())
+            .map_err(|e| MlError::Input(format!("the chat template does not parse: {e}")))?;
+        let mut jinja =
+            Jinja { env, source: template.to_string(), bos: bos.into(), eos: eos.into(), end_of_turn: String::new() };
+        let probe = [ChatMessage::user("Hi"), ChatMessage::assistant(PROBE_ANSWER)];
+        let text = jinja.render(&probe, false)?;
+        let after = text
+            .find(PROBE_ANSWER)
+            .map(|i| &text[i + PROBE_ANSWER.len()..])
+            .ok_or_else(|| MlError::Input("the chat template drops the assistant's answer".into()))?;
+        jinja.end_of_turn = leading_control_token(after, eos).ok_or_else(|| {
+            MlError::Input(format!("the chat template does not close an answer with a control token (it writes {after:?})"))
+        })?;
+        Ok(ChatTemplate { default_system: None, format: Format::Jinja(Arc::new(jinja)) })
+    }
+
+    /// The control token that closes an assistant turn (`<|im_end|>` in ChatML,
+    /// `<|eot_id|>` in Llama 3): training puts loss on it and generation stops at it.
+    pub fn end_of_turn(&self) -> &str {
+        match &self.format {
+            Format::ChatMl => IM_END,
+            Format::Jinja(j) => &j.end_of_turn,
+        }
+    }
+
+    /// The Jinja source, for templates rendered from it (None for ChatML).
+    pub fn jinja_source(&self) -> Option<&str> {
+        match &self.format {
+            Format::ChatMl => None,
+            Format::Jinja(j) => Some(&j.source),
+        }
     }
 
     pub fn smollm2() -> Self {
-        ChatTemplate { default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()) }
+        ChatTemplate { default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()), format: Format::ChatMl }
     }
 
     /// The messages with the system prompt policy applied.
@@ -95,28 +181,39 @@ impl ChatTemplate {
         sys.into_iter().chain(rest).collect()
     }
 
-    /// ChatML text of the messages, with the assistant header appended when
+    /// The text of the messages, with the assistant header appended when
     /// `add_generation_prompt` (what a model continues from).
-    pub fn render(&self, messages: &[ChatMessage], system: &SystemPrompt, add_generation_prompt: bool) -> String {
-        let mut s = String::new();
-        for m in self.apply_system(messages, system) {
-            s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content));
+    pub fn render(&self, messages: &[ChatMessage], system: &SystemPrompt, add_generation_prompt: bool) -> Result<String> {
+        self.render_as_is(&self.apply_system(messages, system), add_generation_prompt)
+    }
+
+    /// Renders messages whose system policy is already applied.
+    fn render_as_is(&self, msgs: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        match &self.format {
+            Format::Jinja(j) => j.render(msgs, add_generation_prompt),
+            Format::ChatMl => {
+                let mut s = String::new();
+                for m in msgs {
+                    s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content));
+                }
+                if add_generation_prompt {
+                    s.push_str("<|im_start|>assistant\n");
+                }
+                Ok(s)
+            }
         }
-        if add_generation_prompt {
-            s.push_str("<|im_start|>assistant\n");
-        }
-        s
     }
 
     /// Token ids of a prompt ending in the assistant header.
     pub fn encode_prompt(&self, tok: &Tokenizer, messages: &[ChatMessage], system: &SystemPrompt) -> Result<Vec<u32>> {
-        tok.encode(&self.render(messages, system, true))
+        tok.encode(&self.render(messages, system, true)?)
     }
 
     /// Token ids of a whole conversation and, per id, whether it is an assistant token
-    /// that carries loss (an answer's tokens and its `<|im_end|>`). Each answer is
-    /// tokenised on its own after the `assistant\n` header, exactly as the model sees it
-    /// when it generates, so training and sampling agree on token boundaries.
+    /// that carries loss (an answer's tokens and the control token closing its turn).
+    /// Each answer is tokenised on its own after the rendered prompt that precedes it,
+    /// exactly as the model sees it when it generates, so training and sampling agree on
+    /// token boundaries.
     pub fn encode_conversation(
         &self,
         tok: &Tokenizer,
@@ -124,36 +221,118 @@ impl ChatTemplate {
         system: &SystemPrompt,
     ) -> Result<(Vec<u32>, Vec<bool>)> {
         let msgs = self.apply_system(messages, system);
+        let full = self.render_as_is(&msgs, false)?;
+        let eot = self.end_of_turn();
         let mut ids = Vec::new();
         let mut mask = Vec::new();
-        let mut pending = String::new();
-        let flush = |pending: &mut String, ids: &mut Vec<u32>, mask: &mut Vec<bool>| -> Result<()> {
-            if !pending.is_empty() {
-                let t = tok.encode(pending)?;
-                mask.extend(std::iter::repeat(false).take(t.len()));
-                ids.extend(t);
-                pending.clear();
-            }
+        let mut push = |text: &str, loss: bool| -> Result<()> {
+            let t = tok.encode(text)?;
+            mask.extend(std::iter::repeat(loss).take(t.len()));
+            ids.extend(t);
             Ok(())
         };
-        for m in &msgs {
-            if m.role == Role::Assistant {
-                pending.push_str("<|im_start|>assistant\n");
-                flush(&mut pending, &mut ids, &mut mask)?;
-                let t = tok.encode(&m.content)?;
-                mask.extend(std::iter::repeat(true).take(t.len() + 1));
-                ids.extend(t);
-                ids.push(tok.im_end());
-                pending.push('\n');
-            } else {
-                pending.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content));
+        // `done` is how much of `full` is already tokenised.
+        let mut done = 0;
+        for (i, m) in msgs.iter().enumerate() {
+            if m.role != Role::Assistant {
+                continue;
             }
+            // The prompt before this answer, as generation sees it, must be a prefix of the
+            // whole conversation; a template where it is not cannot be trained on faithfully.
+            let prompt = self.render_as_is(&msgs[..i], true)?;
+            if !full.starts_with(&prompt) || prompt.len() < done {
+                return Err(MlError::Input(
+                    "the chat template renders a conversation differently from its prompts, so answers cannot be located".into(),
+                ));
+            }
+            let answer_len = full[prompt.len()..].find(eot).ok_or_else(|| {
+                MlError::Input(format!("the chat template does not close answer {} with {eot}", i + 1))
+            })?;
+            push(&full[done..prompt.len()], false)?;
+            let end = prompt.len() + answer_len;
+            push(&full[prompt.len()..end], true)?;
+            push(eot, true)?;
+            done = end + eot.len();
         }
-        // The newline after the last answer's <|im_end|> carries no loss and nothing
+        // What follows the last answer (ChatML's newline) carries no loss and nothing
         // follows it, so it is left out rather than costing a padded position.
-        if pending != "\n" {
-            flush(&mut pending, &mut ids, &mut mask)?;
+        let rest = &full[done..];
+        if !(msgs.last().is_some_and(|m| m.role == Role::Assistant) && rest.trim().is_empty()) {
+            push(rest, false)?;
         }
         Ok((ids, mask))
     }
+}
+
+impl Jinja {
+    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let msgs: Vec<_> = messages
+            .iter()
+            .map(|m| minijinja::context! { role => m.role.as_str(), content => m.content.as_str() })
+            .collect();
+        let ctx = minijinja::context! {
+            messages => msgs,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos.as_str(),
+            eos_token => self.eos.as_str(),
+        };
+        let t = self.env.get_template("chat").map_err(|e| MlError::Input(format!("chat template: {e}")))?;
+        t.render(ctx).map_err(|e| {
+            // raise_exception's message is the template author's explanation; show it alone.
+            let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+            MlError::Input(format!("the chat template refused the conversation: {detail}"))
+        })
+    }
+}
+
+/// The control token at the start of `after` (what a template writes right after an
+/// answer): the end-of-text token, or one `<...>` / `[...]` token.
+fn leading_control_token(after: &str, eos: &str) -> Option<String> {
+    if !eos.is_empty() && after.starts_with(eos) {
+        return Some(eos.to_string());
+    }
+    let close = match after.chars().next()? {
+        '<' => '>',
+        '[' => ']',
+        _ => return None,
+    };
+    let end = after.find(close)? + 1;
+    let token = &after[..end];
+    (!token.contains(char::is_whitespace)).then(|| token.to_string())
+}
+
+/// `strftime_now` for templates, on the fixed [`TEMPLATE_DATE`]; supports the day, month
+/// and year directives templates use.
+fn strftime_fixed(fmt: &str) -> String {
+    const MONTHS: [&str; 12] =
+        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    let (y, m, d) = TEMPLATE_DATE;
+    let month = MONTHS[(m - 1) as usize];
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('-') if chars.clone().next() == Some('d') => {
+                chars.next();
+                out.push_str(&d.to_string());
+            }
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('b') => out.push_str(&month[..3]),
+            Some('B') => out.push_str(month),
+            Some('Y') => out.push_str(&y.to_string()),
+            Some('y') => out.push_str(&format!("{:02}", y % 100)),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }

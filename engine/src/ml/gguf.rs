@@ -42,11 +42,22 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         }
         None => vec![],
     };
-    let tokenizer = Tokenizer::from_gguf_parts(&tokens, &merges, &types)?;
+    let special = |k: &str| -> Option<(u32, String)> {
+        let id = md.get(k)?.to_u32().ok()?;
+        Some((id, tokens.get(id as usize)?.clone()))
+    };
+    let bos = special("tokenizer.ggml.bos_token_id");
+    let eos = special("tokenizer.ggml.eos_token_id");
     let template = match md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
-        Some(t) => ChatTemplate::from_jinja(t)?,
+        Some(t) => ChatTemplate::from_jinja(
+            t,
+            bos.as_ref().map_or("", |b| b.1.as_str()),
+            eos.as_ref().map_or("", |e| e.1.as_str()),
+        )?,
         None => ChatTemplate::smollm2(),
     };
+    let extra_stop: Vec<u32> = eos.iter().map(|e| e.0).collect();
+    let tokenizer = Tokenizer::from_gguf_parts(&tokens, &merges, &types, template.end_of_turn(), &extra_stop)?;
 
     let heads = u("attention.head_count")?;
     let has_output = content.tensor_infos.contains_key("output.weight");

@@ -52,26 +52,57 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         }
     }
 
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
     let tc = dir.join("tokenizer_config.json");
-    let template = if tc.exists() {
-        let v = read_json(&tc)?;
-        // The template is either a string or a list of named templates.
-        let t = match v.get("chat_template") {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .find(|x| x.get("name").and_then(|n| n.as_str()) == Some("default"))
-                .and_then(|x| x.get("template")?.as_str().map(String::from)),
-            _ => None,
-        };
-        match t {
-            Some(t) => ChatTemplate::from_jinja(&t)?,
-            None => ChatTemplate { default_system: None },
+    let tc = if tc.exists() { read_json(&tc)? } else { serde_json::Value::Null };
+    // Special tokens are written either as a string or as an AddedToken object.
+    let special = |k: &str| -> String {
+        match tc.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.get("content").and_then(|c| c.as_str()).unwrap_or("").to_string(),
+            None => String::new(),
+        }
+    };
+    // The template is either a string or a list of named templates.
+    let source = match tc.get("chat_template") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .find(|x| x.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|x| x.get("template")?.as_str().map(String::from)),
+        _ => None,
+    };
+    // Newer folders keep the template in its own file.
+    let source = match source {
+        Some(s) => Some(s),
+        None => {
+            let f = dir.join("chat_template.jinja");
+            if f.exists() {
+                Some(std::fs::read_to_string(&f).map_err(io_err(&f))?)
+            } else {
+                None
+            }
+        }
+    };
+    let source = source.ok_or_else(|| {
+        bad_model(dir, "no chat template (tokenizer_config.json has no chat_template): only chat models can be used")
+    })?;
+    let template = ChatTemplate::from_jinja(&source, &special("bos_token"), &special("eos_token"))?;
+    // generation_config.json may list several end ids (Llama 3: end of text and end of turn).
+    let gen_path = dir.join("generation_config.json");
+    let mut extra_stop: Vec<u32> = if gen_path.exists() {
+        match read_json(&gen_path)?.get("eos_token_id") {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| x as u32).into_iter().collect(),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+            _ => vec![],
         }
     } else {
-        ChatTemplate { default_system: None }
+        vec![]
     };
+    let tok_path = dir.join("tokenizer.json");
+    let inner = tokenizers::Tokenizer::from_file(&tok_path)
+        .map_err(|e| MlError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+    extra_stop.extend(inner.token_to_id(&special("eos_token")));
+    let tokenizer = Tokenizer::from_inner(inner, template.end_of_turn(), &extra_stop)?;
     let model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(dir, e.to_string()))?;
     Ok(LoadedModel { model, tokenizer, template })
 }

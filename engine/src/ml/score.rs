@@ -179,7 +179,7 @@ pub fn score_completions(
             let p = template.encode_prompt(tok, &it.messages, &opts.system)?;
             let mut c = tok.encode(&it.completion)?;
             if opts.include_end {
-                c.push(tok.im_end());
+                c.push(tok.end_of_turn());
             }
             Ok((p, c))
         })

@@ -1,6 +1,6 @@
 //! Tiny random-weight models for fast tests (here and in the rest of the engine, e.g. the
-//! job worker's): a byte-level tokenizer with the ChatML control tokens, a 2-layer llama
-//! or qwen2 config, and a writer for a Hugging Face folder of the same.
+//! job worker's): a byte-level tokenizer with the ChatML (or Llama 3) control tokens, a
+//! 2-layer llama or qwen2 config, and a writer for a Hugging Face folder of the same.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,23 +12,65 @@ use rand_chacha::ChaCha8Rng;
 use super::chat::ChatTemplate;
 use super::config::Config;
 use super::model::Model;
-use super::tokenizer::Tokenizer;
+use super::tokenizer::{Tokenizer, IM_END};
 use super::{io_err, LoadedModel, Result};
 
 pub const TINY_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a tiny test model<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
 
+/// A Llama-3-style template (header tokens, `<|eot_id|>` closing each turn), written for
+/// the tests of non-ChatML models. Its block tags sit on their own lines, so it renders as
+/// intended only with trim_blocks and lstrip_blocks, as Hugging Face renders.
+pub const TINY_LLAMA3_TEMPLATE: &str = "{{- bos_token -}}
+{% for message in messages %}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' -}}
+{% endfor %}
+{% if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}
+{% endif %}
+";
+
+/// The control tokens of the tiny Llama-3-style tokenizer, ids 0-4.
+pub const TINY_LLAMA3_SPECIALS: [&str; 5] =
+    ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+
+/// Which chat format a tiny model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TinyChat {
+    /// ChatML (`<|im_start|>`/`<|im_end|>`), like SmolLM2 and Qwen2.
+    ChatMl,
+    /// Llama 3's headers and `<|eot_id|>`.
+    Llama3,
+}
+
 /// A byte-level BPE tokenizer over the 256 byte symbols plus a few merges, with
 /// `<|endoftext|>`, `<|im_start|>` and `<|im_end|>` as ids 0, 1, 2.
 pub fn tiny_tokenizer() -> Result<Tokenizer> {
-    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    tiny_tokenizer_for(TinyChat::ChatMl)
+}
+
+fn tiny_specials(chat: TinyChat) -> Vec<String> {
+    match chat {
+        TinyChat::ChatMl => vec!["<|endoftext|>".into(), "<|im_start|>".into(), IM_END.into()],
+        TinyChat::Llama3 => TINY_LLAMA3_SPECIALS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The tiny tokenizer with the control tokens of `chat` first.
+pub fn tiny_tokenizer_for(chat: TinyChat) -> Result<Tokenizer> {
+    let mut tokens = tiny_specials(chat);
+    let n_special = tokens.len();
     let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet().into_iter().collect();
     alphabet.sort();
     tokens.extend(alphabet.iter().map(|c| c.to_string()));
     let merges = vec!["t h".to_string(), "th e".to_string(), "Ġ t".to_string()];
     tokens.extend(["th".to_string(), "the".to_string(), "Ġt".to_string()]);
-    let mut types = vec![3, 3, 3];
-    types.extend(std::iter::repeat(1).take(tokens.len() - 3));
-    Tokenizer::from_gguf_parts(&tokens, &merges, &types)
+    let mut types = vec![3; n_special];
+    types.extend(std::iter::repeat(1).take(tokens.len() - n_special));
+    let end_of_turn = match chat {
+        TinyChat::ChatMl => IM_END,
+        TinyChat::Llama3 => "<|eot_id|>",
+    };
+    Tokenizer::from_gguf_parts(&tokens, &merges, &types, end_of_turn, &[])
 }
 
 fn tiny_weights(cfg: &Config, seed: u64) -> HashMap<String, Tensor> {
@@ -78,13 +120,19 @@ pub fn tiny_model_of(model_type: &str, seed: u64) -> Result<LoadedModel> {
     let mut cfg = Config::tiny(tokenizer.vocab_size());
     cfg.model_type = model_type.into();
     let model = Model::from_weights(cfg.clone(), tiny_weights(&cfg, seed), &Device::Cpu)?;
-    Ok(LoadedModel { model, tokenizer, template: ChatTemplate::from_jinja(TINY_TEMPLATE)? })
+    Ok(LoadedModel { model, tokenizer, template: ChatTemplate::from_jinja(TINY_TEMPLATE, "", IM_END)? })
 }
 
 /// Writes a Hugging Face folder of the tiny model (optionally with sharded weights).
 pub fn write_tiny_hf_folder(dir: &Path, model_type: &str, seed: u64, sharded: bool) -> Result<()> {
+    write_tiny_hf_folder_for(dir, model_type, seed, sharded, TinyChat::ChatMl)
+}
+
+/// Writes a Hugging Face folder of the tiny model speaking `chat`; the Llama-3 one also has
+/// a `generation_config.json` listing both end ids, as Llama 3 folders do.
+pub fn write_tiny_hf_folder_for(dir: &Path, model_type: &str, seed: u64, sharded: bool, chat: TinyChat) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tok = tiny_tokenizer()?;
+    let tok = tiny_tokenizer_for(chat)?;
     let mut cfg = Config::tiny(tok.vocab_size());
     cfg.model_type = model_type.into();
     let weights = tiny_weights(&cfg, seed);
@@ -108,8 +156,20 @@ pub fn write_tiny_hf_folder(dir: &Path, model_type: &str, seed: u64, sharded: bo
         candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
     }
     tok.inner().save(dir.join("tokenizer.json"), false).map_err(|e| super::MlError::Tokenizer(e.to_string()))?;
+    let tokenizer_config = match chat {
+        TinyChat::ChatMl => serde_json::json!({"chat_template": TINY_TEMPLATE, "eos_token": IM_END}),
+        TinyChat::Llama3 => serde_json::json!({
+            "chat_template": TINY_LLAMA3_TEMPLATE,
+            "bos_token": "<|begin_of_text|>",
+            // Written as an AddedToken object, the other form tokenizer_config.json uses.
+            "eos_token": {"content": "<|eot_id|>", "special": true},
+        }),
+    };
     let p = dir.join("tokenizer_config.json");
-    std::fs::write(&p, serde_json::json!({"chat_template": TINY_TEMPLATE, "eos_token": "<|im_end|>"}).to_string())
-        .map_err(io_err(&p))?;
+    std::fs::write(&p, tokenizer_config.to_string()).map_err(io_err(&p))?;
+    if chat == TinyChat::Llama3 {
+        let p = dir.join("generation_config.json");
+        std::fs::write(&p, serde_json::json!({"eos_token_id": [1, 4]}).to_string()).map_err(io_err(&p))?;
+    }
     Ok(())
 }

@@ -11,14 +11,12 @@ use tokenizers::{AddedToken, PreTokenizerWrapper};
 
 use super::{MlError, Result};
 
-pub const IM_START: &str = "<|im_start|>";
 pub const IM_END: &str = "<|im_end|>";
 
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
-    im_start: u32,
-    im_end: u32,
+    end_of_turn: u32,
     pad: u32,
     stop_ids: Vec<u32>,
 }
@@ -28,36 +26,42 @@ fn tok_err(e: impl std::fmt::Display) -> MlError {
 }
 
 impl Tokenizer {
-    /// Wraps a ready `tokenizers` tokenizer; it must know the ChatML control tokens.
-    pub fn from_inner(inner: tokenizers::Tokenizer, extra_stop: &[u32]) -> Result<Self> {
-        let id = |t: &str| {
-            inner.token_to_id(t).ok_or_else(|| {
-                MlError::Tokenizer(format!("the vocabulary has no {t} token; only ChatML models are supported"))
-            })
+    /// Wraps a ready `tokenizers` tokenizer for a chat template whose turns end with the
+    /// control token `end_of_turn` (which must be one token of the vocabulary). Generation
+    /// stops there, at `extra_stop` (a model's other end-of-sequence ids) and at
+    /// `<|endoftext|>` where the vocabulary has it.
+    pub fn from_inner(inner: tokenizers::Tokenizer, end_of_turn: &str, extra_stop: &[u32]) -> Result<Self> {
+        let eot = match inner.encode(end_of_turn, false).map_err(tok_err)?.get_ids() {
+            [one] => *one,
+            _ => {
+                return Err(MlError::Tokenizer(format!(
+                    "the chat template ends a turn with {end_of_turn:?}, which is not one control token of the vocabulary"
+                )))
+            }
         };
-        let im_start = id(IM_START)?;
-        let im_end = id(IM_END)?;
-        let mut stop_ids = vec![im_end];
-        for &s in extra_stop {
+        let mut stop_ids = vec![eot];
+        let eot_text = inner.token_to_id("<|endoftext|>");
+        for s in extra_stop.iter().copied().chain(eot_text) {
             if !stop_ids.contains(&s) {
                 stop_ids.push(s);
             }
         }
-        if let Some(e) = inner.token_to_id("<|endoftext|>") {
-            if !stop_ids.contains(&e) {
-                stop_ids.push(e);
-            }
-        }
         // Padding never reaches the loss or the attention, so any id works; the
         // end-of-text token keeps it inside the vocabulary of every model.
-        let pad = inner.token_to_id("<|endoftext|>").unwrap_or(im_end);
-        Ok(Tokenizer { inner, im_start, im_end, pad, stop_ids })
+        let pad = eot_text.unwrap_or(eot);
+        Ok(Tokenizer { inner, end_of_turn: eot, pad, stop_ids })
     }
 
     /// Builds the tokenizer a GGUF file describes: byte-level BPE with its vocabulary and
     /// merges, SmolLM's pre-tokenizer (single digits, then the GPT-2 byte-level regex) and
     /// the control tokens (token type 3) as special added tokens.
-    pub fn from_gguf_parts(tokens: &[String], merges: &[String], token_types: &[i32]) -> Result<Self> {
+    pub fn from_gguf_parts(
+        tokens: &[String],
+        merges: &[String],
+        token_types: &[i32],
+        end_of_turn: &str,
+        extra_stop: &[u32],
+    ) -> Result<Self> {
         let vocab: tokenizers::models::bpe::Vocab =
             tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let merges: Vec<(String, String)> = merges
@@ -85,13 +89,7 @@ impl Tokenizer {
             .map(|(t, _)| AddedToken::from(t.clone(), true).normalized(false))
             .collect();
         inner.add_special_tokens(specials).map_err(tok_err)?;
-        Self::from_inner(inner, &[])
-    }
-
-    pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| MlError::Tokenizer(format!("{}: {e}", path.display())))?;
-        Self::from_inner(inner, &[])
+        Self::from_inner(inner, end_of_turn, extra_stop)
     }
 
     /// Token ids of plain text; control tokens written literally in the text are
@@ -104,25 +102,26 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special).map_err(tok_err)
     }
 
-    pub fn im_start(&self) -> u32 {
-        self.im_start
-    }
-
-    pub fn im_end(&self) -> u32 {
-        self.im_end
+    /// The id of the control token closing a turn (`<|im_end|>` in ChatML).
+    pub fn end_of_turn(&self) -> u32 {
+        self.end_of_turn
     }
 
     pub fn pad_id(&self) -> u32 {
         self.pad
     }
 
-    /// Ids that end a generated answer (`<|im_end|>` first).
+    /// Ids that end a generated answer (the end-of-turn token first).
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
     }
 
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {

@@ -360,7 +360,7 @@ pub fn train_tokenised(
         .map(|p| {
             let prompt = template.encode_prompt(tok, &with_prefix(&p.messages, None), &p.system)?;
             let mut c = tok.encode(&p.completion)?;
-            c.push(tok.im_end());
+            c.push(tok.end_of_turn());
             Ok((prompt, c))
         })
         .collect::<Result<Vec<_>>>()?;
