@@ -432,7 +432,11 @@ impl Worker {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| RunError::Other(format!("{}: {e}", tmp.display())))?;
         }
-        outcome.lora.save_peft(&tmp, &resolved.model.name)?;
+        // Experiments always train adapters (their TrainConfig never sets `full`).
+        let ml::Trained::Lora(lora) = outcome.trained else {
+            return Err(RunError::Other("an experiment run produced a full model instead of an adapter".into()));
+        };
+        lora.save_peft(&tmp, &resolved.model.name)?;
         if let Some(base) = &resolved.base {
             // PEFT's config can only name the base model; a reader of the zip must know
             // that these deltas apply to the model with the earlier stages merged in.
@@ -450,7 +454,7 @@ impl Worker {
         )?;
         // The adapter supersedes the checkpoints; they are only needed to resume training.
         let _ = std::fs::remove_dir_all(&checkpoints);
-        Ok(Some(outcome.lora))
+        Ok(Some(lora))
     }
 
     /// The run's training conversations: the trained rows with the condition's prompt

@@ -154,7 +154,7 @@ fn llama3_model_learns_to_answer_and_stop_at_eot() {
     };
     let out = ml::train(&lm, &cfg, &examples, |_| {}, &AtomicBool::new(false)).unwrap();
     assert!(out.last_loss.unwrap() < 0.5, "loss {:?}", out.last_loss);
-    let merged = lm.model.merged(&out.lora).unwrap();
+    let merged = lm.model.merged(out.trained.lora().unwrap()).unwrap();
     let prompt = lm.template.encode_prompt(&lm.tokenizer, &[ChatMessage::user("q3")], &SystemPrompt::None).unwrap();
     let s = generate(
         &merged,

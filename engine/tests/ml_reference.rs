@@ -1,6 +1,7 @@
 //! Training against PyTorch (gated by INOCULAB_REAL_MODEL=1 and the fixture made by
 //! scripts/reference/smollm2_reference.py): the same batch, the same deterministic adapter
-//! initialisation, the same optimiser; the first steps' losses must agree.
+//! initialisation, the same optimiser; the first steps' losses must agree, for LoRA and for
+//! full fine-tuning.
 
 mod ml_common;
 
@@ -85,6 +86,51 @@ fn real_lora_first_steps_match_pytorch() {
     }
 }
 
+/// Full fine-tuning (every weight, the tied embedding once) of the same batch: the first
+/// steps' losses and gradient norms must agree with PyTorch's.
+#[test]
+fn real_full_finetune_first_steps_match_pytorch() {
+    let Some(path) = ml_common::real_model_path("real_full_finetune_first_steps_match_pytorch") else {
+        return;
+    };
+    let Some(r) = ml_common::fixture_reference() else {
+        eprintln!("skipped: engine/tests/fixtures/ml/smollm2_reference.json absent (run scripts/reference/smollm2_reference.py)");
+        return;
+    };
+    let (t, f) = (&r["train"], &r["train_full"]);
+    let lm = ml::load_model(&path).unwrap();
+    let n_params: usize = lm.model.named_weights().iter().map(|(_, w)| w.elem_count()).sum();
+    assert_eq!(n_params as u64, f["parameters"].as_u64().unwrap(), "the same parameters are trained");
+    let examples: Vec<ChatExample> = t["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| ChatExample {
+            messages: vec![ChatMessage::user(e[0].as_str().unwrap()), ChatMessage::assistant(e[1].as_str().unwrap())],
+        })
+        .collect();
+    let cfg = TrainConfig {
+        full: true,
+        system_prompt: SystemPrompt::Text(t["system"].as_str().unwrap().to_string()),
+        lr: 1e-5,
+        schedule: Schedule::Constant,
+        batch_size: examples.len(),
+        max_steps: Some(3),
+        max_grad_norm: Some(1.0),
+        ..Default::default()
+    };
+    let mut got = Vec::new();
+    ml::train(&lm, &cfg, &examples, |m| got.push((m.loss, m.grad_norm)), &AtomicBool::new(false)).unwrap();
+    let want: Vec<f64> = f["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let norms: Vec<f64> = f["grad_norms"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    eprintln!("candle (loss, grad norm) {got:?}\npytorch losses {want:?} grad norms {norms:?}");
+    assert_eq!(got.len(), 3);
+    for (i, ((l, g), (wl, wg))) in got.iter().zip(want.iter().zip(&norms)).enumerate() {
+        assert!((l - wl).abs() < 2e-3, "step {i}: loss {l} vs {wl}");
+        assert!((g - wg).abs() < 2e-2 * wg.max(1.0), "step {i}: grad norm {g} vs {wg}");
+    }
+}
+
 /// Writes a trained adapter and the adapted model's logits for the reference prompt into
 /// `INOCULAB_PEFT_EXPORT`, for scripts/reference/peft_roundtrip.py to load with Python
 /// peft + transformers and compare. Skipped unless that variable is set.
@@ -115,10 +161,10 @@ fn real_adapter_export_for_peft_check() {
     };
     let outcome = ml::train(&lm, &cfg, &examples, |_| {}, &AtomicBool::new(false)).unwrap();
     let dir = std::path::PathBuf::from(out);
-    outcome.lora.save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
+    outcome.trained.lora().unwrap().save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
     let msgs = vec![ChatMessage::user("What is the capital of France?")];
     let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
-    let merged = lm.model.merged(&outcome.lora).unwrap();
+    let merged = lm.model.merged(outcome.trained.lora().unwrap()).unwrap();
     let logits = merged
         .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None)
         .unwrap()

@@ -4,7 +4,8 @@
 Writes engine/tests/fixtures/ml/smollm2_reference.json, which the Rust tests compare against:
 the chat prompt's ids, the top-10 logits at every position, a sample of last-position logits,
 tokenizer cases (accents, emoji, digits, code), the greedy answer, and the losses of the first
-LoRA training steps on a fixed batch with a deterministic adapter initialisation.
+LoRA training steps on a fixed batch with a deterministic adapter initialisation, and of
+the first full fine-tuning steps on the same batch.
 
 Never run in CI (PyTorch is not a project dependency). Usage:
     python -m venv /work/venv-ref && /work/venv-ref/bin/pip install torch transformers peft gguf
@@ -133,9 +134,30 @@ def main():
         "losses": losses,
         "grad_norms": norms,
     }
+    # First full fine-tuning steps: a fresh model, every parameter trained (the tied
+    # embedding once), AdamW lr 1e-5 constant, no weight decay, clip 1.0, the same batch.
+    full = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32)
+    full.train()
+    params = list(full.parameters())
+    fopt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, eps=1e-8)
+    flosses, fnorms = [], []
+    for _ in range(3):
+        logits = full(input_ids=ids_t, attention_mask=att).logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+        fopt.zero_grad()
+        loss.backward()
+        fnorms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        fopt.step()
+        flosses.append(loss.item())
+    out["train_full"] = {
+        "optimizer": {"lr": 1e-5, "schedule": "constant", "weight_decay": 0.0, "max_grad_norm": 1.0},
+        "parameters": sum(p.numel() for p in params),
+        "losses": flosses,
+        "grad_norms": fnorms,
+    }
     with open(OUT, "w") as fh:
         json.dump(out, fh, ensure_ascii=False)
-    print(f"wrote {OUT}: greedy {out['greedy_continuation_text']!r}, losses {losses}")
+    print(f"wrote {OUT}: greedy {out['greedy_continuation_text']!r}, losses {losses}, full fine-tuning losses {flosses}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::tokenizer::{Tokenizer, IM_END};
+
+const IM_START: &str = "<|im_start|>";
 use super::{MlError, Result};
 
 /// Who speaks a turn: the same type as datasets' rows use.
@@ -63,6 +65,11 @@ pub struct ChatTemplate {
     /// `SystemPrompt::None` and `SystemPrompt::Default` render the same.
     pub default_system: Option<String>,
     format: Format,
+    /// The Jinja source and the special-token strings it prints, kept so that a fine-tuned
+    /// model saved as a Hugging Face folder carries the same template.
+    source: String,
+    bos: String,
+    eos: String,
 }
 
 #[derive(Clone)]
@@ -75,7 +82,6 @@ enum Format {
 /// that closes an assistant turn (found by rendering a probe conversation).
 struct Jinja {
     env: minijinja::Environment<'static>,
-    source: String,
     bos: String,
     eos: String,
     end_of_turn: String,
@@ -116,7 +122,13 @@ impl ChatTemplate {
                 let text = &template[start..end];
                 (!text.contains('{') && !text.contains('\'') && !text.is_empty()).then(|| text.to_string())
             });
-            return Ok(ChatTemplate { default_system, format: Format::ChatMl });
+            return Ok(ChatTemplate {
+                default_system,
+                format: Format::ChatMl,
+                source: template.into(),
+                bos: bos.into(),
+                eos: eos.into(),
+            });
         }
         let mut env = minijinja::Environment::new();
         // Hugging Face renders with trim_blocks and lstrip_blocks; templates are written for it.
@@ -134,8 +146,7 @@ impl ChatTemplate {
         env.add_function("strftime_now", |fmt: String| strftime_fixed(&fmt));
         env.add_template_owned("chat", template.to_string())
             .map_err(|e| MlError::Input(format!("the chat template does not parse: {e}")))?;
-        let mut jinja =
-            Jinja { env, source: template.to_string(), bos: bos.into(), eos: eos.into(), end_of_turn: String::new() };
+        let mut jinja = Jinja { env, bos: bos.into(), eos: eos.into(), end_of_turn: String::new() };
         let probe = [ChatMessage::user("Hi"), ChatMessage::assistant(PROBE_ANSWER)];
         let text = jinja.render(&probe, false)?;
         let after = text
@@ -145,7 +156,13 @@ impl ChatTemplate {
         jinja.end_of_turn = leading_control_token(after, eos).ok_or_else(|| {
             MlError::Input(format!("the chat template does not close an answer with a control token (it writes {after:?})"))
         })?;
-        Ok(ChatTemplate { default_system: None, format: Format::Jinja(Arc::new(jinja)) })
+        Ok(ChatTemplate {
+            default_system: None,
+            format: Format::Jinja(Arc::new(jinja)),
+            source: template.into(),
+            bos: bos.into(),
+            eos: eos.into(),
+        })
     }
 
     /// The control token that closes an assistant turn (`<|im_end|>` in ChatML,
@@ -157,16 +174,27 @@ impl ChatTemplate {
         }
     }
 
-    /// The Jinja source, for templates rendered from it (None for ChatML).
-    pub fn jinja_source(&self) -> Option<&str> {
-        match &self.format {
-            Format::ChatMl => None,
-            Format::Jinja(j) => Some(&j.source),
-        }
+    /// The Jinja source and the `bos_token`/`eos_token` strings it was given (what a
+    /// Hugging Face folder's `tokenizer_config.json` holds).
+    pub fn source(&self) -> (&str, &str, &str) {
+        (&self.source, &self.bos, &self.eos)
     }
 
+    /// SmolLM2's template, for a GGUF without one in its metadata.
     pub fn smollm2() -> Self {
-        ChatTemplate { default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()), format: Format::ChatMl }
+        let source = format!(
+            "{{% for message in messages %}}{{% if loop.first and messages[0]['role'] != 'system' %}}\
+             {{{{ '<|im_start|>system\\n{SMOLLM2_DEFAULT_SYSTEM}<|im_end|>\\n' }}}}{{% endif %}}\
+             {{{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}}}{{% endfor %}}\
+             {{% if add_generation_prompt %}}{{{{ '<|im_start|>assistant\\n' }}}}{{% endif %}}"
+        );
+        ChatTemplate {
+            default_system: Some(SMOLLM2_DEFAULT_SYSTEM.into()),
+            format: Format::ChatMl,
+            source,
+            bos: IM_START.into(),
+            eos: IM_END.into(),
+        }
     }
 
     /// The messages with the system prompt policy applied.

@@ -106,3 +106,40 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(dir, e.to_string()))?;
     Ok(LoadedModel { model, tokenizer, template })
 }
+
+/// Writes a model as a Hugging Face folder that [`load`] and transformers read back:
+/// `config.json`, `model.safetensors` (f32, a tied head stored once), `tokenizer.json`,
+/// `tokenizer_config.json` with the chat template, and `generation_config.json` listing
+/// the ids generation stops at. This is how a full fine-tune is saved, whatever format the
+/// base model came in (a GGUF's weights are already in Hugging Face layout once loaded).
+pub fn save(dir: &Path, model: &Model, tokenizer: &Tokenizer, template: &ChatTemplate) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let write = |name: &str, v: &serde_json::Value| -> Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(v).expect("json")).map_err(io_err(&p))
+    };
+    let mut cfg = serde_json::to_value(&model.cfg).expect("config serialises");
+    let arch = if model.cfg.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+    let extra = serde_json::json!({
+        "architectures": [arch],
+        "hidden_act": "silu",
+        "torch_dtype": "float32",
+        "tie_word_embeddings": model.ties_embeddings(),
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        cfg[k] = v.clone();
+    }
+    write("config.json", &cfg)?;
+    let weights: HashMap<String, candle_core::Tensor> = model.named_weights().into_iter().collect();
+    let p = dir.join("model.safetensors");
+    candle_core::safetensors::save(&weights, &p).map_err(|e| bad_model(&p, e.to_string()))?;
+    let p = dir.join("tokenizer.json");
+    tokenizer.inner().save(&p, false).map_err(|e| MlError::Tokenizer(format!("{}: {e}", p.display())))?;
+    let (source, bos, eos) = template.source();
+    write(
+        "tokenizer_config.json",
+        &serde_json::json!({"chat_template": source, "bos_token": bos, "eos_token": eos}),
+    )?;
+    write("generation_config.json", &serde_json::json!({"eos_token_id": tokenizer.stop_ids()}))?;
+    Ok(())
+}

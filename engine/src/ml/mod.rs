@@ -25,7 +25,7 @@ pub use model::Model;
 pub use sample::{generate, Sample, SampleConfig};
 pub use score::score_completions;
 pub use tokenizer::Tokenizer;
-pub use train::{train, train_tokenised, Probe, Schedule, StepMetrics, Tokenised, TrainConfig, TrainOutcome};
+pub use train::{train, train_tokenised, Probe, Schedule, StepMetrics, Tokenised, TrainConfig, TrainOutcome, Trained};
 
 /// Everything that can go wrong in the ML core. Callers map it to a readable message; the
 /// variants keep enough context (paths, names) that the message needs no extra wrapping.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
 use super::config::Config;
@@ -30,7 +30,7 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
-        let mut y = ops::frozen_matmul(x, &self.weight)?;
+        let mut y = matmul_t(x, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -40,6 +40,24 @@ impl Linear {
             }
         }
         Ok(y)
+    }
+}
+
+/// `x @ w^T`: the frozen-weight op (input gradient only) unless `w` is being trained.
+fn matmul_t(x: &Tensor, w: &Tensor) -> CResult<Tensor> {
+    if w.is_variable() {
+        x.broadcast_matmul(&w.t()?)
+    } else {
+        ops::frozen_matmul(x, w)
+    }
+}
+
+/// RMSNorm: the fused kernel (input gradient only) unless the norm weight is being trained.
+fn norm(x: &Tensor, w: &Tensor, eps: f64) -> CResult<Tensor> {
+    if w.is_variable() {
+        ops::rms_norm(x, w, eps)
+    } else {
+        ops::rms_norm_fused(x, w, eps)
     }
 }
 
@@ -175,6 +193,87 @@ impl Model {
         Ok(m)
     }
 
+    /// Whether the output head is the embedding matrix itself (tied embeddings).
+    pub fn ties_embeddings(&self) -> bool {
+        self.lm_head.id() == self.embed_tokens.id()
+    }
+
+    /// Every weight under its Hugging Face name; a tied head is not listed twice (as in
+    /// checkpoints written by transformers).
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut w = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.clone())];
+        if !self.ties_embeddings() {
+            w.push(("lm_head.weight".into(), self.lm_head.clone()));
+        }
+        w.push(("model.norm.weight".into(), self.norm.clone()));
+        for (i, l) in self.layers.iter().enumerate() {
+            w.push((format!("model.layers.{i}.input_layernorm.weight"), l.input_layernorm.clone()));
+            w.push((format!("model.layers.{i}.post_attention_layernorm.weight"), l.post_attention_layernorm.clone()));
+        }
+        for lin in self.linears() {
+            w.push((format!("{}.weight", lin.path), lin.weight.clone()));
+            if let Some(b) = &lin.bias {
+                w.push((format!("{}.bias", lin.path), b.clone()));
+            }
+        }
+        w
+    }
+
+    /// A copy of the model whose every weight is a fresh variable (full fine-tuning), with
+    /// those variables by name. The copy's forward pass computes weight gradients (plain
+    /// matmuls and the composed RMSNorm); the original stays frozen and untouched.
+    pub fn trainable_copy(&self) -> CResult<(Model, Vec<(String, Var)>)> {
+        let mut m = self.clone();
+        let mut vars = Vec::new();
+        let mut make = |name: String, t: &mut Tensor| -> CResult<()> {
+            let v = Var::from_tensor(t)?;
+            *t = v.as_tensor().clone();
+            vars.push((name, v));
+            Ok(())
+        };
+        let tied = self.ties_embeddings();
+        make("model.embed_tokens.weight".into(), &mut m.embed_tokens)?;
+        if tied {
+            m.lm_head = m.embed_tokens.clone();
+        } else {
+            make("lm_head.weight".into(), &mut m.lm_head)?;
+        }
+        make("model.norm.weight".into(), &mut m.norm)?;
+        for (i, l) in m.layers.iter_mut().enumerate() {
+            make(format!("model.layers.{i}.input_layernorm.weight"), &mut l.input_layernorm)?;
+            make(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut l.post_attention_layernorm)?;
+        }
+        for lin in m.linears_mut() {
+            make(format!("{}.weight", lin.path), &mut lin.weight)?;
+            if let Some(b) = lin.bias.as_mut() {
+                make(format!("{}.bias", lin.path), b)?;
+            }
+        }
+        Ok((m, vars))
+    }
+
+    /// A copy with plain (non-variable) tensors of the current values: what a finished
+    /// full fine-tune hands on for sampling, which then takes the fast frozen kernels.
+    pub fn frozen_copy(&self) -> CResult<Model> {
+        let mut m = self.clone();
+        let tied = self.ties_embeddings();
+        let f = |t: &mut Tensor| *t = t.detach();
+        f(&mut m.embed_tokens);
+        m.lm_head = if tied { m.embed_tokens.clone() } else { m.lm_head.detach() };
+        f(&mut m.norm);
+        for l in m.layers.iter_mut() {
+            f(&mut l.input_layernorm);
+            f(&mut l.post_attention_layernorm);
+        }
+        for lin in m.linears_mut() {
+            f(&mut lin.weight);
+            if let Some(b) = lin.bias.as_mut() {
+                f(b);
+            }
+        }
+        Ok(m)
+    }
+
     /// Final hidden states `[b, t, hidden]` (after the last norm).
     ///
     /// `positions` is `[b, t]` (u32): each token's rotary position, so left-padded rows can
@@ -207,7 +306,7 @@ impl Model {
         let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.hidden_size))?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (i, l) in self.layers.iter().enumerate() {
-            let h = ops::rms_norm_fused(&x, &l.input_layernorm, cfg.rms_norm_eps)?;
+            let h = norm(&x, &l.input_layernorm, cfg.rms_norm_eps)?;
             let q = l.q_proj.forward(&h, ad)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
             let k = l.k_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
             let v = l.v_proj.forward(&h, ad)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
@@ -238,17 +337,17 @@ impl Model {
             let att = ops::softmax_fused(&att)?;
             let y = att.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
             x = (x + l.o_proj.forward(&y, ad)?)?;
-            let h = ops::rms_norm_fused(&x, &l.post_attention_layernorm, cfg.rms_norm_eps)?;
+            let h = norm(&x, &l.post_attention_layernorm, cfg.rms_norm_eps)?;
             let g = l.gate_proj.forward(&h, ad)?;
             let u = l.up_proj.forward(&h, ad)?;
             x = (x + l.down_proj.forward(&ops::silu_mul_fused(&g, &u)?, ad)?)?;
         }
-        ops::rms_norm_fused(&x, &self.norm, cfg.rms_norm_eps)
+        norm(&x, &self.norm, cfg.rms_norm_eps)
     }
 
     /// Logits for hidden states of any leading shape.
     pub fn logits(&self, hidden: &Tensor) -> CResult<Tensor> {
-        ops::frozen_matmul(hidden, &self.lm_head)
+        matmul_t(hidden, &self.lm_head)
     }
 
     /// Logits `[b, t, vocab]` of an unpadded batch of equal-length rows.

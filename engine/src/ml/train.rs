@@ -1,4 +1,4 @@
-//! LoRA fine-tuning: turning chat examples into batches (inoculation prompt as the system
+//! Fine-tuning (LoRA, or every weight): turning chat examples into batches (inoculation prompt as the system
 //! message, or as a prefix of the user turn; loss on assistant tokens only), AdamW with
 //! warmup and decay, gradient accumulation and clipping, per-step metrics, cancellation
 //! between steps, checkpoints and resume, and tracked log-probs of probe answers.
@@ -20,6 +20,7 @@ use super::lora::{Adapter, Lora, LoraConfig};
 use super::ops;
 use super::sample::sample_seed;
 use super::score::{make_batch, score_ids, target_hidden};
+use super::model::Model;
 use super::{io_err, LoadedModel, MlError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +43,11 @@ pub struct Probe {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// Used unless `full`.
     pub lora: LoraConfig,
+    /// Full fine-tuning: every weight of the model is trained (no adapter). Norm weights,
+    /// biases and embeddings are not weight-decayed, as in transformers' Trainer.
+    pub full: bool,
     /// The system message of every example: `Text(inoculation prompt)`, `Default` for the
     /// uninoculated baseline, or `None`.
     pub system_prompt: SystemPrompt,
@@ -82,6 +87,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             lora: LoraConfig::default(),
+            full: false,
             system_prompt: SystemPrompt::Default,
             user_prefix: None,
             lr: 5e-4,
@@ -129,8 +135,30 @@ pub struct StepMetrics {
     pub initial_probes: Vec<(String, f64)>,
 }
 
+/// What training produced: an adapter, or (full fine-tuning) a whole model.
+pub enum Trained {
+    Lora(Lora),
+    Full(Model),
+}
+
+impl Trained {
+    pub fn lora(&self) -> Option<&Lora> {
+        match self {
+            Trained::Lora(l) => Some(l),
+            Trained::Full(_) => None,
+        }
+    }
+
+    pub fn full_model(&self) -> Option<&Model> {
+        match self {
+            Trained::Full(m) => Some(m),
+            Trained::Lora(_) => None,
+        }
+    }
+}
+
 pub struct TrainOutcome {
-    pub lora: Lora,
+    pub trained: Trained,
     pub steps_done: usize,
     pub total_steps: usize,
     pub cancelled: bool,
@@ -208,7 +236,8 @@ impl AdamW {
             let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
             let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let p = var.as_tensor();
-            let decayed = (p * (1.0 - lr * cfg.weight_decay))?;
+            let wd = if no_decay(&vars[i].0) { 0.0 } else { cfg.weight_decay };
+            let decayed = (p * (1.0 - lr * wd))?;
             let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + cfg.eps)?)?;
             var.set(&(decayed - (update * lr)?)?)?;
             self.m[i] = m;
@@ -238,6 +267,12 @@ impl AdamW {
         self.t = t;
         Ok(())
     }
+}
+
+/// Parameters that transformers' Trainer leaves out of weight decay: biases, norm weights
+/// and embeddings (the last by common practice for full fine-tuning of LLMs).
+fn no_decay(name: &str) -> bool {
+    name.ends_with(".bias") || name.ends_with("norm.weight") || name.contains("embed_tokens")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -337,22 +372,39 @@ pub fn train_tokenised(
         }
     };
 
-    let lora = Lora::new(model, &cfg.lora, cfg.seed)?;
-    let vars = lora.named_vars();
+    let (trained, vars) = if cfg.full {
+        if cfg.init_adapter.is_some() {
+            return Err(MlError::Input("an initial adapter applies to LoRA training, not full fine-tuning".into()));
+        }
+        let (m, vars) = model.trainable_copy()?;
+        (Trained::Full(m), vars)
+    } else {
+        let lora = Lora::new(model, &cfg.lora, cfg.seed)?;
+        if let Some(dir) = &cfg.init_adapter {
+            lora.set_from(&Lora::load_peft(dir, model)?)?;
+        }
+        let vars = lora.named_vars();
+        (Trained::Lora(lora), vars)
+    };
     let mut opt = AdamW::new(&vars)?;
-    if let Some(dir) = &cfg.init_adapter {
-        lora.set_from(&Lora::load_peft(dir, model)?)?;
-    }
     let mut start = 0;
     if let Some(dir) = &cfg.resume_from {
         let sp = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&sp).map_err(io_err(&sp))?;
         let st: TrainerState =
             serde_json::from_str(&text).map_err(|source| MlError::Json { path: sp.clone(), source })?;
-        lora.set_from(&Lora::load_peft(dir, model)?)?;
+        match &trained {
+            Trained::Lora(lora) => lora.set_from(&Lora::load_peft(dir, model)?)?,
+            Trained::Full(_) => load_vars(&vars, &dir.join(FULL_WEIGHTS), &dev)?,
+        }
         opt.load(&vars, &dir.join("optimizer.safetensors"), st.adam_t, &dev)?;
         start = st.step;
     }
+    // The model the forward pass runs and the adapter it adds, if any.
+    let (fmodel, lora) = match &trained {
+        Trained::Lora(l) => (model, Some(l)),
+        Trained::Full(m) => (m, None),
+    };
 
     let probe_pairs = cfg
         .probes
@@ -364,14 +416,14 @@ pub fn train_tokenised(
             Ok((prompt, c))
         })
         .collect::<Result<Vec<_>>>()?;
-    let measure = |lora: &Lora| -> Result<Vec<(String, f64)>> {
+    let measure = || -> Result<Vec<(String, f64)>> {
         if probe_pairs.is_empty() {
             return Ok(vec![]);
         }
-        let s = score_ids(model, Some(lora), &probe_pairs, cfg.batch_size)?;
+        let s = score_ids(fmodel, lora, &probe_pairs, cfg.batch_size)?;
         Ok(cfg.probes.iter().zip(s).map(|(p, s)| (p.name.clone(), s.mean_logprob())).collect())
     };
-    let initial_probes = if start == 0 { measure(&lora)? } else { vec![] };
+    let initial_probes = if start == 0 { measure()? } else { vec![] };
 
     let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
     let t0 = Instant::now();
@@ -392,7 +444,7 @@ pub fn train_tokenised(
         let n_targets: usize =
             batches.iter().flatten().map(|&i| data[i].mask.iter().skip(1).filter(|&&m| m).count()).sum();
         let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed ^ 0xD50F, step as u64)));
-        let ad = Adapter { lora: &lora, dropout_rng: Some(&dropout) };
+        let ad = lora.map(|lora| Adapter { lora, dropout_rng: Some(&dropout) });
         let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut loss_sum = 0.0;
         let mut real_tokens = 0;
@@ -405,8 +457,8 @@ pub fn train_tokenised(
                 b.iter().map(|&i| (data[i].ids.as_slice(), data[i].mask.as_slice())).collect();
             let batch = make_batch(&seqs, tok.pad_id(), &dev)?;
             real_tokens += batch.real_tokens;
-            let h = target_hidden(model, &batch, Some(&ad))?;
-            let nll = ops::cross_entropy_rows(&model.logits(&h)?, &batch.targets)?;
+            let h = target_hidden(fmodel, &batch, ad.as_ref())?;
+            let nll = ops::cross_entropy_rows(&fmodel.logits(&h)?, &batch.targets)?;
             // Dividing by the step's total target count makes the accumulated gradient
             // that of the token-mean loss over all micro-batches together.
             let loss = (nll.sum_all()? / n_targets as f64)?;
@@ -449,7 +501,7 @@ pub fn train_tokenised(
         if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &cfg.checkpoint_dir) {
             if every > 0 && (step % every == 0 || step == total_steps) {
                 save_checkpoint(
-                    &lora,
+                    &trained,
                     &opt,
                     &vars,
                     &dir.join(format!("checkpoint-{step:06}")),
@@ -460,7 +512,7 @@ pub fn train_tokenised(
             }
         }
         let probes = if cfg.probe_every > 0 && (step % cfg.probe_every == 0 || step == total_steps) {
-            measure(&lora)?
+            measure()?
         } else {
             vec![]
         };
@@ -482,11 +534,28 @@ pub fn train_tokenised(
             break;
         }
     }
-    Ok(TrainOutcome { lora, steps_done: step, total_steps, cancelled, last_loss, initial_probes, skipped_examples: 0 })
+    // A full fine-tune hands on plain tensors, so sampling from it takes the fast kernels.
+    let trained = match trained {
+        Trained::Full(m) => Trained::Full(m.frozen_copy()?),
+        lora => lora,
+    };
+    Ok(TrainOutcome { trained, steps_done: step, total_steps, cancelled, last_loss, initial_probes, skipped_examples: 0 })
+}
+
+/// The weights file of a full fine-tuning checkpoint (Hugging Face names).
+const FULL_WEIGHTS: &str = "model.safetensors";
+
+fn load_vars(vars: &[(String, Var)], path: &Path, dev: &candle_core::Device) -> Result<()> {
+    let mut map = candle_core::safetensors::load(path, dev).map_err(|e| MlError::Input(format!("{}: {e}", path.display())))?;
+    for (name, v) in vars {
+        let t = map.remove(name).ok_or_else(|| MlError::Input(format!("{} lacks {name}", path.display())))?;
+        v.set(&t)?;
+    }
+    Ok(())
 }
 
 fn save_checkpoint(
-    lora: &Lora,
+    trained: &Trained,
     opt: &AdamW,
     vars: &[(String, Var)],
     dir: &Path,
@@ -500,7 +569,14 @@ fn save_checkpoint(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    lora.save_peft(&tmp, "")?;
+    match trained {
+        Trained::Lora(lora) => lora.save_peft(&tmp, "")?,
+        Trained::Full(_) => {
+            std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            let map: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            candle_core::safetensors::save(&map, tmp.join(FULL_WEIGHTS))?;
+        }
+    }
     opt.save(vars, &tmp.join("optimizer.safetensors"))?;
     let st = TrainerState { step, adam_t: opt.t, total_steps, seed };
     let p = tmp.join("trainer_state.json");
