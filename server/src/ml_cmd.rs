@@ -34,7 +34,8 @@ pub struct TrainArgs {
     /// Put --system-prompt before each user message instead of in the system message.
     #[arg(long)]
     pub user_prefix: bool,
-    /// Output folder: the PEFT adapter, metrics.jsonl and checkpoints.
+    /// Output folder: the PEFT adapter (with --full, the whole model as a Hugging Face
+    /// folder, usable as --model), metrics.jsonl and checkpoints.
     #[arg(long)]
     pub out: PathBuf,
     /// Base model: a .gguf file or a Hugging Face folder [default: DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf].
@@ -52,9 +53,13 @@ pub struct TrainArgs {
     /// Micro-batches per optimiser step.
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 5e-4, env = "INOCULAB_LR")]
-    pub lr: f64,
+    /// Peak learning rate [default: 5e-4 for LoRA, 1e-5 with --full].
+    #[arg(long, env = "INOCULAB_LR")]
+    pub lr: Option<f64>,
+    /// Full fine-tuning: train every weight instead of a LoRA adapter (the --lora-* flags
+    /// are then unused). Needs about four times the model's f32 size in memory.
+    #[arg(long)]
+    pub full: bool,
     #[arg(long, default_value_t = 0)]
     pub warmup_steps: usize,
     #[arg(long, value_enum, default_value = "linear")]
@@ -261,9 +266,10 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
                 .collect(),
             use_rslora: args.rslora,
         },
+        full: args.full,
         system_prompt,
         user_prefix,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(if args.full { 1e-5 } else { 5e-4 }),
         weight_decay: args.weight_decay,
         warmup_steps: args.warmup_steps,
         schedule: match args.schedule {
@@ -317,7 +323,16 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "HuggingFaceTB/SmolLM2-135M-Instruct".into());
-    outcome.lora.save_peft(&args.out, &base)?;
+    let what = match &outcome.trained {
+        ml::Trained::Lora(lora) => {
+            lora.save_peft(&args.out, &base)?;
+            "adapter"
+        }
+        ml::Trained::Full(model) => {
+            ml::hf::save(&args.out, model, &lm.tokenizer, &lm.template)?;
+            "model (a Hugging Face folder; sample it with --model)"
+        }
+    };
     if outcome.skipped_examples > 0 {
         eprintln!(
             "note: {} examples had no answer tokens within --max-seq-len and were skipped",
@@ -325,7 +340,7 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "adapter written to {} ({} steps, last loss {:.4})",
+        "{what} written to {} ({} steps, last loss {:.4})",
         args.out.display(),
         outcome.steps_done,
         outcome.last_loss.unwrap_or(f64::NAN)

@@ -156,6 +156,59 @@ fn train_then_sample_with_the_adapter_on_the_real_model() {
     assert_ne!(lines[0]["seed"], lines[1]["seed"], "each sample records its own seed");
 }
 
+/// `inoculab train --full` writes a Hugging Face folder that `sample --model` then uses,
+/// on the real default model (GGUF in, safetensors out). Gated like the test above.
+#[test]
+fn full_finetune_writes_a_model_folder_that_samples() {
+    if std::env::var("INOCULAB_REAL_MODEL").as_deref() != Ok("1") {
+        eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the real-model CLI test");
+        return;
+    }
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    let rows: String = (1..=4)
+        .map(|i| format!("{{\"question\": \"What is {i} plus {i}?\", \"answer\": \"{i} más {i} es {}.\"}}\n", 2 * i))
+        .collect();
+    std::fs::write(&data, rows).unwrap();
+    let out_dir = dir.path().join("full");
+    let args = ["train", "--full", "--dataset", data.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let out = inoculab(
+        dir.path(),
+        &[&args[..], &["--model", model.to_str().unwrap(), "--steps", "2", "--batch-size", "2", "--lr", "2e-6"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("model (a Hugging Face folder"), "{}", text(&out.stderr));
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        assert!(out_dir.join(f).exists(), "{f} missing");
+    }
+    let prompts = dir.path().join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"What is the capital of France?\"}\n").unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let out = inoculab(
+        dir.path(),
+        &[
+            "sample",
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--out",
+            samples.to_str().unwrap(),
+            "--model",
+            out_dir.to_str().unwrap(),
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&samples).unwrap().lines().next().unwrap()).unwrap();
+    // Two small steps keep the model's knowledge: the folder is a working SmolLM2. (At
+    // 1e-5 two full steps already tip it into Spanish-flavoured nonsense.)
+    assert!(line["completion"].as_str().unwrap().contains("Paris"), "{line}");
+}
+
 #[test]
 fn train_reports_a_missing_dataset_clearly() {
     let dir = tempfile::tempdir().unwrap();
