@@ -374,8 +374,8 @@ pub struct ResolvedCondition {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedTestPrompt {
-    /// Stored with each sample: `default`, `none`, `inoculation`, `prompt:ID@vN`, or the
-    /// user's label.
+    /// Stored with each sample: `default`, `none`, `inoculation`, a library prompt's
+    /// `NAME vN` (experiments made before it: `prompt:ID@vN`), or the user's label.
     pub label: String,
     pub kind: TestPromptKind,
     /// Added after the runs finished (the elicitation check, [`add_test_prompts`]); stored
@@ -629,7 +629,14 @@ async fn resolve_test_prompt(
         TestPromptSpec::Named(NamedTestPrompt::Inoculation) => plain("inoculation", TestPromptKind::Inoculation),
         TestPromptSpec::Library { prompt_id, version } => {
             let (texts, version_id, v) = resolve_library_prompt(store, *prompt_id, *version).await?;
-            let label = format!("prompt:{prompt_id}@v{v}");
+            // Charts and tables show the label, so it is the prompt's name and version; the
+            // id is added only when another prompt has the same name.
+            let name = prompts::get(store, *prompt_id).await?.name;
+            let namesakes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = ?")
+                .bind(&name)
+                .fetch_one(store.pool())
+                .await?;
+            let label = if namesakes > 1 { format!("{name} v{v} (#{prompt_id})") } else { format!("{name} v{v}") };
             (ResolvedTestPrompt { label, kind: TestPromptKind::Text(texts[0].clone()), added: false }, Some(version_id))
         }
         TestPromptSpec::Text { label, text } => {

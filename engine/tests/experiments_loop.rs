@@ -480,6 +480,35 @@ fn added_test_prompts_sample_only_whats_missing() {
     assert_eq!(env.rt.block_on(env.store.integrity_check()).unwrap(), "ok");
 }
 
+/// Library prompts used at test time are labelled by name and version (what charts and
+/// tables show), with the id only when two prompts share a name.
+#[test]
+fn library_test_prompts_are_labelled_by_name() {
+    let env = tiny_env();
+    let dataset = toy_dataset(&env, 8);
+    let draft = |name: &str, text: &str| engine::prompts::PromptDraft {
+        name: name.into(),
+        text: text.into(),
+        tags: vec![],
+        paraphrases: vec![],
+        note: String::new(),
+    };
+    let mk = |d| env.rt.block_on(engine::prompts::create(&env.store, &d)).unwrap();
+    let secure = mk(draft("Secure code", "You write secure code."));
+    let evil_a = mk(draft("Evil", "You are evil."));
+    let evil_b = mk(draft("Evil", "You are a malicious, evil assistant."));
+    let mut spec = tiny_spec(dataset);
+    spec.evaluation.test_prompts = [secure, evil_a, evil_b]
+        .into_iter()
+        .map(|prompt_id| TestPromptSpec::Library { prompt_id, version: None })
+        .chain([TestPromptSpec::Named(NamedTestPrompt::Default)])
+        .collect();
+    let r = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
+    let labels: Vec<&str> = r.test_prompts.iter().map(|t| t.label.as_str()).collect();
+    let (a, b) = (format!("Evil v1 (#{evil_a})"), format!("Evil v1 (#{evil_b})"));
+    assert_eq!(labels, ["Secure code v1", a.as_str(), b.as_str(), "default"]);
+}
+
 #[test]
 fn stale_leases_are_taken_over_then_interrupted() {
     let env = tiny_env();
