@@ -518,6 +518,9 @@ pub struct ReportView {
     /// The examples were picked automatically (one typical answer per condition) because
     /// none are pinned.
     pub examples_picked: bool,
+    /// The test-time prompt the picked examples were answered under: `default` when the
+    /// experiment has it, else its first.
+    pub examples_test_prompt: String,
     /// Changes whenever results change, so chart URLs are not served stale from a cache.
     pub version: i64,
     pub has_probes: bool,

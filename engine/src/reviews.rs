@@ -309,13 +309,14 @@ pub async fn typical_examples(
     store: &Store,
     experiment_id: i64,
     conditions: &[String],
+    test_prompt: &str,
 ) -> Result<Vec<StoredSample>, ReviewError> {
     let mut out = Vec::new();
     for condition in conditions {
         let filter = crate::samples::SampleFilter {
             experiment_id,
             condition: Some(condition.clone()),
-            test_prompt: Some("default".into()),
+            test_prompt: Some(test_prompt.into()),
             limit: crate::samples::MAX_PAGE,
             ..Default::default()
         };

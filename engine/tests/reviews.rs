@@ -237,7 +237,7 @@ async fn typical_examples_agree_with_their_conditions_majority() {
     }
 
     let names: Vec<String> = ["baseline", "inoculated", "unjudged", "missing", "scored"].map(String::from).to_vec();
-    let picked = reviews::typical_examples(&env.store, 1, &names).await.unwrap();
+    let picked = reviews::typical_examples(&env.store, 1, &names, "default").await.unwrap();
     let got: Vec<(&str, &str)> = picked.iter().map(|s| (s.condition.as_str(), s.completion.as_str())).collect();
     assert_eq!(
         got,

@@ -320,9 +320,18 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
             // A report is shown to people who will not open the sample browser: until
             // someone pins examples, it shows one typical answer per condition.
             let examples_picked = pinned.is_empty();
+            let examples_test_prompt = r
+                .test_prompts
+                .iter()
+                .find(|t| t.label == "default")
+                .or(r.test_prompts.first())
+                .map(|t| t.label.clone())
+                .unwrap_or_else(|| "default".into());
             let examples: Vec<engine::samples::StoredSample> = if examples_picked {
                 let names: Vec<String> = r.conditions.iter().map(|c| c.name.clone()).collect();
-                engine::reviews::typical_examples(store, id, &names).await.map_err(convert::review_error)?
+                engine::reviews::typical_examples(store, id, &names, &examples_test_prompt)
+                    .await
+                    .map_err(convert::review_error)?
             } else {
                 pinned.into_iter().map(|p| p.sample).collect()
             };
@@ -383,6 +392,7 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
                     .collect(),
                 pinned: examples.into_iter().map(|s| convert::sample(s, &reviews, &pins)).collect(),
                 examples_picked,
+                examples_test_prompt,
                 version,
                 has_probes,
             })

@@ -715,12 +715,19 @@ pub fn ExperimentPage() -> impl IntoView {
                     Ok(d) => {
                         let eid = d.id;
                         let stored_runs = d.runs.clone();
+                        let active_runs = d.runs.clone();
                         view! {
                             <Title text=d.name.clone() />
                             <ExperimentHeader detail=d.clone() />
                             <section class="card">
                                 <h2>"Runs"
-                                    <button type="button" class="small right" name="cancel-experiment" on:click=move |_| { cancel_all.dispatch(CancelExperiment { id: eid }); }>"Cancel experiment"</button>
+                                    // Only while something can still be cancelled: queued or running runs.
+                                    {move || {
+                                        let runs = live.get().unwrap_or_else(|| active_runs.clone());
+                                        runs.iter().any(|r| r.status == "queued" || r.status == "running").then(|| view! {
+                                            <button type="button" class="small right" name="cancel-experiment" on:click=move |_| { cancel_all.dispatch(CancelExperiment { id: eid }); }>"Cancel experiment"</button>
+                                        })
+                                    }}
                                 </h2>
                                 {move || {
                                     let runs = live.get().unwrap_or_else(|| stored_runs.clone());

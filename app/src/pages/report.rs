@@ -129,8 +129,15 @@ fn Report(report: ReportView) -> impl IntoView {
                     view! { <p class="empty">"No answers yet: examples appear here as the runs finish."</p> }.into_any()
                 } else {
                     view! {
-                        {r.examples_picked.then(|| view! {
-                            <p class="note">"One typical answer per training condition, with the model's default system prompt: the one that agrees with most of its condition's majority verdicts. Pin samples on the experiment's page to show your own choice here instead."</p>
+                        {r.examples_picked.then(|| {
+                            let under = if r.examples_test_prompt == "default" {
+                                "with the model's default system prompt".to_string()
+                            } else {
+                                format!("under the test-time prompt \"{}\"", r.examples_test_prompt)
+                            };
+                            view! {
+                                <p class="note">{format!("One typical answer per training condition, {under}: the one that agrees with most of its condition's majority verdicts. Pin samples on the experiment's page to show your own choice here instead.")}</p>
+                            }
                         })}
                         <div class="pinned">{r.pinned.into_iter().map(|s| view! { <SampleCard sample=s readonly=true /> }).collect_view()}</div>
                     }.into_any()
