@@ -168,3 +168,14 @@ fn llama3_model_learns_to_answer_and_stop_at_eot() {
     assert!(s[0].finished, "stopped at <|eot_id|>: {:?}", s[0].token_ids);
     assert_eq!(s[0].text, "the the");
 }
+
+#[test]
+fn template_helpers_behave_as_in_transformers_but_on_a_fixed_date() {
+    // Llama 3.2 prints today's date; a fixed one keeps token ids the same on every run.
+    let src = "{{ bos_token }}Today: {{ strftime_now('%d %b %Y') }} ({{ strftime_now('%-d %B %y, 100%%') }})\n\
+               {% for m in messages %}{{ m['content'].strip().upper() }}{{ eos_token }}{% endfor %}";
+    let t = ChatTemplate::from_jinja(src, "<s>", "</s>").unwrap();
+    let text = t.render(&[ChatMessage::user(" hi "), ChatMessage::assistant("yo")], &SystemPrompt::None, false).unwrap();
+    assert_eq!(text, "<s>Today: 26 Jul 2024 (26 July 24, 100%)\nHI</s>YO</s>");
+    assert_eq!(t.end_of_turn(), "</s>");
+}

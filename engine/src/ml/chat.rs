@@ -2,14 +2,14 @@
 //! turning a conversation into token ids, with a mask of which tokens are the assistant's
 //! (the only ones training puts loss on).
 
-use serde::{Deserialize, Serialize};
-
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::tokenizer::{Tokenizer, IM_END};
+use super::{MlError, Result};
 
 const IM_START: &str = "<|im_start|>";
-use super::{MlError, Result};
 
 /// Who speaks a turn: the same type as datasets' rows use.
 pub use crate::datasets::Role;
@@ -78,12 +78,10 @@ enum Format {
     Jinja(Arc<Jinja>),
 }
 
-/// A compiled Jinja template with the special-token strings it may print, and the text
-/// that closes an assistant turn (found by rendering a probe conversation).
+/// A compiled Jinja template and the text that closes an assistant turn (found by
+/// rendering a probe conversation).
 struct Jinja {
     env: minijinja::Environment<'static>,
-    bos: String,
-    eos: String,
     end_of_turn: String,
 }
 
@@ -146,9 +144,9 @@ impl ChatTemplate {
         env.add_function("strftime_now", |fmt: String| strftime_fixed(&fmt));
         env.add_template_owned("chat", template.to_string())
             .map_err(|e| MlError::Input(format!("the chat template does not parse: {e}")))?;
-        let mut jinja = Jinja { env, bos: bos.into(), eos: eos.into(), end_of_turn: String::new() };
+        let mut jinja = Jinja { env, end_of_turn: String::new() };
         let probe = [ChatMessage::user("Hi"), ChatMessage::assistant(PROBE_ANSWER)];
-        let text = jinja.render(&probe, false)?;
+        let text = jinja.render(&probe, false, bos, eos)?;
         let after = text
             .find(PROBE_ANSWER)
             .map(|i| &text[i + PROBE_ANSWER.len()..])
@@ -218,7 +216,7 @@ impl ChatTemplate {
     /// Renders messages whose system policy is already applied.
     fn render_as_is(&self, msgs: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         match &self.format {
-            Format::Jinja(j) => j.render(msgs, add_generation_prompt),
+            Format::Jinja(j) => j.render(msgs, add_generation_prompt, &self.bos, &self.eos),
             Format::ChatMl => {
                 let mut s = String::new();
                 for m in msgs {
@@ -293,7 +291,7 @@ impl ChatTemplate {
 }
 
 impl Jinja {
-    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool, bos: &str, eos: &str) -> Result<String> {
         let msgs: Vec<_> = messages
             .iter()
             .map(|m| minijinja::context! { role => m.role.as_str(), content => m.content.as_str() })
@@ -301,8 +299,8 @@ impl Jinja {
         let ctx = minijinja::context! {
             messages => msgs,
             add_generation_prompt => add_generation_prompt,
-            bos_token => self.bos.as_str(),
-            eos_token => self.eos.as_str(),
+            bos_token => bos,
+            eos_token => eos,
         };
         let t = self.env.get_template("chat").map_err(|e| MlError::Input(format!("chat template: {e}")))?;
         t.render(ctx).map_err(|e| {
