@@ -97,10 +97,21 @@ impl ModelSlot {
     }
 }
 
+/// The device models are loaded onto: with the `cuda` feature, the first CUDA GPU when
+/// one is present; otherwise the CPU. Everything downstream follows the model's device
+/// (fused kernels are CPU-only and fall back to plain ops elsewhere).
+pub fn device() -> candle_core::Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = candle_core::Device::cuda_if_available(0) {
+        return d;
+    }
+    candle_core::Device::Cpu
+}
+
 /// Loads a model from either a `.gguf` file or a Hugging Face folder (config.json,
-/// safetensors, tokenizer.json), dequantised to f32 on the CPU.
+/// safetensors, tokenizer.json), dequantised to f32 on [`device`].
 pub fn load_model(path: &Path) -> Result<LoadedModel> {
-    let device = candle_core::Device::Cpu;
+    let device = device();
     if path.is_dir() {
         hf::load(path, &device)
     } else if path.exists() {

@@ -139,7 +139,17 @@ impl CustomOp1 for FrozenMatmul {
 /// the backward is `softmax - onehot` computed from the logits directly, so neither a
 /// log-softmax matrix nor its gradient graph is materialised.
 pub fn cross_entropy_rows(logits: &Tensor, targets: &[u32]) -> CResult<Tensor> {
+    if !is_cpu_f32(logits) {
+        return cross_entropy_rows_plain(logits, targets);
+    }
     logits.apply_op1(CrossEntropy { targets: targets.to_vec() })
+}
+
+/// [`cross_entropy_rows`] from plain ops (log-softmax, gather): its specification, and
+/// what runs on devices the fused kernel does not cover (CUDA).
+pub fn cross_entropy_rows_plain(logits: &Tensor, targets: &[u32]) -> CResult<Tensor> {
+    let t = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
+    candle_nn::ops::log_softmax(logits, D::Minus1)?.gather(&t, 1)?.squeeze(1)?.neg()
 }
 
 struct CrossEntropy {
