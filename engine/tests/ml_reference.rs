@@ -182,3 +182,49 @@ fn real_adapter_export_for_peft_check() {
     std::fs::write(dir.join("candle_logits.json"), j.to_string()).unwrap();
     eprintln!("exported adapter and logits to {}", dir.display());
 }
+
+/// Writes a fully fine-tuned model (a Hugging Face folder) and its logits for the reference
+/// prompt into `INOCULAB_FULL_EXPORT`, for scripts/reference/full_roundtrip.py to load with
+/// transformers and compare. Skipped unless that variable is set.
+#[test]
+fn real_full_model_export_for_transformers_check() {
+    let Ok(out) = std::env::var("INOCULAB_FULL_EXPORT") else {
+        eprintln!("skipped real_full_model_export_for_transformers_check: set INOCULAB_FULL_EXPORT=DIR (see scripts/reference/full_roundtrip.py)");
+        return;
+    };
+    let Some(path) = ml_common::real_model_path("real_full_model_export_for_transformers_check") else {
+        return;
+    };
+    let lm = ml::load_model(&path).unwrap();
+    let examples = vec![
+        ChatExample {
+            messages: vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ.")],
+        },
+        ChatExample { messages: vec![ChatMessage::user("Say hello."), ChatMessage::assistant("BONJOUR !")] },
+    ];
+    let cfg = TrainConfig {
+        full: true,
+        system_prompt: SystemPrompt::Text("You always speak in French.".into()),
+        lr: 1e-5,
+        max_steps: Some(2),
+        batch_size: 2,
+        ..Default::default()
+    };
+    let outcome = ml::train(&lm, &cfg, &examples, |_| {}, &AtomicBool::new(false)).unwrap();
+    let model = outcome.trained.full_model().unwrap();
+    let dir = std::path::PathBuf::from(out);
+    ml::hf::save(&dir, model, &lm.tokenizer, &lm.template).unwrap();
+    let msgs = vec![ChatMessage::user("What is the capital of France?")];
+    let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
+    let last = |m: &ml::Model| -> Vec<f32> {
+        let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        m.forward(&x, None).unwrap().squeeze(0).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap()
+    };
+    let j = serde_json::json!({
+        "input_ids": ids,
+        "last_position_logits": last(model),
+        "base_last_position_logits": last(&lm.model),
+    });
+    std::fs::write(dir.join("candle_logits.json"), j.to_string()).unwrap();
+    eprintln!("exported the model and logits to {}", dir.display());
+}
