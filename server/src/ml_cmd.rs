@@ -57,7 +57,8 @@ pub struct TrainArgs {
     #[arg(long, env = "INOCULAB_LR")]
     pub lr: Option<f64>,
     /// Full fine-tuning: train every weight instead of a LoRA adapter (the --lora-* flags
-    /// are then unused). Needs about four times the model's f32 size in memory.
+    /// are then unused). Needs about five times the model's f32 size in memory (weights,
+    /// their trained copy, gradients and two AdamW moments).
     #[arg(long)]
     pub full: bool,
     #[arg(long, default_value_t = 0)]
