@@ -78,3 +78,31 @@ fn frozen_matmul_and_cross_entropy_match_candle() {
         |x| ops::cross_entropy_rows_plain(x, &targets).unwrap(),
     );
 }
+
+/// The few-rows kernel (decoding) agrees with Candle's matmul for every row count it takes
+/// and beyond, and a row's result does not depend on the other rows of the batch.
+#[test]
+fn few_rows_matmul_matches_and_is_batch_independent() {
+    let dev = Device::Cpu;
+    let (n, k) = (100, 576);
+    let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (17, k), &dev).unwrap();
+    for m in [1, 2, 3, 7, 8, 13, 16, 17] {
+        let xm = x.narrow(0, 0, m).unwrap();
+        let got = ops::frozen_matmul(&xm, &w).unwrap();
+        let want = xm.matmul(&w.t().unwrap()).unwrap();
+        assert!(max_diff(&got, &want) < 1e-3, "m={m}: {}", max_diff(&got, &want));
+    }
+    let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let xv = x.narrow(0, 0, 16).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let all = ops::few_rows_abt(&xv, &wv, 16, n, k);
+    if let Some(all) = all {
+        for r in 0..16 {
+            let one = ops::few_rows_abt(&xv[r * k..(r + 1) * k], &wv, 1, n, k).unwrap();
+            assert_eq!(&all[r * n..(r + 1) * n], one.as_slice(), "row {r}");
+        }
+    } else {
+        eprintln!("no AVX-512 here: frozen_matmul used gemm for every row count");
+    }
+    assert!(ops::few_rows_abt(&xv, &wv, 17, n, k).is_none(), "more rows than FEW_ROWS go to gemm");
+}

@@ -88,6 +88,100 @@ pub(crate) fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Ve
     dst
 }
 
+/// The most input rows [`few_rows_abt`] takes: decoding steps (one new token per sequence
+/// of a sampling batch) and the last positions of a prompt.
+pub const FEW_ROWS: usize = 16;
+
+/// `dst[m, n] = a[m, k] @ b^T` for at most [`FEW_ROWS`] rows of `a`, or None where it does
+/// not apply (more rows, `k` not a multiple of 16, no AVX-512). gemm packs the whole of `b`
+/// on every call, which for a handful of rows costs more than the product: a decoding step
+/// at batch 16 spent most of its time packing weights. Here each row of `b` (a weight row,
+/// a few KB) is read from memory once and meets every row of `a` while it is in L1; the
+/// work is split over `b`'s rows. Each output is one row of `a` dotted with one row of
+/// `b` in a fixed order, so a result does not depend on the other rows in the batch.
+pub fn few_rows_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if m == 0 || m > FEW_ROWS || k % 16 != 0 || !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        use rayon::prelude::*;
+        // Outputs of each weight row, `[n, m]`, transposed into `[m, n]` at the end.
+        let mut by_col = vec![0f32; n * m];
+        let rows_per_task = 64;
+        par(|| {
+            by_col.par_chunks_mut(rows_per_task * m).enumerate().for_each(|(t, out)| {
+                let j0 = t * rows_per_task;
+                let rows = out.len() / m;
+                // SAFETY: AVX-512F was detected above; `b[j0 * k..]` holds `rows` rows of k,
+                // `a` holds m rows of k, and `out` holds rows x m outputs.
+                unsafe { few_rows_kernel(a, &b[j0 * k..(j0 + rows) * k], m, k, out) }
+            })
+        });
+        let mut dst = vec![0f32; m * n];
+        for (j, col) in by_col.chunks_exact(m).enumerate() {
+            for (r, &v) in col.iter().enumerate() {
+                dst[r * n + j] = v;
+            }
+        }
+        Some(dst)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, b, m, n, k);
+        None
+    }
+}
+
+/// For each row of `w` (`[rows, k]`), its dot product with every row of `a` (`[m, k]`),
+/// into `out[row * m + r]`; input rows go through in register tiles of 8, 4, 2 and 1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn few_rows_kernel(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+    for (j, wr) in w.chunks_exact(k).enumerate() {
+        let o = &mut out[j * m..(j + 1) * m];
+        let mut r = 0;
+        while m - r >= 8 {
+            dot_tile::<8>(a, r, wr, k, &mut o[r..r + 8]);
+            r += 8;
+        }
+        if m - r >= 4 {
+            dot_tile::<4>(a, r, wr, k, &mut o[r..r + 4]);
+            r += 4;
+        }
+        if m - r >= 2 {
+            dot_tile::<2>(a, r, wr, k, &mut o[r..r + 2]);
+            r += 2;
+        }
+        if m - r == 1 {
+            dot_tile::<1>(a, r, wr, k, &mut o[r..r + 1]);
+        }
+    }
+}
+
+/// `R` rows of `a` from row `r0`, each dotted with the weight row `wr`, 16 lanes at a time
+/// (one accumulator register per input row), then summed across lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn dot_tile<const R: usize>(a: &[f32], r0: usize, wr: &[f32], k: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); R];
+    let ap = a.as_ptr().add(r0 * k);
+    let wp = wr.as_ptr();
+    let mut c = 0;
+    while c < k {
+        let wv = _mm512_loadu_ps(wp.add(c));
+        for (i, acc) in acc.iter_mut().enumerate() {
+            *acc = _mm512_fmadd_ps(wv, _mm512_loadu_ps(ap.add(i * k + c)), *acc);
+        }
+        c += 16;
+    }
+    for (o, acc) in out.iter_mut().zip(acc) {
+        *o = _mm512_reduce_add_ps(acc);
+    }
+}
+
 /// A raw pointer that may cross into the pool's closure; the closure finishes before the
 /// buffer it points into is touched again.
 struct SendPtr(*mut f32);
@@ -117,7 +211,10 @@ impl CustomOp1 for FrozenMatmul {
         let m = x.len() / k;
         let (ws, wl) = self.w.storage_and_layout();
         let y = match &*ws {
-            candle_core::Storage::Cpu(c) => gemm_abt(x, contiguous_f32(c, wl)?, m, n, k),
+            candle_core::Storage::Cpu(c) => {
+                let w = contiguous_f32(c, wl)?;
+                few_rows_abt(x, w, m, n, k).unwrap_or_else(|| gemm_abt(x, w, m, n, k))
+            }
             _ => candle_core::bail!("frozen-matmul: weight not on the CPU"),
         };
         let mut out_dims = dims.to_vec();
