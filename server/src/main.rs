@@ -12,10 +12,6 @@ mod worker;
 
 use clap::Parser;
 
-/// See server/Cargo.toml for why (and BENCHMARKS.md for what it changed).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
