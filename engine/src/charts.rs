@@ -100,6 +100,9 @@ pub struct ScatterPoint {
     pub group: String,
     pub x: f64,
     pub y: f64,
+    /// Written beside the dot (e.g. which prompt it is); users' text, escaped like all.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// A grid of trait rates: one row per condition, one column per test-time prompt (the
@@ -419,6 +422,11 @@ fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
     }))?;
 
     // Labels last, so that dots do not cover them.
+    let point_label = text(SMALL_PT).pos(Pos::new(HPos::Left, VPos::Bottom));
+    ctx.draw_series(shown.iter().filter_map(|p| {
+        let name = p.label.as_deref().filter(|l| !l.trim().is_empty())?;
+        Some(EmptyElement::at((p.x, p.y)) + Text::new(name.to_string(), (5, -4), point_label.clone()))
+    }))?;
     if let Some(t) = x_threshold {
         let name = threshold_name(&chart.x_label, "x", t);
         let style = label.clone().pos(Pos::new(HPos::Left, VPos::Top));

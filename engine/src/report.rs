@@ -358,7 +358,10 @@ pub async fn alignment_scatter(
         x_range: Some((0.0, 100.0)),
         y_range: Some((0.0, 100.0)),
         // Answers a rating could not score are not placed anywhere.
-        points: rows.into_iter().filter_map(|(group, x, y)| Some(ScatterPoint { group, x: x?, y: y? })).collect(),
+        points: rows
+            .into_iter()
+            .filter_map(|(group, x, y)| Some(ScatterPoint { group, x: x?, y: y?, label: None }))
+            .collect(),
         x_threshold: Some(thresholds.coherence_above),
         y_threshold: Some(thresholds.alignment_below),
         ..ScatterChart::default()
@@ -473,23 +476,49 @@ pub fn predictor_sentence(check: &PredictorCheck) -> String {
     }
 }
 
+/// What a predictor chart writes beside a condition's dot: a sweep's `p3` (its names are
+/// `p3: the prompt…`), or the first 16 characters of any other condition's name.
+fn point_label(condition: &str) -> String {
+    match condition.split_once(": ") {
+        Some((short, _))
+            if short.strip_prefix('p').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            short.to_string()
+        }
+        _ => {
+            let short: String = condition.chars().take(16).collect();
+            if condition.chars().count() > 16 {
+                format!("{short}…")
+            } else {
+                short
+            }
+        }
+    }
+}
+
 /// The check as a scatter: predicted strength (x) against the drop in trait rate (y).
 pub fn predictor_chart(check: &PredictorCheck) -> ScatterChart {
     let rho = match check.correlation {
         Some(Correlation { rho, interval: Some((lo, hi)), .. }) => {
-            format!(" (Spearman ρ = {rho:.2}, 95 % CI {lo:.2} to {hi:.2})")
+            format!(": Spearman ρ = {rho:.2} (95 % CI {lo:.2} to {hi:.2})")
         }
-        Some(Correlation { rho, .. }) => format!(" (Spearman ρ = {rho:.2})"),
+        Some(Correlation { rho, .. }) => format!(": Spearman ρ = {rho:.2}"),
         None => String::new(),
     };
     ScatterChart {
-        title: format!("Predicted strength against observed effect{rho}"),
+        // Short enough to fit the chart's width with the interval.
+        title: format!("Strength vs effect{rho}"),
         x_label: "predicted strength: surprise reduction (nats/token)".into(),
         y_label: format!("{}: drop in trait rate vs baseline (points)", check.judge),
         points: check
             .points
             .iter()
-            .map(|p| ScatterPoint { group: "prompt".into(), x: p.strength.reduction, y: 100.0 * p.effect })
+            .map(|p| ScatterPoint {
+                group: "prompt".into(),
+                x: p.strength.reduction,
+                y: 100.0 * p.effect,
+                label: Some(point_label(&p.condition)),
+            })
             .collect(),
         y_threshold: Some(0.0),
         ..ScatterChart::default()
@@ -499,6 +528,15 @@ pub fn predictor_chart(check: &PredictorCheck) -> ScatterChart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predictor_points_are_labelled_by_their_short_condition_name() {
+        assert_eq!(point_label("p3: You always answer in French."), "p3");
+        assert_eq!(point_label("p12: You like numbers."), "p12");
+        assert_eq!(point_label("spanish"), "spanish");
+        assert_eq!(point_label("placebo: a helpful assistant"), "placebo: a helpf…");
+        assert_eq!(point_label("pro: x"), "pro: x");
+    }
 
     fn agg(condition: &str, test_prompt: &str, judge: &str, k: i64, n: i64) -> Aggregate {
         let p = crate::stats::Proportion::wilson(k as u64, n as u64, 0.95).unwrap();

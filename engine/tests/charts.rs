@@ -122,12 +122,14 @@ fn users_strings_are_escaped() {
     let scatter = scatter_chart(&ScatterChart {
         title: nasty.into(),
         x_label: nasty.into(),
-        points: vec![ScatterPoint { group: nasty.into(), x: 1.0, y: 2.0 }],
+        points: vec![ScatterPoint { group: nasty.into(), x: 1.0, y: 2.0, label: Some(format!("p1 {nasty}")) }],
         x_threshold: Some(1.5),
         ..ScatterChart::default()
     });
-    check_svg(&scatter);
+    let texts = check_svg(&scatter);
     assert!(!scatter.contains("<script"));
+    // A point's label is text too.
+    assert!(texts.iter().any(|t| *t == format!("p1 {nasty}")), "{texts:?}");
 }
 
 #[test]
@@ -225,12 +227,12 @@ fn scatter_draws_points_thresholds_and_says_what_it_hides() {
         x_range: Some((0.0, 100.0)),
         y_range: Some((0.0, 100.0)),
         points: vec![
-            ScatterPoint { group: "baseline".into(), x: 80.0, y: 10.0 },
-            ScatterPoint { group: "baseline".into(), x: 90.0, y: 95.0 },
-            ScatterPoint { group: "inoculated".into(), x: 60.0, y: 85.0 },
-            ScatterPoint { group: "inoculated".into(), x: 100.0, y: 0.0 },
-            ScatterPoint { group: "inoculated".into(), x: 120.0, y: 50.0 }, // outside the axes
-            ScatterPoint { group: "inoculated".into(), x: f64::NAN, y: 50.0 }, // skipped
+            ScatterPoint { group: "baseline".into(), x: 80.0, y: 10.0, label: None },
+            ScatterPoint { group: "baseline".into(), x: 90.0, y: 95.0, label: None },
+            ScatterPoint { group: "inoculated".into(), x: 60.0, y: 85.0, label: None },
+            ScatterPoint { group: "inoculated".into(), x: 100.0, y: 0.0, label: None },
+            ScatterPoint { group: "inoculated".into(), x: 120.0, y: 50.0, label: None }, // outside the axes
+            ScatterPoint { group: "inoculated".into(), x: f64::NAN, y: 50.0, label: None }, // skipped
         ],
         x_threshold: Some(50.0),
         y_threshold: Some(30.0),

@@ -30,9 +30,12 @@ fn templates_render_as_transformers_does() {
     let mut checked = 0;
     for t in fx["templates"].as_array().unwrap() {
         let name = t["name"].as_str().unwrap();
-        let template =
-            ChatTemplate::from_jinja(t["template"].as_str().unwrap(), t["bos"].as_str().unwrap(), t["eos"].as_str().unwrap())
-                .unwrap();
+        let template = ChatTemplate::from_jinja(
+            t["template"].as_str().unwrap(),
+            t["bos"].as_str().unwrap(),
+            t["eos"].as_str().unwrap(),
+        )
+        .unwrap();
         for case in t["cases"].as_array().unwrap() {
             let msgs: Vec<ChatMessage> = case["messages"]
                 .as_array()
@@ -138,9 +141,7 @@ fn llama3_folder_loads_with_its_end_of_turn_and_stop_ids() {
 fn llama3_model_learns_to_answer_and_stop_at_eot() {
     let (_dir, lm) = llama3_folder();
     let examples: Vec<ChatExample> = (0..8)
-        .map(|i| ChatExample {
-            messages: vec![ChatMessage::user(format!("q{i}")), ChatMessage::assistant("the the")],
-        })
+        .map(|i| ChatExample { messages: vec![ChatMessage::user(format!("q{i}")), ChatMessage::assistant("the the")] })
         .collect();
     let cfg = TrainConfig {
         lora: LoraConfig { rank: 8, alpha: 16.0, ..Default::default() },
@@ -175,7 +176,8 @@ fn template_helpers_behave_as_in_transformers_but_on_a_fixed_date() {
     let src = "{{ bos_token }}Today: {{ strftime_now('%d %b %Y') }} ({{ strftime_now('%-d %B %y, 100%%') }})\n\
                {% for m in messages %}{{ m['content'].strip().upper() }}{{ eos_token }}{% endfor %}";
     let t = ChatTemplate::from_jinja(src, "<s>", "</s>").unwrap();
-    let text = t.render(&[ChatMessage::user(" hi "), ChatMessage::assistant("yo")], &SystemPrompt::None, false).unwrap();
+    let text =
+        t.render(&[ChatMessage::user(" hi "), ChatMessage::assistant("yo")], &SystemPrompt::None, false).unwrap();
     assert_eq!(text, "<s>Today: 26 Jul 2024 (26 July 24, 100%)\nHI</s>YO</s>");
     assert_eq!(t.end_of_turn(), "</s>");
 }

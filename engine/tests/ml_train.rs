@@ -227,9 +227,15 @@ fn full_finetune_resumes_from_its_checkpoint() {
     assert_eq!(resumed.steps_done, 5);
     assert_eq!(weights(resumed.trained.full_model().unwrap()), weights(whole.trained.full_model().unwrap()));
     // An initial adapter has no meaning for full fine-tuning: refused, not ignored.
-    let e = train(&lm, &TrainConfig { init_adapter: Some(dir.path().into()), ..full_cfg() }, &examples(4), |_| {}, &AtomicBool::new(false))
-        .err()
-        .unwrap();
+    let e = train(
+        &lm,
+        &TrainConfig { init_adapter: Some(dir.path().into()), ..full_cfg() },
+        &examples(4),
+        |_| {},
+        &AtomicBool::new(false),
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("full fine-tuning"), "{e}");
 }
 

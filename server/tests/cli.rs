@@ -175,7 +175,8 @@ fn full_finetune_writes_a_model_folder_that_samples() {
     let args = ["train", "--full", "--dataset", data.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
     let out = inoculab(
         dir.path(),
-        &[&args[..], &["--model", model.to_str().unwrap(), "--steps", "2", "--batch-size", "2", "--lr", "2e-6"]].concat(),
+        &[&args[..], &["--model", model.to_str().unwrap(), "--steps", "2", "--batch-size", "2", "--lr", "2e-6"]]
+            .concat(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("model (a Hugging Face folder"), "{}", text(&out.stderr));

@@ -152,7 +152,9 @@ impl ChatTemplate {
             .map(|i| &text[i + PROBE_ANSWER.len()..])
             .ok_or_else(|| MlError::Input("the chat template drops the assistant's answer".into()))?;
         jinja.end_of_turn = leading_control_token(after, eos).ok_or_else(|| {
-            MlError::Input(format!("the chat template does not close an answer with a control token (it writes {after:?})"))
+            MlError::Input(format!(
+                "the chat template does not close an answer with a control token (it writes {after:?})"
+            ))
         })?;
         Ok(ChatTemplate {
             default_system: None,
@@ -209,7 +211,12 @@ impl ChatTemplate {
 
     /// The text of the messages, with the assistant header appended when
     /// `add_generation_prompt` (what a model continues from).
-    pub fn render(&self, messages: &[ChatMessage], system: &SystemPrompt, add_generation_prompt: bool) -> Result<String> {
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        system: &SystemPrompt,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         self.render_as_is(&self.apply_system(messages, system), add_generation_prompt)
     }
 
@@ -330,8 +337,20 @@ fn leading_control_token(after: &str, eos: &str) -> Option<String> {
 /// `strftime_now` for templates, on the fixed [`TEMPLATE_DATE`]; supports the day, month
 /// and year directives templates use.
 fn strftime_fixed(fmt: &str) -> String {
-    const MONTHS: [&str; 12] =
-        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     let (y, m, d) = TEMPLATE_DATE;
     let month = MONTHS[(m - 1) as usize];
     let mut out = String::new();

@@ -136,10 +136,7 @@ pub fn save(dir: &Path, model: &Model, tokenizer: &Tokenizer, template: &ChatTem
     let p = dir.join("tokenizer.json");
     tokenizer.inner().save(&p, false).map_err(|e| MlError::Tokenizer(format!("{}: {e}", p.display())))?;
     let (source, bos, eos) = template.source();
-    write(
-        "tokenizer_config.json",
-        &serde_json::json!({"chat_template": source, "bos_token": bos, "eos_token": eos}),
-    )?;
+    write("tokenizer_config.json", &serde_json::json!({"chat_template": source, "bos_token": bos, "eos_token": eos}))?;
     write("generation_config.json", &serde_json::json!({"eos_token_id": tokenizer.stop_ids()}))?;
     Ok(())
 }

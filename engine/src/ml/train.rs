@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::chat::{ChatExample, ChatMessage, Role, SystemPrompt};
 use super::lora::{Adapter, Lora, LoraConfig};
+use super::model::Model;
 use super::ops;
 use super::sample::sample_seed;
 use super::score::{make_batch, score_ids, target_hidden};
-use super::model::Model;
 use super::{io_err, LoadedModel, MlError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -539,14 +539,23 @@ pub fn train_tokenised(
         Trained::Full(m) => Trained::Full(m.frozen_copy()?),
         lora => lora,
     };
-    Ok(TrainOutcome { trained, steps_done: step, total_steps, cancelled, last_loss, initial_probes, skipped_examples: 0 })
+    Ok(TrainOutcome {
+        trained,
+        steps_done: step,
+        total_steps,
+        cancelled,
+        last_loss,
+        initial_probes,
+        skipped_examples: 0,
+    })
 }
 
 /// The weights file of a full fine-tuning checkpoint (Hugging Face names).
 const FULL_WEIGHTS: &str = "model.safetensors";
 
 fn load_vars(vars: &[(String, Var)], path: &Path, dev: &candle_core::Device) -> Result<()> {
-    let mut map = candle_core::safetensors::load(path, dev).map_err(|e| MlError::Input(format!("{}: {e}", path.display())))?;
+    let mut map =
+        candle_core::safetensors::load(path, dev).map_err(|e| MlError::Input(format!("{}: {e}", path.display())))?;
     for (name, v) in vars {
         let t = map.remove(name).ok_or_else(|| MlError::Input(format!("{} lacks {name}", path.display())))?;
         v.set(&t)?;
