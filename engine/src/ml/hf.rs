@@ -119,7 +119,11 @@ pub fn save(dir: &Path, model: &Model, tokenizer: &Tokenizer, template: &ChatTem
         std::fs::write(&p, serde_json::to_string_pretty(v).expect("json")).map_err(io_err(&p))
     };
     let mut cfg = serde_json::to_value(&model.cfg).expect("config serialises");
-    let arch = if model.cfg.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+    let arch = match model.cfg.model_type.as_str() {
+        "qwen2" => "Qwen2ForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        _ => "LlamaForCausalLM",
+    };
     let extra = serde_json::json!({
         "architectures": [arch],
         "hidden_act": "silu",

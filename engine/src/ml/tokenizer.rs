@@ -31,11 +31,11 @@ impl Tokenizer {
     /// stops there, at `extra_stop` (a model's other end-of-sequence ids) and at
     /// `<|endoftext|>` where the vocabulary has it.
     pub fn from_inner(inner: tokenizers::Tokenizer, end_of_turn: &str, extra_stop: &[u32]) -> Result<Self> {
-        let eot = match inner.encode(end_of_turn, false).map_err(tok_err)?.get_ids() {
-            [one] => *one,
-            _ => return Err(MlError::Tokenizer(format!(
+        let ids = inner.encode(end_of_turn, false).map_err(tok_err)?.get_ids().to_vec();
+        let [eot] = ids[..] else {
+            return Err(MlError::Tokenizer(format!(
                 "the chat template ends a turn with {end_of_turn:?}, which is not one control token of the vocabulary"
-            ))),
+            )));
         };
         let mut stop_ids = vec![eot];
         let eot_text = inner.token_to_id("<|endoftext|>");
