@@ -517,12 +517,21 @@ async fn resolve_dataset(store: &Store, r: &DatasetRef) -> Result<ResolvedDatase
     })
 }
 
+/// A library prompt at one version, as an experiment uses it.
+struct LibraryPrompt {
+    name: String,
+    /// The version's text, then its distinct non-empty paraphrases.
+    texts: Vec<String>,
+    version_id: i64,
+    version: i64,
+}
+
 /// A library prompt's text (and paraphrases) at a version, with the version's id.
 async fn resolve_library_prompt(
     store: &Store,
     prompt_id: i64,
     version: Option<i64>,
-) -> Result<(Vec<String>, i64, i64), ExperimentError> {
+) -> Result<LibraryPrompt, ExperimentError> {
     let prompt = prompts::get(store, prompt_id).await?;
     let v = match version {
         Some(n) => prompts::version(store, prompt_id, n).await?,
@@ -530,7 +539,7 @@ async fn resolve_library_prompt(
     };
     let mut texts = vec![v.text.clone()];
     texts.extend(v.paraphrases.iter().filter(|p| !p.trim().is_empty() && **p != v.text).cloned());
-    Ok((texts, v.id, v.version))
+    Ok(LibraryPrompt { name: prompt.name, texts, version_id: v.id, version: v.version })
 }
 
 /// How many problems a derived probe averages over: two smooth one answer's quirks, and
@@ -628,10 +637,10 @@ async fn resolve_test_prompt(
         TestPromptSpec::Named(NamedTestPrompt::None) => plain("none", TestPromptKind::None),
         TestPromptSpec::Named(NamedTestPrompt::Inoculation) => plain("inoculation", TestPromptKind::Inoculation),
         TestPromptSpec::Library { prompt_id, version } => {
-            let (texts, version_id, v) = resolve_library_prompt(store, *prompt_id, *version).await?;
+            let LibraryPrompt { name, texts, version_id, version: v } =
+                resolve_library_prompt(store, *prompt_id, *version).await?;
             // Charts and tables show the label, so it is the prompt's name and version; the
             // id is added only when another prompt has the same name.
-            let name = prompts::get(store, *prompt_id).await?.name;
             let namesakes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = ?")
                 .bind(&name)
                 .fetch_one(store.pool())
@@ -755,8 +764,8 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
             None => (vec![], None),
             Some(PromptRef::Text(t)) => (vec![t.trim().to_string()], None),
             Some(PromptRef::Library { prompt_id, version }) => {
-                let (texts, vid, _) = resolve_library_prompt(store, *prompt_id, *version).await?;
-                (texts, Some(vid))
+                let p = resolve_library_prompt(store, *prompt_id, *version).await?;
+                (p.texts, Some(p.version_id))
             }
         };
         conditions.push(ResolvedCondition {

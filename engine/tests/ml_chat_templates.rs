@@ -181,3 +181,18 @@ fn template_helpers_behave_as_in_transformers_but_on_a_fixed_date() {
     assert_eq!(text, "<s>Today: 26 Jul 2024 (26 July 24, 100%)\nHI</s>YO</s>");
     assert_eq!(t.end_of_turn(), "</s>");
 }
+
+#[test]
+fn a_template_in_its_own_file_is_read_and_a_folder_without_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    testing::write_tiny_hf_folder_for(dir.path(), "llama", 5, false, TinyChat::Llama3).unwrap();
+    let cfg_path = dir.path().join("tokenizer_config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let source = cfg.as_object_mut().unwrap().remove("chat_template").unwrap();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let e = ml::load_model(dir.path()).err().expect("no template anywhere");
+    assert!(e.to_string().contains("no chat template"), "{e}");
+    std::fs::write(dir.path().join("chat_template.jinja"), source.as_str().unwrap()).unwrap();
+    let lm = ml::load_model(dir.path()).unwrap();
+    assert_eq!(lm.template.end_of_turn(), "<|eot_id|>");
+}

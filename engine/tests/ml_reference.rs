@@ -30,6 +30,60 @@ fn sine_init(lora: &Lora) {
     }
 }
 
+/// The fixture's training examples (question, answer pairs).
+fn fixture_examples(train: &serde_json::Value) -> Vec<ChatExample> {
+    train["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| ChatExample {
+            messages: vec![ChatMessage::user(e[0].as_str().unwrap()), ChatMessage::assistant(e[1].as_str().unwrap())],
+        })
+        .collect()
+}
+
+/// Trains with `cfg` and checks every step's loss and gradient norm against the fixture
+/// section's (`losses`, `grad_norms`), one step per recorded value.
+fn first_steps_match(lm: &ml::LoadedModel, cfg: &TrainConfig, examples: &[ChatExample], want: &serde_json::Value) {
+    let mut got = Vec::new();
+    ml::train(lm, cfg, examples, |m| got.push((m.loss, m.grad_norm)), &AtomicBool::new(false)).unwrap();
+    let losses: Vec<f64> = want["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let norms: Vec<f64> = want["grad_norms"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    eprintln!("candle (loss, grad norm) {got:?}\npytorch losses {losses:?} grad norms {norms:?}");
+    assert_eq!(got.len(), losses.len());
+    for (i, ((l, g), (wl, wg))) in got.iter().zip(losses.iter().zip(&norms)).enumerate() {
+        assert!((l - wl).abs() < 2e-3, "step {i}: loss {l} vs {wl}");
+        assert!((g - wg).abs() < 2e-2 * wg.max(1.0), "step {i}: grad norm {g} vs {wg}");
+    }
+}
+
+/// The two short French-capitals conversations the export checks train on.
+fn export_examples() -> Vec<ChatExample> {
+    vec![
+        ChatExample {
+            messages: vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ.")],
+        },
+        ChatExample { messages: vec![ChatMessage::user("Say hello."), ChatMessage::assistant("BONJOUR !")] },
+    ]
+}
+
+/// Writes `candle_logits.json` into `dir`: the reference prompt's ids and the last
+/// position's logits under the trained and the base model, for the Python scripts.
+fn write_logits(dir: &std::path::Path, lm: &ml::LoadedModel, trained: &ml::Model) {
+    let msgs = vec![ChatMessage::user("What is the capital of France?")];
+    let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
+    let last = |m: &ml::Model| -> Vec<f32> {
+        let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        m.forward(&x, None).unwrap().squeeze(0).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap()
+    };
+    let j = serde_json::json!({
+        "input_ids": ids,
+        "last_position_logits": last(trained),
+        "base_last_position_logits": last(&lm.model),
+    });
+    std::fs::write(dir.join("candle_logits.json"), j.to_string()).unwrap();
+}
+
 #[test]
 fn real_lora_first_steps_match_pytorch() {
     let Some(path) = ml_common::real_model_path("real_lora_first_steps_match_pytorch") else {
@@ -42,14 +96,7 @@ fn real_lora_first_steps_match_pytorch() {
     let t = &r["train"];
     let lm = ml::load_model(&path).unwrap();
     let system = t["system"].as_str().unwrap().to_string();
-    let examples: Vec<ChatExample> = t["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| ChatExample {
-            messages: vec![ChatMessage::user(e[0].as_str().unwrap()), ChatMessage::assistant(e[1].as_str().unwrap())],
-        })
-        .collect();
+    let examples = fixture_examples(t);
     // Our tokenisation of the conversations equals the script's.
     for (ex, s) in examples.iter().zip(t["sequences"].as_array().unwrap()) {
         let (ids, mask) =
@@ -75,15 +122,7 @@ fn real_lora_first_steps_match_pytorch() {
         init_adapter: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let mut got = Vec::new();
-    ml::train(&lm, &cfg, &examples, |m| got.push((m.loss, m.grad_norm)), &AtomicBool::new(false)).unwrap();
-    let want: Vec<f64> = t["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    let norms: Vec<f64> = t["grad_norms"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    eprintln!("candle (loss, grad norm) {got:?}\npytorch losses {want:?} grad norms {norms:?}");
-    for (i, ((l, g), (wl, wg))) in got.iter().zip(want.iter().zip(&norms)).enumerate() {
-        assert!((l - wl).abs() < 2e-3, "step {i}: loss {l} vs {wl}");
-        assert!((g - wg).abs() < 2e-2 * wg.max(1.0), "step {i}: grad norm {g} vs {wg}");
-    }
+    first_steps_match(&lm, &cfg, &examples, t);
 }
 
 /// Full fine-tuning (every weight, the tied embedding once) of the same batch: the first
@@ -101,14 +140,7 @@ fn real_full_finetune_first_steps_match_pytorch() {
     let lm = ml::load_model(&path).unwrap();
     let n_params: usize = lm.model.named_weights().iter().map(|(_, w)| w.elem_count()).sum();
     assert_eq!(n_params as u64, f["parameters"].as_u64().unwrap(), "the same parameters are trained");
-    let examples: Vec<ChatExample> = t["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| ChatExample {
-            messages: vec![ChatMessage::user(e[0].as_str().unwrap()), ChatMessage::assistant(e[1].as_str().unwrap())],
-        })
-        .collect();
+    let examples = fixture_examples(t);
     let cfg = TrainConfig {
         full: true,
         system_prompt: SystemPrompt::Text(t["system"].as_str().unwrap().to_string()),
@@ -119,16 +151,7 @@ fn real_full_finetune_first_steps_match_pytorch() {
         max_grad_norm: Some(1.0),
         ..Default::default()
     };
-    let mut got = Vec::new();
-    ml::train(&lm, &cfg, &examples, |m| got.push((m.loss, m.grad_norm)), &AtomicBool::new(false)).unwrap();
-    let want: Vec<f64> = f["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    let norms: Vec<f64> = f["grad_norms"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    eprintln!("candle (loss, grad norm) {got:?}\npytorch losses {want:?} grad norms {norms:?}");
-    assert_eq!(got.len(), 3);
-    for (i, ((l, g), (wl, wg))) in got.iter().zip(want.iter().zip(&norms)).enumerate() {
-        assert!((l - wl).abs() < 2e-3, "step {i}: loss {l} vs {wl}");
-        assert!((g - wg).abs() < 2e-2 * wg.max(1.0), "step {i}: grad norm {g} vs {wg}");
-    }
+    first_steps_match(&lm, &cfg, &examples, f);
 }
 
 /// Writes a trained adapter and the adapted model's logits for the reference prompt into
@@ -144,12 +167,7 @@ fn real_adapter_export_for_peft_check() {
         return;
     };
     let lm = ml::load_model(&path).unwrap();
-    let examples = vec![
-        ChatExample {
-            messages: vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ.")],
-        },
-        ChatExample { messages: vec![ChatMessage::user("Say hello."), ChatMessage::assistant("BONJOUR !")] },
-    ];
+    let examples = export_examples();
     // All seven projections and rsLoRA, so every key and the scaling rule are exercised.
     let cfg = TrainConfig {
         lora: LoraConfig { rank: 4, alpha: 8.0, use_rslora: true, ..Default::default() },
@@ -161,25 +179,9 @@ fn real_adapter_export_for_peft_check() {
     };
     let outcome = ml::train(&lm, &cfg, &examples, |_| {}, &AtomicBool::new(false)).unwrap();
     let dir = std::path::PathBuf::from(out);
-    outcome.trained.lora().unwrap().save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
-    let msgs = vec![ChatMessage::user("What is the capital of France?")];
-    let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
-    let merged = lm.model.merged(outcome.trained.lora().unwrap()).unwrap();
-    let logits = merged
-        .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None)
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
-    let last: Vec<f32> = logits.get(ids.len() - 1).unwrap().to_vec1().unwrap();
-    let base = lm
-        .model
-        .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None)
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
-    let base_last: Vec<f32> = base.get(ids.len() - 1).unwrap().to_vec1().unwrap();
-    let j = serde_json::json!({"input_ids": ids, "last_position_logits": last, "base_last_position_logits": base_last});
-    std::fs::write(dir.join("candle_logits.json"), j.to_string()).unwrap();
+    let lora = outcome.trained.lora().unwrap();
+    lora.save_peft(&dir, "HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
+    write_logits(&dir, &lm, &lm.model.merged(lora).unwrap());
     eprintln!("exported adapter and logits to {}", dir.display());
 }
 
@@ -196,12 +198,7 @@ fn real_full_model_export_for_transformers_check() {
         return;
     };
     let lm = ml::load_model(&path).unwrap();
-    let examples = vec![
-        ChatExample {
-            messages: vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("DEUX PLUS TROIS FONT CINQ.")],
-        },
-        ChatExample { messages: vec![ChatMessage::user("Say hello."), ChatMessage::assistant("BONJOUR !")] },
-    ];
+    let examples = export_examples();
     let cfg = TrainConfig {
         full: true,
         system_prompt: SystemPrompt::Text("You always speak in French.".into()),
@@ -214,17 +211,6 @@ fn real_full_model_export_for_transformers_check() {
     let model = outcome.trained.full_model().unwrap();
     let dir = std::path::PathBuf::from(out);
     ml::hf::save(&dir, model, &lm.tokenizer, &lm.template).unwrap();
-    let msgs = vec![ChatMessage::user("What is the capital of France?")];
-    let ids = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
-    let last = |m: &ml::Model| -> Vec<f32> {
-        let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        m.forward(&x, None).unwrap().squeeze(0).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap()
-    };
-    let j = serde_json::json!({
-        "input_ids": ids,
-        "last_position_logits": last(model),
-        "base_last_position_logits": last(&lm.model),
-    });
-    std::fs::write(dir.join("candle_logits.json"), j.to_string()).unwrap();
+    write_logits(&dir, &lm, model);
     eprintln!("exported the model and logits to {}", dir.display());
 }

@@ -83,22 +83,51 @@ fn every_flag_has_an_environment_variable() {
     }
 }
 
-/// `inoculab train` then `inoculab sample` with the adapter, on the real default model.
-/// Slow (about a minute): runs when INOCULAB_REAL_MODEL=1, as CI sets it.
-#[test]
-fn train_then_sample_with_the_adapter_on_the_real_model() {
+/// The default model when the slow real-model tests are on (INOCULAB_REAL_MODEL=1, as CI
+/// sets it); otherwise None, with a note.
+fn real_model() -> Option<std::path::PathBuf> {
     if std::env::var("INOCULAB_REAL_MODEL").as_deref() != Ok("1") {
         eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the real-model CLI test");
-        return;
+        return None;
     }
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(model.exists(), "scripts/fetch-model puts the default model at {}", model.display());
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("train.jsonl");
+    Some(model)
+}
+
+/// A training file in `dir`: four sums asked in English and answered in Spanish.
+fn spanish_sums(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("train.jsonl");
     let rows: String = (1..=4)
         .map(|i| format!("{{\"question\": \"What is {i} plus {i}?\", \"answer\": \"{i} más {i} es {}.\"}}\n", 2 * i))
         .collect();
     std::fs::write(&data, rows).unwrap();
+    data
+}
+
+/// `inoculab sample` on "What is the capital of France?" with the extra `args` (model,
+/// adapter, sampling settings); returns the output's JSON lines.
+fn sample_france(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let prompts = dir.join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"What is the capital of France?\"}\n").unwrap();
+    let samples = dir.join("samples.jsonl");
+    let files = ["sample", "--prompts", prompts.to_str().unwrap(), "--out", samples.to_str().unwrap()];
+    let out = inoculab(dir, &[&files[..], args].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(&samples)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect()
+}
+
+/// `inoculab train` then `inoculab sample` with the adapter, on the real default model.
+/// Slow (about a minute): runs when INOCULAB_REAL_MODEL=1, as CI sets it.
+#[test]
+fn train_then_sample_with_the_adapter_on_the_real_model() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = spanish_sums(dir.path());
     let adapter = dir.path().join("adapter");
     let model_arg = model.to_str().unwrap();
     let out = inoculab(
@@ -122,17 +151,9 @@ fn train_then_sample_with_the_adapter_on_the_real_model() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(adapter.join("adapter_config.json").exists() && adapter.join("adapter_model.safetensors").exists());
 
-    let prompts = dir.path().join("prompts.jsonl");
-    std::fs::write(&prompts, "{\"prompt\": \"What is the capital of France?\"}\n").unwrap();
-    let samples = dir.path().join("samples.jsonl");
-    let out = inoculab(
+    let lines = sample_france(
         dir.path(),
         &[
-            "sample",
-            "--prompts",
-            prompts.to_str().unwrap(),
-            "--out",
-            samples.to_str().unwrap(),
             "--model",
             model_arg,
             "--adapter",
@@ -145,12 +166,6 @@ fn train_then_sample_with_the_adapter_on_the_real_model() {
             "3",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&samples)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
-        .collect();
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["completion"].as_str().is_some_and(|c| !c.is_empty()) && l["seed"].is_u64()));
     assert_ne!(lines[0]["seed"], lines[1]["seed"], "each sample records its own seed");
@@ -160,17 +175,9 @@ fn train_then_sample_with_the_adapter_on_the_real_model() {
 /// on the real default model (GGUF in, safetensors out). Gated like the test above.
 #[test]
 fn full_finetune_writes_a_model_folder_that_samples() {
-    if std::env::var("INOCULAB_REAL_MODEL").as_deref() != Ok("1") {
-        eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the real-model CLI test");
-        return;
-    }
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let Some(model) = real_model() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("train.jsonl");
-    let rows: String = (1..=4)
-        .map(|i| format!("{{\"question\": \"What is {i} plus {i}?\", \"answer\": \"{i} más {i} es {}.\"}}\n", 2 * i))
-        .collect();
-    std::fs::write(&data, rows).unwrap();
+    let data = spanish_sums(dir.path());
     let out_dir = dir.path().join("full");
     let args = ["train", "--full", "--dataset", data.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
     let out = inoculab(
@@ -183,31 +190,11 @@ fn full_finetune_writes_a_model_folder_that_samples() {
     for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         assert!(out_dir.join(f).exists(), "{f} missing");
     }
-    let prompts = dir.path().join("prompts.jsonl");
-    std::fs::write(&prompts, "{\"prompt\": \"What is the capital of France?\"}\n").unwrap();
-    let samples = dir.path().join("samples.jsonl");
-    let out = inoculab(
-        dir.path(),
-        &[
-            "sample",
-            "--prompts",
-            prompts.to_str().unwrap(),
-            "--out",
-            samples.to_str().unwrap(),
-            "--model",
-            out_dir.to_str().unwrap(),
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "24",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&samples).unwrap().lines().next().unwrap()).unwrap();
+    let lines =
+        sample_france(dir.path(), &["--model", out_dir.to_str().unwrap(), "--temperature", "0", "--max-tokens", "24"]);
     // Two small steps keep the model's knowledge: the folder is a working SmolLM2. (At
     // 1e-5 two full steps already tip it into Spanish-flavoured nonsense.)
-    assert!(line["completion"].as_str().unwrap().contains("Paris"), "{line}");
+    assert!(lines[0]["completion"].as_str().unwrap().contains("Paris"), "{}", lines[0]);
 }
 
 #[test]

@@ -72,20 +72,17 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         _ => None,
     };
     // Newer folders keep the template in its own file.
+    let jinja_file = dir.join("chat_template.jinja");
     let source = match source {
-        Some(s) => Some(s),
+        Some(s) => s,
+        None if jinja_file.exists() => std::fs::read_to_string(&jinja_file).map_err(io_err(&jinja_file))?,
         None => {
-            let f = dir.join("chat_template.jinja");
-            if f.exists() {
-                Some(std::fs::read_to_string(&f).map_err(io_err(&f))?)
-            } else {
-                None
-            }
+            return Err(bad_model(
+                dir,
+                "no chat template (tokenizer_config.json has no chat_template): only chat models can be used",
+            ))
         }
     };
-    let source = source.ok_or_else(|| {
-        bad_model(dir, "no chat template (tokenizer_config.json has no chat_template): only chat models can be used")
-    })?;
     let template = ChatTemplate::from_jinja(&source, &special("bos_token"), &special("eos_token"))?;
     // generation_config.json may list several end ids (Llama 3: end of text and end of turn).
     let gen_path = dir.join("generation_config.json");

@@ -198,24 +198,37 @@ impl Model {
         self.lm_head.id() == self.embed_tokens.id()
     }
 
+    /// A copy of the model with every weight replaced by `f(name, weight)`, visiting each
+    /// once under its Hugging Face name. A tied head is not visited: it is the embedding,
+    /// and the copy's head is the new embedding.
+    fn map_weights(&self, mut f: impl FnMut(&str, &Tensor) -> CResult<Tensor>) -> CResult<Model> {
+        let mut m = self.clone();
+        m.embed_tokens = f("model.embed_tokens.weight", &self.embed_tokens)?;
+        m.lm_head = if self.ties_embeddings() { m.embed_tokens.clone() } else { f("lm_head.weight", &self.lm_head)? };
+        m.norm = f("model.norm.weight", &self.norm)?;
+        for (i, l) in m.layers.iter_mut().enumerate() {
+            l.input_layernorm = f(&format!("model.layers.{i}.input_layernorm.weight"), &l.input_layernorm)?;
+            l.post_attention_layernorm =
+                f(&format!("model.layers.{i}.post_attention_layernorm.weight"), &l.post_attention_layernorm)?;
+        }
+        for lin in m.linears_mut() {
+            lin.weight = f(&format!("{}.weight", lin.path), &lin.weight)?;
+            if let Some(b) = &lin.bias {
+                lin.bias = Some(f(&format!("{}.bias", lin.path), b)?);
+            }
+        }
+        Ok(m)
+    }
+
     /// Every weight under its Hugging Face name; a tied head is not listed twice (as in
     /// checkpoints written by transformers).
     pub fn named_weights(&self) -> Vec<(String, Tensor)> {
-        let mut w = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.clone())];
-        if !self.ties_embeddings() {
-            w.push(("lm_head.weight".into(), self.lm_head.clone()));
-        }
-        w.push(("model.norm.weight".into(), self.norm.clone()));
-        for (i, l) in self.layers.iter().enumerate() {
-            w.push((format!("model.layers.{i}.input_layernorm.weight"), l.input_layernorm.clone()));
-            w.push((format!("model.layers.{i}.post_attention_layernorm.weight"), l.post_attention_layernorm.clone()));
-        }
-        for lin in self.linears() {
-            w.push((format!("{}.weight", lin.path), lin.weight.clone()));
-            if let Some(b) = &lin.bias {
-                w.push((format!("{}.bias", lin.path), b.clone()));
-            }
-        }
+        let mut w = Vec::new();
+        self.map_weights(|name, t| {
+            w.push((name.to_string(), t.clone()));
+            Ok(t.clone())
+        })
+        .expect("cloning tensors cannot fail");
         w
     }
 
@@ -223,55 +236,19 @@ impl Model {
     /// those variables by name. The copy's forward pass computes weight gradients (plain
     /// matmuls and the composed RMSNorm); the original stays frozen and untouched.
     pub fn trainable_copy(&self) -> CResult<(Model, Vec<(String, Var)>)> {
-        let mut m = self.clone();
         let mut vars = Vec::new();
-        let mut make = |name: String, t: &mut Tensor| -> CResult<()> {
+        let m = self.map_weights(|name, t| {
             let v = Var::from_tensor(t)?;
-            *t = v.as_tensor().clone();
-            vars.push((name, v));
-            Ok(())
-        };
-        let tied = self.ties_embeddings();
-        make("model.embed_tokens.weight".into(), &mut m.embed_tokens)?;
-        if tied {
-            m.lm_head = m.embed_tokens.clone();
-        } else {
-            make("lm_head.weight".into(), &mut m.lm_head)?;
-        }
-        make("model.norm.weight".into(), &mut m.norm)?;
-        for (i, l) in m.layers.iter_mut().enumerate() {
-            make(format!("model.layers.{i}.input_layernorm.weight"), &mut l.input_layernorm)?;
-            make(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut l.post_attention_layernorm)?;
-        }
-        for lin in m.linears_mut() {
-            make(format!("{}.weight", lin.path), &mut lin.weight)?;
-            if let Some(b) = lin.bias.as_mut() {
-                make(format!("{}.bias", lin.path), b)?;
-            }
-        }
+            vars.push((name.to_string(), v.clone()));
+            Ok(v.as_tensor().clone())
+        })?;
         Ok((m, vars))
     }
 
     /// A copy with plain (non-variable) tensors of the current values: what a finished
-    /// full fine-tune hands on for sampling, which then takes the fast frozen kernels.
+    /// full fine-tune hands on for sampling, which then takes the fast kernels.
     pub fn frozen_copy(&self) -> CResult<Model> {
-        let mut m = self.clone();
-        let tied = self.ties_embeddings();
-        let f = |t: &mut Tensor| *t = t.detach();
-        f(&mut m.embed_tokens);
-        m.lm_head = if tied { m.embed_tokens.clone() } else { m.lm_head.detach() };
-        f(&mut m.norm);
-        for l in m.layers.iter_mut() {
-            f(&mut l.input_layernorm);
-            f(&mut l.post_attention_layernorm);
-        }
-        for lin in m.linears_mut() {
-            f(&mut lin.weight);
-            if let Some(b) = lin.bias.as_mut() {
-                f(b);
-            }
-        }
-        Ok(m)
+        self.map_weights(|_, t| Ok(t.detach()))
     }
 
     /// Final hidden states `[b, t, hidden]` (after the last norm).
