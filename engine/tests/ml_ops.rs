@@ -84,25 +84,59 @@ fn frozen_matmul_and_cross_entropy_match_candle() {
 #[test]
 fn few_rows_matmul_matches_and_is_batch_independent() {
     let dev = Device::Cpu;
-    let (n, k) = (100, 576);
+    // 102 weight rows: two tasks of the kernel, each ending in rows outside a group of 4.
+    let (n, k) = (102, 576);
     let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
-    let x = Tensor::randn(0f32, 1.0, (17, k), &dev).unwrap();
-    for m in [1, 2, 3, 7, 8, 13, 16, 17] {
+    let x = Tensor::randn(0f32, 1.0, (ops::FEW_ROWS + 1, k), &dev).unwrap();
+    for m in [1, 2, 3, 5, 7, 8, 13, 16, 17, 40, 64, 65] {
         let xm = x.narrow(0, 0, m).unwrap();
         let got = ops::frozen_matmul(&xm, &w).unwrap();
         let want = xm.matmul(&w.t().unwrap()).unwrap();
         assert!(max_diff(&got, &want) < 1e-3, "m={m}: {}", max_diff(&got, &want));
     }
     let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let xv = x.narrow(0, 0, 16).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let all = ops::few_rows_abt(&xv, &wv, 16, n, k);
+    let xv = x.narrow(0, 0, ops::FEW_ROWS).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let all = ops::few_rows_abt(&xv, &wv, ops::FEW_ROWS, n, k);
     if let Some(all) = all {
-        for r in 0..16 {
+        for r in 0..ops::FEW_ROWS {
             let one = ops::few_rows_abt(&xv[r * k..(r + 1) * k], &wv, 1, n, k).unwrap();
             assert_eq!(&all[r * n..(r + 1) * n], one.as_slice(), "row {r}");
         }
     } else {
         eprintln!("no AVX-512 here: frozen_matmul used gemm for every row count");
     }
-    assert!(ops::few_rows_abt(&xv, &wv, 17, n, k).is_none(), "more rows than FEW_ROWS go to gemm");
+    let more = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(ops::few_rows_abt(&more, &wv, ops::FEW_ROWS + 1, n, k).is_none(), "more rows than FEW_ROWS go to gemm");
+}
+
+/// Decoding-step attention (one query per row, keys and values as views into a larger
+/// cache buffer, a padding mask) agrees with attention spelled out in tensor ops: each
+/// query head h reads kv head h / rep.
+#[test]
+fn decode_attention_matches_composed() {
+    let dev = Device::Cpu;
+    let (b, nh, nkv, hd, s, cap) = (3, 6, 2, 64, 7, 11);
+    let q = Tensor::randn(0f32, 1.0, (b, nh, 1, hd), &dev).unwrap();
+    let kbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
+    let vbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
+    let (k, v) = (kbuf.narrow(2, 0, s).unwrap(), vbuf.narrow(2, 0, s).unwrap());
+    assert!(!k.is_contiguous(), "the test is about views into a cache");
+    // Row 1 has two padding keys at the front.
+    let mut m = vec![0f32; b * s];
+    m[s] = -1e9;
+    m[s + 1] = -1e9;
+    let mask = Tensor::from_vec(m, (b, 1, 1, s), &dev).unwrap();
+    let scale = 1.0 / (hd as f64).sqrt();
+    assert!(ops::decode_attention_applies(&q));
+    let got = ops::decode_attention(&q, &k, &v, Some(&mask), scale).unwrap();
+    let rep = nh / nkv;
+    let kv_of = |t: &Tensor| {
+        let heads: Vec<Tensor> = (0..nh).map(|h| t.narrow(1, h / rep, 1).unwrap()).collect();
+        Tensor::cat(&heads, 1).unwrap().contiguous().unwrap()
+    };
+    let (kr, vr) = (kv_of(&k), kv_of(&v));
+    let att = (q.affine(scale, 0.0).unwrap().matmul(&kr.t().unwrap()).unwrap().broadcast_add(&mask)).unwrap();
+    let want = ops::softmax_last_dim(&att).unwrap().matmul(&vr).unwrap();
+    let want = want.transpose(1, 2).unwrap().reshape((b, 1, nh * hd)).unwrap();
+    assert!(max_diff(&got, &want) < 1e-5, "{}", max_diff(&got, &want));
 }

@@ -74,19 +74,36 @@ struct Layer {
     post_attention_layernorm: Tensor,
 }
 
-/// Keys and values of earlier positions, one `[b, kv_heads, t, head_dim]` pair per layer.
+/// Keys and values of earlier positions: per layer, buffers `[b, kv_heads, capacity,
+/// head_dim]` of which the first `len` positions are filled. New positions are written in
+/// place and the buffers grow by doubling, so a decoding step copies only its own keys and
+/// values (concatenating the whole cache on every step copied it all, every step).
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
+    /// Positions to make room for when a layer's buffers are first allocated.
+    reserve: usize,
+}
+
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
 }
 
 impl KvCache {
     pub fn new(cfg: &Config) -> Self {
-        KvCache { layers: vec![None; cfg.num_hidden_layers] }
+        Self::with_capacity(cfg, 0)
+    }
+
+    /// A cache that holds `positions` positions before it has to grow (sampling knows the
+    /// prompt length plus the new tokens).
+    pub fn with_capacity(cfg: &Config, positions: usize) -> Self {
+        KvCache { layers: (0..cfg.num_hidden_layers).map(|_| None).collect(), reserve: positions }
     }
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+        self.layers.first().and_then(|l| l.as_ref()).map(|l| l.len).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,9 +113,38 @@ impl KvCache {
     /// Keeps only the given batch rows (finished rows leave a sampling batch this way).
     pub fn select_rows(&mut self, rows: &Tensor) -> CResult<()> {
         for l in self.layers.iter_mut().flatten() {
-            *l = (l.0.index_select(rows, 0)?, l.1.index_select(rows, 0)?);
+            l.k = l.k.index_select(rows, 0)?;
+            l.v = l.v.index_select(rows, 0)?;
         }
         Ok(())
+    }
+
+    /// Appends layer `i`'s new keys and values (`[b, kv_heads, t, head_dim]`) and returns
+    /// all of that layer's keys and values so far, as views into the buffers.
+    fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> CResult<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let reserve = self.reserve;
+        let slot = &mut self.layers[i];
+        let len = slot.as_ref().map(|l| l.len).unwrap_or(0);
+        let cap = slot.as_ref().map(|l| l.k.dim(2)).transpose()?.unwrap_or(0);
+        if len + t > cap {
+            let new_cap = (len + t).max(2 * cap).max(reserve);
+            let (b, h, _, d) = k.dims4()?;
+            let grown = |old: Option<&Tensor>, like: &Tensor| -> CResult<Tensor> {
+                let buf = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (nk, nv) = (grown(slot.as_ref().map(|l| &l.k), k)?, grown(slot.as_ref().map(|l| &l.v), v)?);
+            *slot = Some(LayerCache { k: nk, v: nv, len });
+        }
+        let l = slot.as_mut().expect("allocated above");
+        l.k.slice_set(&k.contiguous()?, 2, len)?;
+        l.v.slice_set(&v.contiguous()?, 2, len)?;
+        l.len = len + t;
+        Ok((l.k.narrow(2, 0, l.len)?, l.v.narrow(2, 0, l.len)?))
     }
 }
 
@@ -290,29 +336,14 @@ impl Model {
             let q = ops::rope_fused(&q, &cos, &sin)?;
             let k = ops::rope_fused(&k, &cos, &sin)?;
             let (k, v) = match cache.as_deref_mut() {
-                Some(c) => {
-                    let kv = match &c.layers[i] {
-                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-                        None => (k, v),
-                    };
-                    c.layers[i] = Some(kv.clone());
-                    kv
-                }
+                Some(c) => c.append(i, &k, &v)?,
                 None => (k, v),
             };
-            // Grouped-query attention without copying keys and values for every query
-            // head: the query heads that share a kv head (h / rep, as in HF's repeat_kv)
-            // are stacked along the row axis and meet that head's keys in one matmul.
-            let rep = nh / nkv;
-            let s = k.dim(2)?;
-            let qg = (q * scale)?.reshape((b, nkv, rep * t, hd))?;
-            let mut att = qg.matmul(&k.t()?)?;
-            if let Some(m) = mask {
-                att =
-                    att.reshape((b, nkv, rep, t, s))?.broadcast_add(&m.unsqueeze(2)?)?.reshape((b, nkv, rep * t, s))?;
-            }
-            let att = ops::softmax_fused(&att)?;
-            let y = att.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
+            let y = match t {
+                // A decoding step: one query per row, no gradient wanted.
+                1 if ops::decode_attention_applies(&q) => ops::decode_attention(&q, &k, &v, mask, scale)?,
+                _ => attention(&q, &k, &v, mask, scale)?,
+            };
             x = (x + l.o_proj.forward(&y, ad)?)?;
             let h = norm(&x, &l.post_attention_layernorm, cfg.rms_norm_eps)?;
             let g = l.gate_proj.forward(&h, ad)?;
@@ -335,6 +366,24 @@ impl Model {
         let h = self.hidden_states(ids, &pos, None, None, ad)?;
         self.logits(&h)
     }
+}
+
+/// Attention of queries `[b, heads, t, hd]` over keys and values `[b, kv_heads, s, hd]`
+/// with an additive mask `[b, 1, t, s]`, as `[b, t, heads * hd]`. Grouped-query attention
+/// without copying keys and values for every query head: the query heads that share a kv
+/// head (h / rep, as in HF's repeat_kv) are stacked along the row axis and meet that
+/// head's keys in one matmul.
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> CResult<Tensor> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let (nkv, s) = (k.dim(1)?, k.dim(2)?);
+    let rep = nh / nkv;
+    let qg = (q * scale)?.reshape((b, nkv, rep * t, hd))?;
+    let mut att = qg.matmul(&k.t()?)?;
+    if let Some(m) = mask {
+        att = att.reshape((b, nkv, rep, t, s))?.broadcast_add(&m.unsqueeze(2)?)?.reshape((b, nkv, rep * t, s))?;
+    }
+    let att = ops::softmax_fused(&att)?;
+    att.matmul(v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))
 }
 
 fn rope_tables(cfg: &Config, device: &Device) -> CResult<(Tensor, Tensor)> {

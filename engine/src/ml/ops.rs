@@ -89,41 +89,41 @@ pub(crate) fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Ve
 }
 
 /// The most input rows [`few_rows_abt`] takes: decoding steps (one new token per sequence
-/// of a sampling batch) and the last positions of a prompt.
-pub const FEW_ROWS: usize = 16;
+/// of a sampling batch; the demo samples 40 at a time) and short prompts. Up to 64 rows it
+/// measured faster than gemm on every projection shape of SmolLM2 (gemm re-packs the
+/// whole weight matrix on every call, which a few rows cannot amortise).
+pub const FEW_ROWS: usize = 64;
 
 /// `dst[m, n] = a[m, k] @ b^T` for at most [`FEW_ROWS`] rows of `a`, or None where it does
 /// not apply (more rows, `k` not a multiple of 16, no AVX-512). gemm packs the whole of `b`
 /// on every call, which for a handful of rows costs more than the product: a decoding step
-/// at batch 16 spent most of its time packing weights. Here each row of `b` (a weight row,
-/// a few KB) is read from memory once and meets every row of `a` while it is in L1; the
-/// work is split over `b`'s rows. Each output is one row of `a` dotted with one row of
-/// `b` in a fixed order, so a result does not depend on the other rows in the batch.
+/// at batch 16 spent most of its time packing weights. Here the work is split over `b`'s
+/// rows (weight rows); each group of four weight rows is read from memory once and, while
+/// it is in L1, meets every row of `a` in register tiles of 4 x 4 dot products. Each output
+/// is one row of `a` dotted with one row of `b` in a fixed order (16-lane partial sums over
+/// `k`, then a sum across lanes), so a result does not depend on the other rows in the
+/// batch or on where the tiles fall.
 pub fn few_rows_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     {
         if m == 0 || m > FEW_ROWS || k % 16 != 0 || !std::arch::is_x86_feature_detected!("avx512f") {
             return None;
         }
+        assert!(a.len() >= m * k && b.len() >= n * k, "few_rows_abt: operands smaller than m x k and n x k");
         use rayon::prelude::*;
-        // Outputs of each weight row, `[n, m]`, transposed into `[m, n]` at the end.
-        let mut by_col = vec![0f32; n * m];
+        let mut dst = vec![0f32; m * n];
+        let out = SendPtr(dst.as_mut_ptr());
         let rows_per_task = 64;
         par(|| {
-            by_col.par_chunks_mut(rows_per_task * m).enumerate().for_each(|(t, out)| {
+            (0..n.div_ceil(rows_per_task)).into_par_iter().for_each(|t| {
                 let j0 = t * rows_per_task;
-                let rows = out.len() / m;
-                // SAFETY: AVX-512F was detected above; `b[j0 * k..]` holds `rows` rows of k,
-                // `a` holds m rows of k, and `out` holds rows x m outputs.
-                unsafe { few_rows_kernel(a, &b[j0 * k..(j0 + rows) * k], m, k, out) }
+                let j1 = (j0 + rows_per_task).min(n);
+                // SAFETY: AVX-512F was detected above; `a` holds m rows of k and `b` n rows
+                // of k (asserted); `dst` holds m x n outputs and this task writes only
+                // columns j0..j1 of it, which no other task touches.
+                unsafe { few_rows_kernel(a, b, m, n, k, j0..j1, out.get()) }
             })
         });
-        let mut dst = vec![0f32; m * n];
-        for (j, col) in by_col.chunks_exact(m).enumerate() {
-            for (r, &v) in col.iter().enumerate() {
-                dst[r * n + j] = v;
-            }
-        }
         Some(dst)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -133,60 +133,233 @@ pub fn few_rows_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Optio
     }
 }
 
-/// For each row of `w` (`[rows, k]`), its dot product with every row of `a` (`[m, k]`),
-/// into `out[row * m + r]`; input rows go through in register tiles of 8, 4, 2 and 1.
+/// Columns `cols` of `dst[m, n] = a @ w^T`: weight rows in groups of 4 (then singly), and
+/// for each group the rows of `a` in tiles of 4, 2 and 1.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn few_rows_kernel(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    for (j, wr) in w.chunks_exact(k).enumerate() {
-        let o = &mut out[j * m..(j + 1) * m];
-        let mut r = 0;
-        while m - r >= 8 {
-            dot_tile::<8>(a, r, wr, k, &mut o[r..r + 8]);
-            r += 8;
+unsafe fn few_rows_kernel(
+    a: &[f32],
+    w: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    cols: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    let mut j = cols.start;
+    while cols.end - j >= 4 {
+        rows_of_a::<4>(a, w, m, n, k, j, dst);
+        j += 4;
+    }
+    while j < cols.end {
+        rows_of_a::<1>(a, w, m, n, k, j, dst);
+        j += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn rows_of_a<const W: usize>(a: &[f32], w: &[f32], m: usize, n: usize, k: usize, j: usize, dst: *mut f32) {
+    let mut r = 0;
+    while m - r >= 4 {
+        dot_tile::<W, 4>(a, w, n, k, r, j, dst);
+        r += 4;
+    }
+    if m - r >= 2 {
+        dot_tile::<W, 2>(a, w, n, k, r, j, dst);
+        r += 2;
+    }
+    if m - r == 1 {
+        dot_tile::<W, 1>(a, w, n, k, r, j, dst);
+    }
+}
+
+/// Rows `r0..r0 + R` of `a` dotted with weight rows `j0..j0 + W`, 16 lanes at a time, one
+/// accumulator register per output (W x R of them): each loaded vector serves W or R
+/// products, which halves the loads per multiply-add against one weight row at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn dot_tile<const W: usize, const R: usize>(
+    a: &[f32],
+    w: &[f32],
+    n: usize,
+    k: usize,
+    r0: usize,
+    j0: usize,
+    dst: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); R]; W];
+    let ap = a.as_ptr().add(r0 * k);
+    let wp = w.as_ptr().add(j0 * k);
+    let mut c = 0;
+    while c < k {
+        let mut wv = [_mm512_setzero_ps(); W];
+        for (i, wv) in wv.iter_mut().enumerate() {
+            *wv = _mm512_loadu_ps(wp.add(i * k + c));
         }
-        if m - r >= 4 {
-            dot_tile::<4>(a, r, wr, k, &mut o[r..r + 4]);
-            r += 4;
+        for r in 0..R {
+            let av = _mm512_loadu_ps(ap.add(r * k + c));
+            for i in 0..W {
+                acc[i][r] = _mm512_fmadd_ps(wv[i], av, acc[i][r]);
+            }
         }
-        if m - r >= 2 {
-            dot_tile::<2>(a, r, wr, k, &mut o[r..r + 2]);
-            r += 2;
-        }
-        if m - r == 1 {
-            dot_tile::<1>(a, r, wr, k, &mut o[r..r + 1]);
+        c += 16;
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        for (r, acc) in acc.iter().enumerate() {
+            *dst.add((r0 + r) * n + j0 + i) = _mm512_reduce_add_ps(*acc);
         }
     }
 }
 
-/// `R` rows of `a` from row `r0`, each dotted with the weight row `wr`, 16 lanes at a time
-/// (one accumulator register per input row), then summed across lanes.
+/// Whether [`decode_attention`] takes these queries `[b, heads, t, hd]`: one position, f32
+/// on the CPU, and no gradient wanted (sampling, not training).
+pub fn decode_attention_applies(q: &Tensor) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let simd = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = false;
+    simd && is_cpu_f32(q) && q.dim(2).ok() == Some(1) && !q.track_op()
+}
+
+/// Attention for one new position per row (a decoding step): queries `q` `[b, heads, 1,
+/// hd]` over keys and values `[b, kv_heads, s, hd]` (views into the KV cache: each
+/// position's `hd` values contiguous, any row and head strides), with an optional additive
+/// mask `[b, 1, 1, s]`; returns `[b, 1, heads * hd]`. The generic path makes two batched
+/// matmuls per layer, i.e. a gemm call per row and kv head for a 3 x 64 by 64 x s product,
+/// whose set-up cost more than the arithmetic. Here each (row, kv head) is one task: the
+/// query heads that share the kv head score its keys, take a softmax and sum its values.
+/// Rows are computed independently, so a sample does not depend on its batch-mates.
+pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> CResult<Tensor> {
+    use rayon::prelude::*;
+    let (b, nh, _, hd) = q.dims4()?;
+    let (_, nkv, s, _) = k.dims4()?;
+    let rep = nh / nkv;
+    let qv = cpu_f32(&(q * scale)?)?;
+    let mv = mask.map(cpu_f32).transpose()?;
+    if mv.as_ref().is_some_and(|m| m.len() != b * s) {
+        candle_core::bail!("decode-attention: mask {:?} for {b} rows of {s} keys", mask.map(|m| m.dims().to_vec()));
+    }
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (kd, vd) = match (&*ks, &*vs) {
+        (candle_core::Storage::Cpu(kc), candle_core::Storage::Cpu(vc)) => {
+            (kc.as_slice::<f32>()?, vc.as_slice::<f32>()?)
+        }
+        _ => candle_core::bail!("decode-attention: keys and values not on the CPU"),
+    };
+    let strides = |l: &Layout| -> CResult<(usize, usize, usize)> {
+        match *l.stride() {
+            [sb, sh, sp, 1] => Ok((sb, sh, sp)),
+            _ => candle_core::bail!("decode-attention: each position's values must be contiguous"),
+        }
+    };
+    let (ko, kst) = (kl.start_offset(), strides(kl)?);
+    let (vo, vst) = (vl.start_offset(), strides(vl)?);
+    if !decode_attention_applies(q) {
+        candle_core::bail!("decode-attention: needs one f32 query position on a CPU with AVX-512");
+    }
+    let mut out = vec![0f32; b * nh * hd];
+    par(|| {
+        out.par_chunks_mut(rep * hd).enumerate().for_each(|(task, out)| {
+            let (row, g) = (task / nkv, task % nkv);
+            let keys = Strided { data: kd, start: ko + row * kst.0 + g * kst.1, step: kst.2, len: hd };
+            let values = Strided { data: vd, start: vo + row * vst.0 + g * vst.1, step: vst.2, len: hd };
+            let queries = &qv[(row * nh + g * rep) * hd..(row * nh + (g + 1) * rep) * hd];
+            let mask = mv.as_ref().map(|m| &m[row * s..(row + 1) * s]);
+            // SAFETY: AVX-512F was checked by decode_attention_applies above.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                attend_group(queries, keys, values, s, mask, out)
+            }
+        })
+    });
+    Tensor::from_vec(out, (b, 1, nh * hd), q.device())
+}
+
+/// `len` consecutive values every `step` values from `start`: one kv head's positions.
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    data: &'a [f32],
+    start: usize,
+    step: usize,
+    len: usize,
+}
+
+impl<'a> Strided<'a> {
+    fn at(&self, p: usize) -> &'a [f32] {
+        &self.data[self.start + p * self.step..self.start + p * self.step + self.len]
+    }
+}
+
+/// The query heads that share one kv head (`queries`, `rep x hd`, already scaled) attend
+/// over its `s` keys and values; each head's output goes to its `hd` slice of `out`.
+/// Compiled for AVX-512 so that the per-position loops over `hd` values are vectorised.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_group(
+    queries: &[f32],
+    keys: Strided,
+    values: Strided,
+    s: usize,
+    mask: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let hd = keys.len;
+    let mut scores = vec![0f32; s];
+    for (qh, out) in queries.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+        for (p, sc) in scores.iter_mut().enumerate() {
+            *sc = dot_lanes(qh, keys.at(p)) + mask.map(|m| m[p]).unwrap_or(0.0);
+        }
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0f32;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            total += *sc;
+        }
+        for (p, &e) in scores.iter().enumerate() {
+            let w = e / total;
+            for (o, &x) in out.iter_mut().zip(values.at(p)) {
+                *o += w * x;
+            }
+        }
+    }
+}
+
+/// Dot product in 16 independent lanes (which the compiler vectorises without reordering
+/// a sum), then summed across lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn dot_tile<const R: usize>(a: &[f32], r0: usize, wr: &[f32], k: usize, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); R];
-    let ap = a.as_ptr().add(r0 * k);
-    let wp = wr.as_ptr();
-    let mut c = 0;
-    while c < k {
-        let wv = _mm512_loadu_ps(wp.add(c));
-        for (i, acc) in acc.iter_mut().enumerate() {
-            *acc = _mm512_fmadd_ps(wv, _mm512_loadu_ps(ap.add(i * k + c)), *acc);
+unsafe fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..16 {
+            lanes[i] += x[i] * y[i];
         }
-        c += 16;
     }
-    for (o, acc) in out.iter_mut().zip(acc) {
-        *o = _mm512_reduce_add_ps(acc);
-    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// A raw pointer that may cross into the pool's closure; the closure finishes before the
 /// buffer it points into is touched again.
+#[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer, through a method so that closures capture the whole (Send) wrapper
+    /// rather than its raw-pointer field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [f32]> {
     let data = s.as_slice::<f32>()?;

@@ -86,6 +86,27 @@ pub fn pick(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) 
     probs.last().map(|p| p.0).unwrap_or(0)
 }
 
+/// One token for each active row (`active[k]` is the batch row whose logits are row `k` of
+/// `flat`), each drawn with that row's generator.
+fn pick_rows(flat: &[f32], v: usize, active: &[usize], rngs: &mut [ChaCha8Rng], cfg: &SampleConfig) -> Vec<u32> {
+    use rayon::prelude::*;
+    let mut slot = vec![None; rngs.len()];
+    for (k, &r) in active.iter().enumerate() {
+        slot[r] = Some(k);
+    }
+    let mut picks = vec![0u32; active.len()];
+    let drawn: Vec<(usize, u32)> = candle_core::utils::with_threadpool(|| {
+        rngs.par_iter_mut()
+            .zip(slot.par_iter())
+            .filter_map(|(rng, k)| k.map(|k| (k, pick(&flat[k * v..(k + 1) * v], cfg.temperature, cfg.top_p, rng))))
+            .collect()
+    });
+    for (k, t) in drawn {
+        picks[k] = t;
+    }
+    picks
+}
+
 /// Generates one completion per prompt (token ids ending in the assistant header).
 /// `on_done(n)` reports how many samples are finished so far; `cancel` stops between
 /// tokens. An adapter is applied by passing `model.merged(&lora)`.
@@ -144,7 +165,7 @@ fn generate_batch(
     // Rows still generating, as indices into the original batch.
     let mut active: Vec<usize> = (0..b).collect();
 
-    let mut cache = KvCache::new(&model.cfg);
+    let mut cache = KvCache::with_capacity(&model.cfg, l + cfg.max_new_tokens);
     let mask = causal_mask(&valid, l, dev)?;
     let h = model.hidden_states(
         &Tensor::from_vec(ids, (b, l), dev)?,
@@ -161,10 +182,11 @@ fn generate_batch(
         let logits = model.logits(&last)?.to_dtype(candle_core::DType::F32)?;
         let v = logits.dim(D::Minus1)?;
         let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+        // Each row draws from its own generator, so rows can draw in parallel.
+        let picks = pick_rows(&flat, v, &active, &mut rngs, cfg);
         let mut still = Vec::new();
         let mut feed = Vec::new();
-        for (k, &r) in active.iter().enumerate() {
-            let t = pick(&flat[k * v..(k + 1) * v], cfg.temperature, cfg.top_p, &mut rngs[r]);
+        for (k, (&r, &t)) in active.iter().zip(&picks).enumerate() {
             if !cfg.ignore_stop && tok.stop_ids().contains(&t) {
                 finished[r] = true;
             } else {
