@@ -192,3 +192,38 @@ fn real_model_greedy_answer_says_paris() {
         assert_eq!(out[0].text, want);
     }
 }
+
+/// The default GGUF's projections and head keep their stored blocks (Q4_1, and Q8_0 for
+/// the tied embedding), q and k rows put in the same order as their f32 weights, so
+/// decoding from the blocks gives exactly the logits of the f32 weights.
+#[test]
+fn real_model_decodes_from_its_stored_blocks_with_the_same_logits() {
+    let Some(path) = ml_common::real_model_path("real_model_decodes_from_its_stored_blocks_with_the_same_logits")
+    else {
+        return;
+    };
+    let lm = ml::load_model(&path).unwrap();
+    let m = &lm.model;
+    assert_eq!(
+        m.linears().filter(|l| l.quant().is_some()).count(),
+        m.linears().count(),
+        "every projection keeps its blocks"
+    );
+    assert!(m.head_quant().is_some(), "the tied head keeps its Q8_0 blocks");
+    for lin in m.linears().filter(|l| l.path.contains("layers.3.") || l.path.contains("layers.29.")) {
+        let q = lin.quant().unwrap();
+        let mut rows = vec![0f32; q.rows() * q.cols()];
+        q.dequantize_rows(0, q.rows(), &mut rows);
+        assert_eq!(rows, lin.weight.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{}", lin.path);
+    }
+    // A prompt of a few rows goes through the few-rows kernel, which reads the blocks; the
+    // frozen copy has the same f32 weights and no blocks.
+    let f32_only = m.frozen_copy().unwrap();
+    assert!(f32_only.head_quant().is_none() && f32_only.linears().all(|l| l.quant().is_none()));
+    let msgs = vec![ChatMessage::user("What is the capital of France?")];
+    let prompt = lm.template.encode_prompt(&lm.tokenizer, &msgs, &SystemPrompt::Default).unwrap();
+    assert!(prompt.len() <= engine::ml::ops::FEW_ROWS);
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let (a, b) = (m.forward(&ids, None).unwrap(), f32_only.forward(&ids, None).unwrap());
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+}

@@ -1,8 +1,12 @@
 //! The fused CPU kernels against their composed specifications: same values, same
 //! gradients (through a random linear read-out so every output element matters).
 
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor, Var};
-use engine::ml::ops;
+use engine::ml::ops::{self, WeightRows};
+use engine::ml::quant::QuantRows;
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
@@ -96,17 +100,42 @@ fn few_rows_matmul_matches_and_is_batch_independent() {
     }
     let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let xv = x.narrow(0, 0, ops::FEW_ROWS).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let all = ops::few_rows_abt(&xv, &wv, ops::FEW_ROWS, n, k);
+    let all = ops::few_rows_abt(&xv, WeightRows::F32(&wv), ops::FEW_ROWS, n, k);
     if let Some(all) = all {
         for r in 0..ops::FEW_ROWS {
-            let one = ops::few_rows_abt(&xv[r * k..(r + 1) * k], &wv, 1, n, k).unwrap();
+            let one = ops::few_rows_abt(&xv[r * k..(r + 1) * k], WeightRows::F32(&wv), 1, n, k).unwrap();
             assert_eq!(&all[r * n..(r + 1) * n], one.as_slice(), "row {r}");
         }
     } else {
         eprintln!("no AVX-512 here: frozen_matmul used gemm for every row count");
     }
     let more = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert!(ops::few_rows_abt(&more, &wv, ops::FEW_ROWS + 1, n, k).is_none(), "more rows than FEW_ROWS go to gemm");
+    assert!(
+        ops::few_rows_abt(&more, WeightRows::F32(&wv), ops::FEW_ROWS + 1, n, k).is_none(),
+        "more rows than FEW_ROWS go to gemm"
+    );
+}
+
+/// Weights in a GGUF block format (Q4_1, Q8_0) give the few-rows kernel exactly the
+/// products of their f32 dequantisation, so a model that decodes from its stored blocks
+/// samples the same tokens; beyond FEW_ROWS rows the f32 weights are used.
+#[test]
+fn block_format_weights_give_the_same_products_as_f32() {
+    let dev = Device::Cpu;
+    let (n, k) = (70, 96);
+    let w = Tensor::randn(0f32, 0.05, (n, k), &dev).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (ops::FEW_ROWS + 1, k), &dev).unwrap();
+    for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let q = QTensor::quantize(&w, dt).unwrap();
+        let wf = q.dequantize(&dev).unwrap();
+        let blocks = Arc::new(QuantRows::from_qtensor(&q).unwrap().expect("a format the kernel reads"));
+        for m in [1, 3, 4, 16, 40, ops::FEW_ROWS, ops::FEW_ROWS + 1] {
+            let xm = x.narrow(0, 0, m).unwrap();
+            let from_blocks = ops::frozen_matmul_quant(&xm, &wf, Some(&blocks)).unwrap();
+            let from_f32 = ops::frozen_matmul(&xm, &wf).unwrap();
+            assert_eq!(max_diff(&from_blocks, &from_f32), 0.0, "{dt:?}, m={m}");
+        }
+    }
 }
 
 /// Decoding-step attention (one query per row, keys and values as views into a larger

@@ -11,6 +11,7 @@ use candle_core::{Device, Tensor};
 use super::chat::ChatTemplate;
 use super::config::Config;
 use super::model::Model;
+use super::quant::QuantRows;
 use super::tokenizer::Tokenizer;
 use super::{bad_model, io_err, LoadedModel, Result};
 
@@ -79,19 +80,39 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
 
     let hd = cfg.head_dim();
     let mut weights = HashMap::new();
+    // Projections (and the head) also keep their stored blocks, for decoding steps; the
+    // embedding does only when it is the head.
+    let mut quant = HashMap::new();
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let t = content.tensor(&mut file, name, device)?.dequantize(device)?;
-        let t = if name.ends_with("attn_q.weight") {
-            unpermute(&t, cfg.num_attention_heads, hd)?
-        } else if name.ends_with("attn_k.weight") {
-            unpermute(&t, cfg.num_kv_heads(), hd)?
-        } else {
-            t
+        let qt = content.tensor(&mut file, name, device)?;
+        let blocks = match name.as_str() {
+            "token_embd.weight" if has_output => None,
+            _ if name.ends_with("norm.weight") => None,
+            _ => QuantRows::from_qtensor(&qt)?,
         };
+        let t = qt.dequantize(device)?;
+        let heads = if name.ends_with("attn_q.weight") {
+            Some(cfg.num_attention_heads)
+        } else if name.ends_with("attn_k.weight") {
+            Some(cfg.num_kv_heads())
+        } else {
+            None
+        };
+        let (t, blocks) = match heads {
+            Some(h) => {
+                let order = unpermuted_rows(t.dim(0)?, h, hd)?;
+                (unpermute(&t, h, hd)?, blocks.map(|b| b.select_rows(&order)))
+            }
+            None => (t, blocks),
+        };
+        if let Some(b) = blocks {
+            quant.insert(hf.clone(), b);
+        }
         weights.insert(hf, t);
     }
-    let model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(path, e.to_string()))?;
+    let mut model = Model::from_weights(cfg, weights, device).map_err(|e| bad_model(path, e.to_string()))?;
+    model.attach_quant(quant).map_err(|e| bad_model(path, e.to_string()))?;
     Ok(LoadedModel { model, tokenizer, template })
 }
 
@@ -112,6 +133,13 @@ fn unpermute(w: &Tensor, heads: usize, hd: usize) -> candle_core::Result<Tensor>
 }
 
 /// The Hugging Face name of a GGUF tensor, or None for tensors the model does not use.
+/// Which stored row each row of `unpermute`'s result comes from.
+fn unpermuted_rows(rows: usize, heads: usize, hd: usize) -> candle_core::Result<Vec<usize>> {
+    let idx: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+    let moved = unpermute(&Tensor::from_vec(idx, (rows, 1), &Device::Cpu)?, heads, hd)?;
+    Ok(moved.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|r| r as usize).collect())
+}
+
 fn hf_name(gguf: &str) -> Option<String> {
     Some(match gguf {
         "token_embd.weight" => "model.embed_tokens.weight".into(),

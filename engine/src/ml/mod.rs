@@ -10,6 +10,7 @@ pub mod judge;
 pub mod lora;
 pub mod model;
 pub mod ops;
+pub mod quant;
 pub mod sample;
 pub mod score;
 pub mod testing;

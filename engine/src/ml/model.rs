@@ -3,6 +3,7 @@
 //! parameters, and usable with a KV cache and per-row positions for batched sampling.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -10,6 +11,7 @@ use candle_nn::VarBuilder;
 use super::config::Config;
 use super::lora::{Adapter, Lora};
 use super::ops;
+use super::quant::QuantRows;
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -20,17 +22,25 @@ pub struct Linear {
     pub path: String,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// The weight as the GGUF stored it, when that dequantises exactly to `weight`; every
+    /// change of `weight` drops it (see [`Model::attach_quant`]).
+    quant: Option<Arc<QuantRows>>,
 }
 
 impl Linear {
     fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder, path: String) -> CResult<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
-        Ok(Linear { path, weight, bias })
+        Ok(Linear { path, weight, bias, quant: None })
+    }
+
+    /// The weight's GGUF block format, where decoding steps read it from.
+    pub fn quant(&self) -> Option<&QuantRows> {
+        self.quant.as_deref()
     }
 
     pub fn forward(&self, x: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
-        let mut y = matmul_t(x, &self.weight)?;
+        let mut y = matmul_t(x, &self.weight, self.quant.as_ref())?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -44,11 +54,11 @@ impl Linear {
 }
 
 /// `x @ w^T`: the frozen-weight op (input gradient only) unless `w` is being trained.
-fn matmul_t(x: &Tensor, w: &Tensor) -> CResult<Tensor> {
+fn matmul_t(x: &Tensor, w: &Tensor, quant: Option<&Arc<QuantRows>>) -> CResult<Tensor> {
     if w.is_variable() {
         x.broadcast_matmul(&w.t()?)
     } else {
-        ops::frozen_matmul(x, w)
+        ops::frozen_matmul_quant(x, w, quant)
     }
 }
 
@@ -120,7 +130,9 @@ impl KvCache {
     }
 
     /// Appends layer `i`'s new keys and values (`[b, kv_heads, t, head_dim]`) and returns
-    /// all of that layer's keys and values so far, as views into the buffers.
+    /// all of that layer's keys and values so far, as views into the buffers. Writing in
+    /// place is safe for Candle's immutable tensors because only positions at or after
+    /// `len` are ever written: the views handed out earlier cover positions before it.
     fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> CResult<(Tensor, Tensor)> {
         let t = k.dim(2)?;
         let reserve = self.reserve;
@@ -155,6 +167,8 @@ pub struct Model {
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Tensor,
+    /// The head in its GGUF block format, like [`Linear`]'s `quant`.
+    lm_head_quant: Option<Arc<QuantRows>>,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -193,7 +207,7 @@ impl Model {
         };
         let device = vb.device().clone();
         let (cos, sin) = rope_tables(cfg, &device)?;
-        Ok(Model { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, cos, sin, device })
+        Ok(Model { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, lm_head_quant: None, cos, sin, device })
     }
 
     /// Builds the model from named f32 tensors (Hugging Face names).
@@ -234,9 +248,41 @@ impl Model {
         for lin in m.linears_mut() {
             if let Some(delta) = lora.weight_delta(&lin.path)? {
                 lin.weight = (&lin.weight + delta)?;
+                lin.quant = None;
             }
         }
         Ok(m)
+    }
+
+    /// Gives weights their GGUF block format (by Hugging Face name, e.g.
+    /// `model.layers.0.mlp.up_proj.weight`; the head under `lm_head.weight`, or the
+    /// embedding's name when tied), which decoding steps then read instead of the f32
+    /// weights. Each must dequantise exactly to the weight it joins: the loader builds
+    /// both from the same tensor. Names the model lacks, and shapes that differ, are
+    /// refused.
+    pub fn attach_quant(&mut self, quant: HashMap<String, QuantRows>) -> CResult<()> {
+        let head_name = if self.ties_embeddings() { "model.embed_tokens.weight" } else { "lm_head.weight" };
+        let mut quant = quant;
+        let mut take = |name: &str, w: &Tensor| -> CResult<Option<Arc<QuantRows>>> {
+            let Some(q) = quant.remove(name) else { return Ok(None) };
+            if w.dims2()? != (q.rows(), q.cols()) {
+                candle_core::bail!("{name}: blocks of {}x{} for a weight {:?}", q.rows(), q.cols(), w.dims());
+            }
+            Ok(Some(Arc::new(q)))
+        };
+        self.lm_head_quant = take(head_name, &self.lm_head)?;
+        for lin in self.linears_mut() {
+            lin.quant = take(&format!("{}.weight", lin.path), &lin.weight)?;
+        }
+        if let Some(name) = quant.keys().next() {
+            candle_core::bail!("block-format weight {name} matches no projection of the model");
+        }
+        Ok(())
+    }
+
+    /// The output head's GGUF block format, if it has one (see [`Linear::quant`]).
+    pub fn head_quant(&self) -> Option<&QuantRows> {
+        self.lm_head_quant.as_deref()
     }
 
     /// Whether the output head is the embedding matrix itself (tied embeddings).
@@ -249,6 +295,11 @@ impl Model {
     /// and the copy's head is the new embedding.
     fn map_weights(&self, mut f: impl FnMut(&str, &Tensor) -> CResult<Tensor>) -> CResult<Model> {
         let mut m = self.clone();
+        // The new weights need not match the stored blocks any more.
+        m.lm_head_quant = None;
+        for lin in m.linears_mut() {
+            lin.quant = None;
+        }
         m.embed_tokens = f("model.embed_tokens.weight", &self.embed_tokens)?;
         m.lm_head = if self.ties_embeddings() { m.embed_tokens.clone() } else { f("lm_head.weight", &self.lm_head)? };
         m.norm = f("model.norm.weight", &self.norm)?;
@@ -355,7 +406,7 @@ impl Model {
 
     /// Logits for hidden states of any leading shape.
     pub fn logits(&self, hidden: &Tensor) -> CResult<Tensor> {
-        matmul_t(hidden, &self.lm_head)
+        matmul_t(hidden, &self.lm_head, self.lm_head_quant.as_ref())
     }
 
     /// Logits `[b, t, vocab]` of an unpadded batch of equal-length rows.
