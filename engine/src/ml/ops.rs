@@ -350,20 +350,31 @@ unsafe fn attend_group(
     out: &mut [f32],
 ) {
     let hd = keys.len;
-    let mut scores = vec![0f32; s];
-    for (qh, out) in queries.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
-        for (p, sc) in scores.iter_mut().enumerate() {
-            *sc = dot_lanes(qh, keys.at(p)) + mask.map(|m| m[p]).unwrap_or(0.0);
+    let rep = queries.len() / hd;
+    // Scores of every head `[rep, s]`; each key and value is read once for all the heads.
+    let mut scores = vec![0f32; rep * s];
+    for p in 0..s {
+        let (kp, bias) = (keys.at(p), mask.map(|m| m[p]).unwrap_or(0.0));
+        for (r, qh) in queries.chunks_exact(hd).enumerate() {
+            scores[r * s + p] = dot_lanes(qh, kp) + bias;
         }
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    }
+    for row in scores.chunks_exact_mut(s) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut total = 0f32;
-        for sc in scores.iter_mut() {
+        for sc in row.iter_mut() {
             *sc = (*sc - max).exp();
             total += *sc;
         }
-        for (p, &e) in scores.iter().enumerate() {
-            let w = e / total;
-            for (o, &x) in out.iter_mut().zip(values.at(p)) {
+        for sc in row.iter_mut() {
+            *sc /= total;
+        }
+    }
+    for p in 0..s {
+        let vp = values.at(p);
+        for (r, out) in out.chunks_exact_mut(hd).enumerate() {
+            let w = scores[r * s + p];
+            for (o, &x) in out.iter_mut().zip(vp) {
                 *o += w * x;
             }
         }
