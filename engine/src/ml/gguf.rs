@@ -132,14 +132,15 @@ fn unpermute(w: &Tensor, heads: usize, hd: usize) -> candle_core::Result<Tensor>
     w.reshape((heads, hd / 2, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
 }
 
-/// The Hugging Face name of a GGUF tensor, or None for tensors the model does not use.
-/// Which stored row each row of `unpermute`'s result comes from.
+/// Which stored row each row of `unpermute`'s result comes from (`unpermute` applied to
+/// the row numbers), so that a matrix's blocks can follow its f32 rows.
 fn unpermuted_rows(rows: usize, heads: usize, hd: usize) -> candle_core::Result<Vec<usize>> {
     let idx: Vec<f32> = (0..rows).map(|r| r as f32).collect();
     let moved = unpermute(&Tensor::from_vec(idx, (rows, 1), &Device::Cpu)?, heads, hd)?;
     Ok(moved.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|r| r as usize).collect())
 }
 
+/// The Hugging Face name of a GGUF tensor, or None for tensors the model does not use.
 fn hf_name(gguf: &str) -> Option<String> {
     Some(match gguf {
         "token_embd.weight" => "model.embed_tokens.weight".into(),

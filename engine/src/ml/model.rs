@@ -22,8 +22,8 @@ pub struct Linear {
     pub path: String,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
-    /// The weight as the GGUF stored it, when that dequantises exactly to `weight`; every
-    /// change of `weight` drops it (see [`Model::attach_quant`]).
+    /// The weight as the GGUF stored it, when that dequantises exactly to `weight`; only
+    /// the GGUF loader sets it, and every change of `weight` drops it.
     quant: Option<Arc<QuantRows>>,
 }
 
@@ -260,9 +260,8 @@ impl Model {
     /// weights. Each must dequantise exactly to the weight it joins: the loader builds
     /// both from the same tensor. Names the model lacks, and shapes that differ, are
     /// refused.
-    pub fn attach_quant(&mut self, quant: HashMap<String, QuantRows>) -> CResult<()> {
+    pub(crate) fn attach_quant(&mut self, mut quant: HashMap<String, QuantRows>) -> CResult<()> {
         let head_name = if self.ties_embeddings() { "model.embed_tokens.weight" } else { "lm_head.weight" };
-        let mut quant = quant;
         let mut take = |name: &str, w: &Tensor| -> CResult<Option<Arc<QuantRows>>> {
             let Some(q) = quant.remove(name) else { return Ok(None) };
             if w.dims2()? != (q.rows(), q.cols()) {

@@ -144,9 +144,9 @@ pub fn few_rows_abt(a: &[f32], b: WeightRows, m: usize, n: usize, k: usize) -> O
             (0..n.div_ceil(rows_per_task)).into_par_iter().for_each(|t| {
                 let j0 = t * rows_per_task;
                 let j1 = (j0 + rows_per_task).min(n);
-                // SAFETY: AVX-512F and F16C were detected above; `a` holds m rows of k and `b` n rows
-                // of k (asserted); `dst` holds m x n outputs and this task writes only
-                // columns j0..j1 of it, which no other task touches.
+                // SAFETY: AVX-512F and F16C were detected above; `a` holds m rows of k
+                // and `b` n rows of k (asserted); `dst` holds m x n outputs and this task
+                // writes only columns j0..j1 of it, which no other task touches.
                 unsafe { few_rows_kernel(a, b, m, n, k, j0..j1, out.get()) }
             })
         });
@@ -217,9 +217,9 @@ unsafe fn rows_of_a<const W: usize>(a: &[f32], w: *const f32, m: usize, n: usize
 }
 
 /// Rows `r0..r0 + R` of `a` dotted with the `W` weight rows at `wp` (output columns
-/// `j0..j0 + W`), 16 lanes at a time, one
-/// accumulator register per output (W x R of them): each loaded vector serves W or R
-/// products, which halves the loads per multiply-add against one weight row at a time.
+/// `j0..j0 + W`), 16 lanes at a time, one accumulator register per output (W x R of
+/// them): each loaded vector serves W or R products, which halves the loads per
+/// multiply-add against one weight row at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -276,6 +276,9 @@ pub fn decode_attention_applies(q: &Tensor) -> bool {
 /// Rows are computed independently, so a sample does not depend on its batch-mates.
 pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> CResult<Tensor> {
     use rayon::prelude::*;
+    if !decode_attention_applies(q) {
+        candle_core::bail!("decode-attention: needs one f32 query position on a CPU with AVX-512");
+    }
     let (b, nh, _, hd) = q.dims4()?;
     let (_, nkv, s, _) = k.dims4()?;
     let rep = nh / nkv;
@@ -300,9 +303,6 @@ pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor
     };
     let (ko, kst) = (kl.start_offset(), strides(kl)?);
     let (vo, vst) = (vl.start_offset(), strides(vl)?);
-    if !decode_attention_applies(q) {
-        candle_core::bail!("decode-attention: needs one f32 query position on a CPU with AVX-512");
-    }
     let mut out = vec![0f32; b * nh * hd];
     par(|| {
         out.par_chunks_mut(rep * hd).enumerate().for_each(|(task, out)| {
