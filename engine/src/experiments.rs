@@ -882,9 +882,10 @@ pub struct PlanRow {
 }
 
 /// Default costs when nothing was measured yet: a 135M-model LoRA step of 8 short rows and
-/// sampling at batch 16, on a 2-core VM (see BENCHMARKS.md).
+/// sampling with a merged adapter at batch 16-40, on a 2-core VM (the demo measured
+/// 147-162 tokens/s; see BENCHMARKS.md), rounded down.
 const DEFAULT_STEP_S: f64 = 10.0;
-const DEFAULT_SAMPLE_TOKENS_PER_S: f64 = 40.0;
+const DEFAULT_SAMPLE_TOKENS_PER_S: f64 = 120.0;
 
 pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, ExperimentError> {
     let steps = resolved.steps_per_run();
