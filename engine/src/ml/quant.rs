@@ -60,10 +60,6 @@ impl QuantRows {
         Ok(Some(QuantRows { format, data, rows, cols }))
     }
 
-    pub fn format(&self) -> BlockFormat {
-        self.format
-    }
-
     pub fn rows(&self) -> usize {
         self.rows
     }
