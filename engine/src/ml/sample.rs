@@ -95,7 +95,7 @@ fn pick_rows(flat: &[f32], v: usize, active: &[usize], rngs: &mut [ChaCha8Rng], 
         slot[r] = Some(k);
     }
     let mut picks = vec![0u32; active.len()];
-    let drawn: Vec<(usize, u32)> = candle_core::utils::with_threadpool(|| {
+    let drawn: Vec<(usize, u32)> = super::ops::on_pool(|| {
         rngs.par_iter_mut()
             .zip(slot.par_iter())
             .filter_map(|(rng, k)| k.map(|k| (k, pick(&flat[k * v..(k + 1) * v], cfg.temperature, cfg.top_p, rng))))
@@ -122,7 +122,8 @@ pub fn generate(
     let bs = cfg.batch_size.max(1);
     for (c, chunk) in prompts.chunks(bs).enumerate() {
         let first = c * bs;
-        out.extend(generate_batch(model, tok, chunk, first, cfg, cancel)?);
+        // On a pool thread: see `ops::on_pool`.
+        out.extend(super::ops::on_pool(|| generate_batch(model, tok, chunk, first, cfg, cancel))?);
         on_done(out.len());
     }
     Ok(out)

@@ -139,28 +139,32 @@ pub fn score_masked(
     batch_size: usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<CompletionScore>> {
-    let ad = lora.map(Adapter::inference);
     let mut order: Vec<usize> = (0..seqs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].0.len()));
     let mut out = vec![CompletionScore { sum_logprob: 0.0, n_tokens: 0 }; seqs.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(MlError::Cancelled);
+    // On a pool thread: see `ops::on_pool`.
+    ops::on_pool(|| {
+        let ad = lora.map(Adapter::inference);
+        for chunk in order.chunks(batch_size.max(1)) {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(MlError::Cancelled);
+            }
+            let refs: Vec<(&[u32], &[bool])> =
+                chunk.iter().map(|&i| (seqs[i].0.as_slice(), seqs[i].1.as_slice())).collect();
+            let batch = make_batch(&refs, 0, model.device())?;
+            if batch.targets.is_empty() {
+                continue;
+            }
+            let h = target_hidden(model, &batch, ad.as_ref())?;
+            let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;
+            for (k, &s) in batch.seq_of.iter().enumerate() {
+                let o = &mut out[chunk[s]];
+                o.sum_logprob += lp[k] as f64;
+                o.n_tokens += 1;
+            }
         }
-        let refs: Vec<(&[u32], &[bool])> =
-            chunk.iter().map(|&i| (seqs[i].0.as_slice(), seqs[i].1.as_slice())).collect();
-        let batch = make_batch(&refs, 0, model.device())?;
-        if batch.targets.is_empty() {
-            continue;
-        }
-        let h = target_hidden(model, &batch, ad.as_ref())?;
-        let lp = ops::target_logprobs(&model.logits(&h)?, &batch.targets)?;
-        for (k, &s) in batch.seq_of.iter().enumerate() {
-            let o = &mut out[chunk[s]];
-            o.sum_logprob += lp[k] as f64;
-            o.n_tokens += 1;
-        }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

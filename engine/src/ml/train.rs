@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -283,6 +283,66 @@ struct TrainerState {
     seed: u64,
 }
 
+/// One optimiser step's micro-batches: their forward and backward passes.
+struct MicroBatches<'a> {
+    data: &'a [Tokenised],
+    batches: &'a [Vec<usize>],
+    /// Target tokens over all the step's micro-batches.
+    n_targets: usize,
+    pad: u32,
+    dev: &'a Device,
+}
+
+/// What a step's micro-batches add up to.
+struct Accumulated {
+    /// Per trained variable, in `vars` order; `None` where no gradient reached it.
+    grads: Vec<Option<Tensor>>,
+    loss_sum: f64,
+    real_tokens: usize,
+}
+
+impl MicroBatches<'_> {
+    /// Runs every micro-batch and sums the gradients; `None` when `cancel` was raised
+    /// between micro-batches. `dropout_seed` seeds the step's LoRA dropout masks.
+    fn run(
+        &self,
+        model: &Model,
+        lora: Option<&Lora>,
+        vars: &[(String, Var)],
+        dropout_seed: u64,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Accumulated>> {
+        let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(dropout_seed));
+        let ad = lora.map(|lora| Adapter { lora, dropout_rng: Some(&dropout) });
+        let mut acc = Accumulated { grads: vec![None; vars.len()], loss_sum: 0.0, real_tokens: 0 };
+        for b in self.batches {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let seqs: Vec<(&[u32], &[bool])> =
+                b.iter().map(|&i| (self.data[i].ids.as_slice(), self.data[i].mask.as_slice())).collect();
+            let batch = make_batch(&seqs, self.pad, self.dev)?;
+            acc.real_tokens += batch.real_tokens;
+            let h = target_hidden(model, &batch, ad.as_ref())?;
+            let nll = ops::cross_entropy_rows(&model.logits(&h)?, &batch.targets)?;
+            // Dividing by the step's total target count makes the accumulated gradient
+            // that of the token-mean loss over all micro-batches together.
+            let loss = (nll.sum_all()? / self.n_targets as f64)?;
+            acc.loss_sum += loss.to_scalar::<f32>()? as f64;
+            let gs = loss.backward()?;
+            for (i, (_, v)) in vars.iter().enumerate() {
+                if let Some(g) = gs.get(v.as_tensor()) {
+                    acc.grads[i] = Some(match acc.grads[i].take() {
+                        Some(sum) => (sum + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Some(acc))
+    }
+}
+
 /// The micro-batches (example indices) of one epoch, in a seeded order.
 fn epoch_batches(data: &[Tokenised], cfg: &TrainConfig, epoch: usize) -> Vec<Vec<usize>> {
     let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed, 1_000_000 + epoch as u64));
@@ -443,39 +503,15 @@ pub fn train_tokenised(
         }
         let n_targets: usize =
             batches.iter().flatten().map(|&i| data[i].mask.iter().skip(1).filter(|&&m| m).count()).sum();
-        let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(sample_seed(cfg.seed ^ 0xD50F, step as u64)));
-        let ad = lora.map(|lora| Adapter { lora, dropout_rng: Some(&dropout) });
-        let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
-        let mut loss_sum = 0.0;
-        let mut real_tokens = 0;
-        for b in &batches {
-            if cancel.load(Ordering::Relaxed) {
-                cancelled = true;
-                break;
-            }
-            let seqs: Vec<(&[u32], &[bool])> =
-                b.iter().map(|&i| (data[i].ids.as_slice(), data[i].mask.as_slice())).collect();
-            let batch = make_batch(&seqs, tok.pad_id(), &dev)?;
-            real_tokens += batch.real_tokens;
-            let h = target_hidden(fmodel, &batch, ad.as_ref())?;
-            let nll = ops::cross_entropy_rows(&fmodel.logits(&h)?, &batch.targets)?;
-            // Dividing by the step's total target count makes the accumulated gradient
-            // that of the token-mean loss over all micro-batches together.
-            let loss = (nll.sum_all()? / n_targets as f64)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            let gs = loss.backward()?;
-            for (i, (_, v)) in vars.iter().enumerate() {
-                if let Some(g) = gs.get(v.as_tensor()) {
-                    grads[i] = Some(match grads[i].take() {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
-                    });
-                }
-            }
-        }
-        if cancelled {
+        let pass = MicroBatches { data: &data, batches: &batches, n_targets, pad: tok.pad_id(), dev: &dev };
+        // On a pool thread: see `ops::on_pool`.
+        let seed = sample_seed(cfg.seed ^ 0xD50F, step as u64);
+        let Some(Accumulated { grads, loss_sum, real_tokens }) =
+            ops::on_pool(|| pass.run(fmodel, lora, &vars, seed, cancel))?
+        else {
+            cancelled = true;
             break;
-        }
+        };
         let grads: Vec<Tensor> = grads
             .into_iter()
             .zip(&vars)
