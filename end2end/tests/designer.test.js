@@ -18,8 +18,9 @@ let server, browser;
 before(async () => {
   if (!enabled) return;
   process.env.INOCULAB_DEFAULT_MODEL = MODEL;
-  // No worker: the sweep is only queued here (the engine tests run one to the end).
-  server = await startServer(['--no-worker']);
+  // With its worker: the sweep launched at the end runs (one step per prompt) to its
+  // predictor check.
+  server = await startServer();
   browser = await launchBrowser();
   // A small generated dataset keeps each measurement to a few seconds on two cores.
   execFileSync(BINARY, ['--data-dir', server.dataDir, 'dataset', 'generate', '--preset', 'spanish_all_caps', '--rows', '12', '--name', 'toy'],
@@ -73,7 +74,7 @@ test('the meter measures as you type, follows the latest text, and ranks it', { 
   assert.deepEqual(errors, []);
 });
 
-test('the prompt editor shows the meter; a sweep becomes an experiment', { skip, timeout: 300_000 }, async () => {
+test('the prompt editor shows the meter; a sweep becomes an experiment and checks its predictors', { skip, timeout: 1_200_000 }, async () => {
   const { page, errors, goto } = await openPage(browser, server.base);
   // The canonical French prompt: its page measures it without typing.
   await goto('/prompts');
@@ -99,6 +100,27 @@ test('the prompt editor shows the meter; a sweep becomes an experiment', { skip,
     assert.ok(body.includes(c), `condition ${c} listed`);
   }
   assert.match(body, /"predict_strength": 64/);
+
+  // Once the runs are judged, the page sets both predictors against the effect, per judge:
+  // surprise reduction, and how often the base model showed that judge's trait.
+  const predictions = page.locator('[data-testid=predictions]');
+  await predictions.waitFor({ timeout: 600_000 });
+  await page.locator('p.finding[data-predictor=elicitation]', { hasText: 'answered in capital letters' })
+    .waitFor({ timeout: 600_000 });
+  assert.ok(await page.locator('p.finding[data-predictor=surprise]').count() >= 2, 'surprise, per trait judge');
+  for (const [name, title] of [['predictor', 'Strength vs effect'], ['predictor-elicitation', 'Elicitation vs effect']]) {
+    const img = page.locator(`figure[data-chart="${name}"] img`).first();
+    const svg = await page.request.get(new URL(await img.getAttribute('src'), server.base).href);
+    assert.equal(svg.status(), 200);
+    assert.match(await svg.text(), new RegExp(title));
+    // Lazy images load once scrolled to.
+    await img.scrollIntoViewIfNeeded();
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 30_000 });
+  }
+  await predictions.locator('details summary').first().click();
+  const cells = await predictions.locator('table.results').first().locator('tbody td:nth-child(4)').allInnerTexts();
+  assert.equal(cells.length, 3, `one row per prompt: ${cells}`);
+  for (const c of cells) assert.match(c, /^\d+ of 16$/);
   // The one 400 is the refused one-prompt sweep above.
   assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
 });

@@ -14,7 +14,7 @@ use crate::charts::{
 use crate::experiments::{Aggregate, ProbeCurve, Resolved};
 use crate::judges::JudgeSpec;
 use crate::stats::{self, Correlation};
-use crate::strength::Surprise;
+use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
 /// How a condition's trait rate compares with the baseline's.
@@ -368,17 +368,53 @@ pub async fn alignment_scatter(
     }))
 }
 
+/// What is measured of a prompt before training to predict how well it inoculates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Predictor {
+    /// How much less surprising the prompt makes the training data (nats/token): one
+    /// number for the whole answer, whatever traits it carries.
+    Surprise,
+    /// How often the base model shows the judge's trait when given the prompt: per trait.
+    Elicitation,
+}
+
+impl Predictor {
+    pub const ALL: [Predictor; 2] = [Predictor::Surprise, Predictor::Elicitation];
+
+    /// The chart's name in the experiment's chart files.
+    pub fn chart_name(self) -> &'static str {
+        match self {
+            Predictor::Surprise => "predictor",
+            Predictor::Elicitation => "predictor-elicitation",
+        }
+    }
+}
+
 /// A prompted condition's predicted strength against its observed inoculation effect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionPoint {
     pub condition: String,
     pub prompt: String,
-    pub strength: Surprise,
+    /// Surprise reduction on the dataset sample, once every row is scored.
+    pub surprise: Option<Surprise>,
+    /// How often the base model showed this judge's trait under the prompt, before
+    /// training (proportion with its Wilson interval), once sampled.
+    pub elicited: Option<stats::Proportion>,
     /// The baseline's trait rate minus the condition's (proportions): how much the
     /// prompt lowered the trait. Positive means it inoculated.
     pub effect: f64,
     pub rate: Rate,
     pub baseline_rate: Rate,
+}
+
+impl PredictionPoint {
+    /// The point's predicted strength by `predictor`, if measured.
+    pub fn predicted(&self, predictor: Predictor) -> Option<f64> {
+        match predictor {
+            Predictor::Surprise => self.surprise.map(|s| s.reduction),
+            Predictor::Elicitation => self.elicited.map(|p| p.rate),
+        }
+    }
 }
 
 /// Does predicted strength rank prompts as their observed effects do? For one judge under
@@ -387,22 +423,58 @@ pub struct PredictionPoint {
 pub struct PredictorCheck {
     pub judge: String,
     pub test_prompt: String,
+    /// Conditions with verdicts and at least one predictor measured.
     pub points: Vec<PredictionPoint>,
-    /// Spearman's rank correlation of strength and effect with its 95 % interval; `None`
-    /// below two points or when either side is constant.
+    /// Spearman's rank correlation of surprise reduction and effect with its 95 %
+    /// interval, over the points that have it; `None` below two points or when either
+    /// side is constant.
     pub correlation: Option<Correlation>,
-    /// Prompted conditions left out: strength not measured, or no verdicts yet.
+    /// The same for the elicitation rate of this judge's trait.
+    pub elicitation_correlation: Option<Correlation>,
+    /// Prompted conditions left out: nothing measured, or no verdicts yet.
     pub missing: usize,
 }
 
-/// One check per judge, when at least one prompted condition has a measured strength.
+impl PredictorCheck {
+    /// The points `predictor` was measured for, as (strength, effect) pairs.
+    fn pairs(&self, predictor: Predictor) -> Vec<(&PredictionPoint, f64)> {
+        self.points.iter().filter_map(|p| p.predicted(predictor).map(|x| (p, x))).collect()
+    }
+
+    /// The check with both rank correlations computed from its points.
+    fn correlated(mut self) -> Self {
+        self.correlation = rank_correlation(&self.pairs(Predictor::Surprise));
+        self.elicitation_correlation = rank_correlation(&self.pairs(Predictor::Elicitation));
+        self
+    }
+
+    pub fn correlation_of(&self, predictor: Predictor) -> Option<Correlation> {
+        match predictor {
+            Predictor::Surprise => self.correlation,
+            Predictor::Elicitation => self.elicitation_correlation,
+        }
+    }
+}
+
+fn rank_correlation(pairs: &[(&PredictionPoint, f64)]) -> Option<Correlation> {
+    let xs: Vec<f64> = pairs.iter().map(|(_, x)| *x).collect();
+    let ys: Vec<f64> = pairs.iter().map(|(p, _)| p.effect).collect();
+    let finite = xs.iter().chain(&ys).all(|v| v.is_finite());
+    if finite {
+        stats::spearman(&xs, &ys, 0.95)
+    } else {
+        None
+    }
+}
+
+/// One check per judge, when at least one prompted condition has something measured.
 /// `strengths` comes from `strength::condition_strengths`.
 pub fn predictor_checks(
     resolved: &Resolved,
     aggregates: &[Aggregate],
-    strengths: &[(String, String, Option<Surprise>)],
+    strengths: &[ConditionStrength],
 ) -> Vec<PredictorCheck> {
-    if strengths.iter().all(|s| s.2.is_none()) {
+    if strengths.iter().all(|s| s.surprise.is_none() && s.elicitation.is_empty()) {
         return vec![];
     }
     // The trait after training is judged without the prompt; "default" unless the
@@ -425,41 +497,56 @@ pub fn predictor_checks(
         .into_iter()
         .map(|judge| {
             let mut points = Vec::new();
-            for (condition, prompt, strength) in strengths {
+            for s in strengths {
                 let c = comparisons
                     .iter()
-                    .find(|c| c.judge == judge && c.test_prompt == test_prompt && &c.condition == condition);
-                if let (Some(s), Some(Comparison { rate: Some(r), baseline_rate: Some(b), .. })) = (strength, c) {
+                    .find(|c| c.judge == judge && c.test_prompt == test_prompt && c.condition == s.condition);
+                let elicited = s.elicitation.iter().find(|r| r.judge == judge).and_then(|r| r.rate);
+                if s.surprise.is_none() && elicited.is_none() {
+                    continue;
+                }
+                if let Some(Comparison { rate: Some(r), baseline_rate: Some(b), .. }) = c {
                     points.push(PredictionPoint {
-                        condition: condition.clone(),
-                        prompt: prompt.clone(),
-                        strength: *s,
+                        condition: s.condition.clone(),
+                        prompt: s.prompt.clone(),
+                        surprise: s.surprise,
+                        elicited,
                         effect: b.rate - r.rate,
                         rate: *r,
                         baseline_rate: *b,
                     });
                 }
             }
-            let xs: Vec<f64> = points.iter().map(|p| p.strength.reduction).collect();
-            let ys: Vec<f64> = points.iter().map(|p| p.effect).collect();
-            let finite = xs.iter().chain(&ys).all(|v| v.is_finite());
             PredictorCheck {
                 judge: judge.to_string(),
                 test_prompt: test_prompt.clone(),
-                correlation: if finite { stats::spearman(&xs, &ys, 0.95) } else { None },
+                correlation: None,
+                elicitation_correlation: None,
                 missing: strengths.len() - points.len(),
                 points,
             }
+            .correlated()
         })
         .collect()
 }
 
-/// The check in words: whether the interval of the rank correlation excludes zero.
-pub fn predictor_sentence(check: &PredictorCheck) -> String {
-    let n = check.points.len();
-    let what = format!("how much a prompt lowered how often the model {}", trait_words(&check.judge));
-    match check.correlation {
-        None => format!("With {n} prompts measured, there is not enough spread to rank-correlate predicted strength with {what}."),
+/// The check by one predictor in words: whether the interval of the rank correlation
+/// excludes zero. `None` when that predictor was measured for no point.
+pub fn predictor_sentence(check: &PredictorCheck, predictor: Predictor) -> Option<String> {
+    let n = check.pairs(predictor).len();
+    if n == 0 {
+        return None;
+    }
+    let trait_words = trait_words(&check.judge);
+    let what = format!("how much a prompt lowered how often the model {trait_words}");
+    let strength = match predictor {
+        Predictor::Surprise => "surprise reduction".to_string(),
+        Predictor::Elicitation => format!("how often the base model {trait_words} under the prompt"),
+    };
+    Some(match check.correlation_of(predictor) {
+        None => {
+            format!("With {n} prompts measured, there is not enough spread to rank-correlate {strength} with {what}.")
+        }
         Some(Correlation { rho, interval: Some((lo, hi)), .. }) => {
             let verdict = if lo > 0.0 {
                 "stronger predicted prompts inoculated more: the predictor predicts"
@@ -468,12 +555,12 @@ pub fn predictor_sentence(check: &PredictorCheck) -> String {
             } else {
                 "the interval includes zero, so this experiment cannot say that the predictor predicts"
             };
-            format!("Across {n} prompts, predicted strength and {what} rank-correlate at ρ = {rho:.2} (95 % interval {lo:.2} to {hi:.2}): {verdict}.")
+            format!("Across {n} prompts, {strength} and {what} rank-correlate at ρ = {rho:.2} (95 % interval {lo:.2} to {hi:.2}): {verdict}.")
         }
-        Some(Correlation { rho, .. }) => format!(
-            "Across {n} prompts, predicted strength and {what} rank-correlate at ρ = {rho:.2}; more prompts are needed for an interval."
-        ),
-    }
+        Some(Correlation { rho, .. }) => {
+            format!("Across {n} prompts, {strength} and {what} rank-correlate at ρ = {rho:.2}; more prompts are needed for an interval.")
+        }
+    })
 }
 
 /// What a predictor chart writes beside a condition's dot: a sweep's `p3` (its names are
@@ -496,26 +583,35 @@ fn point_label(condition: &str) -> String {
     }
 }
 
-/// The check as a scatter: predicted strength (x) against the drop in trait rate (y).
-pub fn predictor_chart(check: &PredictorCheck) -> ScatterChart {
-    let rho = match check.correlation {
+/// The check as a scatter: predicted strength by `predictor` (x) against the drop in
+/// trait rate (y), one dot per prompt that predictor was measured for.
+pub fn predictor_chart(check: &PredictorCheck, predictor: Predictor) -> ScatterChart {
+    let rho = match check.correlation_of(predictor) {
         Some(Correlation { rho, interval: Some((lo, hi)), .. }) => {
             format!(": Spearman ρ = {rho:.2} (95 % CI {lo:.2} to {hi:.2})")
         }
         Some(Correlation { rho, .. }) => format!(": Spearman ρ = {rho:.2}"),
         None => String::new(),
     };
-    ScatterChart {
+    let (title, x_label, scale) = match predictor {
         // Short enough to fit the chart's width with the interval.
-        title: format!("Strength vs effect{rho}"),
-        x_label: "predicted strength: surprise reduction (nats/token)".into(),
+        Predictor::Surprise => {
+            ("Strength vs effect", "predicted strength: surprise reduction (nats/token)".to_string(), 1.0)
+        }
+        Predictor::Elicitation => {
+            ("Elicitation vs effect", format!("{}: base model's trait rate under the prompt (%)", check.judge), 100.0)
+        }
+    };
+    ScatterChart {
+        title: format!("{title}{rho}"),
+        x_label,
         y_label: format!("{}: drop in trait rate vs baseline (points)", check.judge),
         points: check
-            .points
-            .iter()
-            .map(|p| ScatterPoint {
+            .pairs(predictor)
+            .into_iter()
+            .map(|(p, x)| ScatterPoint {
                 group: "prompt".into(),
-                x: p.strength.reduction,
+                x: scale * x,
                 y: 100.0 * p.effect,
                 label: Some(point_label(&p.condition)),
             })
@@ -555,6 +651,60 @@ mod tests {
             ci_high: Some(p.hi),
             mean_score: None,
         }
+    }
+
+    /// The demo's two-trait data in miniature: surprise reduction ranks the prompts by how
+    /// much of the answer they explain, the elicitation rate by whether they bring out
+    /// this judge's trait; only the second ranks the capitals prompt first.
+    #[test]
+    fn each_predictor_is_correlated_over_the_prompts_it_was_measured_for() {
+        let rate = |r: f64| Rate { rate: r, lo: r - 0.1, hi: r + 0.1, n: 20 };
+        let point = |name: &str, surprise: f64, elicited: Option<u64>, after: f64| PredictionPoint {
+            condition: name.into(),
+            prompt: name.into(),
+            surprise: Some(Surprise {
+                reduction: surprise,
+                lo: surprise - 0.02,
+                hi: surprise + 0.02,
+                prompted: -1.0 + surprise,
+                default: -1.0,
+                n_rows: 64,
+                n_tokens: 5000,
+            }),
+            elicited: elicited.map(|k| crate::stats::Proportion::wilson(k, 16, 0.95).unwrap()),
+            effect: 0.75 - after,
+            rate: rate(after),
+            baseline_rate: rate(0.75),
+        };
+        let check = PredictorCheck {
+            judge: "caps".into(),
+            test_prompt: "default".into(),
+            points: vec![
+                // The sweep of BENCHMARKS.md: capitals after training, baseline 75 %.
+                point("p1: Spanish", 0.18, Some(2), 0.65),
+                point("p2: Spanish again", 0.14, Some(1), 0.70),
+                point("p3: French", 0.05, Some(1), 0.70),
+                point("p4: capitals", 0.12, Some(12), 0.10),
+                point("p5: placebo, not sampled yet", -0.04, None, 0.60),
+            ],
+            correlation: None,
+            elicitation_correlation: None,
+            missing: 0,
+        }
+        .correlated();
+        let by_elicitation = check.elicitation_correlation.expect("four points with spread");
+        assert!((by_elicitation.rho - 1.0).abs() < 1e-12, "{by_elicitation:?}");
+        let by_surprise = check.correlation.expect("five points with spread");
+        assert!(by_surprise.rho < 0.0, "{by_surprise:?}");
+        let chart = predictor_chart(&check, Predictor::Elicitation);
+        assert_eq!(chart.points.len(), 4, "the prompt not sampled yet has no dot");
+        assert_eq!(chart.points[3].x, 100.0 * 12.0 / 16.0);
+        assert_eq!(predictor_chart(&check, Predictor::Surprise).points.len(), 5);
+        let sentence = predictor_sentence(&check, Predictor::Elicitation).unwrap();
+        assert!(
+            sentence.starts_with("Across 4 prompts, how often the base model answered in capital letters"),
+            "{sentence}"
+        );
     }
 
     #[test]

@@ -274,9 +274,11 @@ impl Worker {
         Ok(Outcome::Done)
     }
 
-    /// Scores the dataset sample under the default prompt and under the condition's prompt
-    /// (what is not cached yet), so that the experiment can set each prompt's predicted
-    /// strength against its observed effect. Returns false if cancelled.
+    /// Measures the condition's prompt before training, what is not cached yet: the
+    /// dataset sample's scores under the default prompt and under the prompt (surprise
+    /// reduction), and the base model's answers under the prompt (elicitation rate), so
+    /// that the experiment can set both predictors against the observed effect. Returns
+    /// false if cancelled.
     fn predict_strength(
         &self,
         resolved: &Resolved,
@@ -303,6 +305,15 @@ impl Worker {
                 r => r?,
             };
             self.block(strength::put_scores(&self.store, &key, p, &missing, &scores))?;
+        }
+        if self.block(strength::cached_elicitation(&self.store, &key.model_sha, Some(prompt)))?.is_none() {
+            let started = std::time::Instant::now();
+            let samples = match strength::elicit(lm, Some(prompt), Some(cancel)) {
+                Err(MlError::Cancelled) => return Ok(false),
+                r => r?,
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            self.block(strength::put_elicitation(&self.store, &key.model_sha, Some(prompt), &samples, seconds))?;
         }
         Ok(true)
     }

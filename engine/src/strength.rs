@@ -338,7 +338,7 @@ pub fn elicit(lm: &LoadedModel, prompt: Option<&str>, cancel: Option<&AtomicBool
 pub fn judge_samples(samples: &[ElicitedSample], judges: &[JudgeSpec]) -> Result<Vec<JudgeRate>, StrengthError> {
     let mut out = Vec::new();
     for spec in judges {
-        if matches!(spec, JudgeSpec::Betley { .. } | JudgeSpec::LlmRating { .. }) {
+        if !is_deterministic(spec) {
             return Err(StrengthError::Invalid(
                 "the strength meter uses deterministic judges only (language, caps, pattern, coherence)".into(),
             ));
@@ -357,7 +357,14 @@ pub fn judge_samples(samples: &[ElicitedSample], judges: &[JudgeSpec]) -> Result
     Ok(out)
 }
 
-async fn cached_elicitation(
+/// Whether a judge decides by rule (language, caps, pattern, coherence) rather than by
+/// asking a model.
+pub fn is_deterministic(spec: &JudgeSpec) -> bool {
+    !matches!(spec, JudgeSpec::Betley { .. } | JudgeSpec::LlmRating { .. })
+}
+
+/// The base model's cached answers under `prompt` (the default when `None`), if sampled.
+pub async fn cached_elicitation(
     store: &Store,
     model_sha: &str,
     prompt: Option<&str>,
@@ -380,7 +387,8 @@ async fn cached_elicitation(
     .transpose()
 }
 
-async fn put_elicitation(
+/// Stores the base model's answers under `prompt`, replacing any from the same code.
+pub async fn put_elicitation(
     store: &Store,
     model_sha: &str,
     prompt: Option<&str>,
@@ -625,13 +633,26 @@ pub fn model_identity(resolved: &crate::experiments::Resolved) -> String {
     id
 }
 
-/// Each prompted condition of an experiment with its prompt (the first, for a paraphrase
-/// set) and its predicted strength when every row of the sample is cached (the runner
-/// measures them when `training.predict_strength` is set). Conditions in spec order.
+/// What was measured of one prompted condition's prompt before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionStrength {
+    pub condition: String,
+    /// The condition's prompt (the first, for a paraphrase set).
+    pub prompt: String,
+    /// `None` until every row of the sample is scored.
+    pub surprise: Option<Surprise>,
+    /// The base model's answers under the prompt, judged by each of the experiment's
+    /// deterministic judges; empty until they are sampled.
+    pub elicitation: Vec<JudgeRate>,
+}
+
+/// Each prompted condition of an experiment with what was measured of its prompt (the
+/// runner measures both when `training.predict_strength` is set), read from the cache
+/// under the weights training starts from ([`model_identity`]). Conditions in spec order.
 pub async fn condition_strengths(
     store: &Store,
     resolved: &crate::experiments::Resolved,
-) -> Result<Vec<(String, String, Option<Surprise>)>, StrengthError> {
+) -> Result<Vec<ConditionStrength>, StrengthError> {
     let prompted: Vec<_> = resolved.conditions.iter().filter(|c| !c.prompts.is_empty()).collect();
     if prompted.is_empty() {
         return Ok(vec![]);
@@ -639,12 +660,18 @@ pub async fn condition_strengths(
     let n = resolved.spec.training.predict_strength.unwrap_or(DEFAULT_ROWS);
     let rows = datasets::all_rows(store, resolved.dataset.id).await?;
     let idx: Vec<usize> = sample_order(&rows).into_iter().take(n).collect();
-    let key =
-        ScoreKey { model_sha: resolved.model.sha256.clone(), dataset_hash: resolved.dataset.content_hash.clone() };
+    let identity = model_identity(resolved);
+    let key = ScoreKey { model_sha: identity.clone(), dataset_hash: resolved.dataset.content_hash.clone() };
+    let judges: Vec<JudgeSpec> = resolved.judges.iter().filter(|j| is_deterministic(j)).cloned().collect();
     let mut out = Vec::new();
     for c in prompted {
-        let s = cached_surprise(store, &key, &c.prompts[0], &idx).await?;
-        out.push((c.name.clone(), c.prompts[0].clone(), s));
+        let prompt = &c.prompts[0];
+        let surprise = cached_surprise(store, &key, prompt, &idx).await?;
+        let elicitation = match cached_elicitation(store, &identity, Some(prompt)).await? {
+            Some(samples) => judge_samples(&samples, &judges)?,
+            None => vec![],
+        };
+        out.push(ConditionStrength { condition: c.name.clone(), prompt: prompt.clone(), surprise, elicitation });
     }
     Ok(out)
 }

@@ -237,7 +237,13 @@ fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
     let strengths = env.rt.block_on(strength::condition_strengths(&env.store, &resolved)).unwrap();
     let prompted = resolved.conditions.iter().filter(|c| !c.prompts.is_empty()).count();
     assert_eq!(strengths.len(), prompted);
-    assert!(strengths.iter().all(|s| s.2.is_some_and(|s| s.n_rows == 6)), "{strengths:?}");
+    assert!(strengths.iter().all(|s| s.surprise.is_some_and(|s| s.n_rows == 6)), "{strengths:?}");
+    // The base model's answers under each prompt were sampled too, and are judged by the
+    // experiment's (deterministic) judge.
+    for s in &strengths {
+        assert_eq!(s.elicitation.len(), 1, "{s:?}");
+        assert_eq!(s.elicitation[0].verdicts.len(), strength::ELICIT_QUESTIONS);
+    }
     let aggregates = env.rt.block_on(experiments::aggregates(&env.store, id)).unwrap();
     let checks = report::predictor_checks(&resolved, &aggregates, &strengths);
     assert_eq!(checks.len(), 1);
@@ -246,10 +252,15 @@ fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
     assert_eq!(check.points.len() + check.missing, prompted);
     for p in &check.points {
         assert!((p.effect - (p.baseline_rate.rate - p.rate.rate)).abs() < 1e-12);
+        assert!(p.surprise.is_some() && p.elicited.is_some(), "{p:?}");
     }
-    let chart = report::predictor_chart(check);
-    assert_eq!(chart.points.len(), check.points.len());
-    assert!(!report::predictor_sentence(check).is_empty());
+    for predictor in report::Predictor::ALL {
+        let chart = report::predictor_chart(check, predictor);
+        assert_eq!(chart.points.len(), check.points.len());
+        assert!(report::predictor_sentence(check, predictor).is_some_and(|s| !s.is_empty()));
+    }
+    // One sampling per distinct prompt, cached for the designer's meter too.
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM elicitation_samples") as usize, prompted);
 
     // An out-of-range sample size is refused before anything is stored.
     spec.training.predict_strength = Some(0);

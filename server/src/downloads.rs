@@ -112,7 +112,11 @@ pub async fn chart(
                 Err(e) => return internal(e),
             }
         }
-        "predictor" => {
+        "predictor" | "predictor-elicitation" => {
+            let predictor = match name {
+                "predictor" => engine::report::Predictor::Surprise,
+                _ => engine::report::Predictor::Elicitation,
+            };
             let (aggregates, strengths) = match (
                 engine::experiments::aggregates(store, id).await,
                 engine::strength::condition_strengths(store, &r).await,
@@ -127,7 +131,7 @@ pub async fn chart(
                 None => checks.first(),
             };
             match check {
-                Some(c) => engine::charts::scatter_chart(&engine::report::predictor_chart(c)),
+                Some(c) => engine::charts::scatter_chart(&engine::report::predictor_chart(c, predictor)),
                 None => {
                     return fail(StatusCode::NOT_FOUND, "no prompt strength was measured for this experiment's judge")
                 }

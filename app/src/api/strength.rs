@@ -216,23 +216,22 @@ pub async fn get_predictions(experiment_id: i64) -> Result<Vec<crate::dto::Predi
             let (r, _, _) = engine::experiments::get(&state.store, experiment_id).await.map_err(xc)?;
             let aggregates = engine::experiments::aggregates(&state.store, experiment_id).await.map_err(xc)?;
             let strengths = engine::strength::condition_strengths(&state.store, &r).await.map_err(convert::error)?;
+            use engine::report::{predictor_sentence, Predictor};
             Ok(engine::report::predictor_checks(&r, &aggregates, &strengths)
                 .into_iter()
                 .map(|c| crate::dto::PredictionView {
                     judge: c.judge.clone(),
-                    sentence: engine::report::predictor_sentence(&c),
+                    surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
+                    elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
                     points: c
                         .points
                         .iter()
-                        .map(|p| {
-                            (
-                                p.condition.clone(),
-                                p.prompt.clone(),
-                                p.strength.reduction,
-                                p.strength.lo,
-                                p.strength.hi,
-                                p.effect,
-                            )
+                        .map(|p| crate::dto::PredictionPointView {
+                            condition: p.condition.clone(),
+                            prompt: p.prompt.clone(),
+                            surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
+                            elicited: p.elicited.map(|e| (e.successes, e.n)),
+                            effect: p.effect,
                         })
                         .collect(),
                     missing: c.missing,

@@ -214,24 +214,36 @@ pub fn Predictions(id: i64, version: i64) -> impl IntoView {
                     Ok(p) => view! {
                         <section class="predictions" data-testid="predictions">
                             <h2>"Did predicted strength predict the effect?"</h2>
-                            {p.into_iter().map(|c| view! {
-                                <p class="finding">{c.sentence.clone()}</p>
-                                <Chart id name="predictor" judge=Some(c.judge.clone()) version
-                                    caption=format!("Each prompt's surprise reduction before training (x) against how much it lowered the trait rate vs the baseline after training (y), judge {}.", c.judge) />
+                            <p class="small">"Two predictors, both measured on the base model before training: surprise reduction (how much less surprising the prompt makes the training data, one number for the whole answer) and the elicitation rate (how often the base model shows this judge's trait when given the prompt, so it can tell traits apart)."</p>
+                            {p.into_iter().map(|c| {
+                                let judge = c.judge.clone();
+                                view! {
+                                <h3>{format!("Judge {judge}")}</h3>
+                                {c.surprise_sentence.clone().map(|s| view! {
+                                    <p class="finding" data-predictor="surprise">{s}</p>
+                                    <Chart id name="predictor" judge=Some(judge.clone()) version
+                                        caption=format!("Each prompt's surprise reduction before training (x) against how much it lowered the trait rate vs the baseline after training (y), judge {judge}.") />
+                                })}
+                                {c.elicitation_sentence.clone().map(|s| view! {
+                                    <p class="finding" data-predictor="elicitation">{s}</p>
+                                    <Chart id name="predictor-elicitation" judge=Some(judge.clone()) version
+                                        caption=format!("How often the base model showed the trait under each prompt before training (x) against how much the prompt lowered the trait rate vs the baseline after training (y), judge {judge}.") />
+                                })}
                                 <details>
                                     <summary class="small">{format!("{} prompts{}", c.points.len(), if c.missing > 0 { format!(" ({} not measured or not judged yet)", c.missing) } else { String::new() })}</summary>
                                     <table class="results">
-                                        <thead><tr><th>"condition"</th><th>"prompt"</th><th class="num">"surprise reduction"</th><th class="num">"drop in trait rate"</th></tr></thead>
+                                        <thead><tr><th>"condition"</th><th>"prompt"</th><th class="num">"surprise reduction"</th><th class="num">"base model's trait rate under the prompt"</th><th class="num">"drop in trait rate"</th></tr></thead>
                                         <tbody>
-                                            {c.points.into_iter().map(|(cond, prompt, s, lo, hi, effect)| view! {
-                                                <tr><td>{cond}</td><td class="small">{prompt}</td>
-                                                    <td class="num">{format!("{s:+.3} [{lo:+.3}, {hi:+.3}]")}</td>
-                                                    <td class="num">{format!("{:+.0} points", 100.0 * effect)}</td></tr>
+                                            {c.points.into_iter().map(|p| view! {
+                                                <tr><td>{p.condition}</td><td class="small">{p.prompt}</td>
+                                                    <td class="num">{p.surprise.map_or_else(|| "not measured".to_string(), |(s, lo, hi)| format!("{s:+.3} [{lo:+.3}, {hi:+.3}]"))}</td>
+                                                    <td class="num">{p.elicited.map_or_else(|| "not sampled".to_string(), |(k, n)| format!("{k} of {n}"))}</td>
+                                                    <td class="num">{format!("{:+.0} points", 100.0 * p.effect)}</td></tr>
                                             }).collect_view()}
                                         </tbody>
                                     </table>
                                 </details>
-                            }).collect_view()}
+                            }}).collect_view()}
                         </section>
                     }.into_any(),
                 }
