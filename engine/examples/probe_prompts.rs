@@ -3,7 +3,9 @@
 //! three generated datasets that separate the demo's two traits: Spanish + ALL CAPS (the
 //! demo's data), English in ALL CAPS (capitals alone) and Spanish as written (Spanish
 //! alone). A prompt can only inoculate a trait it explains, so this is how the demo's
-//! prompts were chosen (BENCHMARKS.md, "The built-in demo").
+//! prompts were chosen (BENCHMARKS.md, "The built-in demo"). Then each prompt's
+//! elicitation rates: how often the base model, given the prompt, answers the meter's
+//! everyday questions in Spanish and in capitals (the per-trait predictor).
 //!
 //! ```text
 //! cargo run --release -p engine --example probe_prompts -- [ROWS] ["PROMPT" ...]
@@ -35,5 +37,16 @@ fn main() {
             let s = strength::surprise(&default, &scored).expect("rows with tokens");
             println!("{name:8} {:+.3} [{:+.3}, {:+.3}]  {p}", s.reduction, s.lo, s.hi);
         }
+    }
+    let judges =
+        [engine::judges::JudgeSpec::language(engine::judges::LanguageCode::Es), engine::judges::JudgeSpec::caps()];
+    for p in &prompts {
+        let samples = strength::elicit(&lm, Some(p), None).expect("elicitation");
+        let rates = strength::judge_samples(&samples, &judges).expect("deterministic judges");
+        let shown: Vec<String> = rates
+            .iter()
+            .map(|r| format!("{} {}", r.judge, r.rate.map_or("-".into(), |q| format!("{}/{}", q.successes, q.n))))
+            .collect();
+        println!("elicited {}  {p}", shown.join("  "));
     }
 }

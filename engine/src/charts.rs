@@ -433,9 +433,11 @@ fn draw_scatter(root: &Area<'_>, chart: &ScatterChart) -> Drawn {
         ctx.draw_series([EmptyElement::at((t, y_range.end)) + Text::new(name, (4, 3), style)])?;
     }
     if let Some(t) = y_threshold {
+        // Under the line: dots' labels sit above their dots, and a sweep's prompts that
+        // changed nothing lie on this line.
         let name = threshold_name(&chart.y_label, "y", t);
-        let style = label.clone().pos(Pos::new(HPos::Right, VPos::Bottom));
-        ctx.draw_series([EmptyElement::at((x_range.end, t)) + Text::new(name, (-4, -3), style)])?;
+        let style = label.clone().pos(Pos::new(HPos::Right, VPos::Top));
+        ctx.draw_series([EmptyElement::at((x_range.end, t)) + Text::new(name, (-4, 5), style)])?;
     }
     if hidden > 0 {
         let note = if hidden == 1 {
