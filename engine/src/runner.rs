@@ -306,7 +306,10 @@ impl Worker {
             };
             self.block(strength::put_scores(&self.store, &key, p, &missing, &scores))?;
         }
-        if self.block(strength::cached_elicitation(&self.store, &key.model_sha, Some(prompt)))?.is_none() {
+        // Elicited answers are judged by rule only (a model judge per keystroke in the
+        // designer would take minutes), so without such a judge there is nothing to read.
+        let judged = resolved.judges.iter().any(strength::is_deterministic);
+        if judged && self.block(strength::cached_elicitation(&self.store, &key.model_sha, Some(prompt)))?.is_none() {
             let started = std::time::Instant::now();
             let samples = match strength::elicit(lm, Some(prompt), Some(cancel)) {
                 Err(MlError::Cancelled) => return Ok(false),

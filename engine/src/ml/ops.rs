@@ -543,7 +543,6 @@ pub fn target_logprobs(logits: &Tensor, targets: &[u32]) -> CResult<Vec<f32>> {
 // backward pass); the composed versions above stay as their specification and are what
 // other devices use.
 
-/// Runs a parallel kernel in Candle's thread pool (see [`gemm_abt`]).
 /// Runs `f` on a thread of Candle's pool, where every parallel kernel here (and gemm,
 /// through `gemm_abt`) runs. Called from a thread outside the pool, each kernel is a
 /// hand-off: the work is queued, a worker woken, and the caller put to sleep until it is

@@ -504,8 +504,8 @@ pub fn train_tokenised(
         let n_targets: usize =
             batches.iter().flatten().map(|&i| data[i].mask.iter().skip(1).filter(|&&m| m).count()).sum();
         let pass = MicroBatches { data: &data, batches: &batches, n_targets, pad: tok.pad_id(), dev: &dev };
-        // On a pool thread: see `ops::on_pool`.
         let seed = sample_seed(cfg.seed ^ 0xD50F, step as u64);
+        // On a pool thread: see `ops::on_pool`.
         let Some(Accumulated { grads, loss_sum, real_tokens }) =
             ops::on_pool(|| pass.run(fmodel, lora, &vars, seed, cancel))?
         else {
