@@ -1,7 +1,8 @@
 // The prompt designer as a researcher uses it: type a candidate prompt and watch the
 // strength meter (surprise reduction, then the base model's elicitation rate), keep typing
 // and see the reading follow the latest text, rank it against the library's prompts, see
-// the meter in the prompt editor, and turn a list of prompts into a sweep experiment.
+// the meter in the prompt editor, and turn a list of prompts into a sweep experiment that
+// runs to its predictor check (surprise reduction and elicitation against the effect).
 // Real model, real store; needs INOCULAB_REAL_MODEL=1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
