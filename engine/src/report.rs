@@ -380,14 +380,6 @@ pub enum Predictor {
 
 impl Predictor {
     pub const ALL: [Predictor; 2] = [Predictor::Surprise, Predictor::Elicitation];
-
-    /// The chart's name in the experiment's chart files.
-    pub fn chart_name(self) -> &'static str {
-        match self {
-            Predictor::Surprise => "predictor",
-            Predictor::Elicitation => "predictor-elicitation",
-        }
-    }
 }
 
 /// A prompted condition's predicted strength against its observed inoculation effect.
