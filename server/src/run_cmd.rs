@@ -320,11 +320,15 @@ async fn launch(
         let handle = tokio::runtime::Handle::current();
         loop {
             match worker.run_one()? {
-                Ran::Job { run_id, status, error } => progress.println(format!(
-                    "run {run_id}: {}{}",
-                    status.as_str(),
-                    error.map(|e| format!(": {e}")).unwrap_or_default()
-                )),
+                // Not `progress.println`: that prints nothing when stderr is not a
+                // terminal (CI, a log file), which hid why a run failed.
+                Ran::Job { run_id, status, error } => progress.suspend(|| {
+                    eprintln!(
+                        "run {run_id}: {}{}",
+                        status.as_str(),
+                        error.map(|e| format!(": {e}")).unwrap_or_default()
+                    )
+                }),
                 Ran::Empty => {
                     let runs = handle.block_on(jobs::for_experiment(&work_store, id))?;
                     if runs.iter().all(|r| r.status.is_final()) {

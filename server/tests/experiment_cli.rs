@@ -17,6 +17,15 @@ fn real_model() -> Option<PathBuf> {
     Some(p)
 }
 
+/// Each test here runs processes that train the real model (up to ~6 GB each, 2 threads
+/// each). Side by side on a 2-core, 24 GB machine they gain no time and together came
+/// within 1 GB of the memory limit (CI's OOM killer once took one), so they take turns.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding the turn must not fail the others.
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn command(data_dir: &Path, model: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
     c.arg("--data-dir").arg(data_dir).arg("--default-model").arg(model);
@@ -26,9 +35,12 @@ fn command(data_dir: &Path, model: &Path) -> Command {
 
 fn output(mut c: Command) -> Output {
     let out = c.output().expect("the binary runs");
+    // The status says whether it exited with an error or was killed (a signal, the OOM
+    // killer), which an empty stderr alone cannot.
     assert!(
         out.status.success(),
-        "failed: {}\n{}",
+        "failed ({}): {}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -128,6 +140,7 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 #[test]
 fn run_command_trains_samples_judges_and_reports() {
+    let _turn = one_at_a_time();
     let Some((_dir, data, file)) = setup(2) else { return };
     let model = real_model().unwrap();
     let mut run = command(&data, &model);
@@ -153,6 +166,7 @@ fn run_command_trains_samples_judges_and_reports() {
 
 #[test]
 fn kill_9_mid_training_then_restart_resumes_from_the_checkpoint() {
+    let _turn = one_at_a_time();
     let Some((_dir, data, file)) = setup(10) else { return };
     let model = real_model().unwrap();
     let mut queue = command(&data, &model);
@@ -200,6 +214,7 @@ fn kill_9_mid_training_then_restart_resumes_from_the_checkpoint() {
 /// conditions trained, sampled and judged, and the findings printed in words.
 #[test]
 fn demo_runs_end_to_end_and_tells_the_story() {
+    let _turn = one_at_a_time();
     let Some(model) = real_model() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut demo = command(dir.path(), &model);
