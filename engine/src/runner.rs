@@ -84,6 +84,10 @@ pub struct Worker {
     /// How long a claim holds without a heartbeat; a dead worker's job is taken over after it.
     pub lease: Duration,
     pub heartbeat_every: Duration,
+    /// See [`ml::TrainConfig::max_pass_tokens`]: a matter of the machine's memory, not of
+    /// the experiment (experiments train without LoRA dropout, so it changes nothing but
+    /// the order of a sum), so the worker holds it.
+    pub max_pass_tokens: usize,
     /// The last model used, kept loaded: consecutive runs of one experiment share it.
     model: ml::ModelSlot,
     /// The last two-stage starting model (base weights with earlier stages' adapters
@@ -102,6 +106,7 @@ impl Worker {
             id,
             lease: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(2),
+            max_pass_tokens: ml::TrainConfig::default().max_pass_tokens,
             model: ml::ModelSlot::default(),
             stage_base: ml::ModelSlot::default(),
         }
@@ -367,6 +372,7 @@ impl Worker {
             warmup_steps: t.warmup_steps,
             batch_size: t.batch_size,
             grad_accum: t.grad_accum,
+            max_pass_tokens: self.max_pass_tokens,
             epochs: t.epochs,
             max_steps: t.steps,
             max_seq_len: t.max_seq_len,

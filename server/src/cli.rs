@@ -26,6 +26,12 @@ pub struct Cli {
     /// [default: DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long, value_name = "PATH", env = "INOCULAB_DEFAULT_MODEL", global = true)]
     pub default_model: Option<PathBuf>,
+    /// Training puts at most this many (padded) tokens through one forward and backward
+    /// pass; a larger batch runs as several passes with the same gradient. The activations
+    /// kept for the backward pass grow with it (~4 MB a token for SmolLM2-135M, more for a
+    /// bigger model): lower it when training runs out of memory.
+    #[arg(long, env = "INOCULAB_MAX_PASS_TOKENS", default_value_t = 1024, global = true)]
+    pub max_pass_tokens: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -137,20 +143,20 @@ pub enum DatasetCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let model_paths = cli.model_paths();
-    let data_dir = cli.data_dir;
+    let (data_dir, max_pass_tokens) = (cli.data_dir, cli.max_pass_tokens);
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
-            crate::web::serve(&data_dir, &model_paths, args).await?;
+            crate::web::serve(&data_dir, &model_paths, args, max_pass_tokens).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dataset(cmd) => dataset(&data_dir, &model_paths, cmd).await,
         // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
         Command::Train(args) => {
-            tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args)).await??;
+            tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args, max_pass_tokens)).await??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args).await,
-        Command::Demo(args) => crate::run_cmd::demo(&data_dir, &model_paths, args).await,
+        Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args, max_pass_tokens).await,
+        Command::Demo(args) => crate::run_cmd::demo(&data_dir, &model_paths, args, max_pass_tokens).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)

@@ -53,11 +53,6 @@ pub struct TrainArgs {
     /// Micro-batches per optimiser step.
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
-    /// At most this many padded tokens per forward/backward pass: a larger micro-batch runs
-    /// as several passes with the same gradient. Lower it to train a bigger model in less
-    /// memory (activations kept for the backward pass grow with it).
-    #[arg(long, default_value_t = 1024, env = "INOCULAB_MAX_PASS_TOKENS")]
-    pub max_pass_tokens: usize,
     /// Peak learning rate [default: 5e-4 for LoRA, 1e-5 with --full].
     #[arg(long, env = "INOCULAB_LR")]
     pub lr: Option<f64>,
@@ -248,7 +243,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
+pub fn run_train(data_dir: &Path, args: TrainArgs, max_pass_tokens: usize) -> Result<()> {
     set_threads(args.threads);
     let examples = parse_examples(&args.dataset)?;
     let lm = load_model(data_dir, &args.model)?;
@@ -285,7 +280,7 @@ pub fn run_train(data_dir: &Path, args: TrainArgs) -> Result<()> {
         },
         batch_size: args.batch_size,
         grad_accum: args.grad_accum,
-        max_pass_tokens: args.max_pass_tokens,
+        max_pass_tokens,
         epochs: args.epochs,
         max_steps: args.steps,
         max_grad_norm: (args.max_grad_norm > 0.0).then_some(args.max_grad_norm),

@@ -87,7 +87,7 @@ judges = [
 ]
 "#;
 
-pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<ExitCode> {
+pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs, max_pass_tokens: usize) -> Result<ExitCode> {
     if args.example {
         print!("{EXAMPLE}");
         return Ok(ExitCode::SUCCESS);
@@ -107,7 +107,8 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs) -> Result<
     let spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let store = open_store(data_dir, models).await?;
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, args.lease_secs).await?.0)
+    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens };
+    Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?.0)
 }
 
 /// Run the built-in demo: Tan et al.'s toy setting on the default model, four conditions.
@@ -129,7 +130,7 @@ pub struct DemoArgs {
     pub lease_secs: u64,
 }
 
-pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs) -> Result<ExitCode> {
+pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs, max_pass_tokens: usize) -> Result<ExitCode> {
     let store = open_store(data_dir, models).await?;
     let mode = match (args.full, args.tiny) {
         (true, _) => engine::demo::DemoMode::Full,
@@ -137,7 +138,8 @@ pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs) -> Resul
         _ => engine::demo::DemoMode::Quick,
     };
     let resolved = engine::demo::resolve(&store, mode).await?;
-    let (code, id) = launch(&store, data_dir, &resolved, args.dry_run, args.detach, args.lease_secs).await?;
+    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens };
+    let (code, id) = launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?;
     let Some(id) = id.filter(|_| !args.detach) else { return Ok(code) };
     // The story in words, as the report page tells it.
     let aggregates = experiments::aggregates(&store, id).await?;
@@ -242,6 +244,12 @@ async fn open_store(data_dir: &Path, models: &ModelPaths) -> Result<engine::Stor
     Ok(store)
 }
 
+/// How `launch`'s own worker runs: see the flags of the same names.
+struct WorkerSettings {
+    lease_secs: u64,
+    max_pass_tokens: usize,
+}
+
 /// Prints the plan, stores the experiment, and (unless detached) works its runs to the end
 /// with a progress bar, then prints the rates. Fails (exit code) when a run did not finish;
 /// returns the experiment's id unless it was a dry run.
@@ -251,7 +259,7 @@ async fn launch(
     resolved: &experiments::Resolved,
     dry_run: bool,
     detach: bool,
-    lease_secs: u64,
+    settings: WorkerSettings,
 ) -> Result<(ExitCode, Option<i64>)> {
     let store = store.clone();
     let plan = experiments::plan(&store, resolved).await?;
@@ -284,7 +292,8 @@ async fn launch(
     }
 
     let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current());
-    worker.lease = Duration::from_secs(lease_secs.max(1));
+    worker.lease = Duration::from_secs(settings.lease_secs.max(1));
+    worker.max_pass_tokens = settings.max_pass_tokens;
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("template").progress_chars("=> "),

@@ -11,7 +11,12 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::cli::{ModelPaths, ServeArgs};
 
-pub async fn serve(data_dir: &Path, models: &ModelPaths, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(
+    data_dir: &Path,
+    models: &ModelPaths,
+    args: ServeArgs,
+    max_pass_tokens: usize,
+) -> anyhow::Result<()> {
     let store = engine::Store::open(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
@@ -46,6 +51,7 @@ pub async fn serve(data_dir: &Path, models: &ModelPaths, args: ServeArgs) -> any
             state.store.clone(),
             data_dir,
             std::time::Duration::from_secs(args.lease_secs.max(1)),
+            max_pass_tokens,
         )?)
     };
     let app = router(state);

@@ -15,10 +15,16 @@ pub struct WorkerThread {
 impl WorkerThread {
     /// Starts the worker. `lease` is how long a run's claim survives without a heartbeat:
     /// after a crash, the next start takes the run over once it has expired.
-    pub fn spawn(store: engine::Store, data_dir: &Path, lease: Duration) -> std::io::Result<WorkerThread> {
+    pub fn spawn(
+        store: engine::Store,
+        data_dir: &Path,
+        lease: Duration,
+        max_pass_tokens: usize,
+    ) -> std::io::Result<WorkerThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut worker = Worker::new(store, data_dir, tokio::runtime::Handle::current());
         worker.lease = lease;
+        worker.max_pass_tokens = max_pass_tokens;
         worker.heartbeat_every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
         let flag = stop.clone();
         std::thread::Builder::new().name("inoculab-worker".into()).spawn(move || {

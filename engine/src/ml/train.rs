@@ -64,7 +64,7 @@ pub struct TrainConfig {
     pub grad_accum: usize,
     /// At most this many (padded) tokens go through one forward and backward pass; a batch
     /// longer than that runs as several passes whose gradients add up to the same step.
-    /// Autograd keeps every layer's activations until the backward pass, about 3.5 MB a
+    /// Autograd keeps every layer's activations until the backward pass, about 4 MB a
     /// token for SmolLM2-135M with LoRA on every projection, so this caps a step's peak
     /// memory (8 x 256 tokens in one pass peaked at 9.2 GB). A row longer than the budget
     /// runs alone.
