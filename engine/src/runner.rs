@@ -265,9 +265,7 @@ impl Worker {
                 return Ok(Outcome::Cancelled);
             }
         }
-        let trained = self.train_phase(run_id, &resolved, condition, seed, &start, &run_dir, cancel);
-        release_freed_memory();
-        let Some(lora) = trained? else {
+        let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
             return Ok(Outcome::Cancelled);
         };
         let merged = start.model.merged(&lora).map_err(MlError::from)?;
@@ -275,7 +273,6 @@ impl Worker {
             return Ok(Outcome::Cancelled);
         }
         drop(merged);
-        release_freed_memory();
         if !self.judge_phase(run_id, &resolved, &lm, cancel)? {
             return Ok(Outcome::Cancelled);
         }
@@ -851,17 +848,4 @@ fn mean_by_name(values: &[(String, f64)]) -> Vec<(String, f64)> {
         }
     }
     out.into_iter().map(|(n, sum, k)| (n, sum / k as f64)).collect()
-}
-
-/// Hands memory the allocator holds but no longer uses back to the system. Training frees
-/// gigabytes of activations across many arenas (a step runs on the pool's threads), and
-/// glibc keeps most of it: without this a serving process stayed at its training peak
-/// while it sampled and then sat idle.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages to the kernel; it is safe to call at any
-    // time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
