@@ -17,9 +17,10 @@ fn real_model() -> Option<PathBuf> {
     Some(p)
 }
 
-/// Each test here runs processes that train the real model (up to ~6 GB each, 2 threads
+/// Each test here runs processes that train the real model (several GB each, 2 threads
 /// each). Side by side on a 2-core, 24 GB machine they gain no time and together came
-/// within 1 GB of the memory limit (CI's OOM killer once took one), so they take turns.
+/// within 1 GB of the memory limit (a CI run lost `demo` without a word, most likely to
+/// the OOM killer), so they take turns.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // A test that failed while holding the turn must not fail the others.
