@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-ml}"
 out=bench/results.jsonl
 : > "$out"
 cargo test --release -p engine --test ml_bench --no-run
-for t in bench_train bench_sample_batch1 bench_sample_batch16; do
+for t in bench_train bench_sample_batch1 bench_sample_batch16 bench_sample_batch16_distinct_prompts; do
   cargo test --release -p engine --test ml_bench -- --exact "$t" --nocapture --test-threads=1 2>/dev/null | grep -o '{.*}' | tee -a "$out"
 done
 if [ -x "$PY" ]; then

@@ -97,16 +97,26 @@ fn bench_train() {
     );
 }
 
-fn bench_sample(batch: usize) {
+/// The benchmark's sampling task: `batch` samples of "Tell me a story about a dragon."
+/// (as PyTorch's side does), or with `distinct` set, one each of 16 different creatures,
+/// which measures Candle without its shared prefill of a repeated prompt (PyTorch
+/// prefills every row either way).
+fn bench_sample(batch: usize, distinct: bool) {
     let Some(path) = gate("bench_sample") else {
         return;
     };
     let lm = ml::load_model(&path).unwrap();
-    let prompt = lm
-        .template
-        .encode_prompt(&lm.tokenizer, &[ChatMessage::user("Tell me a story about a dragon.")], &SystemPrompt::Default)
-        .unwrap();
-    let prompts = vec![prompt; batch];
+    let creatures = [
+        "dragon", "wizard", "knight", "robot", "pirate", "giant", "unicorn", "witch", "sailor", "king", "queen",
+        "tiger", "wolf", "ghost", "dwarf", "fairy",
+    ];
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|i| {
+            let who = if distinct { creatures[i % creatures.len()] } else { "dragon" };
+            let msg = ChatMessage::user(format!("Tell me a story about a {who}."));
+            lm.template.encode_prompt(&lm.tokenizer, &[msg], &SystemPrompt::Default).unwrap()
+        })
+        .collect();
     let cfg = SampleConfig {
         temperature: 1.0,
         top_p: 1.0,
@@ -122,18 +132,23 @@ fn bench_sample(batch: usize) {
     let n: usize = out.iter().map(|o| o.token_ids.len()).sum();
     println!(
         "{}",
-        serde_json::json!({"impl": "candle", "task": "sample", "batch": batch, "new_tokens": n, "seconds": s, "cpu_s": cpu_seconds() - c0, "tokens_per_s": n as f64 / s, "peak_rss_mib": peak_rss_mib()})
+        serde_json::json!({"impl": "candle", "task": "sample", "batch": batch, "distinct_prompts": distinct, "new_tokens": n, "seconds": s, "cpu_s": cpu_seconds() - c0, "tokens_per_s": n as f64 / s, "peak_rss_mib": peak_rss_mib()})
     );
 }
 
 #[test]
 fn bench_sample_batch1() {
-    bench_sample(1);
+    bench_sample(1, false);
 }
 
 #[test]
 fn bench_sample_batch16() {
-    bench_sample(16);
+    bench_sample(16, false);
+}
+
+#[test]
+fn bench_sample_batch16_distinct_prompts() {
+    bench_sample(16, true);
 }
 
 /// Where a training step's time goes: forward without and with the adapter, the loss

@@ -140,32 +140,35 @@ fn block_format_weights_give_the_same_products_as_f32() {
 
 /// Decoding-step attention (one query per row, keys and values as views into a larger
 /// cache buffer, a padding mask) agrees with attention spelled out in tensor ops: each
-/// query head h reads kv head h / rep.
+/// query head h reads kv head h / rep. Key counts below, at and past 16 (the kernel sums
+/// 16 keys' dot products at once) and head sizes of 64 (SmolLM2) and 128 (Qwen2, Llama).
 #[test]
 fn decode_attention_matches_composed() {
     let dev = Device::Cpu;
-    let (b, nh, nkv, hd, s, cap) = (3, 6, 2, 64, 7, 11);
-    let q = Tensor::randn(0f32, 1.0, (b, nh, 1, hd), &dev).unwrap();
-    let kbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
-    let vbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
-    let (k, v) = (kbuf.narrow(2, 0, s).unwrap(), vbuf.narrow(2, 0, s).unwrap());
-    assert!(!k.is_contiguous(), "the test is about views into a cache");
-    // Row 1 has two padding keys at the front.
-    let mut m = vec![0f32; b * s];
-    m[s] = -1e9;
-    m[s + 1] = -1e9;
-    let mask = Tensor::from_vec(m, (b, 1, 1, s), &dev).unwrap();
-    let scale = 1.0 / (hd as f64).sqrt();
-    assert!(ops::decode_attention_applies(&q));
-    let got = ops::decode_attention(&q, &k, &v, Some(&mask), scale).unwrap();
-    let rep = nh / nkv;
-    let kv_of = |t: &Tensor| {
-        let heads: Vec<Tensor> = (0..nh).map(|h| t.narrow(1, h / rep, 1).unwrap()).collect();
-        Tensor::cat(&heads, 1).unwrap().contiguous().unwrap()
-    };
-    let (kr, vr) = (kv_of(&k), kv_of(&v));
-    let att = (q.affine(scale, 0.0).unwrap().matmul(&kr.t().unwrap()).unwrap().broadcast_add(&mask)).unwrap();
-    let want = ops::softmax_last_dim(&att).unwrap().matmul(&vr).unwrap();
-    let want = want.transpose(1, 2).unwrap().reshape((b, 1, nh * hd)).unwrap();
-    assert!(max_diff(&got, &want) < 1e-5, "{}", max_diff(&got, &want));
+    for (hd, s) in [(64, 7), (64, 16), (64, 37), (128, 21)] {
+        let (b, nh, nkv, cap) = (3, 6, 2, s + 4);
+        let q = Tensor::randn(0f32, 1.0, (b, nh, 1, hd), &dev).unwrap();
+        let kbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
+        let vbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, hd), &dev).unwrap();
+        let (k, v) = (kbuf.narrow(2, 0, s).unwrap(), vbuf.narrow(2, 0, s).unwrap());
+        assert!(!k.is_contiguous(), "the test is about views into a cache");
+        // Row 1 has two padding keys at the front.
+        let mut m = vec![0f32; b * s];
+        m[s] = -1e9;
+        m[s + 1] = -1e9;
+        let mask = Tensor::from_vec(m, (b, 1, 1, s), &dev).unwrap();
+        let scale = 1.0 / (hd as f64).sqrt();
+        assert!(ops::decode_attention_applies(&q));
+        let got = ops::decode_attention(&q, &k, &v, Some(&mask), scale).unwrap();
+        let rep = nh / nkv;
+        let kv_of = |t: &Tensor| {
+            let heads: Vec<Tensor> = (0..nh).map(|h| t.narrow(1, h / rep, 1).unwrap()).collect();
+            Tensor::cat(&heads, 1).unwrap().contiguous().unwrap()
+        };
+        let (kr, vr) = (kv_of(&k), kv_of(&v));
+        let att = (q.affine(scale, 0.0).unwrap().matmul(&kr.t().unwrap()).unwrap().broadcast_add(&mask)).unwrap();
+        let want = ops::softmax_last_dim(&att).unwrap().matmul(&vr).unwrap();
+        let want = want.transpose(1, 2).unwrap().reshape((b, 1, nh * hd)).unwrap();
+        assert!(max_diff(&got, &want) < 1e-5, "hd {hd}, {s} keys: {}", max_diff(&got, &want));
+    }
 }

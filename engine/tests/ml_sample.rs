@@ -26,6 +26,30 @@ fn greedy_batched_equals_one_by_one() {
     }
 }
 
+/// Rows that repeat a prompt share its prefill; each still gets its own continuation, the
+/// one it gets alone (greedy) or from its own seed.
+#[test]
+fn repeated_prompts_in_a_batch_share_a_prefill_and_sample_alone() {
+    let lm = testing::tiny_model(21).unwrap();
+    let ps = prompts(&lm);
+    let batch = vec![ps[1].clone(), ps[3].clone(), ps[1].clone(), ps[1].clone(), ps[3].clone()];
+    let greedy = SampleConfig { temperature: 0.0, max_new_tokens: 12, batch_size: 5, ..Default::default() };
+    let together = generate(&lm.model, &lm.tokenizer, &batch, &greedy, |_| {}, None).unwrap();
+    let alone =
+        generate(&lm.model, &lm.tokenizer, &batch, &SampleConfig { batch_size: 1, ..greedy }, |_| {}, None).unwrap();
+    for (a, b) in together.iter().zip(&alone) {
+        assert_eq!(a.token_ids, b.token_ids);
+    }
+    let seeded = SampleConfig { temperature: 1.0, max_new_tokens: 12, batch_size: 5, seed: 3, ..Default::default() };
+    let together = generate(&lm.model, &lm.tokenizer, &batch, &seeded, |_| {}, None).unwrap();
+    let alone =
+        generate(&lm.model, &lm.tokenizer, &batch, &SampleConfig { batch_size: 1, ..seeded }, |_| {}, None).unwrap();
+    for (a, b) in together.iter().zip(&alone) {
+        assert_eq!((a.seed, &a.token_ids), (b.seed, &b.token_ids));
+    }
+    assert_ne!(together[0].token_ids, together[2].token_ids, "the same prompt, different draws");
+}
+
 #[test]
 fn seeded_sampling_is_reproducible_per_sample() {
     let lm = testing::tiny_model(21).unwrap();

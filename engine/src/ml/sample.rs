@@ -52,38 +52,68 @@ pub fn sample_seed(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Draws a token from one row of logits.
+/// Draws a token from one row of logits: token `i` with probability proportional to
+/// `e^((x_i - max) / temperature)` (f32 weights, their total in f64), within the top-p
+/// nucleus when `top_p < 1`; greedy at temperature 0.
 pub fn pick(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
     if temperature <= 0.0 {
         return logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i, x) } else { a }).0
             as u32;
     }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f64)> =
-        logits.iter().enumerate().map(|(i, &x)| (i as u32, (((x - max) as f64) / temperature).exp())).collect();
-    let total: f64 = probs.iter().map(|p| p.1).sum();
-    if top_p < 1.0 {
-        probs.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
-        let mut acc = 0.0;
-        let mut keep = probs.len();
-        for (i, p) in probs.iter().enumerate() {
-            acc += p.1 / total;
-            if acc >= top_p {
-                keep = i + 1;
-                break;
-            }
-        }
-        probs.truncate(keep);
+    thread_local! {
+        /// One row's weights, kept between draws (a vocabulary's worth per token).
+        static WEIGHTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let kept: f64 = probs.iter().map(|p| p.1).sum();
-    let mut u = rng.gen::<f64>() * kept;
-    for &(i, p) in &probs {
-        u -= p;
+    WEIGHTS.with_borrow_mut(|w| {
+        let total = super::ops::sampling_weights(logits, temperature as f32, w);
+        if top_p < 1.0 {
+            let kept = nucleus(w, total, top_p);
+            let mass = kept.iter().map(|&i| w[i as usize] as f64).sum();
+            draw(kept.iter().map(|&i| (i, w[i as usize])), mass, rng)
+        } else {
+            draw((0u32..).zip(w.iter().copied()), total, rng)
+        }
+    })
+}
+
+/// A token drawn from `(token, weight)` pairs with probability `weight / total`.
+fn draw(weights: impl Iterator<Item = (u32, f32)>, total: f64, rng: &mut ChaCha8Rng) -> u32 {
+    let mut u = rng.gen::<f64>() * total;
+    let mut last = 0;
+    for (i, p) in weights.filter(|&(_, p)| p > 0.0) {
+        u -= p as f64;
+        last = i;
         if u <= 0.0 {
             return i;
         }
     }
-    probs.last().map(|p| p.0).unwrap_or(0)
+    last
+}
+
+/// The nucleus of top-p sampling: the most likely tokens, most likely first (equal weights
+/// by token id), until they hold `top_p` of the mass. Sorting the whole vocabulary for
+/// every token drawn was slower than the decoding step itself, so only the tokens above
+/// a threshold are sorted, lowered until they hold enough; the result is what the full
+/// sort would give, because every token above the threshold is among them.
+fn nucleus(w: &[f32], total: f64, top_p: f64) -> Vec<u32> {
+    // The most likely token's weight is 1.
+    let mut threshold = 1.0f32 / 64.0;
+    loop {
+        let mut kept: Vec<u32> = (0..w.len() as u32).filter(|&i| w[i as usize] >= threshold).collect();
+        kept.sort_unstable_by(|&a, &b| w[b as usize].total_cmp(&w[a as usize]).then(a.cmp(&b)));
+        let mut acc = 0.0;
+        for (k, &i) in kept.iter().enumerate() {
+            acc += w[i as usize] as f64 / total;
+            if acc >= top_p {
+                kept.truncate(k + 1);
+                return kept;
+            }
+        }
+        if threshold == 0.0 {
+            return kept;
+        }
+        threshold = if threshold < 1e-30 { 0.0 } else { threshold / 64.0 };
+    }
 }
 
 /// One token for each active row (`active[k]` is the batch row whose logits are row `k` of
@@ -149,14 +179,29 @@ fn generate_batch(
             cfg.max_new_tokens, model.cfg.max_position_embeddings
         )));
     }
-    let mut ids = Vec::with_capacity(b * l);
-    let mut pos = Vec::with_capacity(b * l);
-    let mut valid: Vec<Vec<bool>> = Vec::with_capacity(b);
-    for p in prompts {
+    // Rows with the same prompt share one prefill: `n` samples of a question sit side by
+    // side in a batch, and running the prompt once, then copying its keys, values and
+    // last hidden state, saves all but one of those prefills. `first_of[r]` is the
+    // distinct prompt that row `r` starts from.
+    let mut distinct: Vec<&Vec<u32>> = Vec::new();
+    let first_of: Vec<u32> = prompts
+        .iter()
+        .map(|p| {
+            let at = distinct.iter().position(|d| *d == p).unwrap_or_else(|| {
+                distinct.push(p);
+                distinct.len() - 1
+            });
+            at as u32
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(distinct.len() * l);
+    let mut pos = Vec::with_capacity(distinct.len() * l);
+    let mut valid_distinct: Vec<Vec<bool>> = Vec::with_capacity(distinct.len());
+    for p in &distinct {
         let pad = l - p.len();
         ids.extend(std::iter::repeat(tok.pad_id()).take(pad).chain(p.iter().copied()));
         pos.extend((0..l).map(|j| j.saturating_sub(pad) as u32));
-        valid.push((0..l).map(|j| j >= pad).collect());
+        valid_distinct.push((0..l).map(|j| j >= pad).collect());
     }
     let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
     let mut rngs: Vec<ChaCha8Rng> =
@@ -167,15 +212,21 @@ fn generate_batch(
     let mut active: Vec<usize> = (0..b).collect();
 
     let mut cache = KvCache::with_capacity(&model.cfg, l + cfg.max_new_tokens);
-    let mask = causal_mask(&valid, l, dev)?;
+    let mask = causal_mask(&valid_distinct, l, dev)?;
     let h = model.hidden_states(
-        &Tensor::from_vec(ids, (b, l), dev)?,
-        &Tensor::from_vec(pos, (b, l), dev)?,
+        &Tensor::from_vec(ids, (distinct.len(), l), dev)?,
+        &Tensor::from_vec(pos, (distinct.len(), l), dev)?,
         Some(&mask),
         Some(&mut cache),
         None,
     )?;
     let mut last = h.narrow(1, l - 1, 1)?.squeeze(1)?;
+    let mut valid: Vec<Vec<bool>> = first_of.iter().map(|&d| valid_distinct[d as usize].clone()).collect();
+    if distinct.len() < b {
+        let rows = Tensor::from_vec(first_of, b, dev)?;
+        cache.select_rows(&rows)?;
+        last = last.contiguous()?.index_select(&rows, 0)?;
+    }
     for _step in 0..cfg.max_new_tokens {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(MlError::Cancelled);
@@ -234,4 +285,62 @@ fn generate_batch(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logits spread like a language model's: a few likely tokens, a long tail.
+    fn logits(seed: u64, n: usize) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.gen::<f32>().powi(8) * 30.0 - 10.0).collect()
+    }
+
+    /// The thresholded nucleus is exactly what sorting the whole vocabulary gives.
+    #[test]
+    fn the_nucleus_is_the_full_sorts_prefix() {
+        for (seed, top_p) in [(1, 0.9), (2, 0.5), (3, 0.999), (4, 0.01), (5, 0.95)] {
+            let x = logits(seed, 5000);
+            let mut w = Vec::new();
+            let total = crate::ml::ops::sampling_weights(&x, 1.3, &mut w);
+            let mut all: Vec<u32> = (0..w.len() as u32).collect();
+            all.sort_by(|&a, &b| w[b as usize].partial_cmp(&w[a as usize]).unwrap());
+            let mut acc = 0.0;
+            let keep = all.iter().position(|&i| {
+                acc += w[i as usize] as f64 / total;
+                acc >= top_p
+            });
+            all.truncate(keep.map_or(all.len(), |k| k + 1));
+            assert_eq!(nucleus(&w, total, top_p), all, "seed {seed}, top_p {top_p}");
+        }
+        // A flat distribution needs the threshold lowered to its floor.
+        let w = vec![1.0f32; 300];
+        assert_eq!(nucleus(&w, 300.0, 0.5).len(), 150);
+        assert_eq!(nucleus(&w, 300.0, 0.5)[..3], [0, 1, 2], "ties go by token id");
+    }
+
+    /// Draws follow softmax(logits / temperature): over 20,000 draws each token's share
+    /// is within 0.01 of its probability, and top-p draws stay in the nucleus.
+    #[test]
+    fn draws_follow_the_distribution() {
+        let x: Vec<f32> = vec![2.0, 1.0, 0.5, 0.0, -1.0, -30.0];
+        let t = 0.8;
+        let z: f64 = x.iter().map(|&v| ((v as f64 - 2.0) / t).exp()).sum();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut counts = [0usize; 6];
+        let n = 20_000;
+        for _ in 0..n {
+            counts[pick(&x, t, 1.0, &mut rng) as usize] += 1;
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            let p = ((x[i] as f64 - 2.0) / t).exp() / z;
+            assert!((c as f64 / n as f64 - p).abs() < 0.01, "token {i}: {c} of {n}, p = {p}");
+        }
+        // p(0) + p(1) is about 0.86: top-p 0.8 keeps tokens 0 and 1 only.
+        for _ in 0..2000 {
+            assert!(pick(&x, t, 0.8, &mut rng) < 2);
+        }
+        assert_eq!(pick(&x, 0.0, 1.0, &mut rng), 0, "temperature 0 is greedy");
+    }
 }
