@@ -11,8 +11,8 @@ PY="${1:-/work/venv-ref/bin/python}"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}" OMP_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 export INOCULAB_BENCH=1 INOCULAB_REAL_MODEL=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-ml}"
+# Appended to: the file is the history of every measurement the docs quote.
 out=bench/results.jsonl
-: > "$out"
 cargo test --release -p engine --test ml_bench --no-run
 for t in bench_train bench_sample_batch1 bench_sample_batch16 bench_sample_batch16_distinct_prompts; do
   cargo test --release -p engine --test ml_bench -- --exact "$t" --nocapture --test-threads=1 2>/dev/null | grep -o '{.*}' | tee -a "$out"

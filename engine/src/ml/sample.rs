@@ -314,10 +314,13 @@ mod tests {
             all.truncate(keep.map_or(all.len(), |k| k + 1));
             assert_eq!(nucleus(&w, total, top_p), all, "seed {seed}, top_p {top_p}");
         }
-        // A flat distribution needs the threshold lowered to its floor.
-        let w = vec![1.0f32; 300];
-        assert_eq!(nucleus(&w, 300.0, 0.5).len(), 150);
-        assert_eq!(nucleus(&w, 300.0, 0.5)[..3], [0, 1, 2], "ties go by token id");
+        // Most of the mass in a long tail below the first threshold: it is lowered until
+        // the tail is in, and equal weights go by token id.
+        let mut w = vec![1.0f32];
+        w.extend(std::iter::repeat(0.001f32).take(10_000));
+        let kept = nucleus(&w, 11.0, 0.5);
+        assert_eq!(kept.len(), 4501);
+        assert_eq!(kept[..4], [0, 1, 2, 3]);
     }
 
     /// Draws follow softmax(logits / temperature): over 20,000 draws each token's share
