@@ -126,12 +126,17 @@ pub struct SampleArgs {
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Nucleus sampling: draw only from the most likely tokens that together hold this
+    /// share of the probability (1 = every token).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f64,
+    /// New tokens per sample at most (a sample also ends at the model's end of turn).
     #[arg(long, default_value_t = 128)]
     pub max_tokens: usize,
+    /// Samples generated together; the --n samples of a prompt share its prefill.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Base seed; each sample's own seed is derived from it and written beside it.
     #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
     pub seed: u64,
     /// CPU threads for tensor work (default: all cores).
@@ -352,6 +357,12 @@ pub fn run_train(data_dir: &Path, args: TrainArgs, max_pass_tokens: usize) -> Re
 
 pub fn run_sample(data_dir: &Path, args: SampleArgs) -> Result<()> {
     set_threads(args.threads);
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        bail!("--top-p must be above 0 and at most 1 (got {})", args.top_p);
+    }
+    if !(args.temperature >= 0.0) {
+        bail!("--temperature must be 0 (greedy) or more (got {})", args.temperature);
+    }
     let prompts = parse_prompts(&args.prompts)?;
     let lm = load_model(data_dir, &args.model)?;
     let model = match &args.adapter {

@@ -204,3 +204,22 @@ fn train_reports_a_missing_dataset_clearly() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/no/such.jsonl"), "{}", text(&out.stderr));
 }
+
+/// Sampling settings out of range are refused before anything loads, naming the flag.
+#[test]
+fn sample_refuses_settings_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"Hi\"}\n").unwrap();
+    let files = ["sample", "--prompts", prompts.to_str().unwrap(), "--out", "/tmp/never.jsonl"];
+    for (flag, value, says) in [
+        ("--top-p", "1.5", "--top-p must be above 0 and at most 1 (got 1.5)"),
+        ("--top-p", "0", "--top-p must be above 0"),
+        ("--temperature", "-1", "--temperature must be 0 (greedy) or more (got -1)"),
+    ] {
+        let setting = format!("{flag}={value}");
+        let out = inoculab(dir.path(), &[&files[..], &[setting.as_str()]].concat());
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(text(&out.stderr).contains(says), "{flag} {value}: {}", text(&out.stderr));
+    }
+}
