@@ -444,6 +444,30 @@ unsafe fn sum_lanes_of_16(v: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_
     _mm512_permutexvar_ps(order, d)
 }
 
+/// The lanes of the 16 values from `i` that lie inside `n` values: all 16 but at the end.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn tail_mask(n: usize, i: usize) -> std::arch::x86_64::__mmask16 {
+    if n - i >= 16 {
+        0xFFFF
+    } else {
+        (1 << (n - i)) - 1
+    }
+}
+
+/// The largest of `x` (negative infinity for none), 16 lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_lanes(x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for i in (0..x.len()).step_by(16) {
+        let m = tail_mask(x.len(), i);
+        max = _mm512_mask_max_ps(max, m, max, _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)));
+    }
+    _mm512_reduce_max_ps(max)
+}
+
 /// Softmax of `x` in place, 16 lanes at a time with [`exp_lanes`] (the last, partial
 /// group through a lane mask).
 #[cfg(target_arch = "x86_64")]
@@ -451,19 +475,9 @@ unsafe fn sum_lanes_of_16(v: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_
 unsafe fn softmax_in_place(x: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = x.len();
-    let lanes = |i: usize| -> __mmask16 {
-        if n - i >= 16 {
-            0xFFFF
-        } else {
-            (1 << (n - i)) - 1
-        }
-    };
+    let lanes = |i: usize| tail_mask(n, i);
+    let max = _mm512_set1_ps(max_lanes(x));
     let p = x.as_mut_ptr();
-    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-    for i in (0..n).step_by(16) {
-        max = _mm512_mask_max_ps(max, lanes(i), max, _mm512_maskz_loadu_ps(lanes(i), p.add(i)));
-    }
-    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
     let mut total = _mm512_setzero_ps();
     for i in (0..n).step_by(16) {
         let e = exp_lanes(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes(i), p.add(i)), max));
@@ -482,7 +496,8 @@ unsafe fn softmax_in_place(x: &mut [f32]) {
 /// at batch 16 takes 16 x 49,152 exponentials here; libm's scalar f64 `exp` was 4 % of
 /// the step's time.
 pub fn sampling_weights(logits: &[f32], temperature: f32, out: &mut Vec<f32>) -> f64 {
-    out.clear();
+    // Both paths write every weight: the kept buffer is only resized, never cleared (a
+    // row's worth of zeros per token would be a pass over memory for nothing).
     out.resize(logits.len(), 0.0);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
@@ -503,19 +518,9 @@ pub fn sampling_weights(logits: &[f32], temperature: f32, out: &mut Vec<f32>) ->
 unsafe fn sampling_weights_avx512(logits: &[f32], temperature: f32, out: &mut [f32]) -> f64 {
     use std::arch::x86_64::*;
     let n = logits.len();
-    let lanes = |i: usize| -> __mmask16 {
-        if n - i >= 16 {
-            0xFFFF
-        } else {
-            (1 << (n - i)) - 1
-        }
-    };
+    let lanes = |i: usize| tail_mask(n, i);
+    let (max, t) = (_mm512_set1_ps(max_lanes(logits)), _mm512_set1_ps(temperature));
     let (x, o) = (logits.as_ptr(), out.as_mut_ptr());
-    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-    for i in (0..n).step_by(16) {
-        max = _mm512_mask_max_ps(max, lanes(i), max, _mm512_maskz_loadu_ps(lanes(i), x.add(i)));
-    }
-    let (max, t) = (_mm512_set1_ps(_mm512_reduce_max_ps(max)), _mm512_set1_ps(temperature));
     let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
     for i in (0..n).step_by(16) {
         let z = _mm512_div_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes(i), x.add(i)), max), t);
