@@ -652,14 +652,30 @@ fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) 
 }
 
 /// Subscribes to the experiment's live progress stream; each message replaces `live`,
-/// and the final `done` event bumps `finished` so the results reload.
+/// and the final `done` event bumps `finished` so the results reload, but only when
+/// something was still queued or running: on the page shown (`shown_active`) or in a
+/// message since. An experiment that was already over when the page opened is not
+/// reloaded: that reload would rebuild the page under the user, resetting the sample
+/// filters they had just picked.
 #[cfg(feature = "hydrate")]
-fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, finished: RwSignal<u32>) {
+fn subscribe(
+    id: i64,
+    live: RwSignal<Option<Vec<RunView>>>,
+    finished: RwSignal<u32>,
+    shown_active: impl Fn() -> bool + 'static,
+) {
+    use std::cell::Cell;
+    use std::rc::Rc;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     let Ok(source) = web_sys::EventSource::new(&format!("/api/experiments/{id}/events")) else { return };
+    let saw_active = Rc::new(Cell::new(false));
+    let saw = saw_active.clone();
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
         if let Some(runs) = ev.data().as_string().and_then(|t| serde_json::from_str::<Vec<RunView>>(&t).ok()) {
+            if runs.iter().any(|r| !r.is_final()) {
+                saw.set(true);
+            }
             live.set(Some(runs));
         }
     });
@@ -669,7 +685,9 @@ fn subscribe(id: i64, live: RwSignal<Option<Vec<RunView>>>, finished: RwSignal<u
     let on_done = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
         // The stream ends when every run is final; closing stops the browser reconnecting.
         closer.close();
-        finished.update(|n| *n += 1);
+        if saw_active.get() || shown_active() {
+            finished.update(|n| *n += 1);
+        }
     });
     let _ = source.add_event_listener_with_callback("done", on_done.as_ref().unchecked_ref());
     on_done.forget();
@@ -692,7 +710,14 @@ pub fn ExperimentPage() -> impl IntoView {
         changed.track();
         let id = id();
         live.set(None);
-        subscribe(id, live, finished);
+        // The page on screen (or the one it is reloading from, which a Resource keeps).
+        let shown_active = move || {
+            detail.with_untracked(|d| match d {
+                Some(Ok(d)) => d.runs.iter().any(|r| !r.is_final()),
+                _ => true,
+            })
+        };
+        subscribe(id, live, finished, shown_active);
     });
     let cancel_all = ServerAction::<CancelExperiment>::new();
     Effect::new(move || {
