@@ -107,7 +107,7 @@ fn few_rows_matmul_matches_and_is_batch_independent() {
             assert_eq!(&all[r * n..(r + 1) * n], one.as_slice(), "row {r}");
         }
     } else {
-        eprintln!("neither AVX-512 nor AVX2 here: frozen_matmul used gemm for every row count");
+        eprintln!("no AVX-512 here: frozen_matmul used gemm for every row count");
     }
     let more = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(
