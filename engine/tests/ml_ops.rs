@@ -83,6 +83,34 @@ fn frozen_matmul_and_cross_entropy_match_candle() {
     );
 }
 
+/// The projection fused with its LoRA pair gives the composed values and the gradients of
+/// the input and of both adapter matrices, for row counts on both sides of the few-rows
+/// kernel's limit.
+#[test]
+fn frozen_matmul_lora_matches_composed() {
+    let dev = Device::Cpu;
+    let w = Tensor::randn(0f32, 1.0, (20, 32), &dev).unwrap();
+    let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 32), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (20, 4), &dev).unwrap()).unwrap();
+    let (at, bt) = (a.as_tensor(), b.as_tensor());
+    for shape in [[1, 3, 32], [2, 70, 32]] {
+        let fused = |x: &Tensor| ops::frozen_matmul_lora(x, &w, None, at, bt, 2.5).unwrap();
+        let composed = |x: &Tensor| {
+            let delta = x.broadcast_matmul(&at.t().unwrap()).unwrap().broadcast_matmul(&bt.t().unwrap()).unwrap();
+            (x.broadcast_matmul(&w.t().unwrap()).unwrap() + (delta * 2.5).unwrap()).unwrap()
+        };
+        check("frozen_matmul_lora", &shape, fused, composed);
+        let x = Tensor::randn(0f32, 1.0, &shape, &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (shape[0], shape[1], 20), &dev).unwrap();
+        let gf = (fused(&x) * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gc = (composed(&x) * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("a", at), ("b", bt)] {
+            let d = max_diff(gf.get(v).unwrap(), gc.get(v).unwrap());
+            assert!(d < 1e-3, "gradient of {name} differs by {d}");
+        }
+    }
+}
+
 /// The few-rows kernel (decoding) agrees with Candle's matmul for every row count it takes
 /// and beyond, and a row's result does not depend on the other rows of the batch.
 #[test]

@@ -249,6 +249,15 @@ impl<'a> Adapter<'a> {
         Adapter { lora, dropout_rng: None }
     }
 
+    /// The layer's pair `(A, B, scale)` when this pass applies no dropout to it, which is
+    /// when the projection and its adapter see the same input and can run as one op
+    /// ([`super::ops::frozen_matmul_lora`]); None without a pair, or with dropout.
+    pub fn undropped_pair(&self, path: &str) -> Option<(&Tensor, &Tensor, f64)> {
+        let (a, b) = self.lora.pairs.get(path)?;
+        let dropout = self.dropout_rng.is_some() && self.lora.config.dropout > 0.0;
+        (!dropout).then(|| (a.as_tensor(), b.as_tensor(), self.lora.config.scale()))
+    }
+
     /// The adapter's contribution `scale * dropout(x) A^T B^T`, or None if the layer has
     /// no adapter.
     pub fn delta(&self, path: &str, x: &Tensor) -> CResult<Option<Tensor>> {

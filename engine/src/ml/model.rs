@@ -40,14 +40,21 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
-        let mut y = matmul_t(x, &self.weight, self.quant.as_ref())?;
+        let pair = ad.and_then(|ad| ad.undropped_pair(&self.path));
+        let mut y = match pair {
+            Some((a, b, scale)) if !self.weight.is_variable() => {
+                ops::frozen_matmul_lora(x, &self.weight, self.quant.as_ref(), a, b, scale)?
+            }
+            _ => {
+                let y = matmul_t(x, &self.weight, self.quant.as_ref())?;
+                match ad.map(|ad| ad.delta(&self.path, x)).transpose()?.flatten() {
+                    Some(d) => (y + d)?,
+                    None => y,
+                }
+            }
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
-        }
-        if let Some(ad) = ad {
-            if let Some(d) = ad.delta(&self.path, x)? {
-                y = (y + d)?;
-            }
         }
         Ok(y)
     }

@@ -61,42 +61,74 @@ struct FrozenMatmul {
     quant: Option<Arc<QuantRows>>,
 }
 
+/// A matrix operand of [`gemm_into`]: a row-major buffer seen with its row and column
+/// strides, so that a transposed operand is the same buffer with the strides swapped.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// The first `rows * cols` values of `data` as a row-major `[rows, cols]` matrix.
+    pub(crate) fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix of {rows}x{cols} over {} values", data.len());
+        Mat { data, rows, cols, rs: cols, cs: 1 }
+    }
+
+    pub(crate) fn t(self) -> Self {
+        Mat { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+}
+
+/// `dst[m, n] = scale * lhs @ rhs`, or `dst += scale * lhs @ rhs` when `accumulate`, with
+/// `dst` row-major. gemm takes any strides, so transposed operands are never copied.
+/// `par` spreads one product over the pool's threads; tasks that already run in parallel
+/// pass false.
+pub(crate) fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, scale: f32, par: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert!(rhs.rows == k && dst.len() >= m * n, "gemm_into: {m}x{k} @ {}x{n} into {}", rhs.rows, dst.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let par = if par && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the asserts above (and in `Mat::rows`) keep every index gemm forms,
+    // i * rs + j * cs for i < rows and j < cols, inside its buffer.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1f32,
+            scale,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 /// Runs `dst[m, n] = a[m, k] @ b^T` where `b` is `[n, k]` row-major, through gemm.
 pub(crate) fn gemm_abt(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    let dst_ptr = SendPtr(dst.as_mut_ptr());
     // Candle runs its own kernels in a dedicated rayon pool; running ours there too keeps
     // one set of worker threads busy instead of two pools' threads spinning in turn.
-    on_pool(|| {
-        let dst_ptr = dst_ptr;
-        // SAFETY: the slices have exactly the sizes the strides describe: a is m x k with row
-        // stride k, b^T is read as k x n with column stride k, dst is m x n with row stride n.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst_ptr.0,
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                b.as_ptr(),
-                k as isize,
-                1,
-                0f32,
-                1f32,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-    });
+    on_pool(|| gemm_into(&mut dst, false, Mat::rows(a, m, k), Mat::rows(b, n, k).t(), 1.0, true));
     dst
 }
 
@@ -584,6 +616,67 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [f32]> {
     }
 }
 
+/// A contiguous CPU f32 tensor's values, borrowed from its storage (no copy). `G` is the
+/// read guard of the tensor's storage lock.
+struct F32View<G> {
+    guard: G,
+    range: (usize, usize),
+}
+
+impl<G: std::ops::Deref<Target = candle_core::Storage>> F32View<G> {
+    fn get(&self) -> &[f32] {
+        match &*self.guard {
+            candle_core::Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.0..self.range.1],
+            _ => unreachable!("checked in f32_view"),
+        }
+    }
+}
+
+fn f32_view(t: &Tensor) -> CResult<F32View<impl std::ops::Deref<Target = candle_core::Storage> + '_>> {
+    let (guard, layout) = t.storage_and_layout();
+    let Some(range) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected a contiguous tensor, got strides {:?}", layout.stride())
+    };
+    if !matches!(&*guard, candle_core::Storage::Cpu(CpuStorage::F32(_))) {
+        candle_core::bail!("expected an f32 tensor on the CPU");
+    }
+    Ok(F32View { guard, range })
+}
+
+/// `x @ w^T` for `m` rows of `x`: the few-rows kernel for decoding steps, gemm otherwise.
+fn frozen_forward(x: &[f32], w: &Tensor, quant: Option<&Arc<QuantRows>>, m: usize) -> CResult<Vec<f32>> {
+    let (n, k) = w.dims2()?;
+    let wv = f32_view(w)?;
+    let rows = match quant {
+        Some(q) => WeightRows::Quant(q),
+        None => WeightRows::F32(wv.get()),
+    };
+    Ok(few_rows_abt(x, rows, m, n, k).unwrap_or_else(|| gemm_abt(x, wv.get(), m, n, k)))
+}
+
+/// `grad @ w`: the input gradient of `x @ w^T`, for a row-major `w` (`[n, k]`).
+fn frozen_input_grad(grad: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let mut gx = vec![0f32; m * k];
+    on_pool(|| gemm_into(&mut gx, false, Mat::rows(grad, m, n), Mat::rows(w, n, k), 1.0, true));
+    gx
+}
+
+/// The rows of `x` (all but its last dimension) for an inner dimension `k`, or an error
+/// naming the op if its last dimension is not `k`.
+fn rows_of(op: &str, dims: &[usize], k: usize) -> CResult<usize> {
+    if dims.last() != Some(&k) {
+        candle_core::bail!("{op}: input {dims:?} for an inner dimension of {k}");
+    }
+    Ok(dims.iter().product::<usize>() / k.max(1))
+}
+
+/// `dims` with its last dimension replaced by `n`.
+fn with_last(dims: &[usize], n: usize) -> Shape {
+    let mut d = dims.to_vec();
+    *d.last_mut().expect("rank >= 1") = n;
+    Shape::from(d)
+}
+
 impl CustomOp1 for FrozenMatmul {
     fn name(&self) -> &'static str {
         "frozen-matmul"
@@ -592,35 +685,123 @@ impl CustomOp1 for FrozenMatmul {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l)?;
         let (n, k) = self.w.dims2()?;
-        let dims = l.shape().dims();
-        if dims.last() != Some(&k) {
-            candle_core::bail!("frozen-matmul: input {:?} vs weight {:?}", dims, (n, k));
-        }
-        let m = x.len() / k;
-        let (ws, wl) = self.w.storage_and_layout();
-        let y = match &*ws {
-            candle_core::Storage::Cpu(c) => {
-                let w = contiguous_f32(c, wl)?;
-                let rows = match &self.quant {
-                    Some(q) => WeightRows::Quant(q),
-                    None => WeightRows::F32(w),
-                };
-                few_rows_abt(x, rows, m, n, k).unwrap_or_else(|| gemm_abt(x, w, m, n, k))
-            }
-            _ => candle_core::bail!("frozen-matmul: weight not on the CPU"),
-        };
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().unwrap() = n;
-        Ok((CpuStorage::F32(y), Shape::from(out_dims)))
+        let m = rows_of("frozen-matmul", l.dims(), k)?;
+        let y = frozen_forward(x, &self.w, self.quant.as_ref(), m)?;
+        Ok((CpuStorage::F32(y), with_last(l.dims(), n)))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
         let (n, k) = self.w.dims2()?;
-        let mut dims = grad.dims().to_vec();
         let m = grad.elem_count() / n;
-        let g = grad.contiguous()?.reshape((m, n))?.matmul(&self.w)?;
-        *dims.last_mut().unwrap() = k;
-        Ok(Some(g.reshape(dims)?))
+        let (g, w) = (grad.contiguous()?, self.w.contiguous()?);
+        let gx = frozen_input_grad(f32_view(&g)?.get(), f32_view(&w)?.get(), m, n, k);
+        Ok(Some(Tensor::from_vec(gx, arg.shape(), arg.device())?))
+    }
+}
+
+/// `x @ w^T + scale * (x @ a^T) @ b^T`: a frozen projection with its LoRA pair (`a`:
+/// `[r, k]`, `b`: `[n, r]`), as one op. Composed from Candle ops, the adapter's two thin
+/// matmuls, the scaling and the sum cost a training step more than a second in the
+/// backward pass (2026-12-04, Zen 3): every transposed thin operand, every intermediate
+/// gradient and every accumulation was its own pass and allocation. Here the backward is
+/// five gemm calls on the buffers as they lie, and the input gradient of the projection
+/// and of the adapter are summed in place. No dropout: with dropout the adapter sees
+/// another input than the projection, and [`super::lora::Adapter::delta`] composes it.
+pub fn frozen_matmul_lora(
+    x: &Tensor,
+    w: &Tensor,
+    quant: Option<&Arc<QuantRows>>,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+) -> CResult<Tensor> {
+    if !is_cpu_f32(x) {
+        let delta = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
+        return frozen_matmul_quant(x, w, quant)? + (delta * scale)?;
+    }
+    let op = FrozenLinearLora { w: w.contiguous()?, quant: quant.cloned(), scale: scale as f32 };
+    x.contiguous()?.apply_op3(&a.contiguous()?, &b.contiguous()?, op)
+}
+
+struct FrozenLinearLora {
+    w: Tensor,
+    quant: Option<Arc<QuantRows>>,
+    scale: f32,
+}
+
+impl FrozenLinearLora {
+    /// `(n, k, r)`, checked against the adapter's shapes.
+    fn dims(&self, a: &[usize], b: &[usize]) -> CResult<(usize, usize, usize)> {
+        let (n, k) = self.w.dims2()?;
+        let r = a.first().copied().unwrap_or(0);
+        if a != [r, k] || b != [n, r] {
+            candle_core::bail!("lora: a {a:?} and b {b:?} for a weight of {:?}", (n, k));
+        }
+        Ok((n, k, r))
+    }
+}
+
+impl candle_core::CustomOp3 for FrozenLinearLora {
+    fn name(&self) -> &'static str {
+        "frozen-matmul-lora"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (x, a, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        let (n, k, r) = self.dims(l2.dims(), l3.dims())?;
+        let m = rows_of("frozen-matmul-lora", l1.dims(), k)?;
+        let mut y = frozen_forward(x, &self.w, self.quant.as_ref(), m)?;
+        let mut t = vec![0f32; m * r];
+        on_pool(|| {
+            gemm_into(&mut t, false, Mat::rows(x, m, k), Mat::rows(a, r, k).t(), 1.0, false);
+            gemm_into(&mut y, true, Mat::rows(&t, m, r), Mat::rows(b, n, r).t(), self.scale, true);
+        });
+        Ok((CpuStorage::F32(y), with_last(l1.dims(), n)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k, r) = self.dims(a.dims(), b.dims())?;
+        let m = x.elem_count() / k;
+        let (xc, g, w) = (x.contiguous()?, grad.contiguous()?, self.w.contiguous()?);
+        let (xv, gv, wv, av, bv) = (f32_view(&xc)?, f32_view(&g)?, f32_view(&w)?, f32_view(a)?, f32_view(b)?);
+        let (x, g, a, b) = (
+            Mat::rows(xv.get(), m, k),
+            Mat::rows(gv.get(), m, n),
+            Mat::rows(av.get(), r, k),
+            Mat::rows(bv.get(), n, r),
+        );
+        let mut gx = frozen_input_grad(gv.get(), wv.get(), m, n, k);
+        let (mut u, mut t) = (vec![0f32; m * r], vec![0f32; m * r]);
+        let (mut ga, mut gb) = (vec![0f32; r * k], vec![0f32; n * r]);
+        on_pool(|| {
+            // u = scale g b is the gradient at the adapter's bottleneck (x a^T).
+            gemm_into(&mut u, false, g, b, self.scale, false);
+            gemm_into(&mut gx, true, Mat::rows(&u, m, r), a, 1.0, true);
+            gemm_into(&mut t, false, x, a.t(), 1.0, false);
+            gemm_into(&mut gb, false, g.t(), Mat::rows(&t, m, r), self.scale, false);
+            gemm_into(&mut ga, false, Mat::rows(&u, m, r).t(), x, 1.0, false);
+        });
+        let dev = grad.device();
+        Ok((
+            Some(Tensor::from_vec(gx, xc.shape(), dev)?),
+            Some(Tensor::from_vec(ga, (r, k), dev)?),
+            Some(Tensor::from_vec(gb, (n, r), dev)?),
+        ))
     }
 }
 
