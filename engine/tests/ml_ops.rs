@@ -111,6 +111,35 @@ fn frozen_matmul_lora_matches_composed() {
     }
 }
 
+/// Attention as one op gives the composed values and the gradients of queries, keys and
+/// values: grouped heads, more keys than queries (a cache), padded rows, a mask shared by
+/// every row, and no mask.
+#[test]
+fn fused_attention_matches_composed() {
+    use engine::ml::attention::{attention, attention_composed};
+    use engine::ml::model::causal_mask;
+    let dev = Device::Cpu;
+    let var = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).unwrap()).unwrap();
+    let (q, k, v) = (var(&[2, 6, 5, 8]), var(&[2, 2, 7, 8]), var(&[2, 2, 7, 8]));
+    let padded = causal_mask(&[vec![true; 7], vec![false, false, true, true, true, true, true]], 5, &dev).unwrap();
+    let shared = causal_mask(&[vec![true; 7]], 5, &dev).unwrap();
+    for mask in [Some(&padded), Some(&shared), None] {
+        let (qt, kt, vt) = (q.as_tensor(), k.as_tensor(), v.as_tensor());
+        let fused = attention(qt, kt, vt, mask, 0.35).unwrap();
+        let composed = attention_composed(qt, kt, vt, mask, 0.35).unwrap();
+        assert_eq!(fused.dims(), [2, 5, 48]);
+        let d = max_diff(&fused, &composed);
+        assert!(d < 1e-5, "attention forward differs by {d}");
+        let r = Tensor::randn(0f32, 1.0, fused.shape(), &dev).unwrap();
+        let gf = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gc = (&composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, t) in [("q", qt), ("k", kt), ("v", vt)] {
+            let d = max_diff(gf.get(t).unwrap(), gc.get(t).unwrap());
+            assert!(d < 1e-4, "attention gradient of {name} differs by {d}");
+        }
+    }
+}
+
 /// The few-rows kernel (decoding) agrees with Candle's matmul for every row count it takes
 /// and beyond, and a row's result does not depend on the other rows of the batch.
 #[test]

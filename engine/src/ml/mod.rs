@@ -2,6 +2,7 @@
 //! chat template, a differentiable llama/qwen2 forward pass, LoRA fine-tuning, batched
 //! sampling and teacher-forced scoring. Nothing here knows about the web or the store.
 
+pub mod attention;
 pub mod chat;
 pub mod config;
 pub mod gguf;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
+use super::attention::attention;
 use super::config::Config;
 use super::lora::{Adapter, Lora};
 use super::ops;
@@ -423,24 +424,6 @@ impl Model {
         let h = self.hidden_states(ids, &pos, None, None, ad)?;
         self.logits(&h)
     }
-}
-
-/// Attention of queries `[b, heads, t, hd]` over keys and values `[b, kv_heads, s, hd]`
-/// with an additive mask `[b, 1, t, s]`, as `[b, t, heads * hd]`. Grouped-query attention
-/// without copying keys and values for every query head: the query heads that share a kv
-/// head (h / rep, as in HF's repeat_kv) are stacked along the row axis and meet that
-/// head's keys in one matmul.
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> CResult<Tensor> {
-    let (b, nh, t, hd) = q.dims4()?;
-    let (nkv, s) = (k.dim(1)?, k.dim(2)?);
-    let rep = nh / nkv;
-    let qg = (q * scale)?.reshape((b, nkv, rep * t, hd))?;
-    let mut att = qg.matmul(&k.t()?)?;
-    if let Some(m) = mask {
-        att = att.reshape((b, nkv, rep, t, s))?.broadcast_add(&m.unsqueeze(2)?)?.reshape((b, nkv, rep * t, s))?;
-    }
-    let att = ops::softmax_fused(&att)?;
-    att.matmul(v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))
 }
 
 fn rope_tables(cfg: &Config, device: &Device) -> CResult<(Tensor, Tensor)> {
