@@ -189,7 +189,9 @@ impl CustomOp3 for Attention {
         grad: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(q.dims(), k.dims())?;
-        let probs = std::mem::take(&mut *self.probs.lock().expect("not poisoned"));
+        // Borrowed, not taken: a graph may be differentiated more than once.
+        let guard = self.probs.lock().expect("not poisoned");
+        let probs: &[Vec<f32>] = &guard;
         if probs.len() != d.tasks() {
             candle_core::bail!("attention: backward without the forward's probabilities");
         }
