@@ -1,7 +1,8 @@
 //! Attention over a sequence (training, scoring, prompt prefill): grouped-query attention
 //! with an additive mask, as one op with its own backward on the CPU, and the composition
 //! of Candle ops it must agree with (its specification, and what other devices run).
-//! Decoding steps (one query per row) have their own kernel, `ops::decode_attention`.
+//! On CPUs with AVX-512, decoding steps (one query per row) take their own kernel,
+//! `ops::decode_attention`; elsewhere they come here too.
 
 use std::sync::Mutex;
 
@@ -195,7 +196,10 @@ impl CustomOp3 for Attention {
         if probs.len() != d.tasks() {
             candle_core::bail!("attention: backward without the forward's probabilities");
         }
-        let (qv, kv, vv, gv) = (ops::cpu_f32(q)?, ops::cpu_f32(k)?, ops::cpu_f32(v)?, ops::cpu_f32(grad)?);
+        // The arguments are the contiguous tensors the forward ran on; read them in place.
+        let grad = grad.contiguous()?;
+        let (qv, kv, vv, gv) = (ops::f32_view(q)?, ops::f32_view(k)?, ops::f32_view(v)?, ops::f32_view(&grad)?);
+        let (qv, kv, vv, gv) = (qv.get(), kv.get(), vv.get(), gv.get());
         let rt = d.rep() * d.t;
         let blocks: Vec<[Vec<f32>; 3]> = on_pool(|| {
             probs
@@ -209,7 +213,7 @@ impl CustomOp3 for Attention {
                         row.copy_from_slice(&gv[at..at + d.hd]);
                     }
                     let go = Mat::rows(&go, rt, d.hd);
-                    let (kb, vb) = (d.kv_block(&kv, i), d.kv_block(&vv, i));
+                    let (kb, vb) = (d.kv_block(kv, i), d.kv_block(vv, i));
                     // dS = P * (dP - rowsum(dP * P)) with dP = dO V^T, in place.
                     let mut ds = vec![0f32; rt * d.s];
                     gemm_into(&mut ds, false, go, vb.t(), 1.0, false);
@@ -222,7 +226,7 @@ impl CustomOp3 for Attention {
                     let mut gk = vec![0f32; d.s * d.hd];
                     let mut gvv = vec![0f32; d.s * d.hd];
                     gemm_into(&mut gq, false, ds, kb, self.scale, false);
-                    gemm_into(&mut gk, false, ds.t(), d.q_block(&qv, i), self.scale, false);
+                    gemm_into(&mut gk, false, ds.t(), d.q_block(qv, i), self.scale, false);
                     gemm_into(&mut gvv, false, p.t(), go, 1.0, false);
                     [gq, gk, gvv]
                 })

@@ -43,7 +43,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, ad: Option<&Adapter>) -> CResult<Tensor> {
         let pair = ad.and_then(|ad| ad.undropped_pair(&self.path));
         let mut y = match pair {
-            Some((a, b, scale)) if !self.weight.is_variable() => {
+            Some((a, b, scale)) if !self.weight.is_variable() && ops::is_cpu_f32(x) => {
                 ops::frozen_matmul_lora(x, &self.weight, self.quant.as_ref(), a, b, scale)?
             }
             _ => {

@@ -618,13 +618,13 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [
 
 /// A contiguous CPU f32 tensor's values, borrowed from its storage (no copy). `G` is the
 /// read guard of the tensor's storage lock.
-struct F32View<G> {
+pub(crate) struct F32View<G> {
     guard: G,
     range: (usize, usize),
 }
 
 impl<G: std::ops::Deref<Target = candle_core::Storage>> F32View<G> {
-    fn get(&self) -> &[f32] {
+    pub(crate) fn get(&self) -> &[f32] {
         match &*self.guard {
             candle_core::Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.0..self.range.1],
             _ => unreachable!("checked in f32_view"),
@@ -632,7 +632,7 @@ impl<G: std::ops::Deref<Target = candle_core::Storage>> F32View<G> {
     }
 }
 
-fn f32_view(t: &Tensor) -> CResult<F32View<impl std::ops::Deref<Target = candle_core::Storage> + '_>> {
+pub(crate) fn f32_view(t: &Tensor) -> CResult<F32View<impl std::ops::Deref<Target = candle_core::Storage> + '_>> {
     let (guard, layout) = t.storage_and_layout();
     let Some(range) = layout.contiguous_offsets() else {
         candle_core::bail!("expected a contiguous tensor, got strides {:?}", layout.stride())
@@ -705,8 +705,9 @@ impl CustomOp1 for FrozenMatmul {
 /// backward pass (2026-12-04, Zen 3): every transposed thin operand, every intermediate
 /// gradient and every accumulation was its own pass and allocation. Here the backward is
 /// five gemm calls on the buffers as they lie, and the input gradient of the projection
-/// and of the adapter are summed in place. No dropout: with dropout the adapter sees
-/// another input than the projection, and [`super::lora::Adapter::delta`] composes it.
+/// and of the adapter are summed in place. CPU and f32 only, and no dropout: elsewhere,
+/// and with dropout (the adapter then sees another input than the projection), the
+/// model adds [`super::lora::Adapter::delta`] to the plain projection.
 pub fn frozen_matmul_lora(
     x: &Tensor,
     w: &Tensor,
@@ -716,8 +717,7 @@ pub fn frozen_matmul_lora(
     scale: f64,
 ) -> CResult<Tensor> {
     if !is_cpu_f32(x) {
-        let delta = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
-        return frozen_matmul_quant(x, w, quant)? + (delta * scale)?;
+        candle_core::bail!("frozen-matmul-lora runs on CPU f32 tensors, got {:?} {:?}", x.device(), x.dtype());
     }
     let op = FrozenLinearLora { w: w.contiguous()?, quant: quant.cloned(), scale: scale as f32 };
     x.contiguous()?.apply_op3(&a.contiguous()?, &b.contiguous()?, op)
