@@ -110,6 +110,8 @@ fn frozen_matmul_lora_matches_composed() {
             let d = max_diff(gf.get(v).unwrap(), gc.get(v).unwrap());
             assert!(d < 1e-3, "gradient of {name} differs by {d}");
         }
+        // A plain input (the first layer's) gets no gradient: it is not even computed.
+        assert!(gf.get(&x).is_none(), "an input that depends on no variable got a gradient");
     }
 }
 

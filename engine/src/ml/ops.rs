@@ -785,20 +785,24 @@ impl candle_core::CustomOp3 for FrozenLinearLora {
             Mat::rows(av.get(), r, k),
             Mat::rows(bv.get(), n, r),
         );
-        let mut gx = frozen_input_grad(gv.get(), wv.get(), m, n, k);
+        // No input gradient for an input that depends on no variable (the first layer's
+        // normed embeddings): Candle records the op for the adapter's sake and would drop it.
+        let mut gx = xc.track_op().then(|| frozen_input_grad(gv.get(), wv.get(), m, n, k));
         let (mut u, mut t) = (vec![0f32; m * r], vec![0f32; m * r]);
         let (mut ga, mut gb) = (vec![0f32; r * k], vec![0f32; n * r]);
         on_pool(|| {
             // u = scale g b is the gradient at the adapter's bottleneck (x a^T).
             gemm_into(&mut u, false, g, b, self.scale, false);
-            gemm_into(&mut gx, true, Mat::rows(&u, m, r), a, 1.0, true);
+            if let Some(gx) = gx.as_mut() {
+                gemm_into(gx, true, Mat::rows(&u, m, r), a, 1.0, true);
+            }
             gemm_into(&mut t, false, x, a.t(), 1.0, false);
             gemm_into(&mut gb, false, g.t(), Mat::rows(&t, m, r), self.scale, false);
             gemm_into(&mut ga, false, Mat::rows(&u, m, r).t(), x, 1.0, false);
         });
         let dev = grad.device();
         Ok((
-            Some(Tensor::from_vec(gx, xc.shape(), dev)?),
+            gx.map(|gx| Tensor::from_vec(gx, xc.shape(), dev)).transpose()?,
             Some(Tensor::from_vec(ga, (r, k), dev)?),
             Some(Tensor::from_vec(gb, (n, r), dev)?),
         ))
