@@ -16,6 +16,9 @@ fn gate(name: &str) -> Option<std::path::PathBuf> {
         eprintln!("skipped {name}: set INOCULAB_BENCH=1 (see bench/run.sh)");
         return None;
     }
+    // As the server's main does (the harness runs this one test; no thread reads the
+    // environment meanwhile).
+    ml::ops::park_idle_candle_workers();
     ml_common::real_model_path(name)
 }
 
