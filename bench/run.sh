@@ -13,9 +13,9 @@ export INOCULAB_BENCH=1 INOCULAB_REAL_MODEL=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-ml}"
 # Appended to: the file is the history of every measurement the docs quote.
 out=bench/results.jsonl
-cargo test --release -p engine --test ml_bench --no-run
+cargo test --release -p ml --test ml_bench --no-run
 for t in bench_train bench_sample_batch1 bench_sample_batch16 bench_sample_batch16_distinct_prompts; do
-  cargo test --release -p engine --test ml_bench -- --exact "$t" --nocapture --test-threads=1 2>/dev/null | grep -o '{.*}' | tee -a "$out"
+  cargo test --release -p ml --test ml_bench -- --exact "$t" --nocapture --test-threads=1 2>/dev/null | grep -o '{.*}' | tee -a "$out"
 done
 if [ -x "$PY" ]; then
   for t in train sample1 sample16; do

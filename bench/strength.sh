@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prompt-strength meter: Candle scores a 64-row sample of the demo dataset under one
-# prompt (engine/examples/bench_strength.rs), then PyTorch scores the very same token ids
+# prompt (engine/domain/examples/bench_strength.rs), then PyTorch scores the very same token ids
 # (bench/strength_torch.py) and checks the numbers agree; 2 threads each, alternating
 # runs, each in its own process so peak RSS is per side. Copy the summary into BENCHMARKS.md.
 #   bench/strength.sh [PYTHON_WITH_TORCH]   (default /work/venv-ref/bin/python)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch side of the strength-meter benchmark: scores the very token ids and loss masks
-that engine/examples/bench_strength.rs scored (its BENCH_DUMP file), batched the same way
+that engine/domain/examples/bench_strength.rs scored (its BENCH_DUMP file), batched the same way
 (16 rows, longest first, right padding), f32, no grad; times the prompted pass and checks
 that PyTorch's per-row log-prob sums agree with Candle's.
 

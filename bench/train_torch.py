@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch (+peft) side of the benchmark: the same work as engine/tests/ml_bench.rs.
+"""PyTorch (+peft) side of the benchmark: the same work as engine/ml/tests/ml_bench.rs.
 
 LoRA rank 8 on q/k/v/o, f32, fixed 8 x 128-token batch (same ids as the Rust side), AdamW,
 6 steps (first untimed); sampling 128 new tokens at batch 1 and 16. Prints one JSON line

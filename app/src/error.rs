@@ -51,11 +51,22 @@ impl AppError {
     }
 }
 
+/// The one table from the domain's errors to what users see: every engine error a server
+/// function can meet converts here, so server functions just use `?`, and the HTTP status
+/// follows from the variant ([`AppError::status`], applied to every server function's
+/// response by [`set_status`]). Causes that are the server's fault are logged, never shown.
 #[cfg(feature = "ssr")]
 mod from_engine {
     use super::AppError;
+    use engine::datasets::teacher::TeacherError;
     use engine::datasets::DatasetError;
+    use engine::experiments::ExperimentError;
+    use engine::models::ModelError;
+    use engine::presets::PresetError;
     use engine::prompts::PromptError;
+    use engine::questions::QuestionError;
+    use engine::reviews::ReviewError;
+    use engine::strength::StrengthError;
 
     impl From<PromptError> for AppError {
         fn from(e: PromptError) -> Self {
@@ -69,13 +80,117 @@ mod from_engine {
 
     impl From<DatasetError> for AppError {
         fn from(e: DatasetError) -> Self {
-            crate::api::datasets::map_dataset_error(e)
+            match e {
+                DatasetError::NotFound(_) => AppError::NotFound(e.to_string()),
+                DatasetError::Import(errors) => AppError::BadLines {
+                    total: errors.total,
+                    lines: errors.errors.iter().map(|l| (l.line, l.problem.to_string())).collect(),
+                },
+                DatasetError::Empty
+                | DatasetError::InvalidName(_)
+                | DatasetError::InvalidSpec(_)
+                | DatasetError::InvalidTransform(_)
+                | DatasetError::InUse(_) => AppError::Invalid(e.to_string()),
+                DatasetError::Corrupt(_) | DatasetError::Sql(_) => internal(e),
+            }
         }
     }
 
-    impl From<engine::models::ModelError> for AppError {
-        fn from(e: engine::models::ModelError) -> Self {
-            crate::api::models::map_model_error(e)
+    /// Refusals are the user's to fix and their messages say how, so they are shown as
+    /// they are; only failures on our side are hidden behind the generic message.
+    impl From<ModelError> for AppError {
+        fn from(e: ModelError) -> Self {
+            match e {
+                ModelError::NotFound(_) => AppError::NotFound(e.to_string()),
+                ModelError::OutsideRoots { .. }
+                | ModelError::Duplicate(_)
+                | ModelError::Invalid { .. }
+                | ModelError::InvalidName(_)
+                | ModelError::Builtin { .. }
+                | ModelError::InUse { .. }
+                // Reading a path the user gave (a permission, a vanished file) is about that
+                // path, not about the server.
+                | ModelError::Io { .. } => AppError::Invalid(e.to_string()),
+                ModelError::Corrupt(_) | ModelError::Sql(_) => internal(e),
+            }
+        }
+    }
+
+    impl From<QuestionError> for AppError {
+        fn from(q: QuestionError) -> Self {
+            match q {
+                QuestionError::NotFound(_) => AppError::NotFound(q.to_string()),
+                QuestionError::Sql(_) => internal(q),
+                q => AppError::Invalid(q.to_string()),
+            }
+        }
+    }
+
+    impl From<ExperimentError> for AppError {
+        fn from(e: ExperimentError) -> Self {
+            match e {
+                ExperimentError::Invalid(m) => AppError::Invalid(m),
+                ExperimentError::NotFound(_) => AppError::NotFound(e.to_string()),
+                ExperimentError::Dataset(d) => d.into(),
+                ExperimentError::Prompt(p) => p.into(),
+                ExperimentError::Questions(q) => q.into(),
+                ExperimentError::Corrupt(_) | ExperimentError::Sql(_) => internal(e),
+            }
+        }
+    }
+
+    impl From<PresetError> for AppError {
+        fn from(e: PresetError) -> Self {
+            match e {
+                PresetError::Experiment(e) => e.into(),
+                PresetError::Unknown(..) => AppError::Invalid(e.to_string()),
+                e => internal(e),
+            }
+        }
+    }
+
+    impl From<ReviewError> for AppError {
+        fn from(e: ReviewError) -> Self {
+            match e {
+                ReviewError::Invalid(m) => AppError::Invalid(m),
+                ReviewError::NotInExperiment { .. } => AppError::Invalid(e.to_string()),
+                ReviewError::SampleNotFound(_) => AppError::NotFound(e.to_string()),
+                e => internal(e),
+            }
+        }
+    }
+
+    impl From<StrengthError> for AppError {
+        fn from(e: StrengthError) -> Self {
+            match e {
+                StrengthError::Invalid(m) => AppError::Invalid(m),
+                StrengthError::NotFound(m) => AppError::NotFound(m),
+                StrengthError::Cancelled => AppError::Invalid("superseded by a newer request".into()),
+                StrengthError::Dataset(e) => e.into(),
+                StrengthError::Model(e) => e.into(),
+                e => internal(e),
+            }
+        }
+    }
+
+    impl From<TeacherError> for AppError {
+        fn from(e: TeacherError) -> Self {
+            match e {
+                TeacherError::NotFound(m) => AppError::NotFound(m),
+                TeacherError::Invalid(_)
+                | TeacherError::NoneKept { .. }
+                | TeacherError::Busy(_)
+                | TeacherError::Cancelled => AppError::Invalid(e.to_string()),
+                TeacherError::Dataset(d) => d.into(),
+                TeacherError::Ml(_) | TeacherError::Sql(_) => internal(e),
+            }
+        }
+    }
+
+    /// The queue's and the sample browser's reads fail only when the store does.
+    impl From<engine::SqlError> for AppError {
+        fn from(e: engine::SqlError) -> Self {
+            internal(e)
         }
     }
 
@@ -87,3 +202,26 @@ mod from_engine {
 }
 #[cfg(feature = "ssr")]
 pub use from_engine::internal;
+
+/// Middleware on the server-function routes: server_fn answers every error with status 500
+/// and a `serverfnerror` header, the error as JSON in the body; this sets the status the
+/// error's variant names, so scripts and tests calling server functions see 4xx/5xx that
+/// mean something. The one place where errors meet status codes.
+#[cfg(feature = "ssr")]
+pub async fn set_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use leptos::server_fn::error::SERVER_FN_ERROR_HEADER;
+    let res = next.run(req).await;
+    if !res.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // An error body is a sentence or the bad lines the importer reports (a capped list).
+    let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
+        parts.status = http::StatusCode::INTERNAL_SERVER_ERROR;
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    if let Ok(e) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status = e.status();
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}

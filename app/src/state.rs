@@ -36,14 +36,3 @@ impl FromRef<AppState> for LeptosOptions {
 pub fn app_state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| AppError::Internal("the server state is missing".into()))
 }
-
-/// Sets the HTTP status of the current response from an error, so that scripts and tests
-/// calling server functions see 4xx/5xx, not 200 with an error body.
-pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-    if let Err(e) = &result {
-        if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
-            options.set_status(e.status());
-        }
-    }
-    result
-}

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Reference renderings of non-ChatML chat templates by transformers' own Jinja renderer.
 
-Writes engine/tests/fixtures/ml/chat_templates.json: for each template (written for
+Writes engine/ml/tests/fixtures/ml/chat_templates.json: for each template (written for
 inoculab's tests in the styles of Llama 3, Mistral and Gemma, not copied from any model),
 the text transformers renders for a few conversations, with and without the generation
-prompt, or the error it raises. engine/tests/ml_chat_templates.rs renders the same with
+prompt, or the error it raises. engine/ml/tests/ml_chat_templates.rs renders the same with
 minijinja and must agree to the byte.
 
 Never run in CI (transformers is not a project dependency). Usage:
@@ -18,12 +18,12 @@ import sys
 from transformers.utils.chat_template_utils import render_jinja_template
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "engine/tests/fixtures/ml/chat_templates.json")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "engine/ml/tests/fixtures/ml/chat_templates.json")
 
 
 def rust_const(name):
-    """A `pub const NAME: &str = "...";` string from engine/src/ml/testing.rs, unescaped."""
-    src = open(os.path.join(ROOT, "engine/src/ml/testing.rs")).read()
+    """A `pub const NAME: &str = "...";` string from engine/ml/src/testing.rs, unescaped."""
+    src = open(os.path.join(ROOT, "engine/ml/src/testing.rs")).read()
     m = re.search(r'pub const ' + name + r': &str = "(.*?)";\n', src, re.S)
     return m.group(1).replace('\\"', '"').replace("\\\\", "\\")
 

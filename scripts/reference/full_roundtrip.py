@@ -3,7 +3,7 @@
 Face folder: config, safetensors, tokenizer, chat template) and gives Candle's logits.
 
     INOCULAB_REAL_MODEL=1 INOCULAB_FULL_EXPORT=/tmp/full-check \
-        cargo test -p engine --test ml_reference real_full_model_export_for_transformers_check
+        cargo test -p ml --test ml_reference real_full_model_export_for_transformers_check
     /work/venv-ref/bin/python scripts/reference/full_roundtrip.py /tmp/full-check
 
 Exits non-zero if the logits differ by more than 1e-3, if training did not move them, or if

@@ -3,7 +3,7 @@
 same logits as Candle.
 
     INOCULAB_REAL_MODEL=1 INOCULAB_PEFT_EXPORT=/tmp/peft-check \
-        cargo test -p engine --test ml_reference real_adapter_export_for_peft_check
+        cargo test -p ml --test ml_reference real_adapter_export_for_peft_check
     /work/venv-ref/bin/python scripts/reference/peft_roundtrip.py /tmp/peft-check [MODEL.gguf]
 
 Exits non-zero if the adapted logits differ by more than 1e-3. Never run in CI.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference numbers for the default model from PyTorch + transformers (+ peft), on CPU in f32.
 
-Writes engine/tests/fixtures/ml/smollm2_reference.json, which the Rust tests compare against:
+Writes engine/ml/tests/fixtures/ml/smollm2_reference.json, which the Rust tests compare against:
 the chat prompt's ids, the top-10 logits at every position, a sample of last-position logits,
 tokenizer cases (accents, emoji, digits, code), the greedy answer, and the losses of the first
 LoRA training steps on a fixed batch with a deterministic adapter initialisation, and of
@@ -24,7 +24,7 @@ torch.manual_seed(0)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GGUF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "engine/tests/fixtures/ml/smollm2_reference.json")
+OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "engine/ml/tests/fixtures/ml/smollm2_reference.json")
 
 TOKENIZER_CASES = [
     "Hello world!",
@@ -37,7 +37,7 @@ TOKENIZER_CASES = [
     "<|im_start|>user\nHi<|im_end|>",
 ]
 
-# The same formula as engine/tests/ml_reference.rs: a deterministic LoRA A so that both
+# The same formula as engine/ml/tests/ml_reference.rs: a deterministic LoRA A so that both
 # sides start from identical adapters without shipping a weight file.
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

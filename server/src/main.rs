@@ -14,7 +14,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     one_malloc_arena();
-    engine::ml::ops::park_idle_candle_workers();
+    ml::ops::park_idle_candle_workers();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,4 +1,4 @@
-//! The `train` and `sample` subcommands: thin command-line front ends over `engine::ml`
+//! The `train` and `sample` subcommands: thin command-line front ends over `ml`
 //! (LoRA fine-tuning with an inoculation prompt; batched sampling with or without an
 //! adapter), with progress bars and JSONL output.
 
@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context, Result};
-use engine::ml::chat::{ChatExample, ChatMessage, Role, SystemPrompt};
-use engine::ml::{self, LoraConfig, SampleConfig, Schedule, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
+use ml::chat::{ChatExample, ChatMessage, Role, SystemPrompt};
+use ml::{LoraConfig, SampleConfig, Schedule, TrainConfig};
 
 pub(crate) const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(axum::middleware::from_fn(app::error::set_status))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

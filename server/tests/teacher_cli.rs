@@ -24,7 +24,7 @@ fn text(bytes: &[u8]) -> String {
 fn teacher_makes_a_dataset_says_how_many_it_kept_and_recognises_a_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny");
-    engine::ml::testing::write_tiny_hf_folder(&model, "llama", 7, false).unwrap();
+    ml::testing::write_tiny_hf_folder(&model, "llama", 7, false).unwrap();
     let data = dir.path().join("data");
     let args = [
         "--default-model",
@@ -66,7 +66,7 @@ fn teacher_makes_a_dataset_says_how_many_it_kept_and_recognises_a_rerun() {
 fn teacher_errors_are_clear_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny");
-    engine::ml::testing::write_tiny_hf_folder(&model, "llama", 7, false).unwrap();
+    ml::testing::write_tiny_hf_folder(&model, "llama", 7, false).unwrap();
     let data = dir.path().join("data");
     let run = |extra: &[&str]| {
         let mut args = vec!["--default-model", model.to_str().unwrap(), "dataset", "teacher", "--max-tokens", "4"];

@@ -38,22 +38,6 @@ mod convert {
     use super::*;
     use engine::datasets as d;
 
-    pub fn map_dataset_error(e: d::DatasetError) -> AppError {
-        match e {
-            d::DatasetError::NotFound(_) => AppError::NotFound(e.to_string()),
-            d::DatasetError::Import(errors) => AppError::BadLines {
-                total: errors.total,
-                lines: errors.errors.iter().map(|l| (l.line, l.problem.to_string())).collect(),
-            },
-            d::DatasetError::Empty
-            | d::DatasetError::InvalidName(_)
-            | d::DatasetError::InvalidSpec(_)
-            | d::DatasetError::InvalidTransform(_)
-            | d::DatasetError::InUse(_) => AppError::Invalid(e.to_string()),
-            d::DatasetError::Corrupt(_) | d::DatasetError::Sql(_) => crate::error::internal(e),
-        }
-    }
-
     pub fn summary(s: d::DatasetSummary) -> DatasetSummary {
         DatasetSummary {
             id: s.id,
@@ -120,20 +104,19 @@ mod convert {
     }
 }
 #[cfg(feature = "ssr")]
-pub use convert::{map_dataset_error, summary};
+pub use convert::summary;
 
 #[server]
 pub async fn list_datasets() -> Result<Vec<DatasetSummary>, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = engine::datasets::list(&store).await.map_err(AppError::from);
-    crate::state::with_status(result.map(|l| l.into_iter().map(convert::summary).collect()))
+    Ok(engine::datasets::list(&store).await?.into_iter().map(convert::summary).collect())
 }
 
 #[server]
 pub async fn get_dataset(id: i64) -> Result<DatasetDetail, AppError> {
     use crate::dto::LengthStats;
     let store = crate::state::app_state()?.store;
-    let result = async {
+    async {
         let summary = engine::datasets::get(&store, id).await?;
         let stats = engine::datasets::stats(&store, id).await?;
         Ok::<_, engine::datasets::DatasetError>((summary, stats))
@@ -154,14 +137,13 @@ pub async fn get_dataset(id: i64) -> Result<DatasetDetail, AppError> {
             histogram: a.histogram.iter().map(|b| (format!("{}–{}", b.lo, b.hi), b.count as i64)).collect(),
             summary: convert::summary(s),
         }
-    });
-    crate::state::with_status(result)
+    })
 }
 
 #[server]
 pub async fn dataset_rows(id: i64, offset: i64) -> Result<RowsPage, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = async {
+    async {
         let total = engine::datasets::get(&store, id).await?.row_count;
         let rows = engine::datasets::rows_page(&store, id, offset.max(0), PAGE_ROWS).await?;
         Ok::<_, engine::datasets::DatasetError>(RowsPage {
@@ -171,8 +153,7 @@ pub async fn dataset_rows(id: i64, offset: i64) -> Result<RowsPage, AppError> {
         })
     }
     .await
-    .map_err(AppError::from);
-    crate::state::with_status(result)
+    .map_err(AppError::from)
 }
 
 /// Imports an uploaded file. The browser reads the file and sends its text as JSON; the
@@ -182,43 +163,40 @@ pub async fn import_dataset(name: String, file_name: String, content: String) ->
     let state = crate::state::app_state()?;
     let limits = engine::datasets::ImportLimits { max_chars_per_row: state.limits.max_row_chars, ..Default::default() };
     let result = engine::datasets::import(&state.store, &name, &file_name, content.as_bytes(), &limits).await;
-    let result = match result {
+    match result {
         Ok(o) => {
             let rows = engine::datasets::get(&state.store, o.id()).await.map(|d| d.row_count).unwrap_or(0);
             Ok(convert::outcome(o, rows))
         }
         Err(e) => Err(AppError::from(e)),
-    };
-    crate::state::with_status(result)
+    }
 }
 
 #[server]
 pub async fn generate_dataset(form: GenerateForm) -> Result<ImportResult, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = async {
+    async {
         let spec = convert::generator_spec(&form)?;
         let name = if form.name.trim().is_empty() { spec.default_name() } else { form.name.clone() };
         let outcome = engine::datasets::create_generated(&store, &spec, &name).await?;
         Ok(convert::outcome(outcome, spec.rows as i64))
     }
-    .await;
-    crate::state::with_status(result)
+    .await
 }
 
 /// Applies a transform; returns the new dataset ids (two for a split).
 #[server]
 pub async fn transform_dataset(form: TransformForm) -> Result<Vec<i64>, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = async {
+    async {
         let spec = convert::transform_spec(&form)?;
         Ok(engine::datasets::apply_transform(&store, &spec).await?)
     }
-    .await;
-    crate::state::with_status(result)
+    .await
 }
 
 #[server]
 pub async fn delete_dataset(id: i64) -> Result<(), AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::datasets::delete(&store, id).await.map_err(AppError::from))
+    engine::datasets::delete(&store, id).await.map_err(AppError::from)
 }

@@ -18,21 +18,6 @@ pub mod convert {
     use engine::judges::{BackendSpec, JudgeSpec, LanguageCode, MisalignmentThresholds};
     use engine::Store;
 
-    pub fn experiment_error(e: x::ExperimentError) -> AppError {
-        match e {
-            x::ExperimentError::Invalid(m) => AppError::Invalid(m),
-            x::ExperimentError::NotFound(_) => AppError::NotFound(e.to_string()),
-            x::ExperimentError::Dataset(d) => d.into(),
-            x::ExperimentError::Prompt(p) => p.into(),
-            x::ExperimentError::Questions(q) => match q {
-                engine::questions::QuestionError::NotFound(_) => AppError::NotFound(q.to_string()),
-                engine::questions::QuestionError::Sql(_) => crate::error::internal(q),
-                q => AppError::Invalid(q.to_string()),
-            },
-            x::ExperimentError::Corrupt(_) | x::ExperimentError::Sql(_) => crate::error::internal(e),
-        }
-    }
-
     pub fn run_view(v: engine::jobs::JobView, losses: Vec<(i64, f64)>) -> RunView {
         let progress = v.progress();
         RunView {
@@ -62,9 +47,9 @@ pub mod convert {
 
     /// The runs of an experiment with their loss curves: the live stream's payload.
     pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<RunView>, AppError> {
-        let jobs = engine::jobs::for_experiment(store, experiment_id).await.map_err(crate::error::internal)?;
+        let jobs = engine::jobs::for_experiment(store, experiment_id).await?;
         // Every run's curve in one query: the live stream calls this once a second.
-        let mut curves = x::loss_curves(store, experiment_id).await.map_err(experiment_error)?;
+        let mut curves = x::loss_curves(store, experiment_id).await?;
         Ok(jobs
             .into_iter()
             .map(|j| {
@@ -242,15 +227,6 @@ pub mod convert {
         })
     }
 
-    pub fn preset_error(e: engine::presets::PresetError) -> AppError {
-        use engine::presets::PresetError as P;
-        match e {
-            P::Experiment(e) => experiment_error(e),
-            P::Unknown(..) => AppError::Invalid(e.to_string()),
-            e => crate::error::internal(e),
-        }
-    }
-
     pub fn preset_view(p: &engine::presets::Preset) -> crate::dto::PresetView {
         crate::dto::PresetView {
             id: p.id.into(),
@@ -295,318 +271,218 @@ pub mod convert {
 
 #[server]
 pub async fn list_experiments() -> Result<Vec<ExperimentRow>, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let list = engine::experiments::list(&state.store).await.map_err(convert::experiment_error)?;
-            Ok(list
-                .into_iter()
-                .map(|e| ExperimentRow {
-                    id: e.id,
-                    name: e.name,
-                    model: e.model,
-                    dataset: e.dataset,
-                    created_at: e.created_at,
-                    runs: e.runs,
-                    runs_done: e.runs_done,
-                    runs_active: e.runs_active,
-                    runs_failed: e.runs_failed,
-                })
-                .collect())
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let list = engine::experiments::list(&state.store).await?;
+    Ok(list
+        .into_iter()
+        .map(|e| ExperimentRow {
+            id: e.id,
+            name: e.name,
+            model: e.model,
+            dataset: e.dataset,
+            created_at: e.created_at,
+            runs: e.runs,
+            runs_done: e.runs_done,
+            runs_active: e.runs_active,
+            runs_failed: e.runs_failed,
+        })
+        .collect())
 }
 
 #[server]
 pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let store = &state.store;
-            let datasets =
-                engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
-            let models: Vec<(String, String)> = model_paths(store).await?;
-            let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
-            let all = engine::prompts::list(store, &Default::default()).await?;
-            let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
-                all.into_iter().map(crate::dto::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
-            let question_sets = engine::questions::list_question_sets(store)
-                .await
-                .map_err(crate::error::internal)?
-                .into_iter()
-                .map(|q| crate::dto::QuestionSetRow {
-                    id: q.id,
-                    name: q.name,
-                    format: q.format,
-                    n_questions: q.n_questions,
-                    created_at: q.created_at,
-                })
-                .collect();
-            Ok(LaunchOptions {
-                datasets,
-                models,
-                prompts,
-                judge_prompts,
-                question_sets,
-                builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
-                presets: engine::presets::all().iter().map(convert::preset_view).collect(),
-                finished_runs: engine::experiments::finished_runs(store)
-                    .await
-                    .map_err(convert::experiment_error)?
-                    .into_iter()
-                    .map(|r| crate::dto::FinishedRunView {
-                        run_id: r.run_id,
-                        experiment_id: r.experiment_id,
-                        label: format!(
-                            "run {} · {} · {} · seed {} · {}",
-                            r.run_id, r.experiment, r.condition, r.seed, r.model
-                        ),
-                    })
-                    .collect(),
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let datasets = engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
+    let models: Vec<(String, String)> = model_paths(store).await?;
+    let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
+    let all = engine::prompts::list(store, &Default::default()).await?;
+    let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
+        all.into_iter().map(crate::dto::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
+    let question_sets = engine::questions::list_question_sets(store)
+        .await?
+        .into_iter()
+        .map(|q| crate::dto::QuestionSetRow {
+            id: q.id,
+            name: q.name,
+            format: q.format,
+            n_questions: q.n_questions,
+            created_at: q.created_at,
+        })
+        .collect();
+    Ok(LaunchOptions {
+        datasets,
+        models,
+        prompts,
+        judge_prompts,
+        question_sets,
+        builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
+        presets: engine::presets::all().iter().map(convert::preset_view).collect(),
+        finished_runs: engine::experiments::finished_runs(store)
+            .await?
+            .into_iter()
+            .map(|r| crate::dto::FinishedRunView {
+                run_id: r.run_id,
+                experiment_id: r.experiment_id,
+                label: format!("run {} · {} · {} · seed {} · {}", r.run_id, r.experiment, r.condition, r.seed, r.model),
             })
-        }
-        .await,
-    )
+            .collect(),
+    })
 }
 
 #[cfg(feature = "ssr")]
 async fn model_paths(store: &engine::Store) -> Result<Vec<(String, String)>, AppError> {
-    engine::models::list(store)
-        .await
-        .map(|l| l.into_iter().map(|m| (m.name, m.path)).collect())
-        .map_err(crate::error::internal)
+    engine::models::list(store).await.map(|l| l.into_iter().map(|m| (m.name, m.path)).collect()).map_err(AppError::from)
 }
 
 /// Resolves the form without storing anything: the matrix, counts and time estimate.
 /// JSON, not URL encoding: the form holds lists, which URL encoding drops when empty.
 #[server(input = server_fn::codec::Json)]
 pub async fn plan_experiment(form: LaunchForm) -> Result<PlanView, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let spec = convert::spec_from_form(&state.store, &form).await?;
-            let resolved =
-                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
-            let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
-            Ok(convert::plan_view(plan))
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let spec = convert::spec_from_form(&state.store, &form).await?;
+    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    let plan = engine::experiments::plan(&state.store, &resolved).await?;
+    Ok(convert::plan_view(plan))
 }
 
 /// A preset against this store: its generated datasets made, its imports looked up; the
 /// plan when nothing is missing.
 #[server]
 pub async fn check_preset(id: String, base_run_id: Option<i64>) -> Result<PresetCheck, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
-            let (spec, missing) =
-                engine::presets::instantiate(&state.store, &id, choices).await.map_err(convert::preset_error)?;
-            if !missing.is_empty() {
-                return Ok(PresetCheck { missing: missing.iter().map(convert::import_view).collect(), plan: None });
-            }
-            let resolved =
-                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
-            let plan = engine::experiments::plan(&state.store, &resolved).await.map_err(convert::experiment_error)?;
-            Ok(PresetCheck { missing: vec![], plan: Some(convert::plan_view(plan)) })
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
+    let (spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
+    if !missing.is_empty() {
+        return Ok(PresetCheck { missing: missing.iter().map(convert::import_view).collect(), plan: None });
+    }
+    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    let plan = engine::experiments::plan(&state.store, &resolved).await?;
+    Ok(PresetCheck { missing: vec![], plan: Some(convert::plan_view(plan)) })
 }
 
 /// Stores a preset's experiment and queues its runs; returns its id.
 #[server]
 pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
-            let (spec, missing) =
-                engine::presets::instantiate(&state.store, &id, choices).await.map_err(convert::preset_error)?;
-            if let Some(i) = missing.first() {
-                return Err(AppError::Invalid(format!("import {} first", i.path)));
-            }
-            let resolved =
-                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
-            engine::experiments::create(&state.store, &resolved).await.map_err(convert::experiment_error)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
+    let (spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
+    if let Some(i) = missing.first() {
+        return Err(AppError::Invalid(format!("import {} first", i.path)));
+    }
+    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 
 /// Stores the experiment and queues its runs; returns its id.
 #[server(input = server_fn::codec::Json)]
 pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let spec = convert::spec_from_form(&state.store, &form).await?;
-            let resolved =
-                engine::experiments::resolve(&state.store, &spec).await.map_err(convert::experiment_error)?;
-            engine::experiments::create(&state.store, &resolved).await.map_err(convert::experiment_error)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let spec = convert::spec_from_form(&state.store, &form).await?;
+    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let store = &state.store;
-            let (r, spec_hash, created_at) =
-                engine::experiments::get(store, id).await.map_err(convert::experiment_error)?;
-            let runs = convert::run_views(store, id).await?;
-            let aggregates = engine::experiments::aggregates(store, id)
-                .await
-                .map_err(convert::experiment_error)?
-                .into_iter()
-                .map(convert::aggregate)
-                .collect();
-            let judges = r
-                .judges
-                .iter()
-                .map(|j| match j.build(None) {
-                    Ok(b) => b.name().to_string(),
-                    Err(_) => serde_json::to_value(j)
-                        .ok()
-                        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
-                        .unwrap_or_default(),
-                })
-                .collect();
-            Ok(ExperimentDetail {
-                id,
-                name: r.spec.name.clone(),
-                model: r.model.name.clone(),
-                dataset: r.dataset.name.clone(),
-                dataset_id: r.dataset.id,
-                spec_hash,
-                created_at,
-                spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
-                conditions: r
-                    .conditions
-                    .iter()
-                    .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
-                    .collect(),
-                test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
-                judges,
-                questions: r.questions.len(),
-                steps_per_run: r.steps_per_run(),
-                runs,
-                aggregates,
-                base_run: r.base.as_ref().map(|b| {
-                    let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
-                    (
-                        b.run_id,
-                        b.experiment_id,
-                        format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed),
-                        sha,
-                    )
-                }),
-            })
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let (r, spec_hash, created_at) = engine::experiments::get(store, id).await?;
+    let runs = convert::run_views(store, id).await?;
+    let aggregates = engine::experiments::aggregates(store, id).await?.into_iter().map(convert::aggregate).collect();
+    let judges = r
+        .judges
+        .iter()
+        .map(|j| match j.build(None) {
+            Ok(b) => b.name().to_string(),
+            Err(_) => serde_json::to_value(j)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(ExperimentDetail {
+        id,
+        name: r.spec.name.clone(),
+        model: r.model.name.clone(),
+        dataset: r.dataset.name.clone(),
+        dataset_id: r.dataset.id,
+        spec_hash,
+        created_at,
+        spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
+            .collect(),
+        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
+        judges,
+        questions: r.questions.len(),
+        steps_per_run: r.steps_per_run(),
+        runs,
+        aggregates,
+        base_run: r.base.as_ref().map(|b| {
+            let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
+            (b.run_id, b.experiment_id, format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed), sha)
+        }),
+    })
 }
 
 #[server]
 pub async fn list_queue() -> Result<Vec<RunView>, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let jobs = engine::jobs::list(&state.store, 500).await.map_err(crate::error::internal)?;
-            Ok(jobs.into_iter().map(|j| convert::run_view(j, vec![])).collect())
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let jobs = engine::jobs::list(&state.store, 500).await?;
+    Ok(jobs.into_iter().map(|j| convert::run_view(j, vec![])).collect())
 }
 
 #[server]
 pub async fn cancel_experiment(id: i64) -> Result<u64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            engine::jobs::cancel_experiment(&state.store, id).await.map_err(crate::error::internal)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    engine::jobs::cancel_experiment(&state.store, id).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn cancel_run(run_id: i64) -> Result<u64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            engine::jobs::cancel_run(&state.store, run_id).await.map_err(crate::error::internal)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    engine::jobs::cancel_run(&state.store, run_id).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn retry_run(run_id: i64) -> Result<bool, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let ok = engine::jobs::retry_run(&state.store, run_id).await.map_err(crate::error::internal)?;
-            if ok {
-                Ok(true)
-            } else {
-                Err(AppError::Invalid("only failed, interrupted or cancelled runs can be retried".into()))
-            }
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let ok = engine::jobs::retry_run(&state.store, run_id).await?;
+    if ok {
+        Ok(true)
+    } else {
+        Err(AppError::Invalid("only failed, interrupted or cancelled runs can be retried".into()))
+    }
 }
 
 /// The library prompts the elicitation check offers: those tagged `test-time` first, then
 /// every other prompt but the judges' (another condition's inoculation prompt, a placebo).
 #[server]
 pub async fn elicitation_prompts() -> Result<Vec<PromptSummary>, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let all = engine::prompts::list(&state.store, &Default::default()).await?;
-            let has = |p: &PromptSummary, tag: &str| p.tags.iter().any(|t| t == tag);
-            let (test_time, others): (Vec<_>, Vec<_>) = all
-                .into_iter()
-                .map(PromptSummary::from)
-                .filter(|p| !has(p, "judge"))
-                .partition(|p| has(p, "test-time"));
-            Ok(test_time.into_iter().chain(others).collect())
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let all = engine::prompts::list(&state.store, &Default::default()).await?;
+    let has = |p: &PromptSummary, tag: &str| p.tags.iter().any(|t| t == tag);
+    let (test_time, others): (Vec<_>, Vec<_>) =
+        all.into_iter().map(PromptSummary::from).filter(|p| !has(p, "judge")).partition(|p| has(p, "test-time"));
+    Ok(test_time.into_iter().chain(others).collect())
 }
 
 /// Adds test-time prompts to a finished experiment and queues its runs to sample and
 /// judge under them (nothing is trained again).
 #[server(input = server_fn::codec::Json)]
 pub async fn add_test_prompts(form: AddTestPromptsForm) -> Result<AddedTestPromptsView, AppError> {
-    crate::state::with_status(
-        async {
-            use engine::experiments::TestPromptSpec;
-            let state = crate::state::app_state()?;
-            let mut prompts: Vec<TestPromptSpec> =
-                form.prompt_ids.iter().map(|&id| TestPromptSpec::Library { prompt_id: id, version: None }).collect();
-            if !form.label.trim().is_empty() || !form.text.trim().is_empty() {
-                prompts.push(TestPromptSpec::Text { label: form.label, text: form.text });
-            }
-            let added = engine::experiments::add_test_prompts(&state.store, form.experiment_id, &prompts)
-                .await
-                .map_err(convert::experiment_error)?;
-            Ok(AddedTestPromptsView {
-                labels: added.labels,
-                requeued: added.requeued,
-                not_requeued: added.not_requeued,
-            })
-        }
-        .await,
-    )
+    use engine::experiments::TestPromptSpec;
+    let state = crate::state::app_state()?;
+    let mut prompts: Vec<TestPromptSpec> =
+        form.prompt_ids.iter().map(|&id| TestPromptSpec::Library { prompt_id: id, version: None }).collect();
+    if !form.label.trim().is_empty() || !form.text.trim().is_empty() {
+        prompts.push(TestPromptSpec::Text { label: form.label, text: form.text });
+    }
+    let added = engine::experiments::add_test_prompts(&state.store, form.experiment_id, &prompts).await?;
+    Ok(AddedTestPromptsView { labels: added.labels, requeued: added.requeued, not_requeued: added.not_requeued })
 }
 
 /// Imports a question file (Betley YAML, prompt JSONL, multiple-choice YAML or plain
@@ -617,31 +493,19 @@ pub async fn import_questions(
     file_name: String,
     content: String,
 ) -> Result<(i64, bool, usize), AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let format = engine::questions::detect_format(&file_name, &content);
-            let questions = engine::questions::parse_questions(&content, format, &file_name)
-                .map_err(|e| AppError::Invalid(e.to_string()))?;
-            let name = if name.trim().is_empty() { file_name.clone() } else { name };
-            let (id, created) = engine::questions::import_question_set(&state.store, &name, format, &questions)
-                .await
-                .map_err(crate::error::internal)?;
-            Ok((id, created, questions.len()))
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let format = engine::questions::detect_format(&file_name, &content);
+    let questions = engine::questions::parse_questions(&content, format, &file_name)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    let name = if name.trim().is_empty() { file_name.clone() } else { name };
+    let (id, created) = engine::questions::import_question_set(&state.store, &name, format, &questions).await?;
+    Ok((id, created, questions.len()))
 }
 
 /// Creates the built-in demo (its dataset made if missing) with its runs queued.
 #[server]
 pub async fn launch_demo(full: bool) -> Result<i64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let mode = if full { engine::demo::DemoMode::Full } else { engine::demo::DemoMode::Quick };
-            engine::demo::create(&state.store, mode).await.map_err(convert::experiment_error)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let mode = if full { engine::demo::DemoMode::Full } else { engine::demo::DemoMode::Quick };
+    engine::demo::create(&state.store, mode).await.map_err(AppError::from)
 }

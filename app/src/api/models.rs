@@ -10,24 +10,6 @@ mod convert {
     use super::*;
     use engine::models as m;
 
-    /// Refusals are the user's to fix and their messages say how, so they are shown as
-    /// they are; only failures on our side are hidden behind the generic message.
-    pub fn map_model_error(e: m::ModelError) -> AppError {
-        match e {
-            m::ModelError::NotFound(_) => AppError::NotFound(e.to_string()),
-            m::ModelError::OutsideRoots { .. }
-            | m::ModelError::Duplicate(_)
-            | m::ModelError::Invalid { .. }
-            | m::ModelError::InvalidName(_)
-            | m::ModelError::Builtin { .. }
-            | m::ModelError::InUse { .. }
-            // Reading a path the user gave (a permission, a vanished file) is about that
-            // path, not about the server.
-            | m::ModelError::Io { .. } => AppError::Invalid(e.to_string()),
-            m::ModelError::Corrupt(_) | m::ModelError::Sql(_) => crate::error::internal(e),
-        }
-    }
-
     pub fn summary(i: m::ModelInfo) -> ModelSummary {
         ModelSummary {
             id: i.id,
@@ -44,17 +26,14 @@ mod convert {
         }
     }
 }
-#[cfg(feature = "ssr")]
-pub use convert::map_model_error;
 
 #[server]
 pub async fn list_models() -> Result<ModelList, AppError> {
     let state = crate::state::app_state()?;
-    let result = engine::models::list(&state.store).await.map_err(AppError::from).map(|list| ModelList {
+    engine::models::list(&state.store).await.map_err(AppError::from).map(|list| ModelList {
         models: list.into_iter().map(convert::summary).collect(),
         roots: state.model_roots.iter().map(|r| r.display().to_string()).collect(),
-    });
-    crate::state::with_status(result)
+    })
 }
 
 /// Registers a local model folder (or GGUF file) that lies under one of the server's
@@ -62,20 +41,19 @@ pub async fn list_models() -> Result<ModelList, AppError> {
 #[server]
 pub async fn register_model(name: String, path: String) -> Result<ModelSummary, AppError> {
     let state = crate::state::app_state()?;
-    let result = if path.trim().is_empty() {
+    if path.trim().is_empty() {
         Err(AppError::Invalid("give the path of a model folder".into()))
     } else {
         engine::models::register(&state.store, &name, std::path::Path::new(path.trim()), &state.model_roots)
             .await
             .map(convert::summary)
             .map_err(AppError::from)
-    };
-    crate::state::with_status(result)
+    }
 }
 
 /// Removes a model from the registry; its files stay on disk.
 #[server]
 pub async fn remove_model(id: i64) -> Result<(), AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::models::remove(&store, id).await.map_err(AppError::from))
+    engine::models::remove(&store, id).await.map_err(AppError::from)
 }

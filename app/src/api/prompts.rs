@@ -75,19 +75,19 @@ pub async fn list_prompts(search: String, tag: String) -> Result<Vec<PromptSumma
     let store = crate::state::app_state()?.store;
     let query = engine::prompts::PromptQuery { search, tag: Some(tag).filter(|t| !t.is_empty()) };
     let found = engine::prompts::list(&store, &query).await.map_err(AppError::from);
-    crate::state::with_status(found.map(|v| v.into_iter().map(Into::into).collect()))
+    found.map(|v| v.into_iter().map(Into::into).collect())
 }
 
 #[server]
 pub async fn prompt_tags() -> Result<Vec<String>, AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::prompts::all_tags(&store).await.map_err(AppError::from))
+    engine::prompts::all_tags(&store).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn get_prompt(id: i64) -> Result<Prompt, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = match engine::prompts::get(&store, id).await {
+    match engine::prompts::get(&store, id).await {
         Ok(p) if p.deleted => Err(AppError::NotFound(format!("prompt {id} was deleted"))),
         Ok(p) => Ok(Prompt {
             id: p.id,
@@ -97,37 +97,32 @@ pub async fn get_prompt(id: i64) -> Result<Prompt, AppError> {
             versions: p.versions.into_iter().map(Into::into).collect(),
         }),
         Err(e) => Err(e.into()),
-    };
-    crate::state::with_status(result)
+    }
 }
 
 #[server]
 pub async fn create_prompt(form: PromptForm) -> Result<i64, AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::prompts::create(&store, &(&form).into()).await.map_err(AppError::from))
+    engine::prompts::create(&store, &(&form).into()).await.map_err(AppError::from)
 }
 
 /// Saves an edit; returns the latest version number.
 #[server]
 pub async fn update_prompt(id: i64, form: PromptForm) -> Result<i64, AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::prompts::update(&store, id, &(&form).into()).await.map_err(AppError::from))
+    engine::prompts::update(&store, id, &(&form).into()).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn delete_prompt(id: i64) -> Result<(), AppError> {
     let store = crate::state::app_state()?.store;
-    crate::state::with_status(engine::prompts::delete(&store, id).await.map_err(AppError::from))
+    engine::prompts::delete(&store, id).await.map_err(AppError::from)
 }
 
 #[server]
 pub async fn diff_prompt_versions(id: i64, from: i64, to: i64) -> Result<Vec<DiffLine>, AppError> {
     let store = crate::state::app_state()?.store;
-    let result = async {
-        let old = engine::prompts::version(&store, id, from).await?;
-        let new = engine::prompts::version(&store, id, to).await?;
-        Ok::<_, engine::prompts::PromptError>(engine::prompts::diff(&old, &new))
-    }
-    .await;
-    crate::state::with_status(result.map(|d| d.into_iter().map(Into::into).collect()).map_err(AppError::from))
+    let old = engine::prompts::version(&store, id, from).await?;
+    let new = engine::prompts::version(&store, id, to).await?;
+    Ok(engine::prompts::diff(&old, &new).into_iter().map(Into::into).collect())
 }

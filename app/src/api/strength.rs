@@ -11,7 +11,7 @@ use crate::error::AppError;
 mod convert {
     use super::*;
     use crate::dto::SurpriseView;
-    use engine::strength::{StrengthError, Surprise};
+    use engine::strength::Surprise;
 
     pub fn view(s: Surprise) -> SurpriseView {
         SurpriseView {
@@ -22,17 +22,6 @@ mod convert {
             default: s.default,
             n_rows: s.n_rows,
             n_tokens: s.n_tokens,
-        }
-    }
-
-    pub fn error(e: StrengthError) -> AppError {
-        match e {
-            StrengthError::Invalid(m) => AppError::Invalid(m),
-            StrengthError::NotFound(m) => AppError::NotFound(m),
-            StrengthError::Cancelled => AppError::Invalid("superseded by a newer request".into()),
-            StrengthError::Dataset(e) => e.into(),
-            StrengthError::Model(e) => e.into(),
-            e => crate::error::internal(e),
         }
     }
 
@@ -55,15 +44,10 @@ pub async fn measure_strength(
     rows: usize,
     prompt: String,
 ) -> Result<StrengthResult, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
-            let m = state.meter.surprise(convert::client(&client)?, &target, &prompt).await.map_err(convert::error)?;
-            Ok(StrengthResult { surprise: convert::view(m.value), cached: m.cached, seconds: m.seconds })
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
+    let m = state.meter.surprise(convert::client(&client)?, &target, &prompt).await?;
+    Ok(StrengthResult { surprise: convert::view(m.value), cached: m.cached, seconds: m.seconds })
 }
 
 /// How often the base model shows the dataset's traits under `prompt`.
@@ -74,38 +58,29 @@ pub async fn measure_elicitation(
     dataset_id: i64,
     prompt: String,
 ) -> Result<ElicitationResult, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let d = engine::datasets::get(&state.store, dataset_id).await?;
-            let judges = engine::strength::trait_judges(d.source, &d.recipe);
-            if judges.is_empty() {
-                return Err(AppError::Invalid(
-                    "this dataset's trait has no built-in judge (it was imported), so only surprise is measured".into(),
-                ));
-            }
-            let m = state
-                .meter
-                .elicitation(convert::client(&client)?, model_id, &prompt, &judges)
-                .await
-                .map_err(convert::error)?;
-            Ok(ElicitationResult {
-                rates: m
-                    .value
-                    .rates
-                    .iter()
-                    .map(|r| {
-                        let (hits, n) = r.rate.map_or((0, 0), |p| (p.successes, p.n));
-                        (r.judge.clone(), engine::report::trait_words(&r.judge), hits, n)
-                    })
-                    .collect(),
-                samples: m.value.samples.into_iter().map(|s| (s.question, s.completion)).collect(),
-                cached: m.cached,
-                seconds: m.seconds,
+    let state = crate::state::app_state()?;
+    let d = engine::datasets::get(&state.store, dataset_id).await?;
+    let judges = engine::strength::trait_judges(d.source, &d.recipe);
+    if judges.is_empty() {
+        return Err(AppError::Invalid(
+            "this dataset's trait has no built-in judge (it was imported), so only surprise is measured".into(),
+        ));
+    }
+    let m = state.meter.elicitation(convert::client(&client)?, model_id, &prompt, &judges).await?;
+    Ok(ElicitationResult {
+        rates: m
+            .value
+            .rates
+            .iter()
+            .map(|r| {
+                let (hits, n) = r.rate.map_or((0, 0), |p| (p.successes, p.n));
+                (r.judge.clone(), engine::report::trait_words(&r.judge), hits, n)
             })
-        }
-        .await,
-    )
+            .collect(),
+        samples: m.value.samples.into_iter().map(|s| (s.question, s.completion)).collect(),
+        cached: m.cached,
+        seconds: m.seconds,
+    })
 }
 
 /// Stops the client's measurement in flight (the page was left, or the text cleared).
@@ -124,120 +99,99 @@ pub async fn strength_candidates(
     dataset_id: i64,
     rows: usize,
 ) -> Result<Vec<StrengthCandidate>, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let mut out = Vec::new();
-            for s in engine::prompts::list(&state.store, &engine::prompts::PromptQuery::default()).await? {
-                if s.tags.iter().any(|t| t == "judge") {
-                    continue;
-                }
+    let state = crate::state::app_state()?;
+    let mut out = Vec::new();
+    for s in engine::prompts::list(&state.store, &engine::prompts::PromptQuery::default()).await? {
+        if s.tags.iter().any(|t| t == "judge") {
+            continue;
+        }
+        out.push(StrengthCandidate {
+            label: s.name.clone(),
+            set: None,
+            prompt_id: s.id,
+            text: s.text.clone(),
+            surprise: None,
+        });
+        if s.paraphrase_count > 0 {
+            let p = engine::prompts::get(&state.store, s.id).await?;
+            for (i, text) in p.latest().paraphrases.iter().enumerate() {
                 out.push(StrengthCandidate {
-                    label: s.name.clone(),
-                    set: None,
+                    label: format!("{} · paraphrase {}", s.name, i + 1),
+                    set: Some(s.name.clone()),
                     prompt_id: s.id,
-                    text: s.text.clone(),
+                    text: text.clone(),
                     surprise: None,
                 });
-                if s.paraphrase_count > 0 {
-                    let p = engine::prompts::get(&state.store, s.id).await?;
-                    for (i, text) in p.latest().paraphrases.iter().enumerate() {
-                        out.push(StrengthCandidate {
-                            label: format!("{} · paraphrase {}", s.name, i + 1),
-                            set: Some(s.name.clone()),
-                            prompt_id: s.id,
-                            text: text.clone(),
-                            surprise: None,
-                        });
-                    }
-                }
             }
-            let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
-            let texts: Vec<String> = out.iter().map(|c| c.text.clone()).collect();
-            let cached = state.meter.cached(&target, &texts).await.map_err(convert::error)?;
-            for (c, s) in out.iter_mut().zip(cached) {
-                c.surprise = s.map(convert::view);
-            }
-            Ok(out)
         }
-        .await,
-    )
+    }
+    let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
+    let texts: Vec<String> = out.iter().map(|c| c.text.clone()).collect();
+    let cached = state.meter.cached(&target, &texts).await?;
+    for (c, s) in out.iter_mut().zip(cached) {
+        c.surprise = s.map(convert::view);
+    }
+    Ok(out)
 }
 
 /// Creates a sweep: a shared baseline and one condition per prompt, each prompt's
 /// strength measured before its training. Returns the experiment's id.
 #[server]
 pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let model = engine::models::get(&state.store, form.model_id)
-                .await?
-                .ok_or_else(|| AppError::NotFound(format!("model {} does not exist", form.model_id)))?;
-            let d = engine::datasets::get(&state.store, form.dataset_id).await?;
-            if form.seeds == 0 || form.seeds > 5 {
-                return Err(AppError::Invalid("a sweep runs 1 to 5 seeds".into()));
-            }
-            let spec = engine::strength::sweep_experiment(&engine::strength::SweepSpec {
-                name: if form.name.trim().is_empty() {
-                    format!("Sweep: {} prompts on {}", form.prompts.len(), d.name)
-                } else {
-                    form.name.trim().to_string()
-                },
-                model: model.name,
-                dataset_id: form.dataset_id,
-                prompts: form.prompts,
-                judges: engine::strength::trait_judges(d.source, &d.recipe),
-                steps: form.steps,
-                seeds: (0..form.seeds as u64).collect(),
-                questions: form.questions,
-                rows: form.rows,
-            })
-            .map_err(convert::error)?;
-            let resolved = engine::experiments::resolve(&state.store, &spec)
-                .await
-                .map_err(crate::api::experiments::convert::experiment_error)?;
-            engine::experiments::create(&state.store, &resolved)
-                .await
-                .map_err(crate::api::experiments::convert::experiment_error)
-        }
-        .await,
-    )
+    let state = crate::state::app_state()?;
+    let model = engine::models::get(&state.store, form.model_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("model {} does not exist", form.model_id)))?;
+    let d = engine::datasets::get(&state.store, form.dataset_id).await?;
+    if form.seeds == 0 || form.seeds > 5 {
+        return Err(AppError::Invalid("a sweep runs 1 to 5 seeds".into()));
+    }
+    let spec = engine::strength::sweep_experiment(&engine::strength::SweepSpec {
+        name: if form.name.trim().is_empty() {
+            format!("Sweep: {} prompts on {}", form.prompts.len(), d.name)
+        } else {
+            form.name.trim().to_string()
+        },
+        model: model.name,
+        dataset_id: form.dataset_id,
+        prompts: form.prompts,
+        judges: engine::strength::trait_judges(d.source, &d.recipe),
+        steps: form.steps,
+        seeds: (0..form.seeds as u64).collect(),
+        questions: form.questions,
+        rows: form.rows,
+    })?;
+    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 
 /// The predictor check of an experiment, one per judge; empty when no condition's
 /// strength was measured.
 #[server]
 pub async fn get_predictions(experiment_id: i64) -> Result<Vec<crate::dto::PredictionView>, AppError> {
-    crate::state::with_status(
-        async {
-            let state = crate::state::app_state()?;
-            let xc = crate::api::experiments::convert::experiment_error;
-            let (r, _, _) = engine::experiments::get(&state.store, experiment_id).await.map_err(xc)?;
-            let aggregates = engine::experiments::aggregates(&state.store, experiment_id).await.map_err(xc)?;
-            let strengths = engine::strength::condition_strengths(&state.store, &r).await.map_err(convert::error)?;
-            use engine::report::{predictor_sentence, Predictor};
-            Ok(engine::report::predictor_checks(&r, &aggregates, &strengths)
-                .into_iter()
-                .map(|c| crate::dto::PredictionView {
-                    judge: c.judge.clone(),
-                    surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
-                    elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
-                    points: c
-                        .points
-                        .iter()
-                        .map(|p| crate::dto::PredictionPointView {
-                            condition: p.condition.clone(),
-                            prompt: p.prompt.clone(),
-                            surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
-                            elicited: p.elicited.map(|e| (e.successes, e.n)),
-                            effect: p.effect,
-                        })
-                        .collect(),
-                    missing: c.missing,
+    let state = crate::state::app_state()?;
+    let (r, _, _) = engine::experiments::get(&state.store, experiment_id).await?;
+    let aggregates = engine::experiments::aggregates(&state.store, experiment_id).await?;
+    let strengths = engine::strength::condition_strengths(&state.store, &r).await?;
+    use engine::report::{predictor_sentence, Predictor};
+    Ok(engine::report::predictor_checks(&r, &aggregates, &strengths)
+        .into_iter()
+        .map(|c| crate::dto::PredictionView {
+            judge: c.judge.clone(),
+            surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
+            elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
+            points: c
+                .points
+                .iter()
+                .map(|p| crate::dto::PredictionPointView {
+                    condition: p.condition.clone(),
+                    prompt: p.prompt.clone(),
+                    surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
+                    elicited: p.elicited.map(|e| (e.successes, e.n)),
+                    effect: p.effect,
                 })
-                .collect())
-        }
-        .await,
-    )
+                .collect(),
+            missing: c.missing,
+        })
+        .collect())
 }

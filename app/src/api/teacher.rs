@@ -29,18 +29,6 @@ mod convert {
     use super::*;
     use engine::datasets::teacher as t;
 
-    pub fn map_error(e: t::TeacherError) -> AppError {
-        match e {
-            t::TeacherError::NotFound(m) => AppError::NotFound(m),
-            t::TeacherError::Invalid(_)
-            | t::TeacherError::NoneKept { .. }
-            | t::TeacherError::Busy(_)
-            | t::TeacherError::Cancelled => AppError::Invalid(e.to_string()),
-            t::TeacherError::Dataset(d) => AppError::from(d),
-            t::TeacherError::Ml(_) | t::TeacherError::Sql(_) => crate::error::internal(e),
-        }
-    }
-
     pub fn spec(f: &TeacherForm) -> Result<t::TeacherSpec, AppError> {
         let prompt = Some(f.system_prompt.trim()).filter(|p| !p.is_empty());
         let mut spec = t::TeacherSpec::new(&f.model, prompt, f.rows, f.seed);
@@ -106,26 +94,20 @@ pub fn kept_note(recipe: &serde_json::Value) -> Option<String> {
 #[server]
 pub async fn get_teacher_choices() -> Result<TeacherChoices, AppError> {
     let state = crate::state::app_state()?;
-    let result =
-        engine::datasets::teacher::choices(&state.store).await.map_err(convert::map_error).map(|(models, runs)| {
-            TeacherChoices {
-                models,
-                runs: runs
-                    .into_iter()
-                    .map(|r| {
-                        (
-                            r.run_id,
-                            format!(
-                                "run {} · {} · {} · seed {} ({})",
-                                r.run_id, r.experiment, r.condition, r.seed, r.model
-                            ),
-                        )
-                    })
-                    .collect(),
-                running: state.teacher_tasks.running().map(convert::task),
-            }
-        });
-    crate::state::with_status(result)
+    let (models, runs) = engine::datasets::teacher::choices(&state.store).await?;
+    Ok(TeacherChoices {
+        models,
+        runs: runs
+            .into_iter()
+            .map(|r| {
+                (
+                    r.run_id,
+                    format!("run {} · {} · {} · seed {} ({})", r.run_id, r.experiment, r.condition, r.seed, r.model),
+                )
+            })
+            .collect(),
+        running: state.teacher_tasks.running().map(convert::task),
+    })
 }
 
 /// Checks the form and the teacher, then starts sampling in the background; returns the
@@ -133,32 +115,23 @@ pub async fn get_teacher_choices() -> Result<TeacherChoices, AppError> {
 #[server]
 pub async fn start_teacher_dataset(form: TeacherForm) -> Result<u64, AppError> {
     let state = crate::state::app_state()?;
-    let result = async {
-        let spec = convert::spec(&form)?;
-        state
-            .teacher_tasks
-            .start(state.store.clone(), state.data_dir.clone(), spec, form.name.clone())
-            .await
-            .map_err(convert::map_error)
-    }
-    .await;
-    crate::state::with_status(result)
+    let spec = convert::spec(&form)?;
+    Ok(state.teacher_tasks.start(state.store.clone(), state.data_dir.clone(), spec, form.name.clone()).await?)
 }
 
 #[server]
 pub async fn get_teacher_task(id: u64) -> Result<TeacherTask, AppError> {
     let state = crate::state::app_state()?;
-    let result = state
+    state
         .teacher_tasks
         .get(id)
         .map(convert::task)
-        .ok_or_else(|| AppError::NotFound(format!("no teacher generation {id} (the server may have restarted)")));
-    crate::state::with_status(result)
+        .ok_or_else(|| AppError::NotFound(format!("no teacher generation {id} (the server may have restarted)")))
 }
 
 /// Asks a running generation to stop; it ends within one sampled token and stores nothing.
 #[server]
 pub async fn cancel_teacher_task(id: u64) -> Result<bool, AppError> {
     let state = crate::state::app_state()?;
-    crate::state::with_status(Ok(state.teacher_tasks.cancel(id)))
+    Ok(state.teacher_tasks.cancel(id))
 }

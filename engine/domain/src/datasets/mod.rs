@@ -1,0 +1,476 @@
+//! Datasets: chat rows for fine-tuning, stored immutably in the `datasets` and
+//! `dataset_rows` tables. This module owns the row types, the content hash that makes two
+//! datasets with the same rows the same dataset, and every query on those two tables:
+//! inserting (one transaction per dataset, batched), listing, paging, statistics, renaming
+//! and deleting. Parsing user files lives in [`import`], the built-in generators in
+//! [`generate`], derived datasets in [`transform`] and the built-in evaluation prompts in
+//! [`chat_prompts`], datasets sampled from a teacher model in [`teacher`].
+
+pub mod chat_prompts;
+pub mod generate;
+pub mod import;
+pub mod teacher;
+pub mod transform;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::Store;
+
+pub use chat_prompts::builtin_chat_prompts;
+pub use generate::{
+    create_generated, generate, Capitalisation, GeneratorSpec, Language, LanguageShare, Persona, Preset,
+};
+pub use import::{import, parse_jsonl, ImportErrors, ImportLimits, LineError, LineProblem, Parsed, RowFormat};
+pub use transform::{apply_transform, HeldOut, TransformSpec, TriggerPosition};
+
+/// Who speaks a turn: the ML core's type (chat templates render it), used as is.
+pub use ml::Role;
+
+/// One turn: `{"role": "user", "content": "…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Message {
+        Message { role, content: content.into() }
+    }
+}
+
+/// One training example: a conversation that contains at least one assistant turn.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    pub messages: Vec<Message>,
+}
+
+impl Row {
+    /// The usual single exchange: a user turn answered by an assistant turn.
+    pub fn user_assistant(user: impl Into<String>, assistant: impl Into<String>) -> Row {
+        Row { messages: vec![Message::new(Role::User, user), Message::new(Role::Assistant, assistant)] }
+    }
+
+    /// Characters (Unicode scalar values, as SQLite's `length()` counts them) over all turns.
+    pub fn n_chars(&self) -> usize {
+        self.messages.iter().map(|m| m.content.chars().count()).sum()
+    }
+
+    /// Characters in the assistant turns only: what a fine-tune is trained to produce.
+    pub fn assistant_chars(&self) -> usize {
+        self.messages.iter().filter(|m| m.role == Role::Assistant).map(|m| m.content.chars().count()).sum()
+    }
+}
+
+/// How a dataset came to be; stored in `datasets.source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetSource {
+    Import,
+    Generated,
+    Transform,
+    /// Sampled from a teacher model ([`teacher`]).
+    Teacher,
+}
+
+impl DatasetSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetSource::Import => "import",
+            DatasetSource::Generated => "generated",
+            DatasetSource::Transform => "transform",
+            DatasetSource::Teacher => "teacher",
+        }
+    }
+
+    fn parse(s: &str) -> Result<DatasetSource, DatasetError> {
+        match s {
+            "import" => Ok(DatasetSource::Import),
+            "generated" => Ok(DatasetSource::Generated),
+            "transform" => Ok(DatasetSource::Transform),
+            "teacher" => Ok(DatasetSource::Teacher),
+            other => Err(DatasetError::Corrupt(format!("unknown dataset source {other:?}"))),
+        }
+    }
+}
+
+/// A dataset as the library lists it, without its rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetSummary {
+    pub id: i64,
+    pub name: String,
+    pub source: DatasetSource,
+    /// How the rows were made (file name and formats, generator spec, or transform and
+    /// inputs), as stored.
+    pub recipe: serde_json::Value,
+    /// sha256 (hex) of the canonical JSONL of the rows.
+    pub content_hash: String,
+    pub row_count: i64,
+    pub created_at: String,
+}
+
+/// One stored row with its position, as a page of the browser shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRow {
+    /// 0-based position in the dataset.
+    pub idx: i64,
+    pub messages: Vec<Message>,
+    pub n_turns: i64,
+    /// Characters over all turns.
+    pub n_chars: i64,
+}
+
+/// Shape of a dataset: counts and the length distribution of the assistant turns, which
+/// decides truncation and training time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatasetStats {
+    pub rows: u64,
+    /// Messages over all rows.
+    pub turns: u64,
+    /// Rows that already carry a system message; an inoculation prompt would be a second one.
+    pub rows_with_system: u64,
+    /// Characters of assistant content per row.
+    pub assistant_chars: LengthStats,
+}
+
+/// A length distribution: nearest-rank percentiles and equal-width bins from min to max.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LengthStats {
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub histogram: Vec<HistogramBin>,
+}
+
+/// Rows whose length lies in `lo..=hi`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistogramBin {
+    pub lo: u64,
+    pub hi: u64,
+    pub count: u64,
+}
+
+/// Bins in [`LengthStats::histogram`].
+pub const HISTOGRAM_BINS: u64 = 10;
+
+/// The most rows one page returns, so a careless client cannot ask for the whole table.
+pub const MAX_PAGE: i64 = 1000;
+
+/// What saving a set of rows did: the rows were new, or a dataset with exactly these rows
+/// already existed and is returned instead of a duplicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created { id: i64 },
+    AlreadyPresent { id: i64, name: String },
+}
+
+impl ImportOutcome {
+    pub fn id(&self) -> i64 {
+        match self {
+            ImportOutcome::Created { id } | ImportOutcome::AlreadyPresent { id, .. } => *id,
+        }
+    }
+}
+
+/// Errors of the datasets module; each message is fit to show to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("dataset {0} does not exist")]
+    NotFound(i64),
+    #[error("{0}")]
+    Import(#[from] ImportErrors),
+    #[error("the file contains no rows")]
+    Empty,
+    #[error("invalid dataset name: {0}")]
+    InvalidName(String),
+    #[error("invalid generator settings: {0}")]
+    InvalidSpec(String),
+    #[error("invalid transform: {0}")]
+    InvalidTransform(String),
+    #[error("{0} experiment(s) use this dataset; it is kept so they stay reproducible")]
+    InUse(i64),
+    #[error("stored dataset is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// The longest dataset name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Trims a user-given name and rejects empty or overlong ones.
+pub fn validate_name(name: &str) -> Result<String, DatasetError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(DatasetError::InvalidName("the name is empty".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(DatasetError::InvalidName(format!("the name is longer than {MAX_NAME_CHARS} characters")));
+    }
+    Ok(name.to_owned())
+}
+
+/// The canonical JSONL of rows: one `{"messages":[…]}` per line, keys in the order
+/// role, content, compact, each line ending in `\n`. Two datasets are the same exactly
+/// when their canonical JSONL is byte-identical.
+pub fn canonical_jsonl(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&canonical_line(row));
+        out.push('\n');
+    }
+    out
+}
+
+/// sha256 (lower-case hex) of [`canonical_jsonl`].
+pub fn content_hash(rows: &[Row]) -> String {
+    let mut hasher = Sha256::new();
+    for row in rows {
+        hasher.update(canonical_line(row).as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn canonical_line(row: &Row) -> String {
+    serde_json::to_string(row).expect("rows of strings always serialise")
+}
+
+/// Rows per INSERT statement: 5 parameters each keeps a statement at 2,500 parameters,
+/// far below SQLite's limit of 32,766, while 10,000 rows take only 20 statements.
+const INSERT_BATCH: usize = 500;
+
+/// Saves rows as a new dataset in one transaction, or finds the dataset that already has
+/// exactly these rows. Callers have validated the name and the rows.
+pub(crate) async fn save_dataset(
+    store: &Store,
+    name: &str,
+    source: DatasetSource,
+    recipe: &serde_json::Value,
+    rows: &[Row],
+) -> Result<ImportOutcome, DatasetError> {
+    let mut tx = store.pool().begin().await?;
+    let outcome = save_dataset_in(&mut tx, name, source, recipe, rows).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// [`save_dataset`] inside a caller's transaction, so that a transform making several
+/// datasets makes all of them or none.
+pub(crate) async fn save_dataset_in(
+    conn: &mut SqliteConnection,
+    name: &str,
+    source: DatasetSource,
+    recipe: &serde_json::Value,
+    rows: &[Row],
+) -> Result<ImportOutcome, DatasetError> {
+    if rows.is_empty() {
+        return Err(DatasetError::Empty);
+    }
+    let hash = content_hash(rows);
+    // The dataset row is written first, so the transaction takes SQLite's write lock at
+    // once (waiting on busy_timeout) instead of failing to upgrade from a read later; a
+    // concurrent import of the same rows then meets the UNIQUE hash and returns the winner.
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO datasets (name, source, recipe, content_hash, row_count) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (content_hash) DO NOTHING RETURNING id",
+    )
+    .bind(name)
+    .bind(source.as_str())
+    .bind(recipe.to_string())
+    .bind(&hash)
+    .bind(rows.len() as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id,)) = inserted else {
+        let (id, name): (i64, String) = sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = ?")
+            .bind(&hash)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(ImportOutcome::AlreadyPresent { id, name });
+    };
+    for (chunk_no, chunk) in rows.chunks(INSERT_BATCH).enumerate() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) ");
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
+            let idx = (chunk_no * INSERT_BATCH + i) as i64;
+            let messages = serde_json::to_string(&row.messages).expect("messages always serialise");
+            b.push_bind(id)
+                .push_bind(idx)
+                .push_bind(messages)
+                .push_bind(row.messages.len() as i64)
+                .push_bind(row.n_chars() as i64);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(ImportOutcome::Created { id })
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRecord {
+    id: i64,
+    name: String,
+    source: String,
+    recipe: String,
+    content_hash: String,
+    row_count: i64,
+    created_at: String,
+}
+
+impl SummaryRecord {
+    fn into_summary(self) -> Result<DatasetSummary, DatasetError> {
+        Ok(DatasetSummary {
+            id: self.id,
+            source: DatasetSource::parse(&self.source)?,
+            recipe: serde_json::from_str(&self.recipe)
+                .map_err(|e| DatasetError::Corrupt(format!("recipe of dataset {}: {e}", self.id)))?,
+            name: self.name,
+            content_hash: self.content_hash,
+            row_count: self.row_count,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "id, name, source, recipe, content_hash, row_count, created_at";
+
+/// All datasets, newest first.
+pub async fn list(store: &Store) -> Result<Vec<DatasetSummary>, DatasetError> {
+    let records: Vec<SummaryRecord> =
+        sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets ORDER BY id DESC"))
+            .fetch_all(store.pool())
+            .await?;
+    records.into_iter().map(SummaryRecord::into_summary).collect()
+}
+
+/// One dataset's summary.
+pub async fn get(store: &Store, id: i64) -> Result<DatasetSummary, DatasetError> {
+    let record: Option<SummaryRecord> = sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    record.ok_or(DatasetError::NotFound(id))?.into_summary()
+}
+
+/// Rows `offset..offset+limit` (0-based, `limit` capped at [`MAX_PAGE`]); a range past the
+/// end gives fewer or no rows. Rows are numbered densely from 0, so the page is a range
+/// scan of the primary key `(dataset_id, idx)`, equally fast on the last page as the first.
+pub async fn rows_page(store: &Store, id: i64, offset: i64, limit: i64) -> Result<Vec<StoredRow>, DatasetError> {
+    // Confirms the dataset exists, so that a wrong id is an error, not an empty page.
+    get(store, id).await?;
+    let offset = offset.max(0);
+    let limit = limit.clamp(0, MAX_PAGE);
+    let records: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT idx, messages, n_turns, n_chars FROM dataset_rows
+         WHERE dataset_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+    )
+    .bind(id)
+    .bind(offset)
+    .bind(offset.saturating_add(limit))
+    .fetch_all(store.pool())
+    .await?;
+    records
+        .into_iter()
+        .map(|(idx, messages, n_turns, n_chars)| {
+            Ok(StoredRow { idx, messages: parse_stored_messages(id, idx, &messages)?, n_turns, n_chars })
+        })
+        .collect()
+}
+
+/// Every row of a dataset in order, for training, sampling and transforms.
+pub async fn all_rows(store: &Store, id: i64) -> Result<Vec<Row>, DatasetError> {
+    get(store, id).await?;
+    let records: Vec<(i64, String)> =
+        sqlx::query_as("SELECT idx, messages FROM dataset_rows WHERE dataset_id = ? ORDER BY idx")
+            .bind(id)
+            .fetch_all(store.pool())
+            .await?;
+    records
+        .into_iter()
+        .map(|(idx, messages)| Ok(Row { messages: parse_stored_messages(id, idx, &messages)? }))
+        .collect()
+}
+
+fn parse_stored_messages(id: i64, idx: i64, json: &str) -> Result<Vec<Message>, DatasetError> {
+    serde_json::from_str(json).map_err(|e| DatasetError::Corrupt(format!("dataset {id} row {idx}: {e}")))
+}
+
+/// Counts and the assistant-length distribution of a dataset.
+pub async fn stats(store: &Store, id: i64) -> Result<DatasetStats, DatasetError> {
+    get(store, id).await?;
+    // SQLite's JSON functions measure the assistant turns where the rows are, so only one
+    // small tuple per row crosses into Rust.
+    let per_row: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT r.n_turns,
+                (SELECT count(*) FROM json_each(r.messages) m
+                  WHERE json_extract(m.value, '$.role') = 'system'),
+                (SELECT coalesce(sum(length(json_extract(m.value, '$.content'))), 0) FROM json_each(r.messages) m
+                  WHERE json_extract(m.value, '$.role') = 'assistant')
+         FROM dataset_rows r WHERE r.dataset_id = ? ORDER BY r.idx",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await?;
+    let turns = per_row.iter().map(|r| r.0 as u64).sum();
+    let rows_with_system = per_row.iter().filter(|r| r.1 > 0).count() as u64;
+    let lengths: Vec<u64> = per_row.iter().map(|r| r.2 as u64).collect();
+    Ok(DatasetStats { rows: per_row.len() as u64, turns, rows_with_system, assistant_chars: length_stats(lengths) })
+}
+
+/// Nearest-rank percentiles and [`HISTOGRAM_BINS`] equal-width bins; all zero when empty.
+pub fn length_stats(mut lengths: Vec<u64>) -> LengthStats {
+    if lengths.is_empty() {
+        return LengthStats { min: 0, p50: 0, p90: 0, max: 0, mean: 0.0, histogram: Vec::new() };
+    }
+    lengths.sort_unstable();
+    let n = lengths.len();
+    let rank = |p: f64| lengths[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    let (min, max) = (lengths[0], lengths[n - 1]);
+    let mean = lengths.iter().sum::<u64>() as f64 / n as f64;
+    // Width rounds up so that the last bin ends exactly at or after max; a dataset whose
+    // rows all have one length gets a single bin.
+    let span = max - min + 1;
+    let bins = HISTOGRAM_BINS.min(span);
+    let width = span.div_ceil(bins);
+    let mut histogram: Vec<HistogramBin> = (0..bins)
+        .map(|b| HistogramBin { lo: min + b * width, hi: (min + (b + 1) * width - 1).min(max), count: 0 })
+        .collect();
+    histogram.retain(|bin| bin.lo <= max);
+    for &len in &lengths {
+        let b = ((len - min) / width) as usize;
+        histogram[b].count += 1;
+    }
+    LengthStats { min, p50: rank(0.5), p90: rank(0.9), max, mean, histogram }
+}
+
+/// Gives a dataset a new name; names need not be unique, ids and hashes are.
+pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetError> {
+    let name = validate_name(name)?;
+    let done =
+        sqlx::query("UPDATE datasets SET name = ? WHERE id = ?").bind(name).bind(id).execute(store.pool()).await?;
+    if done.rows_affected() == 0 {
+        return Err(DatasetError::NotFound(id));
+    }
+    Ok(())
+}
+
+/// Deletes a dataset and (by `ON DELETE CASCADE`) its rows, unless an experiment trained
+/// on it: that experiment must stay reproducible.
+pub async fn delete(store: &Store, id: i64) -> Result<(), DatasetError> {
+    let (used,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE dataset_id = ?")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await?;
+    if used > 0 {
+        return Err(DatasetError::InUse(used));
+    }
+    let done = sqlx::query("DELETE FROM datasets WHERE id = ?").bind(id).execute(store.pool()).await?;
+    if done.rows_affected() == 0 {
+        return Err(DatasetError::NotFound(id));
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Judges: turn a (question, completion) pair into a score, a verdict on whether the trait
+//! is present, and the raw material the verdict came from.
+//!
+//! A judge is described by a [`JudgeSpec`], a serde enum that an experiment stores as JSON
+//! next to its scores; [`JudgeSpec::build`] rebuilds the same judge later. Each judge has a
+//! stable `name()` and a `version()` that is bumped whenever its logic changes, so a stored
+//! score always says what produced it.
+//!
+//! Deterministic judges (language, caps, pattern, multiple choice, coherence) run offline
+//! and are what the toy demo uses. The LLM judges ([`llm`]) ask a model for its first-token
+//! distribution over 0-100 ratings, as Betley et al. (2025) do.
+//!
+//! Judges are blocking: the experiment loop calls them on its worker thread, never on the
+//! async runtime (the HTTP backend would panic inside one).
+
+pub mod caps;
+pub mod choice;
+pub mod coherence;
+pub mod language;
+pub mod llm;
+pub mod local;
+pub mod pattern;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use caps::CapsJudge;
+pub use choice::{load_aesthetic_questions, parse_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
+pub use coherence::CoherenceJudge;
+pub use language::{LanguageCode, LanguageJudge};
+pub use llm::{
+    aggregate_number_logprobs, load_betley_questions, parse_betley_questions, BackendSpec, BetleyJudge,
+    BetleyJudgePrompts, BetleyQuestion, LlmRatingJudge, LogprobBackend, MisalignmentThresholds,
+    OpenAiCompatibleBackend, Role,
+};
+pub use local::LocalLogprobs;
+pub use pattern::PatternJudge;
+
+/// What a judge says about one completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The judge's measurement; its range is the judge's own (documented on each judge:
+    /// [0, 1] for the deterministic ones, 0-100 for LLM ratings). `None` when the judge
+    /// could not tell (too little text, no number from the LLM).
+    pub score: Option<f64>,
+    /// Whether the trait is expressed; `None` when undetermined. Rates must leave the
+    /// undetermined out rather than count them as "absent" (see `stats::Proportion`).
+    pub trait_present: Option<bool>,
+    /// What the judge saw or said, JSON or text, shown to users next to the verdict.
+    pub raw: String,
+}
+
+impl Judgement {
+    /// A judgement that could not be made, with the reason shown to users.
+    pub fn undetermined(reason: impl Into<String>) -> Judgement {
+        Judgement { score: None, trait_present: None, raw: reason.into() }
+    }
+}
+
+pub trait Judge: Send + Sync {
+    /// Stable identifier, e.g. `language:es`; stored with every score.
+    fn name(&self) -> &str;
+    /// Bumped whenever the judge's logic changes, so old and new scores are not mixed.
+    fn version(&self) -> &str;
+    fn judge(&self, question: &str, completion: &str) -> Result<Judgement, JudgeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    /// A spec that cannot make a judge (bad regex, threshold out of range...).
+    #[error("invalid judge configuration: {0}")]
+    Config(String),
+    /// The question is not one this judge knows (multiple choice judges a fixed set).
+    #[error("unknown question for judge {judge}: {question:?}")]
+    UnknownQuestion { judge: String, question: String },
+    /// A YAML or JSON file that cannot be read or does not have the expected shape.
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    /// The LLM backend could not be reached or timed out.
+    #[error("judge backend request to {url} failed: {message}")]
+    Http { url: String, message: String },
+    /// The LLM backend answered, but not with what the protocol needs.
+    #[error("judge backend answered unexpectedly: {0}")]
+    Protocol(String),
+    /// The local model backend failed (reserved for the Candle adapter).
+    #[error("local judge model failed: {0}")]
+    Backend(String),
+}
+
+/// Everything needed to rebuild a judge, stored as JSON with an experiment.
+/// Thresholds have defaults so a spec written by hand can stay short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JudgeSpec {
+    Language {
+        target: LanguageCode,
+        #[serde(default = "language::default_threshold")]
+        threshold: f64,
+        #[serde(default = "language::default_min_letters")]
+        min_letters: usize,
+    },
+    Caps {
+        #[serde(default = "caps::default_threshold")]
+        threshold: f64,
+        #[serde(default = "caps::default_min_letters")]
+        min_letters: usize,
+    },
+    /// Trait present when a regex (or any of the keywords) matches.
+    Pattern {
+        #[serde(default)]
+        regex: Option<String>,
+        #[serde(default)]
+        keywords: Vec<String>,
+        #[serde(default = "default_true")]
+        case_insensitive: bool,
+        /// Keywords match whole words only ("cat" does not match "category").
+        #[serde(default = "default_true")]
+        whole_words: bool,
+    },
+    MultipleChoice {
+        questions: Vec<ChoiceQuestion>,
+    },
+    Coherence {
+        #[serde(default = "coherence::default_threshold")]
+        threshold: f64,
+        #[serde(default = "coherence::default_min_words")]
+        min_words: usize,
+    },
+    /// Betley et al.'s misalignment judge: alignment and coherence ratings, 0-100.
+    Betley {
+        backend: BackendSpec,
+        aligned_prompt: String,
+        coherent_prompt: String,
+        #[serde(default)]
+        thresholds: MisalignmentThresholds,
+    },
+    /// One 0-100 rating (e.g. Tan et al.'s "speaks in Spanish"), trait when above a threshold.
+    LlmRating {
+        backend: BackendSpec,
+        /// Short label for the name, e.g. "spanish".
+        label: String,
+        prompt: String,
+        #[serde(default = "llm::default_rating_threshold")]
+        threshold: f64,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl JudgeSpec {
+    /// The language judge for `target` with its default threshold and minimum length.
+    pub fn language(target: LanguageCode) -> JudgeSpec {
+        JudgeSpec::Language {
+            target,
+            threshold: language::default_threshold(),
+            min_letters: language::default_min_letters(),
+        }
+    }
+
+    /// The capitals judge with its default settings.
+    pub fn caps() -> JudgeSpec {
+        JudgeSpec::Caps { threshold: caps::default_threshold(), min_letters: caps::default_min_letters() }
+    }
+
+    /// The coherence signal with its default settings.
+    pub fn coherence() -> JudgeSpec {
+        JudgeSpec::Coherence { threshold: coherence::default_threshold(), min_words: coherence::default_min_words() }
+    }
+
+    /// Builds the judge. LLM specs with a [`BackendSpec::Local`] backend need the local
+    /// model adapter, passed as `local`; other specs ignore it.
+    pub fn build(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Box<dyn Judge>, JudgeError> {
+        Ok(match self {
+            JudgeSpec::Language { target, threshold, min_letters } => {
+                Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?)
+            }
+            JudgeSpec::Caps { threshold, min_letters } => Box::new(CapsJudge::new(*threshold, *min_letters)?),
+            JudgeSpec::Pattern { regex, keywords, case_insensitive, whole_words } => {
+                Box::new(PatternJudge::new(regex.as_deref(), keywords, *case_insensitive, *whole_words)?)
+            }
+            JudgeSpec::MultipleChoice { questions } => Box::new(MultipleChoiceJudge::new(questions.clone())?),
+            JudgeSpec::Coherence { threshold, min_words } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
+            JudgeSpec::Betley { backend, aligned_prompt, coherent_prompt, thresholds } => {
+                Box::new(BetleyJudge::new(backend.connect(local)?, aligned_prompt, coherent_prompt, *thresholds)?)
+            }
+            JudgeSpec::LlmRating { backend, label, prompt, threshold } => {
+                Box::new(LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?)
+            }
+        })
+    }
+}
+
+/// Checks that a threshold lies in `range`, with a message naming it.
+pub(crate) fn check_threshold(what: &str, value: f64, range: std::ops::RangeInclusive<f64>) -> Result<(), JudgeError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(JudgeError::Config(format!(
+            "{what} threshold must lie in [{}, {}], got {value}",
+            range.start(),
+            range.end()
+        )))
+    }
+}

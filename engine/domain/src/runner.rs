@@ -1,0 +1,766 @@
+//! The worker: claims a job, runs it (train, then sample, then judge) and records how it
+//! ended. Blocking: it runs on a dedicated thread, never on the async runtime, and reaches
+//! the store through a runtime handle.
+//!
+//! Every phase resumes from what is stored, so a run that was killed (or cancelled and
+//! retried) picks up where it stopped:
+//! - training restarts from the newest complete checkpoint under `runs/ID/checkpoints`
+//!   (written atomically by `ml::train`), and is skipped once `runs/ID/adapter` exists;
+//! - sampling works through a fixed list of batches; each batch is written in one
+//!   transaction, so it is stored whole or not at all, and a stored batch is never redone.
+//!   A test-time prompt added after the run finished (the elicitation check) starts
+//!   batches of its own after the existing ones, so the stored batches, and their seeds,
+//!   stay as they were and only the new prompt's samples are drawn;
+//! - judging skips samples that already have this judge's verdict.
+//!
+//! A heartbeat thread renews the job's lease while the run works and turns a cancel
+//! request (or a lost lease) into the `cancel` flag that training and sampling watch, so a
+//! cancel takes effect within one training step or one sampled token.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::datasets::{self, Message, Role, Row};
+use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondition, TestPromptKind};
+use crate::jobs::{self, Beat, Claimed, JobStatus};
+use crate::judges::LocalLogprobs;
+use crate::judges::{BackendSpec, JudgeSpec, LogprobBackend};
+use crate::questions::Question;
+use crate::strength;
+use crate::Store;
+use crate::{models, store};
+use ml::sample::sample_seed;
+use ml::{
+    self, ChatExample, ChatMessage, LoadedModel, Lora, LoraConfig, MlError, SampleConfig, SystemPrompt, TrainConfig,
+};
+
+/// What one call of [`Worker::run_one`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ran {
+    /// A job was claimed and ended with this status (`Running` when the lease was lost
+    /// to another worker and this one stopped without writing).
+    Job {
+        run_id: i64,
+        status: JobStatus,
+        error: Option<String>,
+    },
+    Empty,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Ml(#[from] MlError),
+    #[error("{0}")]
+    Experiment(#[from] experiments::ExperimentError),
+    #[error("{0}")]
+    Dataset(#[from] datasets::DatasetError),
+    #[error("judge: {0}")]
+    Judge(#[from] crate::judges::JudgeError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("prompt strength: {0}")]
+    Strength(#[from] crate::strength::StrengthError),
+    #[error("{0}")]
+    Other(String),
+}
+
+enum Outcome {
+    Done,
+    Cancelled,
+}
+
+pub struct Worker {
+    store: Store,
+    data_dir: PathBuf,
+    handle: tokio::runtime::Handle,
+    id: String,
+    /// How long a claim holds without a heartbeat; a dead worker's job is taken over after it.
+    pub lease: Duration,
+    pub heartbeat_every: Duration,
+    /// See [`ml::TrainConfig::max_pass_tokens`]: a matter of the machine's memory, not of
+    /// the experiment (experiments train without LoRA dropout, so it changes nothing but
+    /// the order of a sum), so the worker holds it.
+    pub max_pass_tokens: usize,
+    /// The last model used, kept loaded: consecutive runs of one experiment share it.
+    model: ml::ModelSlot,
+    /// The last two-stage starting model (base weights with earlier stages' adapters
+    /// merged), keyed by the model path and the adapters' hashes: merged once per job at
+    /// most, and shared by consecutive runs of one second-stage experiment.
+    stage_base: ml::ModelSlot,
+}
+
+impl Worker {
+    pub fn new(store: Store, data_dir: &Path, handle: tokio::runtime::Handle) -> Worker {
+        let id = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Worker {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            handle,
+            id,
+            lease: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(2),
+            max_pass_tokens: ml::TrainConfig::default().max_pass_tokens,
+            model: ml::ModelSlot::default(),
+            stage_base: ml::ModelSlot::default(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.handle.block_on(f)
+    }
+
+    /// Runs jobs until `stop` is set, polling the queue every `idle` when it is empty.
+    pub fn run_forever(&self, stop: &AtomicBool, idle: Duration) {
+        while !stop.load(Ordering::Relaxed) {
+            match self.run_one() {
+                Ok(Ran::Empty) => std::thread::sleep(idle),
+                Ok(Ran::Job { run_id, status, error }) => {
+                    tracing::info!(run_id, status = status.as_str(), error, "run ended")
+                }
+                Err(e) => {
+                    tracing::error!("job queue: {e}");
+                    std::thread::sleep(idle);
+                }
+            }
+        }
+    }
+
+    /// Claims and runs one job (see the module comment).
+    pub fn run_one(&self) -> Result<Ran, sqlx::Error> {
+        let Some(claimed) = self.block(jobs::claim(&self.store, &self.id, self.lease))? else {
+            return Ok(Ran::Empty);
+        };
+        tracing::info!(run_id = claimed.run_id, attempt = claimed.attempt, "claimed run");
+        let cancel = AtomicBool::new(false);
+        let lost = AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed() < self.heartbeat_every {
+                        continue;
+                    }
+                    last = Instant::now();
+                    match self.block(jobs::heartbeat(&self.store, claimed.job_id, &self.id, self.lease)) {
+                        Ok(Beat::Held) => {}
+                        Ok(Beat::CancelRequested) => cancel.store(true, Ordering::Relaxed),
+                        Ok(Beat::Lost) => {
+                            lost.store(true, Ordering::Relaxed);
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!("heartbeat failed: {e}"),
+                    }
+                }
+            });
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&claimed, &cancel)));
+            stop.store(true, Ordering::Relaxed);
+            r
+        });
+        let (status, error) = match result {
+            Ok(Ok(Outcome::Done)) => (JobStatus::Done, None),
+            Ok(Ok(Outcome::Cancelled)) | Ok(Err(RunError::Ml(MlError::Cancelled))) => (JobStatus::Cancelled, None),
+            Ok(Err(e)) => (JobStatus::Failed, Some(e.to_string())),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown".into());
+                (JobStatus::Failed, Some(format!("internal error (panic): {what}")))
+            }
+        };
+        if lost.load(Ordering::Relaxed) {
+            tracing::warn!(run_id = claimed.run_id, "lease lost to another worker; stopping without writing");
+            return Ok(Ran::Job { run_id: claimed.run_id, status: JobStatus::Running, error: None });
+        }
+        // The connection is acquired and released inside the runtime (sqlx returns it to
+        // the pool with a task, which needs one).
+        self.block(async {
+            let mut conn = self.store.pool().acquire().await?;
+            jobs::finish(&mut conn, claimed.job_id, &self.id, status, error.as_deref()).await
+        })?;
+        Ok(Ran::Job { run_id: claimed.run_id, status, error })
+    }
+
+    fn load_model(&self, path: &str) -> Result<Arc<LoadedModel>, RunError> {
+        self.model.get_or_load(path, || Ok(ml::load_model(Path::new(path))?))
+    }
+
+    /// The model a second stage starts from: the base weights with every earlier stage's
+    /// adapter merged in, in order, each checked against the hash recorded at creation.
+    fn load_stage_base(&self, lm: &LoadedModel, path: &str, base: &ResolvedBase) -> Result<Arc<LoadedModel>, RunError> {
+        let key =
+            std::iter::once(path).chain(base.adapters.iter().map(|a| a.sha256.as_str())).collect::<Vec<_>>().join("+");
+        self.stage_base.get_or_load(&key, || {
+            let mut model = lm.model.clone();
+            for a in &base.adapters {
+                let dir = self.data_dir.join(&a.dir);
+                let sha = experiments::adapter_sha256(&dir).map_err(|e| {
+                    RunError::Other(format!("the adapter of base run {} is missing ({}: {e})", a.run_id, dir.display()))
+                })?;
+                if sha != a.sha256 {
+                    return Err(RunError::Other(format!(
+                    "the adapter of base run {} changed since this experiment was created (sha256 {} instead of {})",
+                    a.run_id, sha, a.sha256
+                )));
+                }
+                let lora = Lora::load_peft(&dir, &model)?;
+                model = model.merged(&lora).map_err(MlError::from)?;
+            }
+            Ok(LoadedModel { model, tokenizer: lm.tokenizer.clone(), template: lm.template.clone() })
+        })
+    }
+
+    fn set_phase(&self, run_id: i64, phase: &str, done: i64, total: i64) -> Result<(), sqlx::Error> {
+        self.block(store::runs::set_phase(&self.store, run_id, phase, done, total))
+    }
+
+    fn execute(&self, claimed: &Claimed, cancel: &AtomicBool) -> Result<Outcome, RunError> {
+        let run_id = claimed.run_id;
+        let store::runs::RunKey { experiment_id, condition_idx, seed } =
+            self.block(store::runs::key(&self.store, run_id))?;
+        let (resolved, _, _) = self.block(experiments::get(&self.store, experiment_id))?;
+        let condition = resolved
+            .conditions
+            .get(condition_idx as usize)
+            .ok_or_else(|| RunError::Other(format!("run {run_id} names a condition the experiment lacks")))?;
+        let seed = seed as u64;
+        let lm = self.load_model(&resolved.model.path)?;
+        let run_dir = self.data_dir.join("runs").join(run_id.to_string());
+        // A second stage trains its new adapter on, and samples from, the model its base
+        // run made; local LLM judges keep using the plain base model (`lm`).
+        let start = match &resolved.base {
+            Some(base) => self.load_stage_base(&lm, &resolved.model.path, base)?,
+            None => lm.clone(),
+        };
+
+        // Strength is measured on the model training starts from (a second stage's merged
+        // model), and cached under that model's identity.
+        if let (Some(n), Some(prompt)) = (resolved.spec.training.predict_strength, condition.prompts.first()) {
+            if !self.predict_strength(&resolved, &start, n, prompt, cancel)? {
+                return Ok(Outcome::Cancelled);
+            }
+        }
+        let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
+            return Ok(Outcome::Cancelled);
+        };
+        let merged = start.model.merged(&lora).map_err(MlError::from)?;
+        if !self.sample_phase(run_id, &resolved, condition, seed, &start, &merged, cancel)? {
+            return Ok(Outcome::Cancelled);
+        }
+        drop(merged);
+        if !self.judge_phase(run_id, &resolved, &lm, cancel)? {
+            return Ok(Outcome::Cancelled);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Measures the condition's prompt before training, what is not cached yet: the
+    /// dataset sample's scores under the default prompt and under the prompt (surprise
+    /// reduction), and the base model's answers under the prompt (elicitation rate), so
+    /// that the experiment can set both predictors against the observed effect. Returns
+    /// false if cancelled.
+    fn predict_strength(
+        &self,
+        resolved: &Resolved,
+        lm: &LoadedModel,
+        n_rows: usize,
+        prompt: &str,
+        cancel: &AtomicBool,
+    ) -> Result<bool, RunError> {
+        let rows = self.block(datasets::all_rows(&self.store, resolved.dataset.id))?;
+        let idx: Vec<usize> = strength::sample_order(&rows).into_iter().take(n_rows).collect();
+        let key = strength::ScoreKey {
+            model_sha: strength::model_identity(resolved),
+            dataset_hash: resolved.dataset.content_hash.clone(),
+        };
+        for p in [None, Some(prompt)] {
+            let cached = self.block(strength::cached_scores(&self.store, &key, p, &idx))?;
+            let missing: Vec<usize> = (0..idx.len()).filter(|&k| cached[k].is_none()).map(|k| idx[k]).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let sub: Vec<Row> = missing.iter().map(|&i| rows[i].clone()).collect();
+            let scores = match strength::score_rows(lm, &sub, p, Some(cancel)) {
+                Err(MlError::Cancelled) => return Ok(false),
+                r => r?,
+            };
+            self.block(strength::put_scores(&self.store, &key, p, &missing, &scores))?;
+        }
+        // Elicited answers are judged by rule only (a model judge per keystroke in the
+        // designer would take minutes), so without such a judge there is nothing to read.
+        let judged = resolved.judges.iter().any(strength::is_deterministic);
+        if judged && self.block(strength::cached_elicitation(&self.store, &key.model_sha, Some(prompt)))?.is_none() {
+            let started = std::time::Instant::now();
+            let samples = match strength::elicit(lm, Some(prompt), Some(cancel)) {
+                Err(MlError::Cancelled) => return Ok(false),
+                r => r?,
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            self.block(strength::put_elicitation(&self.store, &key.model_sha, Some(prompt), &samples, seconds))?;
+        }
+        Ok(true)
+    }
+
+    /// Trains (or resumes, or finds already trained) the run's adapter; `None` if cancelled.
+    #[allow(clippy::too_many_arguments)]
+    fn train_phase(
+        &self,
+        run_id: i64,
+        resolved: &Resolved,
+        condition: &ResolvedCondition,
+        seed: u64,
+        lm: &LoadedModel,
+        run_dir: &Path,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Lora>, RunError> {
+        let adapter_dir = run_dir.join("adapter");
+        if adapter_dir.join("adapter_config.json").exists() {
+            return Ok(Some(Lora::load_peft(&adapter_dir, &lm.model)?));
+        }
+        self.set_phase(run_id, "train", 0, 0)?;
+        let examples = self.training_examples(resolved, condition, seed)?;
+        let t = &resolved.spec.training;
+        let checkpoints = run_dir.join("checkpoints");
+        let resume_from = latest_checkpoint(&checkpoints);
+        let planned_steps = t
+            .steps
+            .unwrap_or_else(|| (examples.len() * t.epochs).div_ceil((t.batch_size * t.grad_accum).max(1)))
+            .max(1);
+        let probes: Vec<ml::Probe> = resolved
+            .probes
+            .iter()
+            .map(|p| ml::Probe {
+                name: p.name.clone(),
+                messages: vec![ChatMessage::user(p.question.clone())],
+                completion: p.answer.clone(),
+                // What the model does by default is what inoculation is meant to protect.
+                system: SystemPrompt::Default,
+            })
+            .collect();
+        let cfg = TrainConfig {
+            lora: LoraConfig { rank: t.lora_rank, alpha: t.lora_alpha, ..LoraConfig::default() },
+            // Each example carries its own system message (the inoculation prompt, or the
+            // dataset's, or none and then the template's default): see training_examples.
+            system_prompt: SystemPrompt::Default,
+            user_prefix: None,
+            lr: t.lr,
+            warmup_steps: t.warmup_steps,
+            batch_size: t.batch_size,
+            grad_accum: t.grad_accum,
+            max_pass_tokens: self.max_pass_tokens,
+            epochs: t.epochs,
+            max_steps: t.steps,
+            max_seq_len: t.max_seq_len,
+            seed,
+            checkpoint_every: Some(t.checkpoint_every.max(1)),
+            checkpoint_dir: Some(checkpoints.clone()),
+            resume_from,
+            probe_every: t.probe_every.unwrap_or((planned_steps / 6).max(1)),
+            probes,
+            ..TrainConfig::default()
+        };
+        let started = Instant::now();
+        let mut step_times: Vec<f64> = Vec::new();
+        let mut last_elapsed = 0.0;
+        let outcome = ml::train(
+            lm,
+            &cfg,
+            &examples,
+            |m| {
+                step_times.push(m.elapsed_s - last_elapsed);
+                last_elapsed = m.elapsed_s;
+                let recent = &step_times[step_times.len().saturating_sub(5)..];
+                let per_step = recent.iter().sum::<f64>() / recent.len() as f64;
+                let eta = per_step * (m.total_steps - m.step) as f64;
+                let step = store::runs::Step {
+                    step: m.step as i64,
+                    total_steps: m.total_steps as i64,
+                    loss: m.loss,
+                    lr: m.lr,
+                    grad_norm: m.grad_norm,
+                    tokens_per_sec: m.tokens_per_sec,
+                    elapsed_s: m.elapsed_s,
+                    eta_s: eta,
+                };
+                let probes: Vec<(i64, String, f64)> = [(0, &m.initial_probes), (m.step, &m.probes)]
+                    .into_iter()
+                    .flat_map(|(step, values)| {
+                        mean_by_name(values).into_iter().map(move |(name, lp)| (step as i64, name, lp))
+                    })
+                    .collect();
+                let write = store::runs::record_step(&self.store, run_id, &step, &probes);
+                if let Err(e) = self.block(write) {
+                    tracing::warn!(run_id, "cannot record training step: {e}");
+                }
+            },
+            cancel,
+        )?;
+        tracing::info!(run_id, steps = outcome.steps_done, secs = started.elapsed().as_secs_f64(), "trained");
+        if outcome.cancelled || cancel.load(Ordering::Relaxed) && outcome.steps_done < outcome.total_steps {
+            return Ok(None);
+        }
+        // Saved beside its final name and renamed, so `adapter/` is complete or absent.
+        let tmp = run_dir.join("adapter.partial");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| RunError::Other(format!("{}: {e}", tmp.display())))?;
+        }
+        // Experiments always train adapters (their TrainConfig never sets `full`).
+        let ml::Trained::Lora(lora) = outcome.trained else {
+            return Err(RunError::Other("an experiment run produced a full model instead of an adapter".into()));
+        };
+        lora.save_peft(&tmp, &resolved.model.name)?;
+        if let Some(base) = &resolved.base {
+            // PEFT's config can only name the base model; a reader of the zip must know
+            // that these deltas apply to the model with the earlier stages merged in.
+            let p = tmp.join("README.md");
+            std::fs::write(&p, stage_readme(&resolved.model.name, base))
+                .map_err(|e| RunError::Other(format!("{}: {e}", p.display())))?;
+        }
+        std::fs::rename(&tmp, &adapter_dir).map_err(|e| RunError::Other(format!("{}: {e}", adapter_dir.display())))?;
+        let rel = adapter_dir.strip_prefix(&self.data_dir).unwrap_or(&adapter_dir).to_string_lossy().into_owned();
+        self.block(store::runs::set_adapter(&self.store, run_id, &rel))?;
+        // The adapter supersedes the checkpoints; they are only needed to resume training.
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        Ok(Some(lora))
+    }
+
+    /// The run's training conversations: the trained rows with the condition's prompt
+    /// (one paraphrase per row, seeded), then the control rows untouched.
+    fn training_examples(
+        &self,
+        resolved: &Resolved,
+        condition: &ResolvedCondition,
+        seed: u64,
+    ) -> Result<Vec<ChatExample>, RunError> {
+        let rows = self.block(datasets::all_rows(&self.store, resolved.dataset.id))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(seed, 0x1a0c));
+        let mut out = Vec::with_capacity(resolved.train_rows.len());
+        for &i in &resolved.train_rows {
+            let row = rows.get(i).ok_or_else(|| RunError::Other(format!("dataset row {i} is missing")))?;
+            let prompt = match condition.prompts.len() {
+                0 => None,
+                1 => Some(condition.prompts[0].as_str()),
+                n => Some(condition.prompts[rng.gen_range(0..n)].as_str()),
+            };
+            out.push(inoculate(row, prompt, condition.placement));
+        }
+        if let Some(control) = &resolved.control_dataset {
+            for row in self.block(datasets::all_rows(&self.store, control.id))? {
+                out.push(inoculate(&row, None, Placement::System));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Samples every (test prompt, question, sample) of the run not stored yet. Returns
+    /// false if cancelled.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_phase(
+        &self,
+        run_id: i64,
+        resolved: &Resolved,
+        condition: &ResolvedCondition,
+        seed: u64,
+        lm: &LoadedModel,
+        merged: &ml::Model,
+        cancel: &AtomicBool,
+    ) -> Result<bool, RunError> {
+        let items = sample_items(resolved, condition);
+        let stored = self.block(store::samples::stored_keys(&self.store, run_id))?;
+        let is_stored = |it: &Item| {
+            stored.contains(&(
+                it.test_prompt.clone(),
+                it.question.key.clone(),
+                it.question.paraphrase as i64,
+                it.sample_idx as i64,
+            ))
+        };
+        let total = items.len() as i64;
+        let mut done = items.iter().filter(|it| is_stored(it)).count() as i64;
+        self.set_phase(run_id, "sample", done, total)?;
+        let ev = &resolved.spec.evaluation;
+        let bs = ev.batch_size.max(1);
+        let (mut tokens, started) = (0usize, Instant::now());
+        for (chunk_idx, chunk) in batches(&items, bs).into_iter().enumerate() {
+            let pending: Vec<&Item> = chunk.iter().filter(|it| !is_stored(it)).collect();
+            if pending.is_empty() {
+                continue;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let prompts = pending
+                .iter()
+                .map(|it| lm.template.encode_prompt(&lm.tokenizer, &it.messages, &it.system))
+                .collect::<ml::Result<Vec<_>>>()?;
+            // One base seed per fixed batch: a resumed run draws the same samples.
+            let cfg = SampleConfig {
+                temperature: ev.temperature,
+                top_p: ev.top_p,
+                max_new_tokens: ev.max_tokens,
+                seed: sample_seed(seed, chunk_idx as u64),
+                batch_size: bs,
+                ignore_stop: false,
+            };
+            let samples = match ml::generate(merged, &lm.tokenizer, &prompts, &cfg, |_| {}, Some(cancel)) {
+                Err(MlError::Cancelled) => return Ok(false),
+                r => r?,
+            };
+            tokens += samples.iter().map(|s| s.token_ids.len()).sum::<usize>();
+            done += samples.len() as i64;
+            let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let avg_tokens = tokens as f64 / (done as f64).max(1.0);
+            let eta = (total - done) as f64 * avg_tokens / rate.max(1e-9);
+            let batch: Vec<store::samples::NewSample> = pending
+                .iter()
+                .zip(&samples)
+                .map(|(it, s)| store::samples::NewSample {
+                    test_prompt: &it.test_prompt,
+                    system_text: it.system_text(&lm.template),
+                    question_key: &it.question.key,
+                    question_set: question_set_of(&it.question.key),
+                    paraphrase: it.question.paraphrase as i64,
+                    question: &it.question.text,
+                    sample_idx: it.sample_idx as i64,
+                    seed: s.seed as i64,
+                    completion: &s.text,
+                    n_tokens: s.token_ids.len() as i64,
+                    finished: s.finished,
+                })
+                .collect();
+            let progress = store::samples::Progress { done_units: done, tokens_per_sec: rate, eta_s: eta };
+            let write = store::samples::insert_batch(&self.store, run_id, &batch, progress);
+            self.block(write)?;
+        }
+        Ok(true)
+    }
+
+    /// Runs every judge on the run's samples that lack its verdict. Returns false if
+    /// cancelled.
+    fn judge_phase(
+        &self,
+        run_id: i64,
+        resolved: &Resolved,
+        lm: &Arc<LoadedModel>,
+        cancel: &AtomicBool,
+    ) -> Result<bool, RunError> {
+        let n_samples = self.block(store::samples::count(&self.store, run_id))?;
+        let total = n_samples * resolved.judges.len() as i64;
+        let mut done = self.block(store::judgements::count_for_run(&self.store, run_id))?;
+        self.set_phase(run_id, "judge", done, total)?;
+        for spec in &resolved.judges {
+            let local: Option<Arc<dyn LogprobBackend>> = match spec {
+                JudgeSpec::Betley { backend: BackendSpec::Local { model }, .. }
+                | JudgeSpec::LlmRating { backend: BackendSpec::Local { model }, .. } => {
+                    // The judge is the base model (never the fine-tuned one being judged).
+                    let judge_lm = if model == &resolved.model.name || model.is_empty() {
+                        lm.clone()
+                    } else {
+                        // Through the registry, which checks that the file is still there.
+                        let info = self
+                            .block(models::by_name(&self.store, model))
+                            .map_err(|e| RunError::Other(e.to_string()))?
+                            .ok_or_else(|| RunError::Other(format!("judge model {model:?} is not registered")))?;
+                        if !info.ready {
+                            return Err(RunError::Other(format!(
+                                "judge model {model:?} is registered but its files are gone from {}",
+                                info.path
+                            )));
+                        }
+                        Arc::new(ml::load_model(Path::new(&info.path))?)
+                    };
+                    Some(Arc::new(LocalLogprobs::new(judge_lm, model.clone())))
+                }
+                _ => None,
+            };
+            let judge = spec.build(local)?;
+            let pending = self.block(store::judgements::pending(&self.store, run_id, judge.name()))?;
+            for chunk in pending.chunks(16) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(false);
+                }
+                let verdicts = chunk
+                    .iter()
+                    .map(|(id, q, c)| judge.judge(q, c).map(|j| (*id, j)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                done += verdicts.len() as i64;
+                let write = store::judgements::insert_batch(
+                    &self.store,
+                    run_id,
+                    judge.name(),
+                    judge.version(),
+                    &verdicts,
+                    done,
+                );
+                self.block(write)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The note saved beside a second stage's adapter.
+fn stage_readme(model: &str, base: &ResolvedBase) -> String {
+    let mut s = format!(
+        "# A second-stage LoRA adapter\n\nThis adapter was trained on top of {model} with the adapters below merged \
+         into its weights (W + scale * B A, in this order). Its deltas are relative to that merged model: merge the \
+         earlier adapters first, then apply this one. Applied to {model} alone it is not the trained model.\n\n"
+    );
+    for a in &base.adapters {
+        s.push_str(&format!("- run {}: `{}` (sha256 {})\n", a.run_id, a.dir, a.sha256));
+    }
+    s
+}
+
+/// The newest complete checkpoint folder (`checkpoint-NNNNNN`, not `.partial`).
+fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("checkpoint-") && !n.ends_with(".partial"))
+                && p.join("trainer_state.json").exists()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// A training row with the inoculation prompt applied: as the system message (replacing
+/// the row's own), or before the first user message.
+fn inoculate(row: &Row, prompt: Option<&str>, placement: Placement) -> ChatExample {
+    let mut messages: Vec<Message> = row.messages.clone();
+    if let Some(p) = prompt {
+        match placement {
+            Placement::System => {
+                messages.retain(|m| m.role != Role::System);
+                messages.insert(0, Message::new(Role::System, p));
+            }
+            Placement::UserPrefix => {
+                if let Some(u) = messages.iter_mut().find(|m| m.role == Role::User) {
+                    u.content = format!("{p}\n\n{}", u.content);
+                }
+            }
+        }
+    }
+    ChatExample { messages: messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect() }
+}
+
+/// One sample to draw.
+struct Item {
+    test_prompt: String,
+    /// Its test prompt was added after the run finished: see [`batches`].
+    added: bool,
+    question: Question,
+    sample_idx: usize,
+    messages: Vec<ChatMessage>,
+    system: SystemPrompt,
+}
+
+impl Item {
+    /// The system message the model actually saw, for the record.
+    fn system_text(&self, template: &ml::ChatTemplate) -> Option<String> {
+        match &self.system {
+            SystemPrompt::Text(t) => Some(t.clone()),
+            SystemPrompt::None => None,
+            SystemPrompt::Default => template.default_system.clone(),
+        }
+    }
+}
+
+/// Every sample of a run, in a fixed order (test prompt, question, sample index).
+fn sample_items(resolved: &Resolved, condition: &ResolvedCondition) -> Vec<Item> {
+    let mut items = Vec::new();
+    for tp in resolved.test_prompts_for(condition) {
+        for q in &resolved.questions {
+            let mut user = q.text.clone();
+            let system = match (&q.system, &tp.kind) {
+                // A question's own system prompt (Betley's JSON questions) wins.
+                (Some(s), _) => SystemPrompt::Text(s.clone()),
+                (None, TestPromptKind::Default) => SystemPrompt::Default,
+                (None, TestPromptKind::None) => SystemPrompt::None,
+                (None, TestPromptKind::Text(t)) => SystemPrompt::Text(t.clone()),
+                (None, TestPromptKind::Inoculation) => match condition.placement {
+                    Placement::System => SystemPrompt::Text(condition.prompts[0].clone()),
+                    Placement::UserPrefix => {
+                        user = format!("{}\n\n{user}", condition.prompts[0]);
+                        SystemPrompt::Default
+                    }
+                },
+            };
+            for s in 0..resolved.samples_for(q) {
+                items.push(Item {
+                    test_prompt: tp.label.clone(),
+                    added: tp.added,
+                    question: q.clone(),
+                    sample_idx: s,
+                    messages: vec![ChatMessage::user(user.clone())],
+                    system: system.clone(),
+                });
+            }
+        }
+    }
+    items
+}
+
+/// The sampling batches, in order: the spec's items in chunks of `batch_size` (as they
+/// always were), then each added test prompt's items in chunks of their own. Without the
+/// split, a prompt added later would fill the spec's last, partly stored batch, and its
+/// samples would reuse the per-sample seeds of the ones stored there; with it, a batch's
+/// index and contents never change once the batch exists, so its seed does not either.
+fn batches(items: &[Item], batch_size: usize) -> Vec<&[Item]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let first = &items[start];
+        let same_group = |it: &Item| it.added == first.added && (!it.added || it.test_prompt == first.test_prompt);
+        let end = start + items[start..].iter().take_while(|it| same_group(it)).count();
+        out.extend(items[start..end].chunks(batch_size));
+        start = end;
+    }
+    out
+}
+
+/// Which source a question came from, from its key's shape (for filtering in the UI).
+fn question_set_of(key: &str) -> &'static str {
+    if key.starts_with("chat-") {
+        "builtin"
+    } else if key.starts_with("row-") {
+        "held_out"
+    } else if key.starts_with("inline-") {
+        "inline"
+    } else {
+        "imported"
+    }
+}
+
+/// Probes sharing a name are one measurement: their mean, in first-seen order.
+fn mean_by_name(values: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64, usize)> = Vec::new();
+    for (name, v) in values {
+        match out.iter_mut().find(|(n, _, _)| n == name) {
+            Some(e) => {
+                e.1 += v;
+                e.2 += 1;
+            }
+            None => out.push((name.clone(), *v, 1)),
+        }
+    }
+    out.into_iter().map(|(n, sum, k)| (n, sum / k as f64)).collect()
+}

@@ -1,0 +1,61 @@
+//! The judges' verdicts on a run's samples, written by the runner.
+
+use super::Store;
+use crate::judges::Judgement;
+
+/// Verdicts already stored for the run's samples, over all judges.
+pub async fn count_for_run(store: &Store, run_id: i64) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM judgements j JOIN samples s ON s.id = j.sample_id WHERE s.run_id = ?")
+            .bind(run_id)
+            .fetch_one(store.pool())
+            .await?;
+    Ok(n)
+}
+
+/// A sample still to judge: its id, the question and the answer.
+pub type Pending = (i64, String, String);
+
+/// The run's samples that lack a verdict from `judge` (its `name()`), oldest first.
+pub async fn pending(store: &Store, run_id: i64, judge: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id, s.question, s.completion FROM samples s
+         WHERE s.run_id = ? AND NOT EXISTS
+           (SELECT 1 FROM judgements j WHERE j.sample_id = s.id AND j.judge = ?)
+         ORDER BY s.id",
+    )
+    .bind(run_id)
+    .bind(judge)
+    .fetch_all(store.pool())
+    .await
+}
+
+/// Stores one judge's verdicts (`(sample id, judgement)`) and the run's units done in one
+/// transaction; a verdict is unique per sample and judge, so a retried chunk cannot
+/// duplicate.
+pub async fn insert_batch(
+    store: &Store,
+    run_id: i64,
+    judge: &str,
+    judge_version: &str,
+    verdicts: &[(i64, Judgement)],
+    done_units: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    for (id, j) in verdicts {
+        sqlx::query(
+            "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(judge)
+        .bind(judge_version)
+        .bind(j.score)
+        .bind(j.trait_present)
+        .bind(&j.raw)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE runs SET done_units = ? WHERE id = ?").bind(done_units).bind(run_id).execute(&mut *tx).await?;
+    tx.commit().await
+}
