@@ -56,7 +56,7 @@ pub struct Message {
 pub struct DatasetSummary {
     pub id: i64,
     pub name: String,
-    pub source: String,
+    pub source: wire::DatasetSource,
     pub row_count: i64,
     pub content_hash: String,
     pub created_at: String,
@@ -125,10 +125,8 @@ pub struct RunView {
     pub experiment: String,
     pub condition: String,
     pub seed: i64,
-    /// queued | running | done | failed | cancelled | interrupted
-    pub status: String,
-    /// train | sample | judge
-    pub phase: String,
+    pub status: wire::JobStatus,
+    pub phase: wire::RunPhase,
     pub step: i64,
     pub total_steps: i64,
     pub done_units: i64,
@@ -149,7 +147,7 @@ pub struct RunView {
 
 impl RunView {
     pub fn is_final(&self) -> bool {
-        !matches!(self.status.as_str(), "queued" | "running")
+        self.status.is_final()
     }
 }
 
@@ -352,8 +350,7 @@ pub struct PlanView {
 pub struct ModelSummary {
     pub id: i64,
     pub name: String,
-    /// "gguf" or "hf".
-    pub kind: String,
+    pub kind: wire::ModelKind,
     pub path: String,
     pub architecture: String,
     pub n_params: u64,
@@ -622,10 +619,9 @@ pub struct TeacherChoices {
 pub struct TeacherTask {
     pub id: u64,
     pub name: String,
-    /// `running`, `done`, `failed` or `cancelled`.
-    pub status: String,
-    /// While running: `loading`, `sampling` or `saving`.
-    pub phase: String,
+    pub status: wire::TeacherStatus,
+    /// While running: what it is doing.
+    pub phase: Option<wire::TeacherPhase>,
     pub drawn: u64,
     pub kept: u64,
     pub total: u64,

@@ -311,8 +311,8 @@ async fn launch(
                         "{} seed {}: {} {}",
                         r.condition,
                         r.seed,
-                        r.phase,
-                        if r.phase == "train" {
+                        r.phase.as_str(),
+                        if r.phase == jobs::RunPhase::Train {
                             format!("step {}/{}", r.step, r.total_steps)
                         } else {
                             format!("{}/{}", r.done_units, r.total_units)

@@ -42,7 +42,7 @@ mod convert {
         DatasetSummary {
             id: s.id,
             name: s.name,
-            source: s.source.as_str().to_string(),
+            source: s.source,
             row_count: s.row_count,
             content_hash: s.content_hash,
             created_at: s.created_at,

@@ -27,7 +27,7 @@ pub mod convert {
             experiment: v.experiment,
             condition: v.condition,
             seed: v.seed,
-            status: v.status.as_str().to_string(),
+            status: v.status,
             phase: v.phase,
             step: v.step,
             total_steps: v.total_steps,

@@ -14,7 +14,7 @@ mod convert {
         ModelSummary {
             id: i.id,
             name: i.name,
-            kind: i.kind.as_str().to_string(),
+            kind: i.kind,
             path: i.path,
             architecture: i.architecture,
             n_params: i.n_params,

@@ -28,6 +28,7 @@ pub struct TeacherForm {
 mod convert {
     use super::*;
     use engine::datasets::teacher as t;
+    use wire::TeacherStatus;
 
     pub fn spec(f: &TeacherForm) -> Result<t::TeacherSpec, AppError> {
         let prompt = Some(f.system_prompt.trim()).filter(|p| !p.is_empty());
@@ -45,8 +46,8 @@ mod convert {
         let mut task = TeacherTask {
             id: v.id,
             name: v.name,
-            status: String::new(),
-            phase: String::new(),
+            status: TeacherStatus::Running,
+            phase: None,
             drawn: 0,
             kept: 0,
             total: 0,
@@ -56,26 +57,20 @@ mod convert {
         };
         match v.state {
             t::TaskState::Running(p) => {
-                task.status = "running".into();
-                task.phase = match p.phase {
-                    t::Phase::Loading => "loading",
-                    t::Phase::Sampling => "sampling",
-                    t::Phase::Saving => "saving",
-                }
-                .into();
+                task.phase = Some(p.phase);
                 (task.drawn, task.kept, task.total) = (p.drawn as u64, p.kept as u64, p.total as u64);
             }
             t::TaskState::Done(o) => {
-                task.status = "done".into();
+                task.status = TeacherStatus::Done;
                 (task.drawn, task.kept, task.total) = (o.drawn as u64, o.kept as u64, o.drawn as u64);
                 task.dataset_id = Some(o.dataset.id());
                 task.already_present = matches!(o.dataset, engine::datasets::ImportOutcome::AlreadyPresent { .. });
             }
             t::TaskState::Failed(m) => {
-                task.status = "failed".into();
+                task.status = TeacherStatus::Failed;
                 task.error = Some(m);
             }
-            t::TaskState::Cancelled => task.status = "cancelled".into(),
+            t::TaskState::Cancelled => task.status = TeacherStatus::Cancelled,
         }
         task
     }

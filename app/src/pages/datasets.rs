@@ -10,6 +10,7 @@ use crate::api::system::get_server_info;
 use crate::components::{short_time, ErrorBox, Loading, Pager};
 use crate::dto::{DatasetDetail, ImportResult, Message};
 use crate::error::AppError;
+use wire::{TeacherPhase, TeacherStatus};
 
 #[component]
 pub fn DatasetsPage() -> impl IntoView {
@@ -38,7 +39,7 @@ pub fn DatasetsPage() -> impl IntoView {
                                     {list.into_iter().map(|d| view! {
                                         <tr>
                                             <td><a href=format!("/datasets/{}", d.id)>{d.name}</a></td>
-                                            <td>{d.source}</td>
+                                            <td>{d.source.as_str()}</td>
                                             <td class="num">{d.row_count}</td>
                                             <td class="hash" title=d.content_hash.clone()>{d.content_hash[..12.min(d.content_hash.len())].to_string()}</td>
                                             <td>{short_time(&d.created_at)}</td>
@@ -306,7 +307,7 @@ fn DatasetHead(d: DatasetDetail) -> impl IntoView {
                 </div>
                 <p class="muted small">{format!("min {} · median {} · max {}", d.assistant_chars.min, d.assistant_chars.p50, d.assistant_chars.max)}</p>
                 {d.note.clone().map(|n| view! { <p class="ok" role="status">{format!("Teacher samples: {n}.")}</p> })}
-                <p class="small">"source: " {s.source.clone()} " · created " {short_time(&s.created_at)}</p>
+                <p class="small">"source: " {s.source.as_str()} " · created " {short_time(&s.created_at)}</p>
                 <p class="small">"content hash (sha256): " <span class="hash">{s.content_hash.clone()}</span></p>
                 <details><summary>"Recipe"</summary><pre>{d.recipe.clone()}</pre></details>
             </section>
@@ -425,7 +426,7 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let task = RwSignal::new(None::<TeacherTask>);
     let error = RwSignal::new(None::<AppError>);
-    let running = move || task.get().is_some_and(|t| t.status == "running");
+    let running = move || task.get().is_some_and(|t| t.status == TeacherStatus::Running);
     let navigate = use_navigate();
     // A generation already running (started before this page was opened) is shown too.
     Effect::new(move || {
@@ -441,12 +442,12 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
         let navigate = navigate.clone();
         let handle = set_interval_with_handle(
             move || {
-                let Some(t) = task.get_untracked().filter(|t| t.status == "running") else { return };
+                let Some(t) = task.get_untracked().filter(|t| t.status == TeacherStatus::Running) else { return };
                 let navigate = navigate.clone();
                 leptos::task::spawn_local(async move {
                     match get_teacher_task(t.id).await {
                         Ok(now) => {
-                            if let (Some(id), "done") = (now.dataset_id, now.status.as_str()) {
+                            if let (Some(id), TeacherStatus::Done) = (now.dataset_id, now.status) {
                                 changed.update(|n| *n += 1);
                                 navigate(&format!("/datasets/{id}"), Default::default());
                             }
@@ -502,8 +503,8 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
                 Ok(id) => task.set(Some(TeacherTask {
                     id,
                     name: String::new(),
-                    status: "running".into(),
-                    phase: "loading".into(),
+                    status: TeacherStatus::Running,
+                    phase: Some(TeacherPhase::Loading),
                     drawn: 0,
                     kept: 0,
                     total: 0,
@@ -574,11 +575,11 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
                 <Show when=running><button type="button" on:click=cancel>"Cancel"</button></Show>
             </div>
             {move || error.get().map(|e| view! { <ErrorBox error=e /> })}
-            {move || task.get().map(|t| match t.status.as_str() {
-                "running" => {
-                    let what = match t.phase.as_str() {
-                        "loading" => "Loading the teacher…".to_string(),
-                        "saving" => format!("Kept {} of {} samples; saving…", t.kept, t.drawn),
+            {move || task.get().map(|t| match t.status {
+                TeacherStatus::Running => {
+                    let what = match t.phase {
+                        Some(TeacherPhase::Loading) => "Loading the teacher…".to_string(),
+                        Some(TeacherPhase::Saving) => format!("Kept {} of {} samples; saving…", t.kept, t.drawn),
                         _ => format!("Sampled {} of {} · kept {}", t.drawn, t.total, t.kept),
                     };
                     view! {
@@ -588,7 +589,7 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
                         </div>
                     }.into_any()
                 }
-                "done" => {
+                TeacherStatus::Done => {
                     let id = t.dataset_id.unwrap_or_default();
                     let what = if t.already_present {
                         format!("Kept {} of {} samples; these rows were already stored. ", t.kept, t.drawn)
@@ -597,8 +598,8 @@ fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
                     };
                     view! { <p class="ok" role="status">{what}<a href=format!("/datasets/{id}")>"Open the dataset"</a></p> }.into_any()
                 }
-                "cancelled" => view! { <p class="muted" role="status">"Cancelled; nothing was stored."</p> }.into_any(),
-                _ => view! { <ErrorBox error=AppError::Invalid(t.error.unwrap_or_default()) /> }.into_any(),
+                TeacherStatus::Cancelled => view! { <p class="muted" role="status">"Cancelled; nothing was stored."</p> }.into_any(),
+                TeacherStatus::Failed => view! { <ErrorBox error=AppError::Invalid(t.error.unwrap_or_default()) /> }.into_any(),
             })}
         </form>
     }

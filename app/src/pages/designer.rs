@@ -64,7 +64,7 @@ pub fn TargetPickers(target: MeterTarget) -> impl IntoView {
                                 }
                             }
                             if target.dataset.get_untracked() <= 0 {
-                                if let Some(g) = d.iter().find(|d| d.source == "generated").or(d.first()) {
+                                if let Some(g) = d.iter().find(|d| d.source == wire::DatasetSource::Generated).or(d.first()) {
                                     target.dataset.set(g.id);
                                 }
                             }

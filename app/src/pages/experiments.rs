@@ -14,6 +14,7 @@ use crate::dto::{
 use crate::error::AppError;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
+use wire::{JobStatus, RunPhase};
 
 /// "1 h 05 min", "12 min 30 s", "45 s".
 pub fn fmt_duration(secs: f64) -> String {
@@ -584,12 +585,12 @@ fn Sparkline(points: Vec<(i64, f64)>, total: i64) -> impl IntoView {
 }
 
 fn progress_text(r: &RunView) -> String {
-    match (r.status.as_str(), r.phase.as_str()) {
-        ("queued", _) => "waiting".into(),
-        (_, "train") if r.total_steps > 0 => format!("training: step {} / {}", r.step, r.total_steps),
-        (_, "sample") => format!("sampling: {} / {}", r.done_units, r.total_units),
-        (_, "judge") => format!("judging: {} / {}", r.done_units, r.total_units),
-        (_, p) => p.to_string(),
+    match (r.status, r.phase) {
+        (JobStatus::Queued, _) => "waiting".into(),
+        (_, RunPhase::Train) if r.total_steps > 0 => format!("training: step {} / {}", r.step, r.total_steps),
+        (_, RunPhase::Sample) => format!("sampling: {} / {}", r.done_units, r.total_units),
+        (_, RunPhase::Judge) => format!("judging: {} / {}", r.done_units, r.total_units),
+        (_, p) => p.as_str().to_string(),
     }
 }
 
@@ -614,19 +615,19 @@ fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) 
             <tbody>
                 {runs.into_iter().map(|r| {
                     let run_id = r.run_id;
-                    let status_class = format!("badge {}", r.status);
+                    let status_class = format!("badge {}", r.status.as_str());
                     let fraction = r.progress;
-                    let speed = r.tokens_per_sec.filter(|_| r.status == "running").map(|t| format!("{t:.0} tok/s")).unwrap_or_default();
-                    let eta = r.eta_s.filter(|_| r.status == "running").map(fmt_duration).unwrap_or_default();
+                    let speed = r.tokens_per_sec.filter(|_| r.status == JobStatus::Running).map(|t| format!("{t:.0} tok/s")).unwrap_or_default();
+                    let eta = r.eta_s.filter(|_| r.status == JobStatus::Running).map(fmt_duration).unwrap_or_default();
                     let can_cancel = !r.is_final() && !r.cancel_requested;
-                    let can_retry = matches!(r.status.as_str(), "failed" | "interrupted" | "cancelled");
+                    let can_retry = r.status.can_retry();
                     view! {
-                        <tr data-run=run_id.to_string() data-status=r.status.clone()>
+                        <tr data-run=run_id.to_string() data-status=r.status.as_str()>
                             {show_experiment.then(|| view! { <td><a href=format!("/experiments/{}", r.experiment_id)>{r.experiment.clone()}</a></td> })}
                             <td>{r.condition.clone()}</td>
                             <td class="num">{r.seed}</td>
                             <td>
-                                <span class=status_class>{r.status.clone()}</span>
+                                <span class=status_class>{r.status.as_str()}</span>
                                 {r.cancel_requested.then(|| view! { <span class="muted small">" cancelling…"</span> })}
                                 {(r.attempts > 1).then(|| view! { <span class="muted small">{format!(" attempt {} of {}", r.attempts, r.max_attempts)}</span> })}
                                 {r.error.clone().map(|e| view! { <div class="error small">{e}</div> })}
@@ -749,7 +750,7 @@ pub fn ExperimentPage() -> impl IntoView {
                                     // Only while something can still be cancelled: queued or running runs.
                                     {move || {
                                         let runs = live.get().unwrap_or_else(|| active_runs.clone());
-                                        runs.iter().any(|r| r.status == "queued" || r.status == "running").then(|| view! {
+                                        runs.iter().any(|r| r.status.is_active()).then(|| view! {
                                             <button type="button" class="small right" name="cancel-experiment" on:click=move |_| { cancel_all.dispatch(CancelExperiment { id: eid }); }>"Cancel experiment"</button>
                                         })
                                     }}
@@ -954,7 +955,7 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
     let chosen = RwSignal::new(Vec::<i64>::new());
     let label = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
-    let active = d.runs.iter().filter(|r| r.status == "queued" || r.status == "running").count();
+    let active = d.runs.iter().filter(|r| r.status.is_active()).count();
     // Not written inline in the view: its `>` would end the button's tag.
     let busy = active > 0;
     let version: i64 = d.aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
@@ -1039,7 +1040,7 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
 #[component]
 fn Exports(detail: ExperimentDetail) -> impl IntoView {
     let id = detail.id;
-    let runs: Vec<RunView> = detail.runs.iter().filter(|r| r.status == "done").cloned().collect();
+    let runs: Vec<RunView> = detail.runs.iter().filter(|r| r.status == JobStatus::Done).cloned().collect();
     view! {
         <section class="card exports">
             <h2>"Export"</h2>

@@ -60,7 +60,10 @@ pub fn ModelsPage() -> impl IntoView {
 fn ModelRow(m: ModelSummary, remove: ServerAction<RemoveModel>) -> impl IntoView {
     let id = m.id;
     let short_hash: String = m.sha256.chars().take(12).collect();
-    let kind = if m.kind == "gguf" { "GGUF file" } else { "HF folder" };
+    let kind = match m.kind {
+        wire::ModelKind::Gguf => "GGUF file",
+        wire::ModelKind::Hf => "HF folder",
+    };
     let status = if m.ready {
         view! { <span class="tag tag-ready" title="the files are in place">"Ready"</span> }.into_any()
     } else {

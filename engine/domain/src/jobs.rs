@@ -17,45 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Store;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Done => "done",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> JobStatus {
-        match s {
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "done" => JobStatus::Done,
-            "failed" => JobStatus::Failed,
-            "cancelled" => JobStatus::Cancelled,
-            _ => JobStatus::Interrupted,
-        }
-    }
-
-    /// Finished one way or another: nothing will happen to it without a retry.
-    pub fn is_final(self) -> bool {
-        !matches!(self, JobStatus::Queued | JobStatus::Running)
-    }
-}
+/// Where a job stands: the wire crate's type, shared with the pages.
+pub use wire::{JobStatus, RunPhase};
 
 /// Seconds since the Unix epoch; leases are compared in this unit in SQL.
 pub fn now() -> f64 {
@@ -246,7 +209,7 @@ pub struct JobView {
     pub condition: String,
     pub seed: i64,
     pub status: JobStatus,
-    pub phase: String,
+    pub phase: RunPhase,
     pub step: i64,
     pub total_steps: i64,
     pub done_units: i64,
@@ -306,7 +269,8 @@ fn job_view(r: JobRow, now: f64) -> JobView {
         condition: r.condition,
         seed: r.seed,
         status,
-        phase: r.phase,
+        // The column's default is 'train', and only the runner writes it (from a RunPhase).
+        phase: RunPhase::parse(&r.phase).unwrap_or(RunPhase::Train),
         step: r.step,
         total_steps: r.total_steps,
         done_units: r.done_units,
@@ -332,10 +296,10 @@ impl JobView {
             return 1.0;
         }
         let f = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
-        match self.phase.as_str() {
-            "train" => 0.7 * f(self.step, self.total_steps),
-            "sample" => 0.7 + 0.25 * f(self.done_units, self.total_units),
-            _ => 0.95 + 0.05 * f(self.done_units, self.total_units),
+        match self.phase {
+            RunPhase::Train => 0.7 * f(self.step, self.total_steps),
+            RunPhase::Sample => 0.7 + 0.25 * f(self.done_units, self.total_units),
+            RunPhase::Judge => 0.95 + 0.05 * f(self.done_units, self.total_units),
         }
     }
 }

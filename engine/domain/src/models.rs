@@ -38,32 +38,8 @@ const GGUF_ARCHITECTURES: [&str; 1] = ["llama"];
 /// corrupt length field from allocating gigabytes.
 const MAX_SAFETENSORS_HEADER: u64 = 100 * 1024 * 1024;
 
-/// How the weights are stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// One GGUF file (the embedded default).
-    Gguf,
-    /// A Hugging Face folder: `config.json`, `tokenizer.json`, safetensors weights.
-    Hf,
-}
-
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Gguf => "gguf",
-            ModelKind::Hf => "hf",
-        }
-    }
-
-    fn parse(s: &str) -> Result<ModelKind, ModelError> {
-        match s {
-            "gguf" => Ok(ModelKind::Gguf),
-            "hf" => Ok(ModelKind::Hf),
-            other => Err(ModelError::Corrupt(format!("unknown model kind {other:?}"))),
-        }
-    }
-}
+/// How the weights are stored: the wire crate's type, shared with the pages.
+pub use wire::ModelKind;
 
 /// A registered model as the registry lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -588,7 +564,8 @@ struct ModelRecord {
 
 impl ModelRecord {
     async fn into_info(self) -> Result<ModelInfo, ModelError> {
-        let kind = ModelKind::parse(&self.kind)?;
+        let kind = ModelKind::parse(&self.kind)
+            .ok_or_else(|| ModelError::Corrupt(format!("unknown model kind {:?}", self.kind)))?;
         let ready = match tokio::fs::metadata(&self.path).await {
             Ok(meta) => match kind {
                 ModelKind::Gguf => meta.is_file(),

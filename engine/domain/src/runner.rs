@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::datasets::{self, Message, Role, Row};
 use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondition, TestPromptKind};
-use crate::jobs::{self, Beat, Claimed, JobStatus};
+use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
 use crate::judges::LocalLogprobs;
 use crate::judges::{BackendSpec, JudgeSpec, LogprobBackend};
 use crate::questions::Question;
@@ -224,7 +224,7 @@ impl Worker {
         })
     }
 
-    fn set_phase(&self, run_id: i64, phase: &str, done: i64, total: i64) -> Result<(), sqlx::Error> {
+    fn set_phase(&self, run_id: i64, phase: RunPhase, done: i64, total: i64) -> Result<(), sqlx::Error> {
         self.block(store::runs::set_phase(&self.store, run_id, phase, done, total))
     }
 
@@ -331,7 +331,7 @@ impl Worker {
         if adapter_dir.join("adapter_config.json").exists() {
             return Ok(Some(Lora::load_peft(&adapter_dir, &lm.model)?));
         }
-        self.set_phase(run_id, "train", 0, 0)?;
+        self.set_phase(run_id, RunPhase::Train, 0, 0)?;
         let examples = self.training_examples(resolved, condition, seed)?;
         let t = &resolved.spec.training;
         let checkpoints = run_dir.join("checkpoints");
@@ -491,7 +491,7 @@ impl Worker {
         };
         let total = items.len() as i64;
         let mut done = items.iter().filter(|it| is_stored(it)).count() as i64;
-        self.set_phase(run_id, "sample", done, total)?;
+        self.set_phase(run_id, RunPhase::Sample, done, total)?;
         let ev = &resolved.spec.evaluation;
         let bs = ev.batch_size.max(1);
         let (mut tokens, started) = (0usize, Instant::now());
@@ -561,7 +561,7 @@ impl Worker {
         let n_samples = self.block(store::samples::count(&self.store, run_id))?;
         let total = n_samples * resolved.judges.len() as i64;
         let mut done = self.block(store::judgements::count_for_run(&self.store, run_id))?;
-        self.set_phase(run_id, "judge", done, total)?;
+        self.set_phase(run_id, RunPhase::Judge, done, total)?;
         for spec in &resolved.judges {
             let local: Option<Arc<dyn LogprobBackend>> = match spec {
                 JudgeSpec::Betley { backend: BackendSpec::Local { model }, .. }

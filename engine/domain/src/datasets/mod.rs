@@ -64,37 +64,8 @@ impl Row {
     }
 }
 
-/// How a dataset came to be; stored in `datasets.source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetSource {
-    Import,
-    Generated,
-    Transform,
-    /// Sampled from a teacher model ([`teacher`]).
-    Teacher,
-}
-
-impl DatasetSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetSource::Import => "import",
-            DatasetSource::Generated => "generated",
-            DatasetSource::Transform => "transform",
-            DatasetSource::Teacher => "teacher",
-        }
-    }
-
-    fn parse(s: &str) -> Result<DatasetSource, DatasetError> {
-        match s {
-            "import" => Ok(DatasetSource::Import),
-            "generated" => Ok(DatasetSource::Generated),
-            "transform" => Ok(DatasetSource::Transform),
-            "teacher" => Ok(DatasetSource::Teacher),
-            other => Err(DatasetError::Corrupt(format!("unknown dataset source {other:?}"))),
-        }
-    }
-}
+/// How a dataset came to be: the wire crate's type, shared with the pages.
+pub use wire::DatasetSource;
 
 /// A dataset as the library lists it, without its rows.
 #[derive(Clone, Debug, PartialEq)]
@@ -325,7 +296,8 @@ impl SummaryRecord {
     fn into_summary(self) -> Result<DatasetSummary, DatasetError> {
         Ok(DatasetSummary {
             id: self.id,
-            source: DatasetSource::parse(&self.source)?,
+            source: DatasetSource::parse(&self.source)
+                .ok_or_else(|| DatasetError::Corrupt(format!("unknown dataset source {:?}", self.source)))?,
             recipe: serde_json::from_str(&self.recipe)
                 .map_err(|e| DatasetError::Corrupt(format!("recipe of dataset {}: {e}", self.id)))?,
             name: self.name,

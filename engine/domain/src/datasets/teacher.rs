@@ -458,14 +458,8 @@ pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), Te
     Ok((models, runs))
 }
 
-/// Where a generation is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Loading,
-    Sampling,
-    Saving,
-}
+/// Where a generation is: the wire crate's type, shared with the pages.
+pub use wire::TeacherPhase as Phase;
 
 /// Progress of a generation: samples drawn so far out of `total`, and how many the filter
 /// kept.

@@ -2,6 +2,7 @@
 //! and probe log-probs, and its adapter's folder. Only the job runner writes them.
 
 use super::Store;
+use crate::jobs::RunPhase;
 
 /// Which condition and seed of which experiment a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +21,11 @@ pub async fn key(store: &Store, run_id: i64) -> Result<RunKey, sqlx::Error> {
     Ok(RunKey { experiment_id, condition_idx, seed })
 }
 
-/// Enters a phase (`train`, `sample`, `judge`, ...) with `done` of `total` units behind it;
-/// the previous phase's ETA no longer applies.
-pub async fn set_phase(store: &Store, run_id: i64, phase: &str, done: i64, total: i64) -> Result<(), sqlx::Error> {
+/// Enters a phase with `done` of `total` units behind it; the previous phase's ETA no
+/// longer applies.
+pub async fn set_phase(store: &Store, run_id: i64, phase: RunPhase, done: i64, total: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE runs SET phase = ?, done_units = ?, total_units = ?, eta_s = NULL WHERE id = ?")
-        .bind(phase)
+        .bind(phase.as_str())
         .bind(done)
         .bind(total)
         .bind(run_id)
