@@ -26,6 +26,11 @@ use crate::{jobs, prompts, Store};
 /// The name of the embedded default model in the registry.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct";
 
+/// The most dataset rows a prompt-strength measurement scores, here (a run's
+/// `training.predict_strength`) and in the designer's meter (`strength::MAX_ROWS`). It lives
+/// here because `strength` builds on experiments, not the other way round.
+pub const MAX_STRENGTH_ROWS: usize = 512;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
@@ -431,10 +436,9 @@ impl ExperimentSpec {
             return Err(invalid("add at least one condition"));
         }
         if let Some(n) = self.training.predict_strength {
-            if n == 0 || n > crate::strength::MAX_ROWS {
+            if n == 0 || n > MAX_STRENGTH_ROWS {
                 return Err(invalid(format!(
-                    "predict_strength scores between 1 and {} rows, not {n}",
-                    crate::strength::MAX_ROWS
+                    "predict_strength scores between 1 and {MAX_STRENGTH_ROWS} rows, not {n}"
                 )));
             }
         }

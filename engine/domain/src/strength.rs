@@ -43,7 +43,7 @@ pub const SCORER_VERSION: i64 = 1;
 /// Rows scored per prompt unless the caller asks otherwise: enough for a bootstrap
 /// interval of a few hundredths of a nat, small enough to take seconds.
 pub const DEFAULT_ROWS: usize = 64;
-pub const MAX_ROWS: usize = 512;
+pub const MAX_ROWS: usize = crate::experiments::MAX_STRENGTH_ROWS;
 /// Conversations are cut to this many tokens: a few very long rows must not make one
 /// keystroke cost a minute. Training cuts at its own `max_seq_len` (256 by default).
 pub const MAX_TOKENS: usize = 256;

@@ -3,6 +3,7 @@
 //! sampling and teacher-forced scoring. Nothing here knows about the web, the store or the
 //! research domain (datasets, experiments, judges): those crates build on this one.
 
+pub mod adapter;
 pub mod attention;
 pub mod chat;
 pub mod config;

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use super::adapter::Adapter;
 use super::model::Model;
 use super::{bad_model, io_err, MlError, Result};
 
@@ -136,10 +137,7 @@ impl Lora {
 
     /// `scale * B A`, the change the adapter makes to a layer's weight.
     pub fn weight_delta(&self, path: &str) -> CResult<Option<Tensor>> {
-        match self.pairs.get(path) {
-            Some((a, b)) => Ok(Some((b.as_tensor().matmul(a.as_tensor())? * self.config.scale())?)),
-            None => Ok(None),
-        }
+        Adapter::inference(self).weight_delta(path)
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` as PEFT does.
@@ -237,50 +235,22 @@ impl Lora {
     }
 }
 
-/// How a forward pass uses an adapter: which one, and (in training) the generator for its
-/// dropout masks, drawn here rather than by Candle so that runs are reproducible.
-pub struct Adapter<'a> {
-    pub lora: &'a Lora,
-    pub dropout_rng: Option<&'a RefCell<ChaCha8Rng>>,
+impl<'a> Adapter<'a> {
+    /// The adapter as sampling and scoring use it: no dropout.
+    pub fn inference(lora: &'a Lora) -> Self {
+        Adapter::new(&lora.pairs, lora.config.scale(), 0.0, None)
+    }
+
+    /// The adapter as a training step uses it: dropout (the configured rate) drawn from
+    /// `rng`.
+    pub fn training(lora: &'a Lora, rng: &'a RefCell<ChaCha8Rng>) -> Self {
+        Adapter::new(&lora.pairs, lora.config.scale(), lora.config.dropout, Some(rng))
+    }
 }
 
-impl<'a> Adapter<'a> {
-    pub fn inference(lora: &'a Lora) -> Self {
-        Adapter { lora, dropout_rng: None }
-    }
-
-    /// The layer's pair `(A, B, scale)` when this pass applies no dropout to it, which is
-    /// when the projection and its adapter see the same input and can run as one op
-    /// ([`super::ops::frozen_matmul_lora`]); None without a pair, or with dropout.
-    pub fn undropped_pair(&self, path: &str) -> Option<(&Tensor, &Tensor, f64)> {
-        let (a, b) = self.lora.pairs.get(path)?;
-        let dropout = self.dropout_rng.is_some() && self.lora.config.dropout > 0.0;
-        (!dropout).then(|| (a.as_tensor(), b.as_tensor(), self.lora.config.scale()))
-    }
-
-    /// The adapter's contribution `scale * dropout(x) A^T B^T`, or None if the layer has
-    /// no adapter.
-    pub fn delta(&self, path: &str, x: &Tensor) -> CResult<Option<Tensor>> {
-        let Some((a, b)) = self.lora.pairs.get(path) else {
-            return Ok(None);
-        };
-        let p = self.lora.config.dropout;
-        let x = match self.dropout_rng {
-            Some(rng) if p > 0.0 => {
-                let mut rng = rng.borrow_mut();
-                let keep = 1.0 / (1.0 - p);
-                let mask: Vec<f32> =
-                    (0..x.elem_count()).map(|_| if rng.gen::<f64>() < p { 0.0 } else { keep as f32 }).collect();
-                (x * Tensor::from_vec(mask, x.shape(), x.device())?)?
-            }
-            _ => x.clone(),
-        };
-        let dims = x.dims().to_vec();
-        let inp = *dims.last().expect("rank >= 1");
-        let x2 = x.reshape((x.elem_count() / inp, inp))?;
-        let h = x2.matmul(&a.as_tensor().t()?)?.matmul(&b.as_tensor().t()?)?;
-        let mut out = dims;
-        *out.last_mut().unwrap() = h.dim(1)?;
-        Ok(Some((h * self.lora.config.scale())?.reshape(out)?))
+/// `model.merged(&lora)` takes the adapter as inference sees it.
+impl<'a> From<&'a Lora> for Adapter<'a> {
+    fn from(lora: &'a Lora) -> Self {
+        Adapter::inference(lora)
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
+use super::adapter::Adapter;
 use super::attention::attention;
 use super::config::Config;
-use super::lora::{Adapter, Lora};
 use super::ops;
 use super::quant::QuantRows;
 
@@ -251,10 +251,11 @@ impl Model {
 
     /// A copy of the model with the adapter folded into its weights
     /// (`W + scale * B A`), so sampling with an adapter costs no more than without.
-    pub fn merged(&self, lora: &Lora) -> CResult<Model> {
+    pub fn merged<'a>(&self, adapter: impl Into<Adapter<'a>>) -> CResult<Model> {
+        let adapter = adapter.into();
         let mut m = self.clone();
         for lin in m.linears_mut() {
-            if let Some(delta) = lora.weight_delta(&lin.path)? {
+            if let Some(delta) = adapter.weight_delta(&lin.path)? {
                 lin.weight = (&lin.weight + delta)?;
                 lin.quant = None;
             }

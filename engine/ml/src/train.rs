@@ -323,7 +323,7 @@ impl MicroBatches<'_> {
         cancel: &AtomicBool,
     ) -> Result<Option<Accumulated>> {
         let dropout = RefCell::new(ChaCha8Rng::seed_from_u64(dropout_seed));
-        let ad = lora.map(|lora| Adapter { lora, dropout_rng: Some(&dropout) });
+        let ad = lora.map(|lora| Adapter::training(lora, &dropout));
         let mut acc = Accumulated { grads: vec![None; vars.len()], loss_sum: 0.0, real_tokens: 0 };
         let lens: Vec<usize> = self.data.iter().map(|t| t.ids.len()).collect();
         let passes = self.batches.iter().flat_map(|b| passes(b, &lens, self.max_pass_tokens));
