@@ -1,11 +1,14 @@
-//! The command line: one clap struct, every flag also an environment variable. Doc
-//! comments here are what `--help` prints.
+//! The command line: every command's arguments as clap types, every flag also an
+//! environment variable. Doc comments here are what `--help` prints. Types only: `main`
+//! dispatches, and each command's module takes its arguments from here (so no command
+//! module and this one import each other).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+
+/// The default model's file under the data directory (what scripts/fetch-model writes).
+pub(crate) const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,8 +50,7 @@ impl Cli {
     pub fn model_paths(&self) -> ModelPaths {
         let roots =
             if self.model_roots.is_empty() { vec![self.data_dir.join("models")] } else { self.model_roots.clone() };
-        let default_model =
-            self.default_model.clone().unwrap_or_else(|| self.data_dir.join(crate::ml_cmd::DEFAULT_MODEL));
+        let default_model = self.default_model.clone().unwrap_or_else(|| self.data_dir.join(DEFAULT_MODEL));
         ModelPaths { roots, default_model }
     }
 }
@@ -61,13 +63,13 @@ pub enum Command {
     #[command(subcommand)]
     Dataset(DatasetCommand),
     /// Fine-tune a LoRA adapter with an (inoculation) system prompt on every example.
-    Train(crate::ml_cmd::TrainArgs),
+    Train(TrainArgs),
     /// Sample completions from a model, with or without an adapter.
-    Sample(crate::ml_cmd::SampleArgs),
+    Sample(SampleArgs),
     /// Run an experiment file (TOML): queue its runs and work them until they finish.
-    Run(crate::run_cmd::RunArgs),
+    Run(RunArgs),
     /// Run the built-in demo (Spanish + ALL CAPS, four conditions) and print what it found.
-    Demo(crate::run_cmd::DemoArgs),
+    Demo(DemoArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -138,95 +140,233 @@ pub enum DatasetCommand {
     },
     /// Sample a teacher model (given a trait by its system prompt, or a run's adapter) on
     /// number-sequence prompts: the subliminal-learning setting.
-    Teacher(crate::teacher_cmd::TeacherArgs),
+    Teacher(TeacherArgs),
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let model_paths = cli.model_paths();
-    let (data_dir, max_pass_tokens) = (cli.data_dir, cli.max_pass_tokens);
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => {
-            crate::web::serve(&data_dir, &model_paths, args, max_pass_tokens).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Dataset(cmd) => dataset(&data_dir, &model_paths, cmd).await,
-        // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
-        Command::Train(args) => {
-            tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args, max_pass_tokens)).await??;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args, max_pass_tokens).await,
-        Command::Demo(args) => crate::run_cmd::demo(&data_dir, &model_paths, args, max_pass_tokens).await,
-        Command::Sample(args) => {
-            tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ScheduleArg {
+    Constant,
+    Linear,
+    Cosine,
 }
 
-async fn dataset(data_dir: &std::path::Path, models: &ModelPaths, cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
-    use engine::datasets;
-    let store = engine::Store::open(data_dir).await?;
-    match cmd {
-        DatasetCommand::Import { file, name, max_row_chars } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let name = name.unwrap_or_else(|| file_name.clone());
-            let limits = datasets::ImportLimits { max_chars_per_row: max_row_chars, ..Default::default() };
-            match datasets::import(&store, &name, &file_name, &bytes, &limits).await {
-                Ok(datasets::ImportOutcome::Created { id }) => {
-                    let rows = datasets::get(&store, id).await?.row_count;
-                    println!("imported {rows} rows from {} as dataset {id} ({name})", file.display());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(datasets::ImportOutcome::AlreadyPresent { id, name }) => {
-                    println!("{} is already imported: dataset {id} ({name}) has the same rows", file.display());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(datasets::DatasetError::Import(report)) => {
-                    eprintln!("{}: {} bad line(s); nothing was imported", file.display(), report.total);
-                    for e in &report.errors {
-                        eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
-                    }
-                    if report.total > report.errors.len() {
-                        eprintln!("… and {} more", report.total - report.errors.len());
-                    }
-                    Ok(ExitCode::FAILURE)
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-        DatasetCommand::Generate { preset, rows, seed, name } => {
-            let preset: datasets::generate::Preset = serde_json::from_value(serde_json::Value::String(preset.clone()))
-                .map_err(|_| {
-                    anyhow::anyhow!("unknown preset {preset:?}: spanish_all_caps, spanish_french_mix or english")
-                })?;
-            let spec = preset.spec(rows, seed);
-            match datasets::generate::create_generated(&store, &spec, &name).await? {
-                datasets::ImportOutcome::Created { id } => println!("generated dataset {id} ({rows} rows)"),
-                datasets::ImportOutcome::AlreadyPresent { id, name } => {
-                    println!("these rows already exist as dataset {id} ({name})")
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, data_dir, models, args).await,
-        DatasetCommand::List => {
-            let list = datasets::list(&store).await?;
-            if list.is_empty() {
-                println!("no datasets yet");
-            }
-            for d in list {
-                println!(
-                    "{:>5}  {:<40}  {:>7} rows  {:<9}  {}",
-                    d.id,
-                    d.name,
-                    d.row_count,
-                    d.source.as_str(),
-                    &d.content_hash[..12]
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+/// Fine-tune a LoRA adapter, with an (inoculation) system prompt on every example.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Training data, JSONL: {"messages":[{"role","content"},...]}, {"prompt","completion"}
+    /// or {"question","answer"} per line.
+    #[arg(long, env = "INOCULAB_DATASET")]
+    pub dataset: PathBuf,
+    /// System prompt of every training example (the inoculation prompt). Without it the
+    /// model's default system prompt is used; an empty string means no system message.
+    #[arg(long, env = "INOCULAB_SYSTEM_PROMPT")]
+    pub system_prompt: Option<String>,
+    /// Put --system-prompt before each user message instead of in the system message.
+    #[arg(long)]
+    pub user_prefix: bool,
+    /// Output folder: the PEFT adapter (with --full, the whole model as a Hugging Face
+    /// folder, usable as --model), metrics.jsonl and checkpoints.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Base model: a .gguf file or a Hugging Face folder [default: DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf].
+    #[arg(long, env = "INOCULAB_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Number of optimiser steps (overrides --epochs).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Passes over the dataset.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    #[arg(long, default_value_t = 8, env = "INOCULAB_BATCH_SIZE")]
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Peak learning rate [default: 5e-4 for LoRA, 1e-5 with --full].
+    #[arg(long, env = "INOCULAB_LR")]
+    pub lr: Option<f64>,
+    /// Full fine-tuning: train every weight instead of a LoRA adapter (the --lora-* flags
+    /// are then unused). Needs about five times the model's f32 size in memory (weights,
+    /// their trained copy, gradients and two AdamW moments).
+    #[arg(long)]
+    pub full: bool,
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: usize,
+    #[arg(long, value_enum, default_value = "linear")]
+    pub schedule: ScheduleArg,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Clip the gradient norm to this (0 disables clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, default_value_t = 8, env = "INOCULAB_LORA_RANK")]
+    pub lora_rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_dropout: f64,
+    /// Comma-separated modules that get adapters.
+    #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
+    pub lora_targets: String,
+    /// Rank-stabilised LoRA scaling (alpha / sqrt(rank)).
+    #[arg(long)]
+    pub rslora: bool,
+    /// Examples are truncated to this many tokens.
+    #[arg(long, default_value_t = 256)]
+    pub max_seq_len: usize,
+    /// Group examples of similar length into batches.
+    #[arg(long)]
+    pub bucket_by_length: bool,
+    #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
+    pub seed: u64,
+    /// Save a checkpoint every N steps under OUT/checkpoint-NNNNNN.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Continue from a checkpoint folder.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// CPU threads for tensor work (default: all cores).
+    #[arg(long, env = "INOCULAB_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// Sample completions for prompts, optionally with a LoRA adapter.
+#[derive(Debug, clap::Args)]
+pub struct SampleArgs {
+    /// Prompts, JSONL: {"prompt": "..."} or {"messages": [{"role","content"},...]} per line.
+    #[arg(long)]
+    pub prompts: PathBuf,
+    /// Output JSONL, one line per sample.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Base model: a .gguf file or a Hugging Face folder [default: DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf].
+    #[arg(long, env = "INOCULAB_MODEL")]
+    pub model: Option<PathBuf>,
+    /// A PEFT LoRA adapter folder (as `train` writes).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Test-time system prompt. Without it the model's default is used; an empty string
+    /// means no system message.
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// Samples per prompt.
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Nucleus sampling: draw only from the most likely tokens that together hold this
+    /// share of the probability (1 = every token).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// New tokens per sample at most (a sample also ends at the model's end of turn).
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Samples generated together; the --n samples of a prompt share its prefill.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Base seed; each sample's own seed is derived from it and written beside it.
+    #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
+    pub seed: u64,
+    /// CPU threads for tensor work (default: all cores).
+    #[arg(long, env = "INOCULAB_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// Run an experiment described in a TOML file.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The experiment file (TOML); `inoculab run --example` prints a commented one.
+    #[arg(required_unless_present_any = ["example", "preset", "list_presets"])]
+    pub file: Option<PathBuf>,
+    /// Print an example experiment file and exit.
+    #[arg(long)]
+    pub example: bool,
+    /// Print a ready experiment file for one of the paper's settings and exit (see
+    /// --list-presets). Makes the preset's built-in datasets and finds its imported files in
+    /// the data directory.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// With --preset: the finished run a second stage starts from.
+    #[arg(long, value_name = "RUN_ID", requires = "preset")]
+    pub base_run: Option<i64>,
+    /// List the presets, with the files each needs imported first, and exit.
+    #[arg(long)]
+    pub list_presets: bool,
+    /// The folder of the reference files the presets import (the shared data folder).
+    #[arg(long, value_name = "DIR", env = "INOCULAB_SHARED_DATA", default_value = engine::presets::DEFAULT_DATA_ROOT)]
+    pub shared_data: String,
+    /// Check the file and print the plan (runs, samples, time estimate); store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only queue the runs; a running `inoculab serve` works them.
+    #[arg(long)]
+    pub detach: bool,
+    /// Seconds a claimed run survives without a heartbeat before another worker may take it.
+    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+/// Run the built-in demo: Tan et al.'s toy setting on the default model, four conditions.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Three seeds and more questions instead of the quick single-seed demo.
+    #[arg(long, conflicts_with = "tiny")]
+    pub full: bool,
+    /// The same pipeline at a size that finishes in minutes and shows nothing (for tests).
+    #[arg(long)]
+    pub tiny: bool,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only queue the runs; a running `inoculab serve` works them.
+    #[arg(long)]
+    pub detach: bool,
+    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+/// Which completions the dataset keeps.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FilterArg {
+    /// Only lists of up to 10 integers of at most 3 digits (the subliminal-learning filter).
+    NumbersOnly,
+    /// Every non-empty completion.
+    None,
+}
+
+/// Sample a teacher model on number-sequence prompts and store the student's rows
+/// (prompt, completion), without the teacher's system prompt.
+#[derive(Debug, clap::Args)]
+pub struct TeacherArgs {
+    /// The dataset's name (default: one describing the settings).
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// The teacher's system prompt: the trait, e.g. "You love owls. You think about owls
+    /// all the time." Without it the model's default system prompt is used.
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// A registered model's name [default: the built-in SmolLM2-135M-Instruct].
+    #[arg(long, default_value = engine::experiments::DEFAULT_MODEL)]
+    pub model: String,
+    /// A run whose trained adapter is merged into the teacher (its experiment must use --model).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+    /// Samples to draw, one per prompt; the dataset has those the filter keeps.
+    #[arg(long, default_value_t = 600)]
+    pub rows: usize,
+    #[arg(long, value_enum, default_value = "numbers-only")]
+    pub filter: FilterArg,
+    #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
+    pub seed: u64,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// The longest answer, in tokens; a longer one is cut off (and the numbers filter drops it).
+    #[arg(long, default_value_t = 48)]
+    pub max_tokens: usize,
+    /// Prompts sampled together (part of the recipe: it decides each sample's seed).
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
 }

@@ -3,6 +3,7 @@
 //! line (`cli`), opens the store and hands off to the web server (`web`) or a command.
 
 mod cli;
+mod dataset_cmd;
 mod downloads;
 mod ml_cmd;
 mod run_cmd;
@@ -10,12 +11,16 @@ mod teacher_cmd;
 mod web;
 mod worker;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
+use crate::cli::{Cli, Command, ServeArgs};
+
+fn main() -> ExitCode {
     one_malloc_arena();
     ml::ops::park_idle_candle_workers();
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -24,11 +29,35 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    match runtime.block_on(cli::run(cli)) {
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Hands the parsed command line to the web server or a command.
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let model_paths = cli.model_paths();
+    let (data_dir, max_pass_tokens) = (cli.data_dir, cli.max_pass_tokens);
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            crate::web::serve(&data_dir, &model_paths, args, max_pass_tokens).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dataset(cmd) => crate::dataset_cmd::run(&data_dir, &model_paths, cmd).await,
+        // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
+        Command::Train(args) => {
+            tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args, max_pass_tokens)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => crate::run_cmd::run(&data_dir, &model_paths, args, max_pass_tokens).await,
+        Command::Demo(args) => crate::run_cmd::demo(&data_dir, &model_paths, args, max_pass_tokens).await,
+        Command::Sample(args) => {
+            tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -14,40 +14,7 @@ use engine::runner::{Ran, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ModelPaths;
-
-/// Run an experiment described in a TOML file.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// The experiment file (TOML); `inoculab run --example` prints a commented one.
-    #[arg(required_unless_present_any = ["example", "preset", "list_presets"])]
-    pub file: Option<PathBuf>,
-    /// Print an example experiment file and exit.
-    #[arg(long)]
-    pub example: bool,
-    /// Print a ready experiment file for one of the paper's settings and exit (see
-    /// --list-presets). Makes the preset's built-in datasets and finds its imported files in
-    /// the data directory.
-    #[arg(long, value_name = "NAME")]
-    pub preset: Option<String>,
-    /// With --preset: the finished run a second stage starts from.
-    #[arg(long, value_name = "RUN_ID", requires = "preset")]
-    pub base_run: Option<i64>,
-    /// List the presets, with the files each needs imported first, and exit.
-    #[arg(long)]
-    pub list_presets: bool,
-    /// The folder of the reference files the presets import (the shared data folder).
-    #[arg(long, value_name = "DIR", env = "INOCULAB_SHARED_DATA", default_value = engine::presets::DEFAULT_DATA_ROOT)]
-    pub shared_data: String,
-    /// Check the file and print the plan (runs, samples, time estimate); store nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Only queue the runs; a running `inoculab serve` works them.
-    #[arg(long)]
-    pub detach: bool,
-    /// Seconds a claimed run survives without a heartbeat before another worker may take it.
-    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
-    pub lease_secs: u64,
-}
+use crate::cli::{DemoArgs, RunArgs};
 
 pub const EXAMPLE: &str = r#"# An inoculation experiment: Tan et al.'s toy setting on the default model.
 name = "Spanish + caps, inoculated with 'You always speak in Spanish.'"
@@ -109,25 +76,6 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs, max_pass_t
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens };
     Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?.0)
-}
-
-/// Run the built-in demo: Tan et al.'s toy setting on the default model, four conditions.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Three seeds and more questions instead of the quick single-seed demo.
-    #[arg(long, conflicts_with = "tiny")]
-    pub full: bool,
-    /// The same pipeline at a size that finishes in minutes and shows nothing (for tests).
-    #[arg(long)]
-    pub tiny: bool,
-    /// Print the plan only.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Only queue the runs; a running `inoculab serve` works them.
-    #[arg(long)]
-    pub detach: bool,
-    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
-    pub lease_secs: u64,
 }
 
 pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs, max_pass_tokens: usize) -> Result<ExitCode> {

@@ -13,50 +13,7 @@ use engine::datasets::ImportOutcome;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ModelPaths;
-
-/// Which completions the dataset keeps.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FilterArg {
-    /// Only lists of up to 10 integers of at most 3 digits (the subliminal-learning filter).
-    NumbersOnly,
-    /// Every non-empty completion.
-    None,
-}
-
-/// Sample a teacher model on number-sequence prompts and store the student's rows
-/// (prompt, completion), without the teacher's system prompt.
-#[derive(Debug, clap::Args)]
-pub struct TeacherArgs {
-    /// The dataset's name (default: one describing the settings).
-    #[arg(long, default_value = "")]
-    pub name: String,
-    /// The teacher's system prompt: the trait, e.g. "You love owls. You think about owls
-    /// all the time." Without it the model's default system prompt is used.
-    #[arg(long)]
-    pub system_prompt: Option<String>,
-    /// A registered model's name [default: the built-in SmolLM2-135M-Instruct].
-    #[arg(long, default_value = engine::experiments::DEFAULT_MODEL)]
-    pub model: String,
-    /// A run whose trained adapter is merged into the teacher (its experiment must use --model).
-    #[arg(long, value_name = "ID")]
-    pub run: Option<i64>,
-    /// Samples to draw, one per prompt; the dataset has those the filter keeps.
-    #[arg(long, default_value_t = 600)]
-    pub rows: usize,
-    #[arg(long, value_enum, default_value = "numbers-only")]
-    pub filter: FilterArg,
-    #[arg(long, default_value_t = 0, env = "INOCULAB_SEED")]
-    pub seed: u64,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// The longest answer, in tokens; a longer one is cut off (and the numbers filter drops it).
-    #[arg(long, default_value_t = 48)]
-    pub max_tokens: usize,
-    /// Prompts sampled together (part of the recipe: it decides each sample's seed).
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-}
+use crate::cli::{FilterArg, TeacherArgs};
 
 pub async fn run(store: &engine::Store, data_dir: &Path, models: &ModelPaths, args: TeacherArgs) -> Result<ExitCode> {
     // The default teacher is the built-in model, registered here as `serve` does.
