@@ -203,7 +203,7 @@ mod from_engine {
 #[cfg(feature = "ssr")]
 pub use from_engine::internal;
 
-/// Middleware on the server-function routes: server_fn answers every error with status 500
+/// Middleware on the router, acting on server-function responses only: server_fn answers every error with status 500
 /// and a `serverfnerror` header, the error as JSON in the body; this sets the status the
 /// error's variant names, so scripts and tests calling server functions see 4xx/5xx that
 /// mean something. The one place where errors meet status codes.

@@ -29,12 +29,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::datasets::{self, Message, Role, Row};
 use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondition, TestPromptKind};
 use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
-use crate::judges::LocalLogprobs;
-use crate::judges::{BackendSpec, JudgeSpec, LogprobBackend};
+use crate::judges::{BackendSpec, JudgeSpec, LocalLogprobs, LogprobBackend};
 use crate::questions::Question;
-use crate::strength;
-use crate::Store;
-use crate::{models, store};
+use crate::{models, store, strength, Store};
 use ml::sample::sample_seed;
 use ml::{
     self, ChatExample, ChatMessage, LoadedModel, Lora, LoraConfig, MlError, SampleConfig, SystemPrompt, TrainConfig,
