@@ -203,10 +203,10 @@ mod from_engine {
 #[cfg(feature = "ssr")]
 pub use from_engine::internal;
 
-/// Middleware on the router, acting on server-function responses only: server_fn answers every error with status 500
-/// and a `serverfnerror` header, the error as JSON in the body; this sets the status the
-/// error's variant names, so scripts and tests calling server functions see 4xx/5xx that
-/// mean something. The one place where errors meet status codes.
+/// Middleware on the router, acting on server-function responses only: server_fn answers
+/// every error with status 500 and a `serverfnerror` header, the error as JSON in the body;
+/// this sets the status the error's variant names, so scripts and tests calling server
+/// functions see 4xx/5xx that mean something. The one place where errors meet status codes.
 #[cfg(feature = "ssr")]
 pub async fn set_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use leptos::server_fn::error::SERVER_FN_ERROR_HEADER;
