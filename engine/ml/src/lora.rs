@@ -16,8 +16,6 @@ pub use super::adapter::Adapter;
 use super::model::Model;
 use super::{bad_model, io_err, MlError, Result};
 
-type CResult<T> = candle_core::Result<T>;
-
 pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,11 +131,6 @@ impl Lora {
 
     pub fn num_parameters(&self) -> usize {
         self.pairs.values().map(|(a, b)| a.elem_count() + b.elem_count()).sum()
-    }
-
-    /// `scale * B A`, the change the adapter makes to a layer's weight.
-    pub fn weight_delta(&self, path: &str) -> CResult<Option<Tensor>> {
-        Adapter::inference(self).weight_delta(path)
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` as PEFT does.
