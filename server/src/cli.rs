@@ -35,6 +35,12 @@ pub struct Cli {
     /// bigger model): lower it when training runs out of memory.
     #[arg(long, env = "INOCULAB_MAX_PASS_TOKENS", default_value_t = 1024, global = true)]
     pub max_pass_tokens: usize,
+    /// Memory, in MiB, for the models kept loaded between uses. One model host per process
+    /// keeps them for the job worker, the designer's strength meter and teacher generation
+    /// alike (one copy each); past this budget the least recently used is dropped (a model
+    /// still in use stays until its work ends).
+    #[arg(long, env = "INOCULAB_MODEL_MEMORY_MB", default_value_t = 8192, global = true)]
+    pub model_memory_mb: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

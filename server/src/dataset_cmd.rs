@@ -6,7 +6,12 @@ use anyhow::Context;
 
 use crate::cli::{DatasetCommand, ModelPaths};
 
-pub async fn run(data_dir: &std::path::Path, models: &ModelPaths, cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    data_dir: &std::path::Path,
+    models: &ModelPaths,
+    cmd: DatasetCommand,
+    host: &ml::Host,
+) -> anyhow::Result<ExitCode> {
     use engine::datasets;
     let store = engine::Store::open(data_dir).await?;
     match cmd {
@@ -52,7 +57,7 @@ pub async fn run(data_dir: &std::path::Path, models: &ModelPaths, cmd: DatasetCo
             }
             Ok(ExitCode::SUCCESS)
         }
-        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, data_dir, models, args).await,
+        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, data_dir, models, args, host).await,
         DatasetCommand::List => {
             let list = datasets::list(&store).await?;
             if list.is_empty() {

@@ -3,7 +3,7 @@
 //! web app uses, and this process works that queue until the experiment's runs are done
 //! (unless `--detach`, when a running server's worker does them).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -54,7 +54,13 @@ judges = [
 ]
 "#;
 
-pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs, max_pass_tokens: usize) -> Result<ExitCode> {
+pub async fn run(
+    data_dir: &Path,
+    models: &ModelPaths,
+    args: RunArgs,
+    max_pass_tokens: usize,
+    host: ml::Host,
+) -> Result<ExitCode> {
     if args.example {
         print!("{EXAMPLE}");
         return Ok(ExitCode::SUCCESS);
@@ -74,11 +80,17 @@ pub async fn run(data_dir: &Path, models: &ModelPaths, args: RunArgs, max_pass_t
     let spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let store = open_store(data_dir, models).await?;
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens };
+    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };
     Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?.0)
 }
 
-pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs, max_pass_tokens: usize) -> Result<ExitCode> {
+pub async fn demo(
+    data_dir: &Path,
+    models: &ModelPaths,
+    args: DemoArgs,
+    max_pass_tokens: usize,
+    host: ml::Host,
+) -> Result<ExitCode> {
     let store = open_store(data_dir, models).await?;
     let mode = match (args.full, args.tiny) {
         (true, _) => engine::demo::DemoMode::Full,
@@ -86,7 +98,7 @@ pub async fn demo(data_dir: &Path, models: &ModelPaths, args: DemoArgs, max_pass
         _ => engine::demo::DemoMode::Quick,
     };
     let resolved = engine::demo::resolve(&store, mode).await?;
-    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens };
+    let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };
     let (code, id) = launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?;
     let Some(id) = id.filter(|_| !args.detach) else { return Ok(code) };
     // The story in words, as the report page tells it.
@@ -196,6 +208,7 @@ async fn open_store(data_dir: &Path, models: &ModelPaths) -> Result<engine::Stor
 struct WorkerSettings {
     lease_secs: u64,
     max_pass_tokens: usize,
+    host: ml::Host,
 }
 
 /// Prints the plan, stores the experiment, and (unless detached) works its runs to the end
@@ -239,7 +252,7 @@ async fn launch(
         return Ok((ExitCode::SUCCESS, Some(id)));
     }
 
-    let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current());
+    let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current(), settings.host);
     worker.lease = Duration::from_secs(settings.lease_secs.max(1));
     worker.max_pass_tokens = settings.max_pass_tokens;
     let bar = ProgressBar::new(1000);

@@ -16,6 +16,7 @@ pub async fn serve(
     models: &ModelPaths,
     args: ServeArgs,
     max_pass_tokens: usize,
+    host: ml::Host,
 ) -> anyhow::Result<()> {
     let store = engine::Store::open(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
@@ -40,8 +41,10 @@ pub async fn serve(
         data_dir: data_dir.to_owned(),
         model_roots: models.roots.clone(),
         limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
-        meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone())),
-        teacher_tasks: Default::default(),
+        // The meter and teacher generation share the worker's model host: one copy of a
+        // model, and their work runs between a training run's steps.
+        meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone(), host.clone())),
+        teacher_tasks: engine::datasets::teacher::TeacherTasks::new(host.clone()),
     };
     // The worker shares the store; it stops (leaving its run to resume) when this returns.
     let _worker = if args.no_worker {
@@ -52,6 +55,7 @@ pub async fn serve(
             data_dir,
             std::time::Duration::from_secs(args.lease_secs.max(1)),
             max_pass_tokens,
+            host,
         )?)
     };
     let app = router(state);

@@ -1,5 +1,6 @@
-//! The job worker thread of `serve`: one dedicated OS thread that runs the queue (train,
-//! sample, judge), so tensor work never blocks the async runtime that serves pages.
+//! The job worker thread of `serve`: one dedicated OS thread that claims the queue's jobs
+//! and keeps their leases, handing each run (train, sample, judge) to the model host, so
+//! tensor work never blocks the async runtime that serves pages.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +21,10 @@ impl WorkerThread {
         data_dir: &Path,
         lease: Duration,
         max_pass_tokens: usize,
+        host: ml::Host,
     ) -> std::io::Result<WorkerThread> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut worker = Worker::new(store, data_dir, tokio::runtime::Handle::current());
+        let mut worker = Worker::new(store, data_dir, tokio::runtime::Handle::current(), host);
         worker.lease = lease;
         worker.max_pass_tokens = max_pass_tokens;
         worker.heartbeat_every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));

@@ -13,11 +13,16 @@
 //!   stay as they were and only the new prompt's samples are drawn;
 //! - judging skips samples that already have this judge's verdict.
 //!
+//! The work itself runs on the process's model host (`ml::Host`), as one background task
+//! that serves waiting interactive work (the designer's strength meter, a teacher
+//! generation) between its units: after each training step, sampling batch and judge
+//! chunk. The host owns the loaded weights, so consecutive runs, the meter and the judges
+//! share one copy of a model.
+//!
 //! A heartbeat thread renews the job's lease while the run works and turns a cancel
 //! request (or a lost lease) into the `cancel` flag that training and sampling watch, so a
 //! cancel takes effect within one training step or one sampled token.
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,9 +37,11 @@ use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
 use crate::judges::{BackendSpec, JudgeSpec, LocalLogprobs, LogprobBackend};
 use crate::questions::Question;
 use crate::{models, store, strength, Store};
+use ml::host::Ctx;
 use ml::sample::sample_seed;
 use ml::{
-    self, ChatExample, ChatMessage, LoadedModel, Lora, LoraConfig, MlError, SampleConfig, SystemPrompt, TrainConfig,
+    self, ChatExample, ChatMessage, Host, LoadedModel, Lora, LoraConfig, MlError, Priority, SampleConfig, SystemPrompt,
+    TrainConfig,
 };
 
 /// What one call of [`Worker::run_one`] did.
@@ -73,6 +80,9 @@ enum Outcome {
     Cancelled,
 }
 
+/// Cheap to clone (the store and the host are handles): a run's task on the host holds
+/// its own copy.
+#[derive(Clone)]
 pub struct Worker {
     store: Store,
     data_dir: PathBuf,
@@ -85,16 +95,16 @@ pub struct Worker {
     /// the experiment (experiments train without LoRA dropout, so it changes nothing but
     /// the order of a sum), so the worker holds it.
     pub max_pass_tokens: usize,
-    /// The last model used, kept loaded: consecutive runs of one experiment share it.
-    model: ml::ModelSlot,
-    /// The last two-stage starting model (base weights with earlier stages' adapters
-    /// merged), keyed by the model path and the adapters' hashes: merged once per job at
-    /// most, and shared by consecutive runs of one second-stage experiment.
-    stage_base: ml::ModelSlot,
+    /// Where the model work runs and the weights stay loaded: consecutive runs of one
+    /// experiment share the model, a second stage's merged starting model (keyed by the
+    /// model path and the adapters' hashes) is merged once, and the rest of the process
+    /// (the meter, teacher generation) uses the same copies.
+    host: Host,
 }
 
 impl Worker {
-    pub fn new(store: Store, data_dir: &Path, handle: tokio::runtime::Handle) -> Worker {
+    /// A worker that runs its jobs on `host` (the process's one model host).
+    pub fn new(store: Store, data_dir: &Path, handle: tokio::runtime::Handle, host: Host) -> Worker {
         let id = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
         Worker {
             store,
@@ -104,8 +114,7 @@ impl Worker {
             lease: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(2),
             max_pass_tokens: ml::TrainConfig::default().max_pass_tokens,
-            model: ml::ModelSlot::default(),
-            stage_base: ml::ModelSlot::default(),
+            host,
         }
     }
 
@@ -139,7 +148,7 @@ impl Worker {
             return Ok(Ran::Empty);
         };
         tracing::info!(run_id = claimed.run_id, attempt = claimed.attempt, "claimed run");
-        let cancel = AtomicBool::new(false);
+        let cancel = Arc::new(AtomicBool::new(false));
         let lost = AtomicBool::new(false);
         let stop = AtomicBool::new(false);
         let result = std::thread::scope(|s| {
@@ -162,22 +171,19 @@ impl Worker {
                     }
                 }
             });
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&claimed, &cancel)));
+            let (worker, job, flag) = (self.clone(), claimed.clone(), cancel.clone());
+            // A panic in the run is caught on the host thread and comes back as an error.
+            let r = self
+                .host
+                .run(Priority::Background, move |ctx| worker.execute(ctx, &job, &flag))
+                .unwrap_or_else(|e| Err(RunError::Other(e.to_string())));
             stop.store(true, Ordering::Relaxed);
             r
         });
         let (status, error) = match result {
-            Ok(Ok(Outcome::Done)) => (JobStatus::Done, None),
-            Ok(Ok(Outcome::Cancelled)) | Ok(Err(RunError::Ml(MlError::Cancelled))) => (JobStatus::Cancelled, None),
-            Ok(Err(e)) => (JobStatus::Failed, Some(e.to_string())),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown".into());
-                (JobStatus::Failed, Some(format!("internal error (panic): {what}")))
-            }
+            Ok(Outcome::Done) => (JobStatus::Done, None),
+            Ok(Outcome::Cancelled) | Err(RunError::Ml(MlError::Cancelled)) => (JobStatus::Cancelled, None),
+            Err(e) => (JobStatus::Failed, Some(e.to_string())),
         };
         if lost.load(Ordering::Relaxed) {
             tracing::warn!(run_id = claimed.run_id, "lease lost to another worker; stopping without writing");
@@ -192,16 +198,22 @@ impl Worker {
         Ok(Ran::Job { run_id: claimed.run_id, status, error })
     }
 
-    fn load_model(&self, path: &str) -> Result<Arc<LoadedModel>, RunError> {
-        self.model.get_or_load(path, || Ok(ml::load_model(Path::new(path))?))
+    fn load_model(&self, ctx: &Ctx, path: &str) -> Result<Arc<LoadedModel>, RunError> {
+        ctx.model(path, || Ok(ml::load_model(Path::new(path))?))
     }
 
     /// The model a second stage starts from: the base weights with every earlier stage's
     /// adapter merged in, in order, each checked against the hash recorded at creation.
-    fn load_stage_base(&self, lm: &LoadedModel, path: &str, base: &ResolvedBase) -> Result<Arc<LoadedModel>, RunError> {
+    fn load_stage_base(
+        &self,
+        ctx: &Ctx,
+        lm: &LoadedModel,
+        path: &str,
+        base: &ResolvedBase,
+    ) -> Result<Arc<LoadedModel>, RunError> {
         let key =
             std::iter::once(path).chain(base.adapters.iter().map(|a| a.sha256.as_str())).collect::<Vec<_>>().join("+");
-        self.stage_base.get_or_load(&key, || {
+        ctx.model(&key, || {
             let mut model = lm.model.clone();
             for a in &base.adapters {
                 let dir = self.data_dir.join(&a.dir);
@@ -225,7 +237,8 @@ impl Worker {
         self.block(store::runs::set_phase(&self.store, run_id, phase, done, total))
     }
 
-    fn execute(&self, claimed: &Claimed, cancel: &AtomicBool) -> Result<Outcome, RunError> {
+    /// Runs the claimed job on the host thread (`ctx`).
+    fn execute(&self, ctx: &Ctx, claimed: &Claimed, cancel: &AtomicBool) -> Result<Outcome, RunError> {
         let run_id = claimed.run_id;
         let store::runs::RunKey { experiment_id, condition_idx, seed } =
             self.block(store::runs::key(&self.store, run_id))?;
@@ -235,31 +248,31 @@ impl Worker {
             .get(condition_idx as usize)
             .ok_or_else(|| RunError::Other(format!("run {run_id} names a condition the experiment lacks")))?;
         let seed = seed as u64;
-        let lm = self.load_model(&resolved.model.path)?;
+        let lm = self.load_model(ctx, &resolved.model.path)?;
         let run_dir = self.data_dir.join("runs").join(run_id.to_string());
         // A second stage trains its new adapter on, and samples from, the model its base
         // run made; local LLM judges keep using the plain base model (`lm`).
         let start = match &resolved.base {
-            Some(base) => self.load_stage_base(&lm, &resolved.model.path, base)?,
+            Some(base) => self.load_stage_base(ctx, &lm, &resolved.model.path, base)?,
             None => lm.clone(),
         };
 
         // Strength is measured on the model training starts from (a second stage's merged
         // model), and cached under that model's identity.
         if let (Some(n), Some(prompt)) = (resolved.spec.training.predict_strength, condition.prompts.first()) {
-            if !self.predict_strength(&resolved, &start, n, prompt, cancel)? {
+            if !self.predict_strength(ctx, &resolved, &start, n, prompt, cancel)? {
                 return Ok(Outcome::Cancelled);
             }
         }
-        let Some(lora) = self.train_phase(run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
+        let Some(lora) = self.train_phase(ctx, run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
             return Ok(Outcome::Cancelled);
         };
         let merged = start.model.merged(&lora).map_err(MlError::from)?;
-        if !self.sample_phase(run_id, &resolved, condition, seed, &start, &merged, cancel)? {
+        if !self.sample_phase(ctx, run_id, &resolved, condition, seed, &start, &merged, cancel)? {
             return Ok(Outcome::Cancelled);
         }
         drop(merged);
-        if !self.judge_phase(run_id, &resolved, &lm, cancel)? {
+        if !self.judge_phase(ctx, run_id, &resolved, &lm, cancel)? {
             return Ok(Outcome::Cancelled);
         }
         Ok(Outcome::Done)
@@ -272,6 +285,7 @@ impl Worker {
     /// false if cancelled.
     fn predict_strength(
         &self,
+        ctx: &Ctx,
         resolved: &Resolved,
         lm: &LoadedModel,
         n_rows: usize,
@@ -296,6 +310,7 @@ impl Worker {
                 r => r?,
             };
             self.block(strength::put_scores(&self.store, &key, p, &missing, &scores))?;
+            ctx.serve_waiting();
         }
         // Elicited answers are judged by rule only (a model judge per keystroke in the
         // designer would take minutes), so without such a judge there is nothing to read.
@@ -316,6 +331,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn train_phase(
         &self,
+        ctx: &Ctx,
         run_id: i64,
         resolved: &Resolved,
         condition: &ResolvedCondition,
@@ -403,6 +419,9 @@ impl Worker {
                 if let Err(e) = self.block(write) {
                     tracing::warn!(run_id, "cannot record training step: {e}");
                 }
+                // Between steps: a strength measurement or a teacher generation someone
+                // is waiting for runs now, not after the whole run.
+                ctx.serve_waiting();
             },
             cancel,
         )?;
@@ -468,6 +487,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn sample_phase(
         &self,
+        ctx: &Ctx,
         run_id: i64,
         resolved: &Resolved,
         condition: &ResolvedCondition,
@@ -542,6 +562,7 @@ impl Worker {
             let progress = store::samples::Progress { done_units: done, tokens_per_sec: rate, eta_s: eta };
             let write = store::samples::insert_batch(&self.store, run_id, &batch, progress);
             self.block(write)?;
+            ctx.serve_waiting();
         }
         Ok(true)
     }
@@ -550,6 +571,7 @@ impl Worker {
     /// cancelled.
     fn judge_phase(
         &self,
+        ctx: &Ctx,
         run_id: i64,
         resolved: &Resolved,
         lm: &Arc<LoadedModel>,
@@ -578,7 +600,7 @@ impl Worker {
                                 info.path
                             )));
                         }
-                        Arc::new(ml::load_model(Path::new(&info.path))?)
+                        self.load_model(ctx, &info.path)?
                     };
                     Some(Arc::new(LocalLogprobs::new(judge_lm, model.clone())))
                 }
@@ -604,6 +626,7 @@ impl Worker {
                     done,
                 );
                 self.block(write)?;
+                ctx.serve_waiting();
             }
         }
         Ok(true)

@@ -429,12 +429,12 @@ pub struct Measured<T> {
     pub seconds: f64,
 }
 
-/// The prompt editor's meter: a model kept loaded, one measurement at a time, and each
-/// client's newest request cancelling its older ones.
+/// The prompt editor's meter: measurements run on the model host as interactive work (one
+/// at a time, between the steps of a training run in progress, on the weights the host
+/// keeps loaded), and each client's newest request cancels its older ones.
 pub struct Meter {
     store: Store,
-    model: ml::ModelSlot,
-    busy: tokio::sync::Mutex<()>,
+    host: ml::Host,
     inflight: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
@@ -451,13 +451,8 @@ struct Sample {
 }
 
 impl Meter {
-    pub fn new(store: Store) -> Meter {
-        Meter {
-            store,
-            model: ml::ModelSlot::default(),
-            busy: tokio::sync::Mutex::new(()),
-            inflight: Mutex::new(HashMap::new()),
-        }
+    pub fn new(store: Store, host: ml::Host) -> Meter {
+        Meter { store, host, inflight: Mutex::new(HashMap::new()) }
     }
 
     /// A cancel flag for `client`'s new request, raising the flag of its previous one.
@@ -487,29 +482,25 @@ impl Meter {
         Ok(ModelRef { path: m.path, sha: m.sha256 })
     }
 
-    fn load(&self, path: &str) -> Result<Arc<LoadedModel>, StrengthError> {
-        self.model.get_or_load(path, || Ok(ml::load_model(std::path::Path::new(path))?))
-    }
-
-    /// Runs blocking model work on a blocking thread, one at a time, unless cancelled
-    /// while waiting for its turn.
+    /// Runs model work on the host as interactive work, unless cancelled while waiting
+    /// for its turn.
     async fn compute<T: Send + 'static>(
         self: &Arc<Self>,
         flag: &Arc<AtomicBool>,
         path: String,
         work: impl FnOnce(&LoadedModel, &AtomicBool) -> Result<T, StrengthError> + Send + 'static,
     ) -> Result<T, StrengthError> {
-        let _turn = self.busy.lock().await;
-        if flag.load(Ordering::Relaxed) {
-            return Err(StrengthError::Cancelled);
-        }
-        let (me, flag) = (self.clone(), flag.clone());
-        tokio::task::spawn_blocking(move || {
-            let lm = me.load(&path)?;
-            work(&lm, &flag)
-        })
-        .await
-        .map_err(|e| StrengthError::Thread(e.to_string()))?
+        let flag = flag.clone();
+        self.host
+            .submit(ml::Priority::Interactive, move |ctx| {
+                if flag.load(Ordering::Relaxed) {
+                    return Err(StrengthError::Cancelled);
+                }
+                let lm = ctx.model(&path, || Ok::<_, StrengthError>(ml::load_model(std::path::Path::new(&path))?))?;
+                work(&lm, &flag)
+            })
+            .await
+            .map_err(|e| StrengthError::Thread(e.to_string()))?
     }
 
     /// The scores of `sample` under `prompt`: cached rows read, the rest computed (in one

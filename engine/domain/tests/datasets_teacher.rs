@@ -46,7 +46,15 @@ fn tiny_spec(samples: usize, seed: u64) -> TeacherSpec {
 }
 
 fn create(env: &Env, spec: &TeacherSpec, name: &str) -> Result<teacher::TeacherOutcome, TeacherError> {
-    env.rt.block_on(teacher::create(&env.store, env.dir.path(), spec, name, |_| {}, Arc::new(AtomicBool::new(false))))
+    env.rt.block_on(teacher::create(
+        &env.store,
+        env.dir.path(),
+        &ml::Host::default(),
+        spec,
+        name,
+        |_| {},
+        Arc::new(AtomicBool::new(false)),
+    ))
 }
 
 fn dataset_count(env: &Env) -> usize {
@@ -155,7 +163,10 @@ fn cancelling_mid_way_leaves_no_dataset() {
         }
     };
     let spec = tiny_spec(40, 0);
-    let err = env.rt.block_on(teacher::create(&env.store, env.dir.path(), &spec, "", on_progress, cancel)).unwrap_err();
+    let err = env
+        .rt
+        .block_on(teacher::create(&env.store, env.dir.path(), &ml::Host::default(), &spec, "", on_progress, cancel))
+        .unwrap_err();
     assert!(matches!(err, TeacherError::Cancelled), "{err}");
     assert_eq!(err.to_string(), "cancelled; nothing was stored");
     assert_eq!(dataset_count(&env), 0);
@@ -176,7 +187,7 @@ fn wait_until_ended(tasks: &TeacherTasks, id: u64) -> TaskState {
 #[test]
 fn background_tasks_report_progress_refuse_a_second_and_cancel_cleanly() {
     let (env, _) = tiny_env();
-    let tasks = TeacherTasks::new();
+    let tasks = TeacherTasks::new(ml::Host::default());
     let start = |spec: TeacherSpec| {
         let _guard = env.rt.enter();
         env.rt.block_on(tasks.start(env.store.clone(), env.dir.path().to_path_buf(), spec, String::new()))
@@ -232,7 +243,10 @@ fn a_finished_runs_adapter_can_be_the_teacher() {
     spec.evaluation.judges = vec![engine::judges::JudgeSpec::caps()];
     let resolved = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
     let experiment = env.rt.block_on(experiments::create(&env.store, &resolved)).unwrap();
-    let run_id = match Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone()).run_one().unwrap() {
+    let run_id = match Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone(), ml::Host::default())
+        .run_one()
+        .unwrap()
+    {
         Ran::Job { run_id, error: None, .. } => run_id,
         other => panic!("{other:?}"),
     };

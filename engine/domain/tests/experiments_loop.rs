@@ -96,7 +96,7 @@ fn tiny_spec(dataset: i64) -> ExperimentSpec {
 }
 
 fn worker(env: &Env) -> Worker {
-    let mut w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone());
+    let mut w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone(), ml::Host::default());
     w.heartbeat_every = Duration::from_millis(200);
     w
 }

@@ -55,7 +55,7 @@ fn register_tiny(env: &Env, name: &str, seed: u64) -> PathBuf {
 }
 
 fn worker(env: &Env) -> Worker {
-    let mut w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone());
+    let mut w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone(), ml::Host::default());
     w.heartbeat_every = Duration::from_millis(200);
     w
 }

@@ -16,6 +16,14 @@ use engine::strength::{self, Meter, StrengthError, Target};
 use engine::{report, Store};
 use ml::{ChatMessage, SystemPrompt};
 
+/// The tests of this file run one at a time: the timing test must not share the cores
+/// with another test's model work.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Env {
     rt: tokio::runtime::Runtime,
     store: Store,
@@ -82,9 +90,10 @@ fn recompute(lm: &ml::LoadedModel, row: &engine::datasets::Row, system: &SystemP
 
 #[test]
 fn surprise_is_per_row_cached_and_reused() {
+    let _serial = serial();
     let env = tiny_env();
     let ds = dataset(&env, 40);
-    let meter = Arc::new(Meter::new(env.store.clone()));
+    let meter = Arc::new(Meter::new(env.store.clone(), ml::Host::default()));
     let model_id = 1;
     let prompt = "You always speak in Spanish.";
     let small = Target { model_id, dataset_id: ds, n_rows: 8 };
@@ -142,9 +151,10 @@ fn surprise_is_per_row_cached_and_reused() {
 
 #[test]
 fn a_newer_request_cancels_the_older_and_stores_nothing_of_it() {
+    let _serial = serial();
     let env = tiny_env();
     let ds = dataset(&env, 512);
-    let meter = Arc::new(Meter::new(env.store.clone()));
+    let meter = Arc::new(Meter::new(env.store.clone(), ml::Host::default()));
     let target = Target { model_id: 1, dataset_id: ds, n_rows: 8 };
     // Warm the default pass and the model so that what follows is the prompted pass only.
     env.rt.block_on(meter.surprise("a", &target, "Warm up.")).unwrap();
@@ -174,8 +184,9 @@ fn a_newer_request_cancels_the_older_and_stores_nothing_of_it() {
 
 #[test]
 fn elicitation_judges_what_the_base_model_says() {
+    let _serial = serial();
     let env = tiny_env();
-    let meter = Arc::new(Meter::new(env.store.clone()));
+    let meter = Arc::new(Meter::new(env.store.clone(), ml::Host::default()));
     let judges = vec![engine::judges::JudgeSpec::caps()];
     let first = env.rt.block_on(meter.elicitation("a", 1, "You always capitalise your responses.", &judges)).unwrap();
     assert!(!first.cached);
@@ -206,6 +217,7 @@ fn elicitation_judges_what_the_base_model_says() {
 
 #[test]
 fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
+    let _serial = serial();
     let env = tiny_env();
     let ds = dataset(&env, 30);
     let mut spec = experiments::toy_spec("sweep", DatasetRef::Id(ds));
@@ -229,7 +241,7 @@ fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
     }];
     let resolved = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
     let id = env.rt.block_on(experiments::create(&env.store, &resolved)).unwrap();
-    let w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone());
+    let w = Worker::new(env.store.clone(), env.dir.path(), env.rt.handle().clone(), ml::Host::default());
     while !matches!(w.run_one().unwrap(), Ran::Empty) {}
     let (resolved, _, _) = env.rt.block_on(experiments::get(&env.store, id)).unwrap();
     let strengths = env.rt.block_on(strength::condition_strengths(&env.store, &resolved)).unwrap();
@@ -268,6 +280,7 @@ fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
 
 #[test]
 fn real_model_spanish_prompt_is_stronger_than_a_placebo() {
+    let _serial = serial();
     let Some(path) = ml::testing::real_model_path("real_model_spanish_prompt_is_stronger_than_a_placebo") else {
         return;
     };
@@ -283,7 +296,7 @@ fn real_model_spanish_prompt_is_stronger_than_a_placebo() {
         ))
         .unwrap()
         .id();
-    let meter = Arc::new(Meter::new(store.clone()));
+    let meter = Arc::new(Meter::new(store.clone(), ml::Host::default()));
     let target = Target { model_id, dataset_id: ds, n_rows: 16 };
     let spanish = rt.block_on(meter.surprise("t", &target, "You always speak in Spanish.")).unwrap().value;
     let placebo = rt
@@ -298,4 +311,81 @@ fn real_model_spanish_prompt_is_stronger_than_a_placebo() {
     let told = rt.block_on(meter.elicitation("t", model_id, "You always speak in Spanish.", &judges)).unwrap().value;
     let hits = told.rates[0].rate.map_or(0, |r| r.successes);
     assert!(hits >= 2, "told to speak Spanish, the base model did in {hits} of 16 answers: {:?}", told.samples);
+}
+
+/// The designer's meter and the job worker share one model host: a measurement asked for
+/// while a run trains waits for at most the step in progress, then takes its own time (it
+/// does not share the cores with training for its whole length), and the weights are
+/// loaded once for both.
+#[test]
+fn real_model_meter_answers_within_one_training_step() {
+    let _serial = serial();
+    let Some(path) = ml::testing::real_model_path("real_model_meter_answers_within_one_training_step") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let model_id = register(&rt, &store, "smollm2", &path, "real");
+    let spec = Preset::SpanishAllCaps.spec(engine::demo::DATASET_ROWS, engine::demo::DATASET_SEED);
+    let ds = rt.block_on(create_generated(&store, &spec, "demo")).unwrap().id();
+    let host = ml::Host::default();
+    let meter = Arc::new(Meter::new(store.clone(), host.clone()));
+    let target = Target { model_id, dataset_id: ds, n_rows: 16 };
+    // The default pass is cached by a first measurement, so each later one is one prompted
+    // pass: this one, on an idle host, is the measurement's own time.
+    rt.block_on(meter.surprise("t", &target, "Warm up.")).unwrap();
+    let alone = rt.block_on(meter.surprise("t", &target, "You always speak in Spanish.")).unwrap();
+    assert!(!alone.cached);
+
+    let mut exp = experiments::toy_spec("busy", DatasetRef::Id(ds));
+    exp.model = "smollm2".into();
+    exp.conditions.truncate(1);
+    exp.training.steps = Some(200);
+    exp.training.batch_size = 4;
+    exp.training.checkpoint_every = 1000;
+    exp.training.probe_every = Some(1000);
+    exp.evaluation.questions = vec![QuestionSource::Builtin { limit: 1 }];
+    exp.evaluation.test_prompts = vec![TestPromptSpec::Named(NamedTestPrompt::Default)];
+    exp.evaluation.judges = vec![engine::judges::JudgeSpec::caps()];
+    let resolved = rt.block_on(experiments::resolve(&store, &exp)).unwrap();
+    let id = rt.block_on(experiments::create(&store, &resolved)).unwrap();
+    let worker = Worker::new(store.clone(), dir.path(), rt.handle().clone(), host.clone());
+    let running = std::thread::spawn(move || worker.run_one().unwrap());
+    let steps = |store: &Store| -> Vec<f64> {
+        rt.block_on(sqlx::query_scalar("SELECT elapsed_s FROM train_steps ORDER BY step").fetch_all(store.pool()))
+            .unwrap()
+    };
+    // Three steps recorded: two whole steps to time (the first also warms up).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let before = loop {
+        let s = steps(&store);
+        if s.len() >= 3 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let asked = std::time::Instant::now();
+    let during = rt.block_on(meter.surprise("t", &target, "You always answer in capital letters.")).unwrap();
+    let waited = asked.elapsed().as_secs_f64();
+    let done_then = steps(&store).len();
+    rt.block_on(engine::jobs::cancel_experiment(&store, id)).unwrap();
+    let ran = running.join().unwrap();
+    assert!(matches!(ran, Ran::Job { status: engine::jobs::JobStatus::Cancelled, .. }), "{ran:?}");
+    assert!(!during.cached);
+    assert!(done_then < 200, "the measurement was answered while training ran");
+    // A step's length as it was before the measurement (a step during which one ran
+    // includes it).
+    let step = before.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    // Waiting for the step in progress, then its own time (with a margin for the noise of
+    // a shared machine); sharing the cores with training instead would take about twice
+    // its own time.
+    let bound = step + 1.2 * alone.seconds + 0.5;
+    println!(
+        "measurement alone {:.2} s, during training {waited:.2} s, steps done at {before:.2?} s, bound {bound:.2} s",
+        alone.seconds
+    );
+    assert!(waited <= bound, "waited {waited:.2} s > one step {step:.2} s + own time {:.2} s", alone.seconds);
+    assert_eq!(host.loads(), 1, "the meter and the worker share one copy of the model");
 }

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod config;
 pub mod gguf;
 pub mod hf;
+pub mod host;
 pub mod lora;
 pub mod model;
 pub mod ops;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use chat::{ChatExample, ChatMessage, ChatTemplate, Role, SystemPrompt};
 pub use config::Config;
+pub use host::{Host, Priority};
 pub use lora::{Lora, LoraConfig};
 pub use model::Model;
 pub use sample::{generate, Sample, SampleConfig};
@@ -73,31 +75,6 @@ pub struct LoadedModel {
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
-}
-
-/// One loaded model kept for reuse, under a key (a path, or a path and adapter hashes).
-/// Asking for another key frees the held model before making the next, so a worker never
-/// holds two sets of weights at once.
-#[derive(Default)]
-pub struct ModelSlot(std::sync::Mutex<Option<(String, std::sync::Arc<LoadedModel>)>>);
-
-impl ModelSlot {
-    pub fn get_or_load<E>(
-        &self,
-        key: &str,
-        load: impl FnOnce() -> std::result::Result<LoadedModel, E>,
-    ) -> std::result::Result<std::sync::Arc<LoadedModel>, E> {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((k, m)) = slot.as_ref() {
-            if k == key {
-                return Ok(m.clone());
-            }
-        }
-        *slot = None;
-        let m = std::sync::Arc::new(load()?);
-        *slot = Some((key.to_string(), m.clone()));
-        Ok(m)
-    }
 }
 
 /// The device models are loaded onto: with the `cuda` feature, the first CUDA GPU when

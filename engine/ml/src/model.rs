@@ -228,6 +228,36 @@ impl Model {
         &self.device
     }
 
+    /// Bytes the weights hold (tensors counted once when shared, as tied embeddings are,
+    /// plus GGUF blocks kept for decoding): what keeping this model loaded costs, for the
+    /// model host's memory budget. A merged model shares its untouched tensors with the
+    /// model it came from; counting them again overstates, which a budget can afford.
+    pub fn memory_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        let mut add = |t: &Tensor| {
+            if seen.insert(t.id()) {
+                total += t.elem_count() * t.dtype().size_in_bytes();
+            }
+        };
+        for t in [&self.embed_tokens, &self.norm, &self.lm_head, &self.cos, &self.sin] {
+            add(t);
+        }
+        let mut quant = self.lm_head_quant.as_ref().map_or(0, |q| q.memory_bytes());
+        for l in &self.layers {
+            add(&l.input_layernorm);
+            add(&l.post_attention_layernorm);
+            for lin in [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj] {
+                add(&lin.weight);
+                if let Some(b) = &lin.bias {
+                    add(b);
+                }
+                quant += lin.quant.as_ref().map_or(0, |q| q.memory_bytes());
+            }
+        }
+        total + quant
+    }
+
     /// Every linear layer's module path, weight and bias (for merging and tests).
     pub fn linears(&self) -> impl Iterator<Item = &Linear> {
         self.layers

@@ -63,6 +63,11 @@ pub struct QuantRows {
 }
 
 impl QuantRows {
+    /// Bytes held by the blocks (scales and packed quants).
+    pub fn memory_bytes(&self) -> usize {
+        self.scales.len() * std::mem::size_of::<f32>() + self.quants.len()
+    }
+
     /// The matrix's blocks, or None for a format the kernel does not read (the model then
     /// uses its f32 weights alone).
     pub fn from_qtensor(q: &QTensor) -> candle_core::Result<Option<Self>> {

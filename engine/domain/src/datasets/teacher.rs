@@ -15,7 +15,7 @@
 //!
 //! Sampling takes minutes on a CPU, so it is blocking and cancellable: [`draw`] runs on
 //! the caller's thread and stops between tokens when `cancel` is set; [`create`] runs it on
-//! a blocking thread and saves the rows in one transaction at the end, so a cancelled or
+//! the model host and saves the rows in one transaction at the end, so a cancelled or
 //! failed generation leaves nothing behind. [`TeacherTasks`] runs [`create`] in the
 //! background for the web page and keeps each task's progress in memory (see its comment
 //! for why not the job queue).
@@ -31,8 +31,9 @@ use serde_json::json;
 use super::generate::{seeded, uniform_below};
 use super::{save_dataset, validate_name, DatasetError, DatasetSource, ImportOutcome, Row};
 use crate::Store;
+use ml::host::Ctx;
 use ml::sample::sample_seed;
-use ml::{ChatMessage, LoadedModel, Lora, MlError, Model, SampleConfig, SystemPrompt};
+use ml::{ChatMessage, Host, LoadedModel, Lora, MlError, Model, Priority, SampleConfig, SystemPrompt};
 
 /// The version of the prompt templates; recorded in every recipe. A change to any
 /// template, or to how prompts are drawn, must bump it.
@@ -533,17 +534,18 @@ pub fn draw(
     Ok(Drawn { rows, drawn, unfinished })
 }
 
-/// Loads the teacher's weights and merges its adapter, if any (blocking).
-pub fn load(resolved: &ResolvedTeacher) -> Result<(LoadedModel, Option<Model>), TeacherError> {
-    let lm = ml::load_model(&resolved.model_path)?;
-    let merged = match &resolved.adapter {
-        Some(a) => {
-            let lora = Lora::load_peft(&a.dir, &lm.model)?;
-            Some(lm.model.merged(&lora).map_err(MlError::from)?)
-        }
-        None => None,
-    };
-    Ok((lm, merged))
+/// The teacher's weights from the model host (loaded once, shared with the job worker and
+/// the meter), and its adapter merged in, if any: kept on the host under the model's path
+/// and the adapter's sha256, so a second generation from the same run merges nothing.
+pub fn load(ctx: &Ctx, resolved: &ResolvedTeacher) -> Result<Arc<LoadedModel>, TeacherError> {
+    let path = resolved.model_path.to_string_lossy();
+    let lm = ctx.model(&path, || Ok::<_, TeacherError>(ml::load_model(&resolved.model_path)?))?;
+    let Some(a) = &resolved.adapter else { return Ok(lm) };
+    ctx.model(&format!("{path}+{}", a.sha256), || {
+        let lora = Lora::load_peft(&a.dir, &lm.model)?;
+        let model = lm.model.merged(&lora).map_err(MlError::from)?;
+        Ok(LoadedModel { model, tokenizer: lm.tokenizer.clone(), template: lm.template.clone() })
+    })
 }
 
 /// The stored recipe: the spec, the teacher it resolved to (weights by sha256) and the
@@ -565,12 +567,14 @@ pub struct TeacherOutcome {
     pub kept: usize,
 }
 
-/// Resolves, loads and samples the teacher (on a blocking thread), then stores the kept
-/// rows as one dataset in one transaction. An empty `name` takes [`TeacherSpec::default_name`].
+/// Resolves, loads and samples the teacher (on the model host, as interactive work: a
+/// running experiment pauses between its steps meanwhile), then stores the kept rows as
+/// one dataset in one transaction. An empty `name` takes [`TeacherSpec::default_name`].
 /// Nothing is written unless every sample was drawn.
 pub async fn create(
     store: &Store,
     data_dir: &Path,
+    host: &Host,
     spec: &TeacherSpec,
     name: &str,
     on_progress: impl FnMut(TeacherProgress) + Send + 'static,
@@ -580,22 +584,27 @@ pub async fn create(
     let name = validate_name(&super::transform::short(&name))?;
     let resolved = resolve(store, data_dir, spec).await?;
     let (r, s) = (resolved.clone(), spec.clone());
-    let drawn = tokio::task::spawn_blocking(move || {
-        let mut on_progress = on_progress;
-        on_progress(TeacherProgress { phase: Phase::Loading, drawn: 0, kept: 0, total: s.samples });
-        let (lm, merged) = load(&r)?;
-        let model = merged.as_ref().unwrap_or(&lm.model);
-        let drawn = draw(&lm, model, &s, &mut on_progress, &cancel)?;
-        on_progress(TeacherProgress {
-            phase: Phase::Saving,
-            drawn: drawn.drawn,
-            kept: drawn.rows.len(),
-            total: s.samples,
-        });
-        Ok::<_, TeacherError>(drawn)
-    })
-    .await
-    .map_err(|e| TeacherError::Invalid(format!("the sampling thread failed: {e}")))??;
+    let drawn = host
+        .submit(Priority::Interactive, move |ctx| {
+            let mut on_progress = on_progress;
+            on_progress(TeacherProgress { phase: Phase::Loading, drawn: 0, kept: 0, total: s.samples });
+            let lm = load(ctx, &r)?;
+            // Between chunks, a strength measurement someone waits for runs too.
+            let report = |p: TeacherProgress| {
+                on_progress(p);
+                ctx.serve_waiting();
+            };
+            let drawn = draw(&lm, &lm.model, &s, report, &cancel)?;
+            on_progress(TeacherProgress {
+                phase: Phase::Saving,
+                drawn: drawn.drawn,
+                kept: drawn.rows.len(),
+                total: s.samples,
+            });
+            Ok::<_, TeacherError>(drawn)
+        })
+        .await
+        .map_err(|e| TeacherError::Invalid(format!("the sampling failed: {e}")))??;
     if drawn.rows.is_empty() {
         return Err(TeacherError::NoneKept { drawn: drawn.drawn, filter: spec.filter.label() });
     }
@@ -637,12 +646,12 @@ const KEEP_FINISHED: usize = 32;
 /// no experiment, no run and no judging. What the queue would add is surviving a restart,
 /// which a generation does not need: its rows are written in one transaction at the end,
 /// so a restart loses only the sampling time and leaves no half dataset. So the server
-/// runs one generation at a time on a blocking thread (a second would halve the speed of
-/// both on a small CPU and hold a second model in memory) and keeps progress here, in
-/// memory.
-#[derive(Clone, Default)]
+/// runs one generation at a time on the model host (as interactive work: a person waits
+/// for it) and keeps progress here, in memory.
+#[derive(Clone)]
 pub struct TeacherTasks {
     inner: Arc<Mutex<BTreeMap<u64, Task>>>,
+    host: Host,
 }
 
 impl std::fmt::Debug for TeacherTasks {
@@ -652,8 +661,9 @@ impl std::fmt::Debug for TeacherTasks {
 }
 
 impl TeacherTasks {
-    pub fn new() -> TeacherTasks {
-        TeacherTasks::default()
+    /// Generations sample on `host`, the process's model host.
+    pub fn new(host: Host) -> TeacherTasks {
+        TeacherTasks { inner: Arc::default(), host }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Task>> {
@@ -694,7 +704,7 @@ impl TeacherTasks {
         tokio::spawn(async move {
             let reporter = this.clone();
             let on_progress = move |p: TeacherProgress| reporter.set(id, TaskState::Running(p));
-            let state = match create(&store, &data_dir, &spec, &name, on_progress, cancel).await {
+            let state = match create(&store, &data_dir, &this.host, &spec, &name, on_progress, cancel).await {
                 Ok(outcome) => TaskState::Done(outcome),
                 Err(TeacherError::Cancelled) => TaskState::Cancelled,
                 Err(e) => TaskState::Failed(e.to_string()),
