@@ -18,6 +18,7 @@ use sqlx::SqlitePool;
 pub mod judgements;
 pub mod runs;
 pub mod samples;
+pub mod strength;
 
 /// Errors from opening or using the store.
 #[derive(Debug, thiserror::Error)]
