@@ -1,7 +1,23 @@
 //! The judges' verdicts on a run's samples, written by the runner.
 
+use serde::{Deserialize, Serialize};
+
 use super::Store;
-use crate::judges::Judgement;
+
+/// What a judge says about one completion (`crate::judges::Judgement`, which re-exports it
+/// and adds its constructors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The judge's measurement; its range is the judge's own (documented on each judge:
+    /// [0, 1] for the deterministic ones, 0-100 for LLM ratings). `None` when the judge
+    /// could not tell (too little text, no number from the LLM).
+    pub score: Option<f64>,
+    /// Whether the trait is expressed; `None` when undetermined. Rates must leave the
+    /// undetermined out rather than count them as "absent" (see `stats::Proportion`).
+    pub trait_present: Option<bool>,
+    /// What the judge saw or said, JSON or text, shown to users next to the verdict.
+    pub raw: String,
+}
 
 /// Verdicts already stored for the run's samples, over all judges.
 pub async fn count_for_run(store: &Store, run_id: i64) -> Result<i64, sqlx::Error> {

@@ -1,8 +1,9 @@
 //! A run's own rows: where it stands (phase, units done, speed, ETA), its training steps
 //! and probe log-probs, and its adapter's folder. Only the job runner writes them.
 
+use wire::RunPhase;
+
 use super::Store;
-use crate::jobs::RunPhase;
 
 /// Which condition and seed of which experiment a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
