@@ -17,6 +17,7 @@ use sqlx::SqlitePool;
 
 pub mod jobs;
 pub mod judgements;
+pub mod models;
 pub mod runs;
 pub mod samples;
 
