@@ -18,6 +18,7 @@ use sqlx::SqlitePool;
 pub mod jobs;
 pub mod judgements;
 pub mod models;
+pub mod prompts;
 pub mod questions;
 pub mod runs;
 pub mod samples;
