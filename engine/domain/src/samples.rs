@@ -82,32 +82,8 @@ pub enum SampleSort {
     ScoreDesc,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredJudgement {
-    pub judge: String,
-    pub version: String,
-    pub score: Option<f64>,
-    pub trait_present: Option<bool>,
-    pub raw: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredSample {
-    pub id: i64,
-    pub run_id: i64,
-    pub condition: String,
-    pub seed: i64,
-    pub test_prompt: String,
-    pub system_text: Option<String>,
-    pub question_key: String,
-    pub paraphrase: i64,
-    pub question: String,
-    pub sample_idx: i64,
-    pub completion: String,
-    pub n_tokens: i64,
-    pub finished: bool,
-    pub judgements: Vec<StoredJudgement>,
-}
+/// A stored sample with its judges' verdicts, and one verdict: the store's row types.
+pub use crate::store::samples::{StoredJudgement, StoredSample};
 
 /// The largest page served.
 pub const MAX_PAGE: i64 = 200;

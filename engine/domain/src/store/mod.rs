@@ -20,6 +20,7 @@ pub mod judgements;
 pub mod models;
 pub mod prompts;
 pub mod questions;
+pub mod reviews;
 pub mod runs;
 pub mod samples;
 
