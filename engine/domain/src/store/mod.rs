@@ -15,6 +15,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub mod datasets;
 pub mod jobs;
 pub mod judgements;
 pub mod models;
@@ -77,6 +78,13 @@ impl Store {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Begins a transaction for a unit of work that spans several store calls (each taking
+    /// the `&mut SqliteConnection` it derefs to); the caller commits it, and dropping it
+    /// uncommitted rolls everything back.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin().await
     }
 
     /// The data directory: paths stored relative to it (a run's `adapter_dir`) resolve here.
