@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub mod datasets;
+pub mod experiments;
 pub mod jobs;
 pub mod judgements;
 pub mod models;

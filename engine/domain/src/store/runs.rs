@@ -102,3 +102,12 @@ pub async fn set_adapter(store: &Store, run_id: i64, relative_dir: &str) -> Resu
         .await?;
     Ok(())
 }
+
+/// A run's condition, seed and adapter folder (relative to the data directory; `None`
+/// when it has none yet); `None` when the run does not exist.
+pub async fn adapter_of(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = ?")
+        .bind(run_id)
+        .fetch_optional(store.pool())
+        .await
+}
