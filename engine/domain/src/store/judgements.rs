@@ -1,4 +1,6 @@
-//! The judges' verdicts on a run's samples, written by the runner.
+//! The `judgements` table: the judges' verdicts on a run's samples, written by the runner
+//! (pending work, a chunk with its progress), and counted per cell for
+//! `crate::experiments::aggregates`.
 
 use serde::{Deserialize, Serialize};
 
@@ -74,4 +76,26 @@ pub async fn insert_batch(
     }
     sqlx::query("UPDATE runs SET done_units = ? WHERE id = ?").bind(done_units).bind(run_id).execute(&mut *tx).await?;
     tx.commit().await
+}
+
+/// Verdict counts for one (condition, seed, test prompt, question, judge) group: condition,
+/// seed, test prompt, question key, judge, judged, determined, trait present, unscored,
+/// score sum (`None` when none scored), scored.
+pub type CellCounts = (String, i64, String, String, String, i64, i64, i64, i64, Option<f64>, i64);
+
+/// An experiment's verdicts counted per (condition, seed, test prompt, question, judge), in
+/// condition, test prompt and judge order.
+pub async fn cell_counts(store: &Store, experiment_id: i64) -> Result<Vec<CellCounts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.condition, r.seed, s.test_prompt, s.question_key, j.judge,
+                COUNT(*), SUM(j.trait_present IS NOT NULL), COALESCE(SUM(j.trait_present = 1), 0),
+                SUM(j.score IS NULL), SUM(j.score), COUNT(j.score)
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE r.experiment_id = ?
+         GROUP BY r.condition_idx, r.seed, s.test_prompt, s.question_key, j.judge
+         ORDER BY r.condition_idx, s.test_prompt, j.judge",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
 }

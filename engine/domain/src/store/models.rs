@@ -120,3 +120,11 @@ pub async fn experiments_using(store: &Store, id: i64) -> Result<i64, sqlx::Erro
         sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = ?").bind(id).fetch_one(store.pool()).await?;
     Ok(count)
 }
+
+/// A model's id, name, path and sha256 by name: what an experiment records of it.
+pub async fn identity_by_name(store: &Store, name: &str) -> Result<Option<(i64, String, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, name, path, sha256 FROM models WHERE name = ?")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await
+}

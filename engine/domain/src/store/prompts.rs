@@ -243,3 +243,8 @@ pub async fn mark_judge_prompts_seeded(store: &Store) -> Result<(), sqlx::Error>
     sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1')").execute(store.pool()).await?;
     Ok(())
 }
+
+/// How many prompts (deleted or not) have this name.
+pub async fn count_named(store: &Store, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = ?").bind(name).fetch_one(store.pool()).await
+}
