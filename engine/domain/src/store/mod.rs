@@ -2,11 +2,14 @@
 //! connection pool, with the schema from `migrations/` embedded in the binary.
 //!
 //! Opening, configuring and migrating the database live here, and so, module by module, do
-//! the queries: `runs` (a run's progress, training steps, probes, adapter), `samples` (the
-//! runner's writes of sampled answers) and `judgements` (the judges' verdicts) are what the
-//! job runner calls, with typed arguments, so the runner holds no SQL. Older modules
-//! (prompts, datasets, experiments, jobs, ...) still own their queries; they move here one
-//! table family at a time.
+//! the queries, one module per table family with typed functions: `jobs` (the lease
+//! queue), `runs` (a run's progress, training steps, probes, adapter), `samples` (sampled
+//! answers: the runner's writes, the sample browser's and export's reads), `judgements`
+//! (the judges' verdicts), `prompts`, `questions`, `models`, `reviews` (labels and pins),
+//! `datasets` and `experiments`. The domain modules call them and hold no SQL. A store
+//! module imports no other domain module (`scripts/check-layers` checks it): the row types
+//! it returns live here and the domain re-exports them. Not moved yet: the prompt-strength
+//! caches (`crate::strength`) and the teacher's lookups (`crate::datasets::teacher`).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
