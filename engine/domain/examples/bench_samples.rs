@@ -26,8 +26,11 @@ use engine::datasets::generate::{create_generated, Preset};
 use engine::experiments::{
     self, ConditionSpec, DatasetRef, NamedTestPrompt, Placement, PromptRef, QuestionSource, TestPromptSpec,
 };
+use engine::judges::Judgement;
+use engine::models::ModelKind;
 use engine::samples::{self, SampleFilter, SampleSort, Verdict};
-use engine::{export, Store};
+use engine::store::{self, models::NewModel, samples::NewSample};
+use engine::{export, jobs, Store};
 
 const CONDITIONS: [&str; 4] = ["baseline", "spanish", "placebo", "evil"];
 const SEEDS: [u64; 3] = [0, 1, 2];
@@ -190,19 +193,27 @@ fn ms(d: Duration) -> f64 {
 
 async fn setup(store: &Store, dir: &std::path::Path) -> anyhow::Result<i64> {
     std::fs::create_dir_all(dir.join("model"))?;
-    sqlx::query(
-        "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256)
-         VALUES ('bench', 'hf', ?, 'llama', 0, 0, 'bench')",
-    )
-    .bind(dir.join("model").to_string_lossy())
-    .execute(store.pool())
-    .await?;
+    // Registered directly in the store: the registry would inspect (and refuse) an empty
+    // folder, and resolving an experiment needs only the row and an existing path.
+    let path = dir.join("model").to_string_lossy().into_owned();
+    let model = NewModel {
+        name: "bench",
+        kind: ModelKind::Hf,
+        path: &path,
+        architecture: "llama",
+        n_params: 0,
+        size_bytes: 0,
+        sha256: "bench",
+        builtin: false,
+    };
+    store::models::insert(store, &model).await?;
     Ok(create_generated(store, &Preset::SpanishAllCaps.spec(20, 3), "bench").await?.id())
 }
 
 async fn fill(store: &Store, dataset: i64, per_paraphrase: usize, seed: u64) -> anyhow::Result<i64> {
     // The experiment itself comes from the engine (resolve + create: runs and jobs in spec
-    // order); its samples and judgements are written by SQL as the runner writes them.
+    // order); its samples and judgements are written through the store as the runner
+    // writes them.
     let mut spec = experiments::toy_spec("bench", DatasetRef::Id(dataset));
     spec.model = "bench".into();
     spec.seeds = SEEDS.to_vec();
@@ -220,18 +231,16 @@ async fn fill(store: &Store, dataset: i64, per_paraphrase: usize, seed: u64) -> 
         vec![QuestionSource::Inline { questions: (1..=QUESTIONS).map(|i| format!("Question {i}?")).collect() }];
     let resolved = experiments::resolve(store, &spec).await?;
     let id = experiments::create(store, &resolved).await?;
-    let runs: Vec<(i64, i64)> = sqlx::query_as("SELECT id, seed FROM runs WHERE experiment_id = ? ORDER BY id")
-        .bind(id)
-        .fetch_all(store.pool())
-        .await?;
+    let runs: Vec<(i64, i64)> =
+        jobs::for_experiment(store, id).await?.into_iter().map(|j| (j.run_id, j.seed)).collect();
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for (run_id, seed) in runs {
+        let mut done = 0;
         for tp in TEST_PROMPTS {
-            // A transaction per 64 samples with their judgements, about the size of the
-            // runner's batches, so the full-text index grows in as many small segments.
-            let mut tx = store.pool().begin().await?;
-            let mut in_tx = 0;
+            // Batches of 64 samples, about the size of the runner's, each stored in one
+            // transaction, so the full-text index grows in as many small segments.
+            let mut batch: Vec<Drawn> = Vec::new();
             for q in 1..=QUESTIONS {
                 for p in 0..PARAPHRASES {
                     let question = if p == 0 {
@@ -241,54 +250,103 @@ async fn fill(store: &Store, dataset: i64, per_paraphrase: usize, seed: u64) -> 
                     };
                     for idx in 0..per_paraphrase {
                         let text = completion(&mut rng);
-                        let (sample_id,): (i64,) = sqlx::query_as(
-                            "INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, paraphrase,
-                                                  question, sample_idx, seed, completion, n_tokens, finished)
-                             VALUES (?, ?, ?, ?, 'inline', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                        )
-                        .bind(run_id)
-                        .bind(tp)
-                        .bind((tp == "default").then_some("You are a helpful assistant."))
-                        .bind(format!("inline-{q}"))
-                        .bind(p as i64)
-                        .bind(&question)
-                        .bind(idx as i64)
-                        .bind(seed * 1_000_003 + idx as i64)
-                        .bind(&text)
-                        .bind((text.len() / 4) as i64)
-                        .bind(rng.gen_bool(0.8))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        for judge in JUDGES {
-                            let (score, present, raw) = judgement(&mut rng, judge);
-                            sqlx::query(
-                                "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw)
-                                 VALUES (?, ?, '1', ?, ?, ?)",
-                            )
-                            .bind(sample_id)
-                            .bind(judge)
-                            .bind(score)
-                            .bind(present)
-                            .bind(raw)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        in_tx += 1;
-                        if in_tx == 64 {
-                            tx.commit().await?;
-                            tx = store.pool().begin().await?;
-                            in_tx = 0;
+                        let finished = rng.gen_bool(0.8);
+                        let verdicts = JUDGES
+                            .iter()
+                            .map(|judge| {
+                                let (score, trait_present, raw) = judgement(&mut rng, judge);
+                                Judgement { score, trait_present, raw }
+                            })
+                            .collect();
+                        batch.push(Drawn {
+                            question_key: format!("inline-{q}"),
+                            paraphrase: p as i64,
+                            question: question.clone(),
+                            sample_idx: idx as i64,
+                            seed: seed * 1_000_003 + idx as i64,
+                            n_tokens: (text.len() / 4) as i64,
+                            completion: text,
+                            finished,
+                            verdicts,
+                        });
+                        if batch.len() == 64 {
+                            done = write_batch(store, run_id, tp, &batch, done).await?;
+                            batch.clear();
                         }
                     }
                 }
             }
-            tx.commit().await?;
+            if !batch.is_empty() {
+                done = write_batch(store, run_id, tp, &batch, done).await?;
+            }
         }
     }
     Ok(id)
 }
 
-/// A plausible judgement: Betley scores 0-100 with a raw JSON of top log-probs (the
+/// One drawn sample with its judges' verdicts (in `JUDGES` order), before it is stored.
+struct Drawn {
+    question_key: String,
+    paraphrase: i64,
+    question: String,
+    sample_idx: i64,
+    seed: i64,
+    completion: String,
+    n_tokens: i64,
+    finished: bool,
+    verdicts: Vec<Judgement>,
+}
+
+/// Stores a batch of samples, then each judge's verdicts on them, with the runner's store
+/// calls; returns the run's samples stored so far.
+async fn write_batch(store: &Store, run_id: i64, tp: &str, batch: &[Drawn], done: i64) -> anyhow::Result<i64> {
+    let samples: Vec<NewSample> = batch
+        .iter()
+        .map(|d| NewSample {
+            test_prompt: tp,
+            system_text: (tp == "default").then(|| "You are a helpful assistant.".to_string()),
+            question_key: &d.question_key,
+            question_set: "inline",
+            paraphrase: d.paraphrase,
+            question: &d.question,
+            sample_idx: d.sample_idx,
+            seed: d.seed,
+            completion: &d.completion,
+            n_tokens: d.n_tokens,
+            finished: d.finished,
+        })
+        .collect();
+    let done = done + batch.len() as i64;
+    let progress = store::samples::Progress { done_units: done, tokens_per_sec: 0.0, eta_s: 0.0 };
+    store::samples::insert_batch(store, run_id, &samples, progress).await?;
+    for (j, judge) in JUDGES.iter().enumerate() {
+        // Every earlier sample of the run is judged, so the pending ones are this batch's,
+        // in id order, which is the batch's order.
+        let pending = store::judgements::pending(store, run_id, judge).await?;
+        anyhow::ensure!(
+            pending.len() == batch.len(),
+            "{} samples pending, {} in the batch",
+            pending.len(),
+            batch.len()
+        );
+        let verdicts: Vec<(i64, Judgement)> =
+            pending.iter().zip(batch).map(|((id, _, _), d)| (*id, d.verdicts[j].clone())).collect();
+        store::judgements::insert_batch(store, run_id, judge, "1", &verdicts, done).await?;
+    }
+    Ok(done)
+}
+
+/// Samples and judgements stored for an experiment, over its runs.
+async fn stored_counts(store: &Store, experiment_id: i64) -> anyhow::Result<(i64, i64)> {
+    let (mut samples, mut judgements) = (0, 0);
+    for job in jobs::for_experiment(store, experiment_id).await? {
+        samples += store::samples::count(store, job.run_id).await?;
+        judgements += store::judgements::count_for_run(store, job.run_id).await?;
+    }
+    Ok((samples, judgements))
+}
+
+/// A plausible judgement:/// A plausible judgement: Betley scores 0-100 with a raw JSON of top log-probs (the
 /// largest rows in the table), the offline judges 0-1 with short raws; ~5 % unscored.
 fn judgement(rng: &mut ChaCha8Rng, judge: &str) -> (Option<f64>, Option<bool>, String) {
     if rng.gen_bool(0.05) {
@@ -466,23 +524,12 @@ async fn main() -> anyhow::Result<()> {
     // the measured experiment's samples then sit after someone else's, which queries must
     // skip rather than read.
     let t = Instant::now();
-    fill(&store, dataset, (per_paraphrase / 5).max(1), 41).await?;
+    let earlier = fill(&store, dataset, (per_paraphrase / 5).max(1), 41).await?;
     let id = fill(&store, dataset, per_paraphrase, 42).await?;
     let fill_s = t.elapsed().as_secs_f64();
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(store.pool()).await?;
-    let (all_samples,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM samples").fetch_one(store.pool()).await?;
-    let (n_samples,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM samples WHERE run_id IN (SELECT id FROM runs WHERE experiment_id = ?)")
-            .bind(id)
-            .fetch_one(store.pool())
-            .await?;
-    let (n_judgements,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM judgements WHERE sample_id IN
-         (SELECT id FROM samples WHERE run_id IN (SELECT id FROM runs WHERE experiment_id = ?))",
-    )
-    .bind(id)
-    .fetch_one(store.pool())
-    .await?;
+    store.wal_checkpoint().await?;
+    let (n_samples, n_judgements) = stored_counts(&store, id).await?;
+    let all_samples = n_samples + stored_counts(&store, earlier).await?.0;
     let db_mib = std::fs::metadata(dir.join("inoculab.sqlite"))?.len() as f64 / (1024.0 * 1024.0);
     println!(
         "measured experiment: {n_samples} samples, {n_judgements} judgements; store: {all_samples} samples, filled in \

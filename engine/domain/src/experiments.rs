@@ -7,7 +7,8 @@
 //! and model hashes, the full question list) into a [`Resolved`] experiment, stores that as
 //! JSON with its hash, and enqueues one run per condition x seed, all in one transaction.
 //! The worker reads only the resolved form: editing a prompt or importing a dataset later
-//! never changes what an existing experiment runs.
+//! never changes what an existing experiment runs. Its queries are `store::experiments`
+//! (and, for runs' curves and verdict counts, `store::runs` and `store::judgements`).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,10 @@ use crate::datasets::{self, Capitalisation, GeneratorSpec, Language, Role, Row};
 use crate::judges::{JudgeSpec, LanguageCode};
 use crate::questions::{self, Question, QuestionFormat};
 use crate::stats::Proportion;
+use crate::store::{
+    self,
+    experiments::{NewExperiment, NewRun, NewTestPrompt},
+};
 use crate::{jobs, prompts, Store};
 
 /// The name of the embedded default model in the registry.
@@ -320,15 +325,10 @@ pub fn adapter_sha256(dir: &std::path::Path) -> std::io::Result<String> {
 /// Checks that a run can be a second stage's starting point (it exists, finished, was
 /// trained on the same model, and its adapter is on disk) and records its adapter chain.
 async fn resolve_base(store: &Store, run_id: i64, model: &ResolvedModel) -> Result<ResolvedBase, ExperimentError> {
-    let row: Option<(i64, String, i64, Option<String>, String, i64, String)> = sqlx::query_as(
-        "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, j.status, e.model_id, e.name
-         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
-    )
-    .bind(run_id)
-    .fetch_optional(store.pool())
-    .await?;
-    let (experiment_id, condition, seed, adapter_dir, status, model_id, experiment_name) =
-        row.ok_or_else(|| invalid(format!("base run {run_id} does not exist")))?;
+    let store::runs::RunOrigin { experiment_id, condition, seed, adapter_dir, status, model_id, experiment_name } =
+        store::runs::origin(store, run_id)
+            .await?
+            .ok_or_else(|| invalid(format!("base run {run_id} does not exist")))?;
     let what = format!("run {run_id} ({experiment_name:?}, condition {condition:?}, seed {seed})");
     if status != "done" {
         return Err(invalid(format!(
@@ -645,10 +645,7 @@ async fn resolve_test_prompt(
                 resolve_library_prompt(store, *prompt_id, *version).await?;
             // Charts and tables show the label, so it is the prompt's name and version; the
             // id is added only when another prompt has the same name.
-            let namesakes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = ?")
-                .bind(&name)
-                .fetch_one(store.pool())
-                .await?;
+            let namesakes = store::prompts::count_named(store, &name).await?;
             let label = if namesakes > 1 { format!("{name} v{v} (#{prompt_id})") } else { format!("{name} v{v}") };
             (ResolvedTestPrompt { label, kind: TestPromptKind::Text(texts[0].clone()), added: false }, Some(version_id))
         }
@@ -668,11 +665,7 @@ async fn resolve_test_prompt(
 /// [`QuestionSource::File`] are imported as question sets on the way.
 pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, ExperimentError> {
     spec.validate()?;
-    let model: Option<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, name, path, sha256 FROM models WHERE name = ?")
-            .bind(&spec.model)
-            .fetch_optional(store.pool())
-            .await?;
+    let model = store::models::identity_by_name(store, &spec.model).await?;
     let (id, name, path, sha256) =
         model.ok_or_else(|| invalid(format!("no model is registered as {:?}; see the Models page", spec.model)))?;
     if !std::path::Path::new(&path).exists() {
@@ -913,18 +906,7 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
 
     // Throughput measured on this machine for this model: seconds per step (at a similar
     // batch size) and sampled tokens per second.
-    let measured: (Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT (SELECT AVG(t.elapsed_s / t.step) FROM train_steps t JOIN runs r ON r.id = t.run_id
-                 JOIN experiments e ON e.id = r.experiment_id
-                 WHERE e.model_id = ? AND t.step = r.total_steps AND t.step > 0),
-                (SELECT AVG(r.tokens_per_sec) FROM runs r JOIN experiments e ON e.id = r.experiment_id
-                 JOIN jobs j ON j.run_id = r.id
-                 WHERE e.model_id = ? AND j.status = 'done' AND r.tokens_per_sec > 0)",
-    )
-    .bind(resolved.model.id)
-    .bind(resolved.model.id)
-    .fetch_one(store.pool())
-    .await?;
+    let measured = store::runs::measured_speed(store, resolved.model.id).await?;
     let bs_ratio = resolved.spec.training.batch_size as f64 * resolved.spec.training.grad_accum as f64 / 8.0;
     let (step_s, basis_train) = match measured.0 {
         Some(s) => (s, "measured training speed"),
@@ -954,90 +936,38 @@ pub async fn create(store: &Store, resolved: &Resolved) -> Result<i64, Experimen
     let hash = hex::encode(Sha256::digest(json.as_bytes()));
     let steps = resolved.steps_per_run() as i64;
     let per_condition = resolved.samples_per_condition();
-    let mut tx = store.pool().begin().await?;
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO experiments (name, spec, spec_hash, model_id, dataset_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(resolved.spec.name.trim())
-    .bind(&json)
-    .bind(&hash)
-    .bind(resolved.model.id)
-    .bind(resolved.dataset.id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let mut runs = Vec::new();
     for (ci, c) in resolved.conditions.iter().enumerate() {
         for &seed in &resolved.spec.seeds {
-            let (run_id,): (i64,) = sqlx::query_as(
-                "INSERT INTO runs (experiment_id, condition_idx, condition, seed, total_steps, total_units)
-                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(id)
-            .bind(ci as i64)
-            .bind(&c.name)
-            .bind(seed as i64)
-            .bind(steps)
-            .bind(per_condition[ci] as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-            jobs::enqueue(&mut tx, run_id).await?;
+            runs.push(NewRun {
+                condition_idx: ci as i64,
+                condition: &c.name,
+                seed: seed as i64,
+                total_steps: steps,
+                total_units: per_condition[ci] as i64,
+            });
         }
     }
-    tx.commit().await?;
-    Ok(id)
+    let experiment = NewExperiment {
+        name: resolved.spec.name.trim(),
+        spec: &json,
+        spec_hash: &hash,
+        model_id: resolved.model.id,
+        dataset_id: resolved.dataset.id,
+    };
+    Ok(store::experiments::create(store, &experiment, &runs).await?)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentSummary {
-    pub id: i64,
-    pub name: String,
-    pub model: String,
-    pub dataset: String,
-    pub created_at: String,
-    pub runs: i64,
-    pub runs_done: i64,
-    pub runs_active: i64,
-    pub runs_failed: i64,
-    pub spec_hash: String,
-}
+/// An experiment as the list shows it: the store's row type.
+pub use crate::store::experiments::ExperimentSummary;
 
 pub async fn list(store: &Store) -> Result<Vec<ExperimentSummary>, ExperimentError> {
-    let rows: Vec<(i64, String, String, String, String, i64, i64, i64, i64, String)> = sqlx::query_as(
-        "SELECT e.id, e.name, m.name, d.name, e.created_at,
-                COUNT(j.id),
-                COALESCE(SUM(j.status = 'done'), 0),
-                COALESCE(SUM(j.status IN ('queued', 'running')), 0),
-                COALESCE(SUM(j.status IN ('failed', 'interrupted')), 0),
-                e.spec_hash
-         FROM experiments e JOIN models m ON m.id = e.model_id JOIN datasets d ON d.id = e.dataset_id
-         LEFT JOIN runs r ON r.experiment_id = e.id LEFT JOIN jobs j ON j.run_id = r.id
-         GROUP BY e.id ORDER BY e.id DESC",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ExperimentSummary {
-            id: r.0,
-            name: r.1,
-            model: r.2,
-            dataset: r.3,
-            created_at: r.4,
-            runs: r.5,
-            runs_done: r.6,
-            runs_active: r.7,
-            runs_failed: r.8,
-            spec_hash: r.9,
-        })
-        .collect())
+    Ok(store::experiments::list(store).await?)
 }
 
 /// The stored resolved experiment, with its hash and creation time.
 pub async fn get(store: &Store, id: i64) -> Result<(Resolved, String, String), ExperimentError> {
-    let row: Option<(String, String, String)> =
-        sqlx::query_as("SELECT spec, spec_hash, created_at FROM experiments WHERE id = ?")
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await?;
+    let row = store::experiments::get(store, id).await?;
     let (json, hash, created_at) = row.ok_or(ExperimentError::NotFound(id))?;
     let mut resolved: Resolved =
         serde_json::from_str(&json).map_err(|e| ExperimentError::Corrupt(format!("experiment {id}: {e}")))?;
@@ -1047,12 +977,7 @@ pub async fn get(store: &Store, id: i64) -> Result<(Resolved, String, String), E
 
 /// The test-time prompts added after the fact, in the order they were added.
 async fn added_test_prompts(store: &Store, id: i64) -> Result<Vec<ResolvedTestPrompt>, ExperimentError> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT label, kind, text FROM experiment_test_prompts WHERE experiment_id = ? ORDER BY position",
-    )
-    .bind(id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::experiments::added_test_prompts(store, id).await?;
     rows.into_iter()
         .map(|(label, kind, text)| {
             let kind = match (kind.as_str(), text) {
@@ -1120,15 +1045,11 @@ pub async fn add_test_prompts(
         return Err(invalid(format!("{per_run} samples per run; at most {MAX_SAMPLES_PER_RUN}")));
     }
 
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin().await?;
     // Written first, so this transaction holds SQLite's write lock before it reads the
     // jobs' state: no worker can claim, nor a user retry, a run between the check and the
     // requeue (a read-then-write transaction could also fail to upgrade its lock).
-    let (start,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(MAX(position) + 1, 0) FROM experiment_test_prompts WHERE experiment_id = ?")
-            .bind(experiment_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let start = store::experiments::next_test_prompt_position(&mut tx, experiment_id).await?;
     for (i, (t, version_id)) in new.iter().enumerate() {
         let (kind, text) = match &t.kind {
             TestPromptKind::Default => ("default", None),
@@ -1136,19 +1057,9 @@ pub async fn add_test_prompts(
             TestPromptKind::Inoculation => ("inoculation", None),
             TestPromptKind::Text(s) => ("text", Some(s.as_str())),
         };
-        sqlx::query(
-            "INSERT INTO experiment_test_prompts (experiment_id, position, label, kind, text, prompt_version_id)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(experiment_id)
-        .bind(start + i as i64)
-        .bind(&t.label)
-        .bind(kind)
-        .bind(text)
-        .bind(version_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match e {
+        let row =
+            NewTestPrompt { position: start + i as i64, label: &t.label, kind, text, prompt_version_id: *version_id };
+        store::experiments::insert_test_prompt(&mut tx, experiment_id, &row).await.map_err(|e| match e {
             // Another request added the same label since the check above.
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 invalid(format!("the experiment already has a test-time prompt labelled {:?}", t.label))
@@ -1164,13 +1075,7 @@ pub async fn add_test_prompts(
         )));
     }
     let requeued = jobs::requeue_done(&mut tx, experiment_id).await?;
-    let (others,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM jobs j JOIN runs r ON r.id = j.run_id
-         WHERE r.experiment_id = ? AND j.status IN ('failed', 'cancelled', 'interrupted')",
-    )
-    .bind(experiment_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let others = store::experiments::unfinished_jobs(&mut tx, experiment_id).await?;
     tx.commit().await?;
     Ok(AddedTestPrompts {
         labels: new.into_iter().map(|(t, _)| t.label).collect(),
@@ -1179,38 +1084,13 @@ pub async fn add_test_prompts(
     })
 }
 
-/// A finished run that a second stage can start from (it has an adapter).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinishedRun {
-    pub run_id: i64,
-    pub experiment_id: i64,
-    pub experiment: String,
-    pub condition: String,
-    pub seed: i64,
-    pub model: String,
-}
+/// A finished run that a second stage can start from (it has an adapter): the store's row
+/// type.
+pub use crate::store::runs::FinishedRun;
 
 /// Every finished run with an adapter, newest first: the launch form's "start from" choices.
 pub async fn finished_runs(store: &Store) -> Result<Vec<FinishedRun>, ExperimentError> {
-    let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
-        "SELECT r.id, e.id, e.name, r.condition, r.seed, m.name
-         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id
-         JOIN models m ON m.id = e.model_id
-         WHERE j.status = 'done' AND r.adapter_dir IS NOT NULL ORDER BY r.id DESC",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| FinishedRun {
-            run_id: r.0,
-            experiment_id: r.1,
-            experiment: r.2,
-            condition: r.3,
-            seed: r.4,
-            model: r.5,
-        })
-        .collect())
+    Ok(store::runs::finished_with_adapter(store).await?)
 }
 
 /// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
@@ -1226,14 +1106,7 @@ pub struct ProbeCurve {
 /// Every run's tracked log-probs, by condition, seed and probe name, in one query for all
 /// runs.
 pub async fn probe_curves(store: &Store, experiment_id: i64) -> Result<Vec<ProbeCurve>, ExperimentError> {
-    let rows: Vec<(i64, String, i64, String, i64, f64)> = sqlx::query_as(
-        "SELECT r.id, r.condition, r.seed, p.probe, p.step, p.logprob
-         FROM probe_logprobs p JOIN runs r ON r.id = p.run_id
-         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, p.probe, p.step",
-    )
-    .bind(experiment_id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::runs::probe_points(store, experiment_id).await?;
     let mut out: Vec<ProbeCurve> = Vec::new();
     for (run_id, condition, seed, probe, step, logprob) in rows {
         match out.last_mut() {
@@ -1249,14 +1122,7 @@ pub async fn loss_curves(
     store: &Store,
     experiment_id: i64,
 ) -> Result<Vec<(i64, String, i64, Vec<(i64, f64)>)>, ExperimentError> {
-    let rows: Vec<(i64, String, i64, i64, f64)> = sqlx::query_as(
-        "SELECT r.id, r.condition, r.seed, t.step, t.loss
-         FROM train_steps t JOIN runs r ON r.id = t.run_id
-         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, t.step",
-    )
-    .bind(experiment_id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::runs::loss_points(store, experiment_id).await?;
     let mut out: Vec<(i64, String, i64, Vec<(i64, f64)>)> = Vec::new();
     for (run_id, condition, seed, step, loss) in rows {
         match out.last_mut() {
@@ -1316,18 +1182,7 @@ impl Counts {
 /// per seed, and per question (pooled over seeds), with Wilson 95 % intervals. The
 /// undetermined are left out of rates and counted in `unscored`/`n - determined`.
 pub async fn aggregates(store: &Store, experiment_id: i64) -> Result<Vec<Aggregate>, ExperimentError> {
-    let rows: Vec<(String, i64, String, String, String, i64, i64, i64, i64, Option<f64>, i64)> = sqlx::query_as(
-        "SELECT r.condition, r.seed, s.test_prompt, s.question_key, j.judge,
-                COUNT(*), SUM(j.trait_present IS NOT NULL), COALESCE(SUM(j.trait_present = 1), 0),
-                SUM(j.score IS NULL), SUM(j.score), COUNT(j.score)
-         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE r.experiment_id = ?
-         GROUP BY r.condition_idx, r.seed, s.test_prompt, s.question_key, j.judge
-         ORDER BY r.condition_idx, s.test_prompt, j.judge",
-    )
-    .bind(experiment_id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::judgements::cell_counts(store, experiment_id).await?;
     // Keyed by (condition, test prompt, judge, question?, seed?), in first-seen order.
     let mut order: Vec<(String, String, String, Option<String>, Option<i64>)> = Vec::new();
     let mut cells: BTreeMap<(String, String, String, Option<String>, Option<i64>), Counts> = BTreeMap::new();

@@ -13,6 +13,7 @@ use std::io::Write;
 
 use crate::experiments::{self, ExperimentError};
 use crate::samples::{self, SampleFilter, StoredSample};
+use crate::store;
 use crate::Store;
 
 /// Samples read per query.
@@ -185,13 +186,7 @@ pub async fn aggregates_csv<W: Write>(store: &Store, experiment_id: i64, out: W)
 
 /// Every judge that judged a sample of the experiment, by name.
 async fn experiment_judges(store: &Store, experiment_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    // The facet table's key starts with (experiment, judge), so this reads no wide rows.
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT DISTINCT judge FROM judgement_facets WHERE experiment_id = ? ORDER BY judge")
-            .bind(experiment_id)
-            .fetch_all(store.pool())
-            .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    store::samples::judges_of_experiment(store, experiment_id).await
 }
 
 /// Guards a text cell against CSV (formula) injection: spreadsheets run a cell that starts
@@ -242,8 +237,5 @@ pub fn adapter_zip<W: Write + std::io::Seek>(dir: &std::path::Path, root: &str, 
 /// and seed to name the download; `None` when the run does not exist, an inner `None`
 /// when it has no adapter yet.
 pub async fn run_adapter(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, ExportError> {
-    Ok(sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = ?")
-        .bind(run_id)
-        .fetch_optional(store.pool())
-        .await?)
+    Ok(store::runs::adapter_of(store, run_id).await?)
 }

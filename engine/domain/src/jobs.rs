@@ -10,11 +10,15 @@
 //!   overwrite the state written by the one that took over.
 //! - A job whose lease expired after its last attempt becomes `interrupted`; the user can
 //!   retry it (attempts start again).
+//!
+//! The statements are `store::jobs`; this module keeps the clock and what a heartbeat's
+//! answer means.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::{self, jobs::JobRow};
 use crate::Store;
 
 /// Where a job stands: the wire crate's type, shared with the pages.
@@ -26,54 +30,17 @@ pub fn now() -> f64 {
 }
 
 /// A job a worker now holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claimed {
-    pub job_id: i64,
-    pub run_id: i64,
-    /// 1 on the first try; more when an earlier worker died holding it.
-    pub attempt: i64,
-}
+pub use crate::store::jobs::Claimed;
 
 /// Adds the job for a run (inside the transaction that creates the run).
 pub async fn enqueue(conn: &mut sqlx::SqliteConnection, run_id: i64) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO jobs (run_id, status) VALUES (?, 'queued') RETURNING id")
-        .bind(run_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(id)
+    store::jobs::enqueue(conn, run_id).await
 }
 
 /// Claims the oldest claimable job for `worker`, or returns `None` when there is none.
 pub async fn claim(store: &Store, worker: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
     let now = now();
-    // Jobs whose worker died on their last attempt, or died after a cancel request, are
-    // settled first so they are not picked below.
-    sqlx::query(
-        "UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'interrupted' END,
-                error = CASE WHEN cancel_requested = 1 THEN error
-                        ELSE 'the worker stopped (crash or shutdown) ' || attempts || ' time(s); retry to resume' END,
-                locked_by = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE status = 'running' AND lease_until < ? AND (attempts >= max_attempts OR cancel_requested = 1)",
-    )
-    .bind(now)
-    .execute(store.pool())
-    .await?;
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "UPDATE jobs SET status = 'running', locked_by = ?1, lease_until = ?2, heartbeat_at = ?3,
-                attempts = attempts + 1, error = NULL,
-                started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-         WHERE id = (SELECT id FROM jobs
-                     WHERE cancel_requested = 0 AND attempts < max_attempts
-                       AND (status = 'queued' OR (status = 'running' AND lease_until < ?3))
-                     ORDER BY id LIMIT 1)
-         RETURNING id, run_id, attempts",
-    )
-    .bind(worker)
-    .bind(now + lease.as_secs_f64())
-    .bind(now)
-    .fetch_optional(store.pool())
-    .await?;
-    Ok(row.map(|(job_id, run_id, attempt)| Claimed { job_id, run_id, attempt }))
+    store::jobs::claim(store, worker, now, now + lease.as_secs_f64()).await
 }
 
 /// What a heartbeat learned.
@@ -89,20 +56,10 @@ pub enum Beat {
 
 pub async fn heartbeat(store: &Store, job_id: i64, worker: &str, lease: Duration) -> Result<Beat, sqlx::Error> {
     let now = now();
-    let row: Option<(i64,)> = sqlx::query_as(
-        "UPDATE jobs SET lease_until = ?, heartbeat_at = ?
-         WHERE id = ? AND locked_by = ? AND status = 'running' RETURNING cancel_requested",
-    )
-    .bind(now + lease.as_secs_f64())
-    .bind(now)
-    .bind(job_id)
-    .bind(worker)
-    .fetch_optional(store.pool())
-    .await?;
-    Ok(match row {
+    Ok(match store::jobs::heartbeat(store, job_id, worker, now, now + lease.as_secs_f64()).await? {
         None => Beat::Lost,
-        Some((0,)) => Beat::Held,
-        Some(_) => Beat::CancelRequested,
+        Some(false) => Beat::Held,
+        Some(true) => Beat::CancelRequested,
     })
 }
 
@@ -115,88 +72,36 @@ pub async fn finish(
     status: JobStatus,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = ?, error = ?, locked_by = NULL, lease_until = NULL,
-                finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE id = ? AND locked_by = ? AND status = 'running'",
-    )
-    .bind(status.as_str())
-    .bind(error)
-    .bind(job_id)
-    .bind(worker)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    store::jobs::finish(conn, job_id, worker, status, error).await
 }
 
-/// Cancels the jobs of the given runs: queued ones at once, running ones at their
-/// worker's next heartbeat. Returns how many jobs were affected.
-async fn cancel_where(store: &Store, filter: &str, id: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
-    let a = sqlx::query(&format!(
-        "UPDATE jobs SET status = 'cancelled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE status = 'queued' AND {filter}"
-    ))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let b = sqlx::query(&format!("UPDATE jobs SET cancel_requested = 1 WHERE status = 'running' AND {filter}"))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(a + b)
-}
-
+/// Cancels a run's job: at once when queued, at its worker's next heartbeat when running.
+/// Returns how many jobs were affected.
 pub async fn cancel_run(store: &Store, run_id: i64) -> Result<u64, sqlx::Error> {
-    cancel_where(store, "run_id = ?", run_id).await
+    store::jobs::cancel_run(store, run_id).await
 }
 
+/// Cancels every job of an experiment, as [`cancel_run`] does one.
 pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<u64, sqlx::Error> {
-    cancel_where(store, "run_id IN (SELECT id FROM runs WHERE experiment_id = ?)", experiment_id).await
+    store::jobs::cancel_experiment(store, experiment_id).await
 }
 
 /// Puts a failed, interrupted or cancelled run back in the queue with fresh attempts; it
 /// resumes from what it had done (checkpoint, stored samples and judgements).
 pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = 'queued', attempts = 0, cancel_requested = 0, error = NULL, locked_by = NULL,
-                lease_until = NULL, finished_at = NULL
-         WHERE run_id = ? AND status IN ('failed', 'interrupted', 'cancelled')",
-    )
-    .bind(run_id)
-    .execute(store.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
+    store::jobs::retry_run(store, run_id).await
 }
 
 /// How many of an experiment's jobs are queued or running.
 pub async fn active_in_experiment(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
-           AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
-    )
-    .bind(experiment_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(n)
+    store::jobs::active_in_experiment(conn, experiment_id).await
 }
 
 /// Puts an experiment's done runs back in the queue with fresh attempts (inside the
 /// transaction that gave them more work, e.g. more test-time prompts): like a retry, the
 /// run resumes from what it has stored, so only the new work is done. Returns how many.
 pub async fn requeue_done(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = 'queued', attempts = 0, cancel_requested = 0, error = NULL, locked_by = NULL,
-                lease_until = NULL, finished_at = NULL
-         WHERE status = 'done' AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
-    )
-    .bind(experiment_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    store::jobs::requeue_done(conn, experiment_id).await
 }
 
 /// One line of the queue page.
@@ -226,38 +131,6 @@ pub struct JobView {
     /// Seconds since the worker last reported, for running jobs.
     pub heartbeat_age_s: Option<f64>,
 }
-
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    job_id: i64,
-    run_id: i64,
-    experiment_id: i64,
-    experiment: String,
-    condition: String,
-    seed: i64,
-    status: String,
-    phase: String,
-    step: i64,
-    total_steps: i64,
-    done_units: i64,
-    total_units: i64,
-    tokens_per_sec: Option<f64>,
-    eta_s: Option<f64>,
-    attempts: i64,
-    max_attempts: i64,
-    cancel_requested: bool,
-    error: Option<String>,
-    created_at: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    heartbeat_at: Option<f64>,
-}
-
-const JOB_SELECT: &str = "SELECT j.id AS job_id, r.id AS run_id, e.id AS experiment_id, e.name AS experiment,
-        r.condition, r.seed, j.status, r.phase, r.step, r.total_steps, r.done_units, r.total_units, r.tokens_per_sec,
-        r.eta_s, j.attempts, j.max_attempts, j.cancel_requested, j.error, j.created_at, j.started_at, j.finished_at,
-        j.heartbeat_at
- FROM jobs j JOIN runs r ON r.id = j.run_id JOIN experiments e ON e.id = r.experiment_id";
 
 fn job_view(r: JobRow, now: f64) -> JobView {
     let status = JobStatus::parse(&r.status);
@@ -306,18 +179,14 @@ impl JobView {
 
 /// Every job, newest first, with its run's progress.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<JobView>, sqlx::Error> {
-    let rows: Vec<JobRow> =
-        sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT ?")).bind(limit).fetch_all(store.pool()).await?;
+    let rows = store::jobs::list(store, limit).await?;
     let now = now();
     Ok(rows.into_iter().map(|r| job_view(r, now)).collect())
 }
 
 /// The jobs of one experiment, in run order.
 pub async fn for_experiment(store: &Store, experiment_id: i64) -> Result<Vec<JobView>, sqlx::Error> {
-    let rows: Vec<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} WHERE e.id = ? ORDER BY r.id"))
-        .bind(experiment_id)
-        .fetch_all(store.pool())
-        .await?;
+    let rows = store::jobs::for_experiment(store, experiment_id).await?;
     let now = now();
     Ok(rows.into_iter().map(|r| job_view(r, now)).collect())
 }

@@ -11,7 +11,8 @@
 //!   itself and needs no root.
 //!
 //! Inspecting a model reads headers only (GGUF metadata and tensor infos, safetensors
-//! JSON headers), never the weights; only the hash reads every byte, streamed.
+//! JSON headers), never the weights; only the hash reads every byte, streamed. The rows are
+//! read and written through `store::models`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -21,6 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::store::{self, models::ModelRecord, models::NewModel};
 use crate::Store;
 
 /// The name the built-in default model is registered under.
@@ -477,12 +479,8 @@ pub async fn ensure_builtin(store: &Store, path: &Path) -> Result<Option<ModelIn
         return Ok(Some(existing));
     }
     let inspected = inspect_blocking(canonical.clone()).await?;
-    let moved: Option<(i64,)> = sqlx::query_as("SELECT id FROM models WHERE builtin = 1 AND sha256 = ? ORDER BY id")
-        .bind(&inspected.sha256)
-        .fetch_optional(store.pool())
-        .await?;
-    if let Some((id,)) = moved {
-        sqlx::query("UPDATE models SET path = ? WHERE id = ?").bind(&path_str).bind(id).execute(store.pool()).await?;
+    if let Some(id) = store::models::builtin_with_sha256(store, &inspected.sha256).await? {
+        store::models::set_path(store, id, &path_str).await?;
         return get(store, id).await;
     }
     let name = if by_name(store, BUILTIN_NAME).await?.is_none() {
@@ -522,22 +520,18 @@ async fn insert(
     inspected: &Inspected,
     builtin: bool,
 ) -> Result<ModelInfo, ModelError> {
-    let result: Result<(i64,), sqlx::Error> = sqlx::query_as(
-        "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256, builtin)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(name)
-    .bind(inspected.kind.as_str())
-    .bind(path_text(canonical)?)
-    .bind(&inspected.architecture)
-    .bind(inspected.n_params as i64)
-    .bind(inspected.size_bytes as i64)
-    .bind(&inspected.sha256)
-    .bind(builtin)
-    .fetch_one(store.pool())
-    .await;
-    match result {
-        Ok((id,)) => get(store, id).await?.ok_or(ModelError::NotFound(id)),
+    let new = NewModel {
+        name,
+        kind: inspected.kind,
+        path: path_text(canonical)?,
+        architecture: &inspected.architecture,
+        n_params: inspected.n_params as i64,
+        size_bytes: inspected.size_bytes as i64,
+        sha256: &inspected.sha256,
+        builtin,
+    };
+    match store::models::insert(store, &new).await {
+        Ok(id) => get(store, id).await?.ok_or(ModelError::NotFound(id)),
         // Someone registered the same name or path while we were hashing: the checks
         // before hashing give the precise message.
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -546,20 +540,6 @@ async fn insert(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct ModelRecord {
-    id: i64,
-    name: String,
-    kind: String,
-    path: String,
-    architecture: String,
-    n_params: i64,
-    size_bytes: i64,
-    sha256: String,
-    builtin: bool,
-    created_at: String,
 }
 
 impl ModelRecord {
@@ -589,14 +569,8 @@ impl ModelRecord {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, path, architecture, n_params, size_bytes, sha256, builtin, created_at";
-
-/// The model whose text `column` equals `value` (both are UNIQUE).
-async fn one_where(store: &Store, column: &str, value: &str) -> Result<Option<ModelInfo>, ModelError> {
-    let record: Option<ModelRecord> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE {column} = ?"))
-        .bind(value)
-        .fetch_optional(store.pool())
-        .await?;
+/// Checks a stored row's files and turns it into what the registry lists.
+async fn info(record: Option<ModelRecord>) -> Result<Option<ModelInfo>, ModelError> {
     match record {
         Some(r) => Ok(Some(r.into_info().await?)),
         None => Ok(None),
@@ -605,10 +579,7 @@ async fn one_where(store: &Store, column: &str, value: &str) -> Result<Option<Mo
 
 /// Every registered model: the built-in first, then the others by name.
 pub async fn list(store: &Store) -> Result<Vec<ModelInfo>, ModelError> {
-    let records: Vec<ModelRecord> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM models ORDER BY builtin DESC, name COLLATE NOCASE, id"))
-            .fetch_all(store.pool())
-            .await?;
+    let records = store::models::list(store).await?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         out.push(r.into_info().await?);
@@ -617,22 +588,15 @@ pub async fn list(store: &Store) -> Result<Vec<ModelInfo>, ModelError> {
 }
 
 pub async fn get(store: &Store, id: i64) -> Result<Option<ModelInfo>, ModelError> {
-    let record: Option<ModelRecord> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
-    match record {
-        Some(r) => Ok(Some(r.into_info().await?)),
-        None => Ok(None),
-    }
+    info(store::models::get(store, id).await?).await
 }
 
 pub async fn by_name(store: &Store, name: &str) -> Result<Option<ModelInfo>, ModelError> {
-    one_where(store, "name", name).await
+    info(store::models::by_name(store, name).await?).await
 }
 
 async fn by_path(store: &Store, path: &str) -> Result<Option<ModelInfo>, ModelError> {
-    one_where(store, "path", path).await
+    info(store::models::by_path(store, path).await?).await
 }
 
 /// Removes a model from the registry; its files stay where they are. The built-in model
@@ -641,22 +605,14 @@ async fn by_path(store: &Store, path: &str) -> Result<Option<ModelInfo>, ModelEr
 pub async fn remove(store: &Store, id: i64) -> Result<(), ModelError> {
     // One statement decides and deletes, so an experiment created meanwhile cannot slip
     // between the check and the delete; the reason is looked up only when nothing went.
-    let done = sqlx::query(
-        "DELETE FROM models WHERE id = ? AND builtin = 0
-           AND NOT EXISTS (SELECT 1 FROM experiments WHERE model_id = models.id)",
-    )
-    .bind(id)
-    .execute(store.pool())
-    .await?;
-    if done.rows_affected() == 1 {
+    if store::models::delete_unused(store, id).await? {
         return Ok(());
     }
     let model = get(store, id).await?.ok_or(ModelError::NotFound(id))?;
     if model.builtin {
         return Err(ModelError::Builtin { name: model.name });
     }
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = ?").bind(id).fetch_one(store.pool()).await?;
+    let count = store::models::experiments_using(store, id).await?;
     Err(ModelError::InUse { name: model.name, count })
 }
 

@@ -4,11 +4,13 @@
 //! it adds the next one, so an experiment that used version 3 can always show exactly the
 //! text it trained with. A version holds the text and, optionally, a paraphrase set (N
 //! variants of the same instruction, for sweeps). Deleting a prompt hides it from the
-//! library but keeps its versions for the same reason.
+//! library but keeps its versions for the same reason. The tables are read and written
+//! through `store::prompts`.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, SqlitePool};
 
+pub use crate::store::prompts::{Prompt, PromptSummary, PromptVersion};
+use crate::store::{self, prompts::NewVersion};
 use crate::Store;
 
 /// Tags with a meaning in the product; any other non-empty tag is a free tag.
@@ -40,41 +42,6 @@ pub struct PromptDraft {
     pub paraphrases: Vec<String>,
     /// Why this version exists ("tightened wording"); optional.
     pub note: String,
-}
-
-/// A prompt as the library lists it: its latest version's text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptSummary {
-    pub id: i64,
-    pub name: String,
-    pub text: String,
-    pub version: i64,
-    pub tags: Vec<String>,
-    pub paraphrase_count: i64,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
-pub struct PromptVersion {
-    pub id: i64,
-    pub prompt_id: i64,
-    pub version: i64,
-    pub text: String,
-    pub note: String,
-    pub created_at: String,
-    #[sqlx(skip)]
-    pub paraphrases: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prompt {
-    pub id: i64,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub created_at: String,
-    pub deleted: bool,
-    /// Oldest first; never empty.
-    pub versions: Vec<PromptVersion>,
 }
 
 impl Prompt {
@@ -146,56 +113,11 @@ fn validate(draft: &PromptDraft) -> Result<(String, String, Vec<String>, Vec<Str
     Ok((name, text, normalise_tags(&draft.tags)?, paraphrases))
 }
 
-async fn insert_version(
-    tx: &mut sqlx::SqliteConnection,
-    prompt_id: i64,
-    text: &str,
-    note: &str,
-    paraphrases: &[String],
-) -> Result<i64, PromptError> {
-    let (version_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO prompt_versions (prompt_id, version, text, note)
-         VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE prompt_id = ?1), ?2, ?3)
-         RETURNING id",
-    )
-    .bind(prompt_id)
-    .bind(text)
-    .bind(note.trim())
-    .fetch_one(&mut *tx)
-    .await?;
-    for (idx, p) in paraphrases.iter().enumerate() {
-        sqlx::query("INSERT INTO prompt_paraphrases (version_id, idx, text) VALUES (?, ?, ?)")
-            .bind(version_id)
-            .bind(idx as i64)
-            .bind(p)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(version_id)
-}
-
-async fn replace_tags(tx: &mut sqlx::SqliteConnection, prompt_id: i64, tags: &[String]) -> Result<(), PromptError> {
-    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = ?").bind(prompt_id).execute(&mut *tx).await?;
-    for tag in tags {
-        sqlx::query("INSERT INTO prompt_tags (prompt_id, tag) VALUES (?, ?)")
-            .bind(prompt_id)
-            .bind(tag)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Creates a prompt with its first version.
 pub async fn create(store: &Store, draft: &PromptDraft) -> Result<i64, PromptError> {
     let (name, text, tags, paraphrases) = validate(draft)?;
-    let mut tx = store.pool().begin().await?;
-    let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO prompts (name) VALUES (?) RETURNING id").bind(&name).fetch_one(&mut *tx).await?;
-    insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
-    replace_tags(&mut tx, id, &tags).await?;
-    tx.commit().await?;
-    Ok(id)
+    let first = NewVersion { text: &text, note: draft.note.trim(), paraphrases: &paraphrases };
+    Ok(store::prompts::create(store, &name, first, &tags).await?)
 }
 
 /// Saves an edit. Name and tags are properties of the prompt and change in place; the text
@@ -208,31 +130,19 @@ pub async fn update(store: &Store, id: i64, draft: &PromptDraft) -> Result<i64, 
         return Err(PromptError::NotFound(id));
     }
     let latest = current.latest();
-    let mut tx = store.pool().begin().await?;
     let mut version = latest.version;
+    let mut new_version = None;
     if latest.text != text || latest.paraphrases != paraphrases {
-        insert_version(&mut tx, id, &text, &draft.note, &paraphrases).await?;
+        new_version = Some(NewVersion { text: &text, note: draft.note.trim(), paraphrases: &paraphrases });
         version += 1;
     }
-    sqlx::query("UPDATE prompts SET name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
-        .bind(&name)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    replace_tags(&mut tx, id, &tags).await?;
-    tx.commit().await?;
+    store::prompts::update(store, id, &name, new_version, &tags).await?;
     Ok(version)
 }
 
 /// Hides a prompt from the library; its versions stay for reproducibility.
 pub async fn delete(store: &Store, id: i64) -> Result<(), PromptError> {
-    let done = sqlx::query(
-        "UPDATE prompts SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .execute(store.pool())
-    .await?;
-    if done.rows_affected() == 0 {
+    if !store::prompts::soft_delete(store, id).await? {
         return Err(PromptError::NotFound(id));
     }
     Ok(())
@@ -240,55 +150,12 @@ pub async fn delete(store: &Store, id: i64) -> Result<(), PromptError> {
 
 /// A prompt with all its versions (oldest first), deleted or not.
 pub async fn get(store: &Store, id: i64) -> Result<Prompt, PromptError> {
-    let pool = store.pool();
-    let head: Option<(i64, String, String, Option<String>)> =
-        sqlx::query_as("SELECT id, name, created_at, deleted_at FROM prompts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let (id, name, created_at, deleted_at) = head.ok_or(PromptError::NotFound(id))?;
-    let mut versions: Vec<PromptVersion> = sqlx::query_as(
-        "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
-         WHERE prompt_id = ? ORDER BY version",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    for v in &mut versions {
-        v.paraphrases = paraphrases_of(pool, v.id).await?;
-    }
-    Ok(Prompt { id, name, tags: tags_of(pool, id).await?, created_at, deleted: deleted_at.is_some(), versions })
+    store::prompts::get(store, id).await?.ok_or(PromptError::NotFound(id))
 }
 
 /// One version of a prompt, by number.
 pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<PromptVersion, PromptError> {
-    let mut v: PromptVersion = sqlx::query_as(
-        "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
-         WHERE prompt_id = ? AND version = ?",
-    )
-    .bind(prompt_id)
-    .bind(version)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or(PromptError::NoSuchVersion { prompt_id, version })?;
-    v.paraphrases = paraphrases_of(store.pool(), v.id).await?;
-    Ok(v)
-}
-
-async fn paraphrases_of(pool: &SqlitePool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = ? ORDER BY idx")
-        .bind(version_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
-async fn tags_of(pool: &SqlitePool, prompt_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = ? ORDER BY tag")
-        .bind(prompt_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    store::prompts::version(store, prompt_id, version).await?.ok_or(PromptError::NoSuchVersion { prompt_id, version })
 }
 
 /// The library's filter: free text over name and latest text (and paraphrases), and a tag.
@@ -302,48 +169,14 @@ pub struct PromptQuery {
 pub async fn list(store: &Store, query: &PromptQuery) -> Result<Vec<PromptSummary>, PromptError> {
     let pattern = format!("%{}%", escape_like(query.search.trim()));
     let tag = query.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
-    // Tags come in the same query (tags cannot contain a comma, see `normalise_tags`), so a
-    // long library is one round trip, not one per prompt.
-    let rows: Vec<(i64, String, String, i64, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT p.id, p.name, v.text, v.version,
-                (SELECT COUNT(*) FROM prompt_paraphrases pp WHERE pp.version_id = v.id),
-                p.updated_at,
-                (SELECT GROUP_CONCAT(t.tag, ',') FROM prompt_tags t WHERE t.prompt_id = p.id)
-         FROM prompts p
-         JOIN prompt_versions v ON v.prompt_id = p.id
-              AND v.version = (SELECT MAX(version) FROM prompt_versions WHERE prompt_id = p.id)
-         WHERE p.deleted_at IS NULL
-           AND (p.name LIKE ?1 ESCAPE '\\' OR v.text LIKE ?1 ESCAPE '\\'
-                OR EXISTS (SELECT 1 FROM prompt_paraphrases pp
-                           WHERE pp.version_id = v.id AND pp.text LIKE ?1 ESCAPE '\\'))
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM prompt_tags t WHERE t.prompt_id = p.id AND t.tag = ?2))
-         ORDER BY p.updated_at DESC, p.id DESC",
-    )
-    .bind(&pattern)
-    .bind(&tag)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, text, version, paraphrase_count, updated_at, tags)| {
-            let mut tags: Vec<String> =
-                tags.as_deref().unwrap_or_default().split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect();
-            tags.sort();
-            PromptSummary { id, name, text, version, tags, paraphrase_count, updated_at }
-        })
-        .collect())
+    Ok(store::prompts::list(store, &pattern, tag.as_deref()).await?)
 }
 
 /// Every tag in use on a live prompt, with the known tags first.
 pub async fn all_tags(store: &Store) -> Result<Vec<String>, PromptError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT t.tag FROM prompt_tags t JOIN prompts p ON p.id = t.prompt_id
-         WHERE p.deleted_at IS NULL ORDER BY t.tag",
-    )
-    .fetch_all(store.pool())
-    .await?;
+    let in_use = store::prompts::tags_in_use(store).await?;
     let mut tags: Vec<String> = KNOWN_TAGS.iter().map(|t| t.to_string()).collect();
-    tags.extend(rows.into_iter().map(|r| r.0).filter(|t| !KNOWN_TAGS.contains(&t.as_str())));
+    tags.extend(in_use.into_iter().filter(|t| !KNOWN_TAGS.contains(&t.as_str())));
     Ok(tags)
 }
 
@@ -415,7 +248,7 @@ pub async fn seed_canonical(store: &Store) -> Result<(), PromptError> {
         };
         create(store, &draft).await?;
     }
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1')").execute(store.pool()).await?;
+    store::prompts::mark_canonical_seeded(store).await?;
     Ok(())
 }
 
@@ -463,7 +296,7 @@ pub async fn seed_judge_prompts(store: &Store) -> Result<(), PromptError> {
         };
         create(store, &draft).await?;
     }
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1')").execute(store.pool()).await?;
+    store::prompts::mark_judge_prompts_seeded(store).await?;
     Ok(())
 }
 

@@ -5,13 +5,15 @@
 //! dataset, or from an imported file in one of the research formats (Betley et al.'s YAML
 //! with paraphrases and per-question system prompts, Tan et al.'s UltraChat JSONL and
 //! aesthetic multiple-choice YAML, or plain lines). Imported sets are stored whole and never
-//! change, like dataset rows, so an experiment that names one can be rerun.
+//! change, like dataset rows, so an experiment that names one can be rerun. They are stored
+//! through `store::questions`.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::datasets::chat_prompts::builtin_chat_prompts;
 use crate::judges::{parse_aesthetic_questions, parse_betley_questions, BetleyJudgePrompts, ChoiceQuestion};
+use crate::store;
 use crate::Store;
 
 /// One prompt to sample. Paraphrases of one question share a `key`, so results can be
@@ -209,15 +211,8 @@ pub fn questions_hash(questions: &[Question]) -> String {
     hex::encode(Sha256::digest(json.as_bytes()))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionSetSummary {
-    pub id: i64,
-    pub name: String,
-    pub format: String,
-    pub n_questions: i64,
-    pub content_hash: String,
-    pub created_at: String,
-}
+/// A stored question set without its questions.
+pub use crate::store::questions::QuestionSetSummary;
 
 /// Stores a parsed set; the same questions imported again return the existing set
 /// (`false`), whatever the name.
@@ -228,57 +223,24 @@ pub async fn import_question_set(
     questions: &[Question],
 ) -> Result<(i64, bool), QuestionError> {
     let hash = questions_hash(questions);
-    if let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM question_sets WHERE content_hash = ?")
-        .bind(&hash)
-        .fetch_optional(store.pool())
-        .await?
-    {
+    if let Some(id) = store::questions::id_by_hash(store, &hash).await? {
         return Ok((id, false));
     }
     let name = if name.trim().is_empty() { "questions" } else { name.trim() };
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO question_sets (name, format, content_hash, questions, n_questions) VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(name)
-    .bind(format.as_str())
-    .bind(&hash)
-    .bind(serde_json::to_string(questions).expect("questions serialise"))
-    .bind(questions.len() as i64)
-    .fetch_one(store.pool())
-    .await?;
+    let json = serde_json::to_string(questions).expect("questions serialise");
+    let id = store::questions::insert(store, name, format.as_str(), &hash, &json, questions.len() as i64).await?;
     Ok((id, true))
 }
 
 pub async fn list_question_sets(store: &Store) -> Result<Vec<QuestionSetSummary>, QuestionError> {
-    let rows: Vec<(i64, String, String, i64, String, String)> = sqlx::query_as(
-        "SELECT id, name, format, n_questions, content_hash, created_at FROM question_sets ORDER BY id DESC",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, format, n_questions, content_hash, created_at)| QuestionSetSummary {
-            id,
-            name,
-            format,
-            n_questions,
-            content_hash,
-            created_at,
-        })
-        .collect())
+    Ok(store::questions::list(store).await?)
 }
 
 pub async fn get_question_set(store: &Store, id: i64) -> Result<(QuestionSetSummary, Vec<Question>), QuestionError> {
-    let row: Option<(i64, String, String, i64, String, String, String)> = sqlx::query_as(
-        "SELECT id, name, format, n_questions, content_hash, created_at, questions FROM question_sets WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
-    let (id, name, format, n_questions, content_hash, created_at, json) = row.ok_or(QuestionError::NotFound(id))?;
+    let (summary, json) = store::questions::get(store, id).await?.ok_or(QuestionError::NotFound(id))?;
     let questions: Vec<Question> = serde_json::from_str(&json)
         .map_err(|e| QuestionError::Parse { origin: format!("question set {id}"), message: e.to_string() })?;
-    Ok((QuestionSetSummary { id, name, format, n_questions, content_hash, created_at }, questions))
+    Ok((summary, questions))
 }
 
 #[cfg(test)]

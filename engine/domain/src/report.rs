@@ -14,6 +14,7 @@ use crate::charts::{
 use crate::experiments::{Aggregate, ProbeCurve, Resolved};
 use crate::judges::JudgeSpec;
 use crate::stats::{self, Correlation};
+use crate::store;
 use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
@@ -340,17 +341,7 @@ pub async fn alignment_scatter(
     }) else {
         return Ok(None);
     };
-    let rows: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(
-        "SELECT r.condition, json_extract(j.raw, '$.coherence.score'), json_extract(j.raw, '$.alignment.score')
-         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE r.experiment_id = ? AND j.judge = 'betley_misalignment' AND (? IS NULL OR s.test_prompt = ?)
-         ORDER BY r.condition_idx, s.id",
-    )
-    .bind(experiment_id)
-    .bind(test_prompt)
-    .bind(test_prompt)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::samples::betley_scores(store, experiment_id, test_prompt).await?;
     Ok(Some(ScatterChart {
         title: "Alignment against coherence, per answer".into(),
         x_label: "coherence (0-100)".into(),

@@ -5,16 +5,16 @@
 //! A human label is one of misaligned (the trait is present), aligned (absent) or unsure.
 //! Agreement compares only decided pairs: a human "unsure" and a judge that could not tell
 //! (`trait_present IS NULL`) are left out and counted, as the trait rates leave out the
-//! undetermined instead of calling them "absent".
+//! undetermined instead of calling them "absent". The queries are `store::reviews`.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::QueryBuilder;
 
-use crate::samples::{StoredJudgement, StoredSample};
+use crate::samples::StoredSample;
 use crate::stats::ConfusionTable;
+use crate::store;
 use crate::Store;
 
 /// A human's verdict on one sample.
@@ -94,28 +94,15 @@ pub async fn set_label(store: &Store, sample_id: i64, label: Label, note: &str) 
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(ReviewError::Invalid(format!("a note may have at most {MAX_NOTE_CHARS} characters")));
     }
-    // One statement, so "does the sample exist" and the write cannot be split by another
-    // writer; the SELECT yields no row for a missing sample, so nothing is written.
-    let row: Option<(String,)> = sqlx::query_as(
-        "INSERT INTO reviews (sample_id, label, note)
-         SELECT id, ?, ? FROM samples WHERE id = ?
-         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note,
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         RETURNING updated_at",
-    )
-    .bind(label.as_str())
-    .bind(note)
-    .bind(sample_id)
-    .fetch_optional(store.pool())
-    .await?;
-    let (updated_at,) = row.ok_or(ReviewError::SampleNotFound(sample_id))?;
+    let updated_at = store::reviews::upsert_label(store, sample_id, label.as_str(), note)
+        .await?
+        .ok_or(ReviewError::SampleNotFound(sample_id))?;
     Ok(Review { sample_id, label, note: note.to_string(), updated_at })
 }
 
 /// Removes a sample's label; `false` when it had none.
 pub async fn clear_label(store: &Store, sample_id: i64) -> Result<bool, ReviewError> {
-    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = ?").bind(sample_id).execute(store.pool()).await?;
-    Ok(done.rows_affected() > 0)
+    Ok(store::reviews::delete_label(store, sample_id).await?)
 }
 
 /// A sample's label, if it has one.
@@ -127,18 +114,11 @@ pub async fn label_of(store: &Store, sample_id: i64) -> Result<Option<Review>, R
 /// a page of the sample browser (`samples::page`) and for stepping through it by keyboard.
 pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<BTreeMap<i64, Review>, ReviewError> {
     let mut out = BTreeMap::new();
-    // Chunks keep each query far below SQLite's limit on bound parameters.
-    for chunk in sample_ids.chunks(500) {
-        let mut q = QueryBuilder::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN (");
-        let mut ids = q.separated(", ");
-        for id in chunk {
-            ids.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<(i64, String, String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
-        for (sample_id, label, note, updated_at) in rows {
-            out.insert(sample_id, Review { sample_id, label: parse_label(&label)?, note, updated_at });
-        }
+    for r in store::reviews::labels(store, sample_ids).await? {
+        out.insert(
+            r.sample_id,
+            Review { sample_id: r.sample_id, label: parse_label(&r.label)?, note: r.note, updated_at: r.updated_at },
+        );
     }
     Ok(out)
 }
@@ -158,15 +138,7 @@ pub struct ReviewProgress {
 }
 
 pub async fn progress(store: &Store, experiment_id: i64) -> Result<ReviewProgress, ReviewError> {
-    let (samples, misaligned, aligned, unsure): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(v.label = 'misaligned'), 0), COALESCE(SUM(v.label = 'aligned'), 0),
-                COALESCE(SUM(v.label = 'unsure'), 0)
-         FROM samples s JOIN runs r ON r.id = s.run_id LEFT JOIN reviews v ON v.sample_id = s.id
-         WHERE r.experiment_id = ?",
-    )
-    .bind(experiment_id)
-    .fetch_one(store.pool())
-    .await?;
+    let (samples, misaligned, aligned, unsure) = store::reviews::label_counts(store, experiment_id).await?;
     Ok(ReviewProgress {
         samples: samples as u64,
         misaligned: misaligned as u64,
@@ -179,42 +151,19 @@ pub async fn progress(store: &Store, experiment_id: i64) -> Result<ReviewProgres
 /// has. Pinning a pinned sample changes nothing (it keeps its place).
 pub async fn pin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<(), ReviewError> {
     // A sample never changes run, so checking first and inserting after cannot go stale.
-    let owner: Option<(i64,)> =
-        sqlx::query_as("SELECT r.experiment_id FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id = ?")
-            .bind(sample_id)
-            .fetch_optional(store.pool())
-            .await?;
+    let owner = store::reviews::experiment_of_sample(store, sample_id).await?;
     match owner {
         None => return Err(ReviewError::SampleNotFound(sample_id)),
-        Some((owner,)) if owner != experiment_id => {
-            return Err(ReviewError::NotInExperiment { sample_id, experiment_id })
-        }
+        Some(owner) if owner != experiment_id => return Err(ReviewError::NotInExperiment { sample_id, experiment_id }),
         Some(_) => {}
     }
-    // The next position is computed inside the INSERT, so two pins at once (SQLite has one
-    // writer) never get the same one. The WHERE clause is what lets SQLite parse the
-    // upsert after a SELECT.
-    sqlx::query(
-        "INSERT INTO pins (experiment_id, sample_id, position)
-         SELECT ?, ?, COALESCE(MAX(position), 0) + 1 FROM pins WHERE experiment_id = ?
-         ON CONFLICT (experiment_id, sample_id) DO NOTHING",
-    )
-    .bind(experiment_id)
-    .bind(sample_id)
-    .bind(experiment_id)
-    .execute(store.pool())
-    .await?;
+    store::reviews::insert_pin(store, experiment_id, sample_id).await?;
     Ok(())
 }
 
 /// Unpins a sample; `false` when it was not pinned. The others keep their order.
 pub async fn unpin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<bool, ReviewError> {
-    let done = sqlx::query("DELETE FROM pins WHERE experiment_id = ? AND sample_id = ?")
-        .bind(experiment_id)
-        .bind(sample_id)
-        .execute(store.pool())
-        .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(store::reviews::delete_pin(store, experiment_id, sample_id).await?)
 }
 
 /// A pinned example: the sample as the sample browser shows it (condition, test prompt,
@@ -229,67 +178,24 @@ pub struct PinnedSample {
 
 /// The ids of the experiment's pinned samples, for marking them in the sample browser.
 pub async fn pinned_ids(store: &Store, experiment_id: i64) -> Result<Vec<i64>, ReviewError> {
-    Ok(sqlx::query_scalar("SELECT sample_id FROM pins WHERE experiment_id = ? ORDER BY position")
-        .bind(experiment_id)
-        .fetch_all(store.pool())
-        .await?)
+    Ok(store::reviews::pinned_ids(store, experiment_id).await?)
 }
 
 /// The experiment's pinned samples in pin order.
 pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinnedSample>, ReviewError> {
-    type Row =
-        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT p.position, p.created_at, s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text,
-                s.question_key, s.paraphrase, s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
-         FROM pins p JOIN samples s ON s.id = p.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE p.experiment_id = ? ORDER BY p.position, s.id",
-    )
-    .bind(experiment_id)
-    .fetch_all(store.pool())
-    .await?;
-    let mut out: Vec<PinnedSample> = rows
+    let mut out: Vec<PinnedSample> = store::reviews::pinned(store, experiment_id)
+        .await?
         .into_iter()
-        .map(|r| PinnedSample {
-            position: r.0,
-            pinned_at: r.1,
-            sample: StoredSample {
-                id: r.2,
-                run_id: r.3,
-                condition: r.4,
-                seed: r.5,
-                test_prompt: r.6,
-                system_text: r.7,
-                question_key: r.8,
-                paraphrase: r.9,
-                question: r.10,
-                sample_idx: r.11,
-                completion: r.12,
-                n_tokens: r.13,
-                finished: r.14,
-                judgements: vec![],
-            },
-            review: None,
-        })
+        .map(|(position, pinned_at, sample)| PinnedSample { position, pinned_at, sample, review: None })
         .collect();
     if out.is_empty() {
         return Ok(out);
     }
     let ids: Vec<i64> = out.iter().map(|p| p.sample.id).collect();
     let mut reviews = labels(store, &ids).await?;
-    let mut q = QueryBuilder::new(
-        "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
-    );
-    let mut bound = q.separated(", ");
-    for id in &ids {
-        bound.push_bind(*id);
-    }
-    q.push(") ORDER BY judge");
-    let judgements: Vec<(i64, String, String, Option<f64>, Option<bool>, String)> =
-        q.build_query_as().fetch_all(store.pool()).await?;
-    for (sample_id, judge, version, score, trait_present, raw) in judgements {
+    for (sample_id, judgement) in store::reviews::judgements_of(store, &ids).await? {
         if let Some(p) = out.iter_mut().find(|p| p.sample.id == sample_id) {
-            p.sample.judgements.push(StoredJudgement { judge, version, score, trait_present, raw });
+            p.sample.judgements.push(judgement);
         }
     }
     for p in &mut out {
@@ -406,18 +312,7 @@ pub struct JudgeAgreement {
 /// by judge name. A judge with no reviewed sample is listed with an empty table, so the page
 /// can say so rather than drop it.
 pub async fn agreement(store: &Store, experiment_id: i64) -> Result<Vec<JudgeAgreement>, ReviewError> {
-    // Counted in SQL: a handful of rows per judge, however many samples there are.
-    let rows: Vec<(String, Option<String>, Option<bool>, i64)> = sqlx::query_as(
-        "SELECT j.judge, v.label, j.trait_present, COUNT(*)
-         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         LEFT JOIN reviews v ON v.sample_id = j.sample_id
-         WHERE r.experiment_id = ?
-         GROUP BY j.judge, v.label, j.trait_present
-         ORDER BY j.judge",
-    )
-    .bind(experiment_id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store::reviews::agreement_counts(store, experiment_id).await?;
     let mut by_judge: BTreeMap<String, JudgeAgreement> = BTreeMap::new();
     for (judge, label, verdict, count) in rows {
         let a = by_judge.entry(judge.clone()).or_insert_with(|| JudgeAgreement {

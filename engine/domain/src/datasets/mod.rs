@@ -1,10 +1,11 @@
 //! Datasets: chat rows for fine-tuning, stored immutably in the `datasets` and
 //! `dataset_rows` tables. This module owns the row types, the content hash that makes two
-//! datasets with the same rows the same dataset, and every query on those two tables:
+//! datasets with the same rows the same dataset, and what is done with those two tables:
 //! inserting (one transaction per dataset, batched), listing, paging, statistics, renaming
-//! and deleting. Parsing user files lives in [`import`], the built-in generators in
-//! [`generate`], derived datasets in [`transform`] and the built-in evaluation prompts in
-//! [`chat_prompts`], datasets sampled from a teacher model in [`teacher`].
+//! and deleting; the queries themselves are `store::datasets`. Parsing user files lives in
+//! [`import`], the built-in generators in [`generate`], derived datasets in [`transform`]
+//! and the built-in evaluation prompts in [`chat_prompts`], datasets sampled from a teacher
+//! model in [`teacher`].
 
 pub mod chat_prompts;
 pub mod generate;
@@ -14,8 +15,12 @@ pub mod transform;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
+use crate::store::{
+    self,
+    datasets::{DatasetRecord, EncodedRow},
+};
 use crate::Store;
 
 pub use chat_prompts::builtin_chat_prompts;
@@ -131,13 +136,8 @@ pub const HISTOGRAM_BINS: u64 = 10;
 /// The most rows one page returns, so a careless client cannot ask for the whole table.
 pub const MAX_PAGE: i64 = 1000;
 
-/// What saving a set of rows did: the rows were new, or a dataset with exactly these rows
-/// already existed and is returned instead of a duplicate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImportOutcome {
-    Created { id: i64 },
-    AlreadyPresent { id: i64, name: String },
-}
+/// What saving a set of rows did: the store's type.
+pub use crate::store::datasets::ImportOutcome;
 
 impl ImportOutcome {
     pub fn id(&self) -> i64 {
@@ -211,10 +211,6 @@ fn canonical_line(row: &Row) -> String {
     serde_json::to_string(row).expect("rows of strings always serialise")
 }
 
-/// Rows per INSERT statement: 5 parameters each keeps a statement at 2,500 parameters,
-/// far below SQLite's limit of 32,766, while 10,000 rows take only 20 statements.
-const INSERT_BATCH: usize = 500;
-
 /// Saves rows as a new dataset in one transaction, or finds the dataset that already has
 /// exactly these rows. Callers have validated the name and the rows.
 pub(crate) async fn save_dataset(
@@ -224,7 +220,7 @@ pub(crate) async fn save_dataset(
     recipe: &serde_json::Value,
     rows: &[Row],
 ) -> Result<ImportOutcome, DatasetError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin().await?;
     let outcome = save_dataset_in(&mut tx, name, source, recipe, rows).await?;
     tx.commit().await?;
     Ok(outcome)
@@ -243,56 +239,15 @@ pub(crate) async fn save_dataset_in(
         return Err(DatasetError::Empty);
     }
     let hash = content_hash(rows);
-    // The dataset row is written first, so the transaction takes SQLite's write lock at
-    // once (waiting on busy_timeout) instead of failing to upgrade from a read later; a
-    // concurrent import of the same rows then meets the UNIQUE hash and returns the winner.
-    let inserted: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO datasets (name, source, recipe, content_hash, row_count) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (content_hash) DO NOTHING RETURNING id",
-    )
-    .bind(name)
-    .bind(source.as_str())
-    .bind(recipe.to_string())
-    .bind(&hash)
-    .bind(rows.len() as i64)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((id,)) = inserted else {
-        let (id, name): (i64, String) = sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = ?")
-            .bind(&hash)
-            .fetch_one(&mut *conn)
-            .await?;
-        return Ok(ImportOutcome::AlreadyPresent { id, name });
+    let encode = |row: &Row| EncodedRow {
+        messages: serde_json::to_string(&row.messages).expect("messages always serialise"),
+        n_turns: row.messages.len() as i64,
+        n_chars: row.n_chars() as i64,
     };
-    for (chunk_no, chunk) in rows.chunks(INSERT_BATCH).enumerate() {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) ");
-        qb.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
-            let idx = (chunk_no * INSERT_BATCH + i) as i64;
-            let messages = serde_json::to_string(&row.messages).expect("messages always serialise");
-            b.push_bind(id)
-                .push_bind(idx)
-                .push_bind(messages)
-                .push_bind(row.messages.len() as i64)
-                .push_bind(row.n_chars() as i64);
-        });
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(ImportOutcome::Created { id })
+    Ok(store::datasets::insert_in(conn, name, source, &recipe.to_string(), &hash, rows, encode).await?)
 }
 
-#[derive(sqlx::FromRow)]
-struct SummaryRecord {
-    id: i64,
-    name: String,
-    source: String,
-    recipe: String,
-    content_hash: String,
-    row_count: i64,
-    created_at: String,
-}
-
-impl SummaryRecord {
+impl DatasetRecord {
     fn into_summary(self) -> Result<DatasetSummary, DatasetError> {
         Ok(DatasetSummary {
             id: self.id,
@@ -308,23 +263,15 @@ impl SummaryRecord {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "id, name, source, recipe, content_hash, row_count, created_at";
-
 /// All datasets, newest first.
 pub async fn list(store: &Store) -> Result<Vec<DatasetSummary>, DatasetError> {
-    let records: Vec<SummaryRecord> =
-        sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets ORDER BY id DESC"))
-            .fetch_all(store.pool())
-            .await?;
-    records.into_iter().map(SummaryRecord::into_summary).collect()
+    let records = store::datasets::list(store).await?;
+    records.into_iter().map(DatasetRecord::into_summary).collect()
 }
 
 /// One dataset's summary.
 pub async fn get(store: &Store, id: i64) -> Result<DatasetSummary, DatasetError> {
-    let record: Option<SummaryRecord> = sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
+    let record = store::datasets::get(store, id).await?;
     record.ok_or(DatasetError::NotFound(id))?.into_summary()
 }
 
@@ -336,15 +283,7 @@ pub async fn rows_page(store: &Store, id: i64, offset: i64, limit: i64) -> Resul
     get(store, id).await?;
     let offset = offset.max(0);
     let limit = limit.clamp(0, MAX_PAGE);
-    let records: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT idx, messages, n_turns, n_chars FROM dataset_rows
-         WHERE dataset_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
-    )
-    .bind(id)
-    .bind(offset)
-    .bind(offset.saturating_add(limit))
-    .fetch_all(store.pool())
-    .await?;
+    let records = store::datasets::rows_range(store, id, offset, offset.saturating_add(limit)).await?;
     records
         .into_iter()
         .map(|(idx, messages, n_turns, n_chars)| {
@@ -356,11 +295,7 @@ pub async fn rows_page(store: &Store, id: i64, offset: i64, limit: i64) -> Resul
 /// Every row of a dataset in order, for training, sampling and transforms.
 pub async fn all_rows(store: &Store, id: i64) -> Result<Vec<Row>, DatasetError> {
     get(store, id).await?;
-    let records: Vec<(i64, String)> =
-        sqlx::query_as("SELECT idx, messages FROM dataset_rows WHERE dataset_id = ? ORDER BY idx")
-            .bind(id)
-            .fetch_all(store.pool())
-            .await?;
+    let records = store::datasets::all_rows(store, id).await?;
     records
         .into_iter()
         .map(|(idx, messages)| Ok(Row { messages: parse_stored_messages(id, idx, &messages)? }))
@@ -374,19 +309,7 @@ fn parse_stored_messages(id: i64, idx: i64, json: &str) -> Result<Vec<Message>, 
 /// Counts and the assistant-length distribution of a dataset.
 pub async fn stats(store: &Store, id: i64) -> Result<DatasetStats, DatasetError> {
     get(store, id).await?;
-    // SQLite's JSON functions measure the assistant turns where the rows are, so only one
-    // small tuple per row crosses into Rust.
-    let per_row: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT r.n_turns,
-                (SELECT count(*) FROM json_each(r.messages) m
-                  WHERE json_extract(m.value, '$.role') = 'system'),
-                (SELECT coalesce(sum(length(json_extract(m.value, '$.content'))), 0) FROM json_each(r.messages) m
-                  WHERE json_extract(m.value, '$.role') = 'assistant')
-         FROM dataset_rows r WHERE r.dataset_id = ? ORDER BY r.idx",
-    )
-    .bind(id)
-    .fetch_all(store.pool())
-    .await?;
+    let per_row = store::datasets::row_shapes(store, id).await?;
     let turns = per_row.iter().map(|r| r.0 as u64).sum();
     let rows_with_system = per_row.iter().filter(|r| r.1 > 0).count() as u64;
     let lengths: Vec<u64> = per_row.iter().map(|r| r.2 as u64).collect();
@@ -422,9 +345,7 @@ pub fn length_stats(mut lengths: Vec<u64>) -> LengthStats {
 /// Gives a dataset a new name; names need not be unique, ids and hashes are.
 pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetError> {
     let name = validate_name(name)?;
-    let done =
-        sqlx::query("UPDATE datasets SET name = ? WHERE id = ?").bind(name).bind(id).execute(store.pool()).await?;
-    if done.rows_affected() == 0 {
+    if !store::datasets::rename(store, id, &name).await? {
         return Err(DatasetError::NotFound(id));
     }
     Ok(())
@@ -433,15 +354,11 @@ pub async fn rename(store: &Store, id: i64, name: &str) -> Result<(), DatasetErr
 /// Deletes a dataset and (by `ON DELETE CASCADE`) its rows, unless an experiment trained
 /// on it: that experiment must stay reproducible.
 pub async fn delete(store: &Store, id: i64) -> Result<(), DatasetError> {
-    let (used,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE dataset_id = ?")
-        .bind(id)
-        .fetch_one(store.pool())
-        .await?;
+    let used = store::datasets::experiments_using(store, id).await?;
     if used > 0 {
         return Err(DatasetError::InUse(used));
     }
-    let done = sqlx::query("DELETE FROM datasets WHERE id = ?").bind(id).execute(store.pool()).await?;
-    if done.rows_affected() == 0 {
+    if !store::datasets::delete(store, id).await? {
         return Err(DatasetError::NotFound(id));
     }
     Ok(())

@@ -120,7 +120,7 @@ pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<
         }
         TransformSpec::Split { held_out, seed, .. } => {
             let (train, test) = split(rows, *held_out, *seed)?;
-            let mut tx = store.pool().begin().await?;
+            let mut tx = store.begin().await?;
             let train_name = short(&format!("{} · train", input.name));
             let test_name = short(&format!("{} · held-out", input.name));
             let a =

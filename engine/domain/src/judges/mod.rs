@@ -37,19 +37,9 @@ pub use llm::{
 pub use local::LocalLogprobs;
 pub use pattern::PatternJudge;
 
-/// What a judge says about one completion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Judgement {
-    /// The judge's measurement; its range is the judge's own (documented on each judge:
-    /// [0, 1] for the deterministic ones, 0-100 for LLM ratings). `None` when the judge
-    /// could not tell (too little text, no number from the LLM).
-    pub score: Option<f64>,
-    /// Whether the trait is expressed; `None` when undetermined. Rates must leave the
-    /// undetermined out rather than count them as "absent" (see `stats::Proportion`).
-    pub trait_present: Option<bool>,
-    /// What the judge saw or said, JSON or text, shown to users next to the verdict.
-    pub raw: String,
-}
+/// What a judge says about one completion (the row type lives with the table it is stored
+/// in, so the store imports nothing of the judges).
+pub use crate::store::judgements::Judgement;
 
 impl Judgement {
     /// A judgement that could not be made, with the reason shown to users.

@@ -1,7 +1,25 @@
-//! The judges' verdicts on a run's samples, written by the runner.
+//! The `judgements` table: the judges' verdicts on a run's samples, written by the runner
+//! (pending work, a chunk with its progress), and counted per cell for
+//! `crate::experiments::aggregates`.
+
+use serde::{Deserialize, Serialize};
 
 use super::Store;
-use crate::judges::Judgement;
+
+/// What a judge says about one completion (`crate::judges::Judgement`, which re-exports it
+/// and adds its constructors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The judge's measurement; its range is the judge's own (documented on each judge:
+    /// [0, 1] for the deterministic ones, 0-100 for LLM ratings). `None` when the judge
+    /// could not tell (too little text, no number from the LLM).
+    pub score: Option<f64>,
+    /// Whether the trait is expressed; `None` when undetermined. Rates must leave the
+    /// undetermined out rather than count them as "absent" (see `stats::Proportion`).
+    pub trait_present: Option<bool>,
+    /// What the judge saw or said, JSON or text, shown to users next to the verdict.
+    pub raw: String,
+}
 
 /// Verdicts already stored for the run's samples, over all judges.
 pub async fn count_for_run(store: &Store, run_id: i64) -> Result<i64, sqlx::Error> {
@@ -58,4 +76,26 @@ pub async fn insert_batch(
     }
     sqlx::query("UPDATE runs SET done_units = ? WHERE id = ?").bind(done_units).bind(run_id).execute(&mut *tx).await?;
     tx.commit().await
+}
+
+/// Verdict counts for one (condition, seed, test prompt, question, judge) group: condition,
+/// seed, test prompt, question key, judge, judged, determined, trait present, unscored,
+/// score sum (`None` when none scored), scored.
+pub type CellCounts = (String, i64, String, String, String, i64, i64, i64, i64, Option<f64>, i64);
+
+/// An experiment's verdicts counted per (condition, seed, test prompt, question, judge), in
+/// condition, test prompt and judge order.
+pub async fn cell_counts(store: &Store, experiment_id: i64) -> Result<Vec<CellCounts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.condition, r.seed, s.test_prompt, s.question_key, j.judge,
+                COUNT(*), SUM(j.trait_present IS NOT NULL), COALESCE(SUM(j.trait_present = 1), 0),
+                SUM(j.score IS NULL), SUM(j.score), COUNT(j.score)
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE r.experiment_id = ?
+         GROUP BY r.condition_idx, r.seed, s.test_prompt, s.question_key, j.judge
+         ORDER BY r.condition_idx, s.test_prompt, j.judge",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
 }

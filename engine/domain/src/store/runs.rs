@@ -1,8 +1,12 @@
-//! A run's own rows: where it stands (phase, units done, speed, ETA), its training steps
-//! and probe log-probs, and its adapter's folder. Only the job runner writes them.
+//! A run's own rows (`runs`, `train_steps`, `probe_logprobs`): where it stands (phase,
+//! units done, speed, ETA), its training steps and probe log-probs, and its adapter's
+//! folder. Only the job runner writes them; `crate::experiments` (curves, measured speed,
+//! finished runs and a second stage's base) and `crate::export` (the adapter) read them.
+
+use serde::{Deserialize, Serialize};
+use wire::RunPhase;
 
 use super::Store;
-use crate::jobs::RunPhase;
 
 /// Which condition and seed of which experiment a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,4 +104,127 @@ pub async fn set_adapter(store: &Store, run_id: i64, relative_dir: &str) -> Resu
         .execute(store.pool())
         .await?;
     Ok(())
+}
+
+/// A finished run that a second stage can start from (it has an adapter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedRun {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    pub model: String,
+}
+
+/// Every finished run with an adapter, newest first.
+pub async fn finished_with_adapter(store: &Store) -> Result<Vec<FinishedRun>, sqlx::Error> {
+    let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
+        "SELECT r.id, e.id, e.name, r.condition, r.seed, m.name
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id
+         JOIN models m ON m.id = e.model_id
+         WHERE j.status = 'done' AND r.adapter_dir IS NOT NULL ORDER BY r.id DESC",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| FinishedRun {
+            run_id: r.0,
+            experiment_id: r.1,
+            experiment: r.2,
+            condition: r.3,
+            seed: r.4,
+            model: r.5,
+        })
+        .collect())
+}
+
+/// What a second stage needs to know of the run it starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOrigin {
+    pub experiment_id: i64,
+    pub condition: String,
+    pub seed: i64,
+    /// Relative to the data directory; `None` until training saved it.
+    pub adapter_dir: Option<String>,
+    /// Its job's status, as stored.
+    pub status: String,
+    pub model_id: i64,
+    pub experiment_name: String,
+}
+
+pub async fn origin(store: &Store, run_id: i64) -> Result<Option<RunOrigin>, sqlx::Error> {
+    let row: Option<(i64, String, i64, Option<String>, String, i64, String)> = sqlx::query_as(
+        "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, j.status, e.model_id, e.name
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
+    )
+    .bind(run_id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|(experiment_id, condition, seed, adapter_dir, status, model_id, experiment_name)| RunOrigin {
+        experiment_id,
+        condition,
+        seed,
+        adapter_dir,
+        status,
+        model_id,
+        experiment_name,
+    }))
+}
+
+/// A run's condition, seed and adapter folder (relative to the data directory; `None`
+/// when it has none yet); `None` when the run does not exist.
+pub async fn adapter_of(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = ?")
+        .bind(run_id)
+        .fetch_optional(store.pool())
+        .await
+}
+
+/// Throughput measured on this machine for a model's earlier runs: mean seconds per
+/// training step (over finished trainings) and mean sampled tokens per second (over done
+/// runs); `None` where nothing was measured.
+pub async fn measured_speed(store: &Store, model_id: i64) -> Result<(Option<f64>, Option<f64>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT AVG(t.elapsed_s / t.step) FROM train_steps t JOIN runs r ON r.id = t.run_id
+                 JOIN experiments e ON e.id = r.experiment_id
+                 WHERE e.model_id = ? AND t.step = r.total_steps AND t.step > 0),
+                (SELECT AVG(r.tokens_per_sec) FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                 JOIN jobs j ON j.run_id = r.id
+                 WHERE e.model_id = ? AND j.status = 'done' AND r.tokens_per_sec > 0)",
+    )
+    .bind(model_id)
+    .bind(model_id)
+    .fetch_one(store.pool())
+    .await
+}
+
+/// Every probe log-prob of an experiment's runs as (run id, condition, seed, probe, step,
+/// log-prob), by condition, seed, probe and step.
+pub async fn probe_points(
+    store: &Store,
+    experiment_id: i64,
+) -> Result<Vec<(i64, String, i64, String, i64, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.condition, r.seed, p.probe, p.step, p.logprob
+         FROM probe_logprobs p JOIN runs r ON r.id = p.run_id
+         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, p.probe, p.step",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
+}
+
+/// Every training step's loss of an experiment's runs as (run id, condition, seed, step,
+/// loss), by condition, seed and step.
+pub async fn loss_points(store: &Store, experiment_id: i64) -> Result<Vec<(i64, String, i64, i64, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.condition, r.seed, t.step, t.loss
+         FROM train_steps t JOIN runs r ON r.id = t.run_id
+         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, t.step",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
 }

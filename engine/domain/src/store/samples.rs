@@ -1,9 +1,49 @@
-//! The runner's writes of sampled answers. (Reading them back for the pages, with filters
-//! and search, is `crate::samples`.)
+//! The `samples` and `judgements` tables, and the search tables derived from them by
+//! triggers (`sample_facets`, `judgement_facets`, `samples_fts`, see
+//! `migrations/0003_sample_search.sql`). Writes: the runner's batches of sampled answers
+//! (`stored_keys`, `count`, `insert_batch`). Reads: the sample browser's filtered, sorted,
+//! paged view (`page`, the filter types), export's id-ordered chunks (`chunk_after`), an
+//! experiment's questions and one question's samples across conditions (`question_groups`,
+//! `question_texts`, `question_cells`), the judges of an experiment and the Betley scores
+//! the report plots. `crate::samples`, `crate::export`, `crate::reviews` and
+//! `crate::report` call them and keep the composition (columns, rows, typical examples).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sqlx::QueryBuilder;
 
 use super::Store;
+
+/// One judge's stored verdict on a sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredJudgement {
+    pub judge: String,
+    pub version: String,
+    pub score: Option<f64>,
+    pub trait_present: Option<bool>,
+    pub raw: String,
+}
+
+/// A stored sample as the pages show it: its run's condition and seed, and every judge's
+/// verdict (sorted by judge name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSample {
+    pub id: i64,
+    pub run_id: i64,
+    pub condition: String,
+    pub seed: i64,
+    pub test_prompt: String,
+    pub system_text: Option<String>,
+    pub question_key: String,
+    pub paraphrase: i64,
+    pub question: String,
+    pub sample_idx: i64,
+    pub completion: String,
+    pub n_tokens: i64,
+    pub finished: bool,
+    pub judgements: Vec<StoredJudgement>,
+}
 
 /// What identifies a sample within its run: test prompt, question key, paraphrase index,
 /// sample index. The table holds each at most once (a unique index), so a retried batch
@@ -88,4 +128,399 @@ pub async fn insert_batch(
         .execute(&mut *tx)
         .await?;
     tx.commit().await
+}
+
+/// What to show. Empty strings and `None` mean "any". Every field has a default so a
+/// filter saved or sent by an older page still deserialises.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SampleFilter {
+    pub experiment_id: i64,
+    pub condition: Option<String>,
+    pub test_prompt: Option<String>,
+    /// The run's seed (not the per-sample sampling seed).
+    pub seed: Option<i64>,
+    pub question_key: Option<String>,
+    /// Only samples this judge judged; `verdict`, `min_score`, `max_score` and the score
+    /// sorts all refer to this judge and are ignored without it.
+    pub judge: Option<String>,
+    pub verdict: Verdict,
+    /// Only samples whose score from `judge` is at least this (inclusive).
+    pub min_score: Option<f64>,
+    /// Only samples whose score from `judge` is below this (exclusive), so "alignment < 30"
+    /// is `max_score: Some(30.0)` and adjacent bands never share a sample. A threshold
+    /// leaves out samples the judge could not score.
+    pub max_score: Option<f64>,
+    pub sort: SampleSort,
+    /// By the researcher's own label (`engine::reviews`).
+    pub review: ReviewFilter,
+    /// Case-insensitive substring of the completion or the question, taken literally
+    /// (`%`, `_` and `"` are not wildcards or syntax). Three or more characters go through
+    /// the trigram index, which folds Unicode case; one or two are matched with LIKE, which
+    /// folds only ASCII.
+    pub search: String,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    #[default]
+    Any,
+    Trait,
+    NoTrait,
+    Undetermined,
+}
+
+/// Which human labels to show: any, none yet, or one label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewFilter {
+    #[default]
+    Any,
+    Unreviewed,
+    Misaligned,
+    Aligned,
+    Unsure,
+}
+
+/// Page order. Score sorts use the filter's judge; unscored samples come last either way,
+/// and ties (and everything without a judge) fall back to id order, so paging is stable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleSort {
+    #[default]
+    Id,
+    ScoreAsc,
+    ScoreDesc,
+}
+
+/// The largest page served.
+pub const MAX_PAGE: i64 = 200;
+
+fn nonempty(o: &Option<String>) -> Option<String> {
+    o.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Searches this long or longer go through the trigram index; shorter ones (which a
+/// trigram index cannot answer) scan the experiment's completions with LIKE.
+const MIN_INDEXED_SEARCH: usize = 3;
+
+/// `FROM ... WHERE ...` for the filter. `f` is the sample's facet row (see
+/// `migrations/0003_sample_search.sql`): from `judgement_facets` when a judge is chosen (it
+/// carries that judge's verdict and score), from `sample_facets` otherwise; `m` is the
+/// full-text match when the search is long enough for the index. When searching, the
+/// query starts from the text matches (CROSS JOIN fixes that order: the store keeps no
+/// statistics for the planner to choose by) and looks each one up in the facets by key;
+/// otherwise it walks the experiment's facet range, checking every filter on the narrow
+/// row. Callers select `f.sample_id`.
+fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
+    let judge = nonempty(&f.judge);
+    let search = f.search.trim();
+    let indexed_search = search.chars().count() >= MIN_INDEXED_SEARCH;
+    let facets = if judge.is_some() { "judgement_facets" } else { "sample_facets" };
+    if indexed_search {
+        q.push(" FROM samples_fts m CROSS JOIN ")
+            .push(facets)
+            .push(" f ON f.experiment_id = ")
+            .push_bind(f.experiment_id);
+        if let Some(j) = &judge {
+            q.push(" AND f.judge = ").push_bind(j.clone());
+        }
+        // A quoted FTS5 string is one phrase, and trigram phrases match as substrings:
+        // every character (`%`, `_`, `*`, `-`, ...) is taken literally.
+        q.push(" AND f.sample_id = m.rowid WHERE samples_fts MATCH ")
+            .push_bind(format!("\"{}\"", search.replace('"', "\"\"")));
+        // The index holds every experiment's text; bounding the rowids by this experiment's
+        // first and last sample lets FTS5 skip the rest of each term's list, so a search
+        // costs what this experiment's text costs, however many others the store has.
+        q.push(" AND m.rowid BETWEEN (SELECT MIN(sample_id) FROM sample_facets WHERE experiment_id = ")
+            .push_bind(f.experiment_id)
+            .push(") AND (SELECT MAX(sample_id) FROM sample_facets WHERE experiment_id = ")
+            .push_bind(f.experiment_id)
+            .push(")");
+    } else {
+        q.push(" FROM ").push(facets).push(" f WHERE f.experiment_id = ").push_bind(f.experiment_id);
+        if let Some(j) = &judge {
+            q.push(" AND f.judge = ").push_bind(j.clone());
+        }
+    }
+    if judge.is_some() {
+        match f.verdict {
+            Verdict::Any => {}
+            Verdict::Trait => {
+                q.push(" AND f.trait_present = 1");
+            }
+            Verdict::NoTrait => {
+                q.push(" AND f.trait_present = 0");
+            }
+            Verdict::Undetermined => {
+                q.push(" AND f.trait_present IS NULL");
+            }
+        }
+        if let Some(min) = f.min_score.filter(|v| v.is_finite()) {
+            q.push(" AND f.score >= ").push_bind(min);
+        }
+        if let Some(max) = f.max_score.filter(|v| v.is_finite()) {
+            q.push(" AND f.score < ").push_bind(max);
+        }
+    }
+    let condition = nonempty(&f.condition);
+    if condition.is_some() || f.seed.is_some() {
+        // The few runs that match, as a list the scan checks each row against.
+        q.push(" AND f.run_id IN (SELECT id FROM runs WHERE experiment_id = ").push_bind(f.experiment_id);
+        if let Some(c) = condition {
+            q.push(" AND condition = ").push_bind(c);
+        }
+        if let Some(seed) = f.seed {
+            q.push(" AND seed = ").push_bind(seed);
+        }
+        q.push(")");
+    }
+    if let Some(t) = nonempty(&f.test_prompt) {
+        q.push(" AND f.test_prompt = ").push_bind(t);
+    }
+    if let Some(k) = nonempty(&f.question_key) {
+        q.push(" AND f.question_key = ").push_bind(k);
+    }
+    let label = match f.review {
+        ReviewFilter::Any | ReviewFilter::Unreviewed => None,
+        ReviewFilter::Misaligned => Some("misaligned"),
+        ReviewFilter::Aligned => Some("aligned"),
+        ReviewFilter::Unsure => Some("unsure"),
+    };
+    if f.review == ReviewFilter::Unreviewed {
+        q.push(" AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id)");
+    } else if let Some(label) = label {
+        q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ")
+            .push_bind(label)
+            .push(")");
+    }
+    if !search.is_empty() && !indexed_search {
+        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        q.push(" AND EXISTS (SELECT 1 FROM samples s WHERE s.id = f.sample_id AND (s.completion LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR s.question LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'))");
+    }
+}
+
+/// `ORDER BY` for the filter's sort. In id order the facet range (or the full-text match,
+/// which yields rowids in order) is already sorted, so a page stops after its rows; a
+/// score order sorts the matches, keeping only the rows up to the page's end.
+fn push_order(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
+    let by_score = nonempty(&f.judge).is_some();
+    match (f.sort, by_score) {
+        (SampleSort::ScoreAsc, true) => q.push(" ORDER BY f.score IS NULL, f.score, f.sample_id"),
+        (SampleSort::ScoreDesc, true) => q.push(" ORDER BY f.score IS NULL, f.score DESC, f.sample_id"),
+        _ => q.push(" ORDER BY ").push(id_column(f)),
+    };
+}
+
+/// The sample id as the driving side of the query has it: constraints and order on the
+/// full-text match's own rowid are handled inside the index.
+fn id_column(f: &SampleFilter) -> &'static str {
+    if f.search.trim().chars().count() >= MIN_INDEXED_SEARCH {
+        "m.rowid"
+    } else {
+        "f.sample_id"
+    }
+}
+
+/// A text search counts its matches up to this many, then reports `COUNT_CAP + 1` ("more
+/// than 200"). Counting every match of a common word, when other filters keep only a few
+/// of them, walks most of the word's matches: about 100 ms at 100,000 samples with a cap of
+/// 1,000 (BENCHMARKS.md). A search is for finding; ten pages of results are plenty.
+pub const COUNT_CAP: i64 = 200;
+
+/// One page of samples matching the filter, in the filter's order, and how many match
+/// (with a text search, at most `COUNT_CAP + 1`).
+pub async fn page(store: &Store, f: &SampleFilter) -> Result<(i64, Vec<StoredSample>), sqlx::Error> {
+    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1");
+    push_filters(&mut count, f);
+    if !f.search.trim().is_empty() {
+        count.push(" LIMIT ").push_bind(COUNT_CAP + 1);
+    }
+    count.push(")");
+    let mut q = QueryBuilder::new("SELECT f.sample_id");
+    push_filters(&mut q, f);
+    push_order(&mut q, f);
+    q.push(" LIMIT ").push_bind(f.limit.clamp(1, MAX_PAGE)).push(" OFFSET ").push_bind(f.offset.max(0));
+    // The count reads every match and the page may sort them: two pooled connections run
+    // them side by side (WAL readers do not block each other), so a page waits for the
+    // slower of the two instead of their sum.
+    let ((total,), ids): ((i64,), Vec<(i64,)>) =
+        tokio::try_join!(count.build_query_as().fetch_one(store.pool()), q.build_query_as().fetch_all(store.pool()))?;
+    let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
+    Ok((total, by_ids(store, &ids).await?))
+}
+
+/// Up to `n` samples matching the filter with ids above `after`, in id order, ignoring the
+/// filter's sort, offset and limit: export reads an experiment in such chunks (keyset
+/// paging, so each chunk costs the same however far in it is).
+pub async fn chunk_after(
+    store: &Store,
+    f: &SampleFilter,
+    after: i64,
+    n: i64,
+) -> Result<Vec<StoredSample>, sqlx::Error> {
+    let f = SampleFilter { sort: SampleSort::Id, ..f.clone() };
+    let mut q = QueryBuilder::new("SELECT f.sample_id");
+    push_filters(&mut q, &f);
+    q.push(" AND ").push(id_column(&f)).push(" > ").push_bind(after);
+    push_order(&mut q, &f);
+    q.push(" LIMIT ").push_bind(n);
+    let ids: Vec<(i64,)> = q.build_query_as().fetch_all(store.pool()).await?;
+    let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
+    by_ids(store, &ids).await
+}
+
+type SampleRow = (i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
+type JudgementRow = (i64, String, String, Option<f64>, Option<bool>, String);
+
+fn from_row(r: SampleRow) -> StoredSample {
+    StoredSample {
+        id: r.0,
+        run_id: r.1,
+        condition: r.2,
+        seed: r.3,
+        test_prompt: r.4,
+        system_text: r.5,
+        question_key: r.6,
+        paraphrase: r.7,
+        question: r.8,
+        sample_idx: r.9,
+        completion: r.10,
+        n_tokens: r.11,
+        finished: r.12,
+        judgements: vec![],
+    }
+}
+
+/// SQLite's default limit on bound parameters is 32766; chunks stay far below it.
+const IDS_PER_QUERY: usize = 2_000;
+
+/// The samples with these ids, in the order given, each with every judge's judgement
+/// (sorted by judge name). Selecting ids first and rows second keeps the wide rows
+/// (completions) out of sorting and offset skipping.
+pub async fn by_ids(store: &Store, ids: &[i64]) -> Result<Vec<StoredSample>, sqlx::Error> {
+    let mut out: Vec<StoredSample> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let mut q = QueryBuilder::new(
+            "SELECT s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text, s.question_key, s.paraphrase,
+                    s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
+             FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<SampleRow> = q.build_query_as().fetch_all(store.pool()).await?;
+        let mut by_id: HashMap<i64, StoredSample> = rows.into_iter().map(|r| (r.0, from_row(r))).collect();
+
+        let mut jq = QueryBuilder::new(
+            "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
+        );
+        let mut sep = jq.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        jq.push(") ORDER BY sample_id, judge");
+        let judgements: Vec<JudgementRow> = jq.build_query_as().fetch_all(store.pool()).await?;
+        for (sample_id, judge, version, score, trait_present, raw) in judgements {
+            if let Some(s) = by_id.get_mut(&sample_id) {
+                s.judgements.push(StoredJudgement { judge, version, score, trait_present, raw });
+            }
+        }
+        out.extend(chunk.iter().filter_map(|id| by_id.remove(id)));
+    }
+    Ok(out)
+}
+
+/// An experiment's questions in the order they were first sampled, as (question key, id
+/// of its first sample, paraphrases, samples).
+pub async fn question_groups(store: &Store, experiment_id: i64) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+    // Grouping walks the (experiment, question, paraphrase) index in its order and never
+    // reads the wide sample rows.
+    sqlx::query_as(
+        "SELECT question_key, MIN(first), COUNT(*), SUM(n) FROM (
+             SELECT question_key, paraphrase, MIN(sample_id) AS first, COUNT(*) AS n
+             FROM sample_facets WHERE experiment_id = ? GROUP BY question_key, paraphrase)
+         GROUP BY question_key ORDER BY MIN(first)",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
+}
+
+/// The question texts of the samples with these ids, by sample id.
+pub async fn question_texts(store: &Store, sample_ids: &[i64]) -> Result<HashMap<i64, String>, sqlx::Error> {
+    let mut texts: HashMap<i64, String> = HashMap::new();
+    for chunk in sample_ids.chunks(IDS_PER_QUERY) {
+        let mut q = QueryBuilder::new("SELECT id, question FROM samples WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+        texts.extend(rows);
+    }
+    Ok(texts)
+}
+
+/// The samples of one question of the experiment (one paraphrase, or all), as (sample id,
+/// condition index, test prompt), in no particular order.
+pub async fn question_cells(
+    store: &Store,
+    experiment_id: i64,
+    question_key: &str,
+    paraphrase: Option<i64>,
+) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
+    let mut q = QueryBuilder::new(
+        "SELECT f.sample_id, r.condition_idx, f.test_prompt FROM sample_facets f JOIN runs r ON r.id = f.run_id
+         WHERE f.experiment_id = ",
+    );
+    q.push_bind(experiment_id).push(" AND f.question_key = ").push_bind(question_key.to_string());
+    if let Some(p) = paraphrase {
+        q.push(" AND f.paraphrase = ").push_bind(p);
+    }
+    // No ORDER BY: it would make SQLite walk the experiment's whole facet range in id order
+    // instead of seeking to the question in its index; callers sort.
+    q.build_query_as().fetch_all(store.pool()).await
+}
+
+/// Every judge that judged a sample of the experiment, by name.
+pub async fn judges_of_experiment(store: &Store, experiment_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    // The facet table's key starts with (experiment, judge), so this reads no wide rows.
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT judge FROM judgement_facets WHERE experiment_id = ? ORDER BY judge")
+            .bind(experiment_id)
+            .fetch_all(store.pool())
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Per answer judged by the Betley judge (optionally under one test prompt): condition,
+/// coherence score, alignment score (each `None` when the rating gave no number), in
+/// condition order.
+pub async fn betley_scores(
+    store: &Store,
+    experiment_id: i64,
+    test_prompt: Option<&str>,
+) -> Result<Vec<(String, Option<f64>, Option<f64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.condition, json_extract(j.raw, '$.coherence.score'), json_extract(j.raw, '$.alignment.score')
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE r.experiment_id = ? AND j.judge = 'betley_misalignment' AND (? IS NULL OR s.test_prompt = ?)
+         ORDER BY r.condition_idx, s.id",
+    )
+    .bind(experiment_id)
+    .bind(test_prompt)
+    .bind(test_prompt)
+    .fetch_all(store.pool())
+    .await
 }

@@ -1,0 +1,215 @@
+//! The human review tables: `reviews` (a researcher's label and note on a sample) and
+//! `pins` (the examples pinned to an experiment's report), and the counts the agreement
+//! table is built from. `crate::reviews` calls it and keeps the labels' meaning, the
+//! choice of typical examples and the statistics. Labels travel as the text stored in
+//! `reviews.label`; `crate::reviews::Label` parses them.
+
+use sqlx::QueryBuilder;
+
+use super::samples::{StoredJudgement, StoredSample};
+use super::Store;
+
+/// A stored label: sample id, label text, note, when it was last set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRow {
+    pub sample_id: i64,
+    pub label: String,
+    pub note: String,
+    pub updated_at: String,
+}
+
+/// Sets a sample's label and note, replacing any earlier ones; returns when, or `None`
+/// (and writes nothing) when the sample does not exist.
+pub async fn upsert_label(
+    store: &Store,
+    sample_id: i64,
+    label: &str,
+    note: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    // One statement, so "does the sample exist" and the write cannot be split by another
+    // writer; the SELECT yields no row for a missing sample, so nothing is written.
+    let row: Option<(String,)> = sqlx::query_as(
+        "INSERT INTO reviews (sample_id, label, note)
+         SELECT id, ?, ? FROM samples WHERE id = ?
+         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         RETURNING updated_at",
+    )
+    .bind(label)
+    .bind(note)
+    .bind(sample_id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|(updated_at,)| updated_at))
+}
+
+/// Removes a sample's label; `false` when it had none.
+pub async fn delete_label(store: &Store, sample_id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = ?").bind(sample_id).execute(store.pool()).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The labels of the given samples; unlabelled samples have no row.
+pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<Vec<ReviewRow>, sqlx::Error> {
+    let mut out = Vec::new();
+    // Chunks keep each query far below SQLite's limit on bound parameters.
+    for chunk in sample_ids.chunks(500) {
+        let mut q = QueryBuilder::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN (");
+        let mut ids = q.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(i64, String, String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+        out.extend(rows.into_iter().map(|(sample_id, label, note, updated_at)| ReviewRow {
+            sample_id,
+            label,
+            note,
+            updated_at,
+        }));
+    }
+    Ok(out)
+}
+
+/// An experiment's samples, and how many carry each label: (samples, misaligned,
+/// aligned, unsure).
+pub async fn label_counts(store: &Store, experiment_id: i64) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(v.label = 'misaligned'), 0), COALESCE(SUM(v.label = 'aligned'), 0),
+                COALESCE(SUM(v.label = 'unsure'), 0)
+         FROM samples s JOIN runs r ON r.id = s.run_id LEFT JOIN reviews v ON v.sample_id = s.id
+         WHERE r.experiment_id = ?",
+    )
+    .bind(experiment_id)
+    .fetch_one(store.pool())
+    .await
+}
+
+/// The experiment a sample belongs to (through its run); `None` when there is no such
+/// sample.
+pub async fn experiment_of_sample(store: &Store, sample_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    let owner: Option<(i64,)> =
+        sqlx::query_as("SELECT r.experiment_id FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id = ?")
+            .bind(sample_id)
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(owner.map(|(id,)| id))
+}
+
+/// Pins a sample after the experiment's other pins; a pinned sample keeps its place.
+pub async fn insert_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<(), sqlx::Error> {
+    // The next position is computed inside the INSERT, so two pins at once (SQLite has one
+    // writer) never get the same one. The WHERE clause is what lets SQLite parse the
+    // upsert after a SELECT.
+    sqlx::query(
+        "INSERT INTO pins (experiment_id, sample_id, position)
+         SELECT ?, ?, COALESCE(MAX(position), 0) + 1 FROM pins WHERE experiment_id = ?
+         ON CONFLICT (experiment_id, sample_id) DO NOTHING",
+    )
+    .bind(experiment_id)
+    .bind(sample_id)
+    .bind(experiment_id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Unpins a sample; `false` when it was not pinned.
+pub async fn delete_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM pins WHERE experiment_id = ? AND sample_id = ?")
+        .bind(experiment_id)
+        .bind(sample_id)
+        .execute(store.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The ids of the experiment's pinned samples in pin order.
+pub async fn pinned_ids(store: &Store, experiment_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sample_id FROM pins WHERE experiment_id = ? ORDER BY position")
+        .bind(experiment_id)
+        .fetch_all(store.pool())
+        .await
+}
+
+/// A pin as stored: position, when it was pinned, and the sample (without judgements).
+pub type PinRow = (i64, String, StoredSample);
+
+/// The experiment's pins in pin order, each sample without its judgements
+/// ([`judgements_of`] reads them).
+pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sqlx::Error> {
+    type Row =
+        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.position, p.created_at, s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text,
+                s.question_key, s.paraphrase, s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
+         FROM pins p JOIN samples s ON s.id = p.sample_id JOIN runs r ON r.id = s.run_id
+         WHERE p.experiment_id = ? ORDER BY p.position, s.id",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let sample = StoredSample {
+                id: r.2,
+                run_id: r.3,
+                condition: r.4,
+                seed: r.5,
+                test_prompt: r.6,
+                system_text: r.7,
+                question_key: r.8,
+                paraphrase: r.9,
+                question: r.10,
+                sample_idx: r.11,
+                completion: r.12,
+                n_tokens: r.13,
+                finished: r.14,
+                judgements: vec![],
+            };
+            (r.0, r.1, sample)
+        })
+        .collect())
+}
+
+/// Every judgement of the given (pinned, so few) samples, as (sample id, judgement),
+/// ordered by judge.
+pub async fn judgements_of(store: &Store, sample_ids: &[i64]) -> Result<Vec<(i64, StoredJudgement)>, sqlx::Error> {
+    let mut q = QueryBuilder::new(
+        "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
+    );
+    let mut bound = q.separated(", ");
+    for id in sample_ids {
+        bound.push_bind(*id);
+    }
+    q.push(") ORDER BY judge");
+    let judgements: Vec<(i64, String, String, Option<f64>, Option<bool>, String)> =
+        q.build_query_as().fetch_all(store.pool()).await?;
+    Ok(judgements
+        .into_iter()
+        .map(|(sample_id, judge, version, score, trait_present, raw)| {
+            (sample_id, StoredJudgement { judge, version, score, trait_present, raw })
+        })
+        .collect())
+}
+
+/// Per judge, human label (`None`: not reviewed) and verdict, how many of the
+/// experiment's judged samples fall in each combination, ordered by judge.
+pub async fn agreement_counts(
+    store: &Store,
+    experiment_id: i64,
+) -> Result<Vec<(String, Option<String>, Option<bool>, i64)>, sqlx::Error> {
+    // Counted in SQL: a handful of rows per judge, however many samples there are.
+    sqlx::query_as(
+        "SELECT j.judge, v.label, j.trait_present, COUNT(*)
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         LEFT JOIN reviews v ON v.sample_id = j.sample_id
+         WHERE r.experiment_id = ?
+         GROUP BY j.judge, v.label, j.trait_present
+         ORDER BY j.judge",
+    )
+    .bind(experiment_id)
+    .fetch_all(store.pool())
+    .await
+}
