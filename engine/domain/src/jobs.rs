@@ -66,7 +66,7 @@ pub async fn heartbeat(store: &Store, job_id: i64, worker: &str, lease: Duration
 /// Records how a held job ended. Returns false (and changes nothing) when the worker no
 /// longer holds it.
 pub async fn finish(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut store::Connection,
     job_id: i64,
     worker: &str,
     status: JobStatus,

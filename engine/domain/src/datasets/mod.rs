@@ -15,7 +15,6 @@ pub mod transform;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 
 use crate::store::{
     self,
@@ -229,7 +228,7 @@ pub(crate) async fn save_dataset(
 /// [`save_dataset`] inside a caller's transaction, so that a transform making several
 /// datasets makes all of them or none.
 pub(crate) async fn save_dataset_in(
-    conn: &mut SqliteConnection,
+    conn: &mut crate::store::Connection,
     name: &str,
     source: DatasetSource,
     recipe: &serde_json::Value,

@@ -30,7 +30,7 @@ use serde_json::json;
 
 use super::generate::{seeded, uniform_below};
 use super::{save_dataset, validate_name, DatasetError, DatasetSource, ImportOutcome, Row};
-use crate::Store;
+use crate::{store, Store};
 use ml::host::Ctx;
 use ml::sample::sample_seed;
 use ml::{ChatMessage, Host, LoadedModel, Lora, MlError, Model, Priority, SampleConfig, SystemPrompt};
@@ -373,11 +373,7 @@ impl From<MlError> for TeacherError {
 /// finished training (its adapter is saved) with the same base model.
 pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Result<ResolvedTeacher, TeacherError> {
     spec.validate()?;
-    let model: Option<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, name, path, sha256 FROM models WHERE name = ?")
-            .bind(spec.model.trim())
-            .fetch_optional(store.pool())
-            .await?;
+    let model = store::models::identity_by_name(store, spec.model.trim()).await?;
     let (model_id, model_name, path, model_sha256) = model.ok_or_else(|| {
         TeacherError::NotFound(format!("no model is registered as {:?}; see the Models page", spec.model))
     })?;
@@ -388,16 +384,16 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
     let adapter = match spec.run_id {
         None => None,
         Some(run_id) => {
-            let run: Option<(i64, String, i64, Option<String>, i64, String)> = sqlx::query_as(
-                "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, e.model_id, m.name
-                 FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
-                 WHERE r.id = ?",
-            )
-            .bind(run_id)
-            .fetch_optional(store.pool())
-            .await?;
-            let (experiment_id, condition, seed, adapter_dir, run_model, run_model_name) =
-                run.ok_or_else(|| TeacherError::NotFound(format!("run {run_id} does not exist")))?;
+            let store::runs::AdapterSource {
+                experiment_id,
+                condition,
+                seed,
+                adapter_dir,
+                model_id: run_model,
+                model_name: run_model_name,
+            } = store::runs::adapter_source(store, run_id)
+                .await?
+                .ok_or_else(|| TeacherError::NotFound(format!("run {run_id} does not exist")))?;
             let adapter_dir = adapter_dir.ok_or_else(|| {
                 TeacherError::Invalid(format!("run {run_id} has not finished training: it has no adapter yet"))
             })?;
@@ -424,16 +420,7 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
     Ok(ResolvedTeacher { model_id, model_name, model_sha256, model_path, adapter })
 }
 
-/// A run whose adapter can teach: its training finished.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TeacherRun {
-    pub run_id: i64,
-    pub experiment: String,
-    pub condition: String,
-    pub seed: i64,
-    /// The base model the adapter belongs to.
-    pub model: String,
-}
+pub use crate::store::runs::TeacherRun;
 
 /// What a teacher can be, for the form: the registered models whose files are present,
 /// and the newest 200 runs with a saved adapter.
@@ -445,17 +432,7 @@ pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), Te
         .filter(|m| m.ready)
         .map(|m| m.name)
         .collect();
-    let runs: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
-        "SELECT r.id, e.name, r.condition, r.seed, m.name
-         FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
-         WHERE r.adapter_dir IS NOT NULL ORDER BY r.id DESC LIMIT 200",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    let runs = runs
-        .into_iter()
-        .map(|(run_id, experiment, condition, seed, model)| TeacherRun { run_id, experiment, condition, seed, model })
-        .collect();
+    let runs = store::runs::with_adapter(store, 200).await?;
     Ok((models, runs))
 }
 

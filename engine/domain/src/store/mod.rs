@@ -6,10 +6,10 @@
 //! queue), `runs` (a run's progress, training steps, probes, adapter), `samples` (sampled
 //! answers: the runner's writes, the sample browser's and export's reads), `judgements`
 //! (the judges' verdicts), `prompts`, `questions`, `models`, `reviews` (labels and pins),
-//! `datasets` and `experiments`. The domain modules call them and hold no SQL. A store
-//! module imports no other domain module (`scripts/check-layers` checks it): the row types
-//! it returns live here and the domain re-exports them. Not moved yet: the prompt-strength
-//! caches (`crate::strength`) and the teacher's lookups (`crate::datasets::teacher`).
+//! `datasets`, `experiments` and `strength` (the prompt-strength caches). The domain
+//! modules call them and hold no SQL. A store module imports no other domain module
+//! (`scripts/check-layers` checks both): the row types it returns live here and the domain
+//! re-exports them.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -45,6 +45,10 @@ pub enum StoreError {
 
 /// The embedded migrations; `sqlx::migrate!` reads the folder at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// A connection of the store, inside a transaction (`Store::begin`) or taken from the
+/// pool: what store functions take when a caller composes several into one unit of work.
+pub type Connection = sqlx::SqliteConnection;
 
 /// A handle to the database. Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]

@@ -182,6 +182,65 @@ pub async fn adapter_of(store: &Store, run_id: i64) -> Result<Option<(String, i6
         .await
 }
 
+/// What a teacher generation needs of the run whose adapter it samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterSource {
+    pub experiment_id: i64,
+    pub condition: String,
+    pub seed: i64,
+    /// Relative to the data directory; `None` until training saved it.
+    pub adapter_dir: Option<String>,
+    /// The base model it was trained on.
+    pub model_id: i64,
+    pub model_name: String,
+}
+
+pub async fn adapter_source(store: &Store, run_id: i64) -> Result<Option<AdapterSource>, sqlx::Error> {
+    let run: Option<(i64, String, i64, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, e.model_id, m.name
+         FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
+         WHERE r.id = ?",
+    )
+    .bind(run_id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(run.map(|(experiment_id, condition, seed, adapter_dir, model_id, model_name)| AdapterSource {
+        experiment_id,
+        condition,
+        seed,
+        adapter_dir,
+        model_id,
+        model_name,
+    }))
+}
+
+/// A run whose adapter can teach: its training finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeacherRun {
+    pub run_id: i64,
+    pub experiment: String,
+    pub condition: String,
+    pub seed: i64,
+    /// The base model the adapter belongs to.
+    pub model: String,
+}
+
+/// The newest `limit` runs with a saved adapter, whatever their job's status.
+pub async fn with_adapter(store: &Store, limit: i64) -> Result<Vec<TeacherRun>, sqlx::Error> {
+    let runs: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
+        "SELECT r.id, e.name, r.condition, r.seed, m.name
+         FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
+         WHERE r.adapter_dir IS NOT NULL ORDER BY r.id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(runs
+        .into_iter()
+        .map(|(run_id, experiment, condition, seed, model)| TeacherRun { run_id, experiment, condition, seed, model })
+        .collect())
+}
+
 /// Throughput measured on this machine for a model's earlier runs: mean seconds per
 /// training step (over finished trainings) and mean sampled tokens per second (over done
 /// runs); `None` where nothing was measured.
