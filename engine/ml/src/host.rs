@@ -152,7 +152,8 @@ impl Host {
     }
 
     /// Runs `work` on the host and blocks until it has run. Call it from a thread of your
-    /// own (a worker's), never from an async task: use [`Host::submit`] and await there.
+    /// own (a worker's), never from an async task (use [`Host::submit`] and await there)
+    /// and never from inside a host task, which would wait for itself.
     pub fn run<T: Send + 'static>(
         &self,
         priority: Priority,
