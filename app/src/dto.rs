@@ -2,49 +2,7 @@
 //! both the server and the wasm bundle; conversions from engine types live in `api`.
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptSummary {
-    pub id: i64,
-    pub name: String,
-    pub text: String,
-    pub version: i64,
-    pub tags: Vec<String>,
-    pub paraphrase_count: i64,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptVersion {
-    pub version: i64,
-    pub text: String,
-    pub note: String,
-    pub created_at: String,
-    pub paraphrases: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prompt {
-    pub id: i64,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub created_at: String,
-    /// Oldest first; never empty.
-    pub versions: Vec<PromptVersion>,
-}
-
-impl Prompt {
-    pub fn latest(&self) -> &PromptVersion {
-        self.versions.last().expect("a prompt always has a version")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum DiffLine {
-    Same(String),
-    Added(String),
-    Removed(String),
-}
+use wire::prompts::PromptSummary;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {

@@ -6,9 +6,10 @@ use leptos::prelude::*;
 
 use crate::dto::{
     AddTestPromptsForm, AddedTestPromptsView, ExperimentDetail, ExperimentRow, LaunchForm, LaunchOptions, PlanView,
-    PresetCheck, PromptSummary, RunView,
+    PresetCheck, RunView,
 };
 use crate::error::AppError;
+use wire::prompts::PromptSummary;
 
 #[cfg(feature = "ssr")]
 pub mod convert {
@@ -298,7 +299,7 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
     let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
     let all = engine::prompts::list(store, &Default::default()).await?;
     let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
-        all.into_iter().map(crate::dto::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
+        all.into_iter().map(wire::prompts::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
     let question_sets = engine::questions::list_question_sets(store)
         .await?
         .into_iter()

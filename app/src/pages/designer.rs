@@ -419,7 +419,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<S
 
 /// Turns a paraphrase set (or a list typed here) into a sweep experiment.
 #[component]
-fn Sweep(target: MeterTarget, from: Resource<Result<Option<crate::dto::Prompt>, AppError>>) -> impl IntoView {
+fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt>, AppError>>) -> impl IntoView {
     let prompts = RwSignal::new(String::new());
     let steps = RwSignal::new(20usize);
     let seeds = RwSignal::new(1usize);

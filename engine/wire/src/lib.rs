@@ -7,7 +7,13 @@
 //! Each enum serialises to the same lower-case word the store keeps in its TEXT column;
 //! `as_str` and `parse` are that mapping, in one place.
 
+//!
+//! Beside the enums, one module per noun holds the values the store returns and the pages
+//! show, defined once here so that neither side keeps a copy of the other's.
+
 use serde::{Deserialize, Serialize};
+
+pub mod prompts;
 
 /// Where a run's job stands; stored in `jobs.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
