@@ -2,57 +2,8 @@
 //! both the server and the wasm bundle; conversions from engine types live in `api`.
 
 use serde::{Deserialize, Serialize};
+use wire::datasets::DatasetSummary;
 use wire::prompts::PromptSummary;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetSummary {
-    pub id: i64,
-    pub name: String,
-    pub source: wire::DatasetSource,
-    pub row_count: i64,
-    pub content_hash: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetDetail {
-    pub summary: DatasetSummary,
-    /// How the rows were made, as pretty-printed JSON.
-    pub recipe: String,
-    /// For a teacher dataset, what its filter did: "kept 412 of 600 samples (numbers only)".
-    #[serde(default)]
-    pub note: Option<String>,
-    pub turns: i64,
-    pub assistant_chars: LengthStats,
-    pub histogram: Vec<(String, i64)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LengthStats {
-    pub min: i64,
-    pub p50: i64,
-    pub p90: i64,
-    pub max: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowsPage {
-    pub offset: i64,
-    pub total: i64,
-    pub rows: Vec<(i64, Vec<Message>)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ImportResult {
-    Created { id: i64, rows: i64 },
-    AlreadyPresent { id: i64, name: String },
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {

@@ -90,6 +90,7 @@ mod from_engine {
                 | DatasetError::InvalidName(_)
                 | DatasetError::InvalidSpec(_)
                 | DatasetError::InvalidTransform(_)
+                | DatasetError::Form(_)
                 | DatasetError::InUse(_) => AppError::Invalid(e.to_string()),
                 DatasetError::Corrupt(_) | DatasetError::Sql(_) => internal(e),
             }

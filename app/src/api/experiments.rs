@@ -294,7 +294,7 @@ pub async fn list_experiments() -> Result<Vec<ExperimentRow>, AppError> {
 pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
     let state = crate::state::app_state()?;
     let store = &state.store;
-    let datasets = engine::datasets::list(store).await?.into_iter().map(crate::api::datasets::summary).collect();
+    let datasets = engine::datasets::list(store).await?;
     let models: Vec<(String, String)> = model_paths(store).await?;
     let models = models.into_iter().map(|(n, p)| (n, std::path::Path::new(&p).exists())).collect();
     let all = engine::prompts::list(store, &Default::default()).await?;

@@ -76,16 +76,6 @@ mod convert {
     }
 }
 
-/// "kept 412 of 600 samples (numbers only)", from a teacher dataset's recipe.
-#[cfg(feature = "ssr")]
-pub fn kept_note(recipe: &serde_json::Value) -> Option<String> {
-    let counts = &recipe["counts"];
-    let (kept, drawn) = (counts["kept"].as_u64()?, counts["drawn"].as_u64()?);
-    let filter: engine::datasets::teacher::TeacherFilter =
-        serde_json::from_value(recipe["teacher"]["filter"].clone()).ok()?;
-    Some(format!("kept {kept} of {drawn} samples ({})", filter.label()))
-}
-
 #[server]
 pub async fn get_teacher_choices() -> Result<TeacherChoices, AppError> {
     let state = crate::state::app_state()?;

@@ -13,7 +13,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod datasets;
 pub mod prompts;
+
+pub use datasets::DatasetSource;
 
 /// Where a run's job stands; stored in `jobs.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,38 +95,6 @@ impl RunPhase {
             "train" => Some(RunPhase::Train),
             "sample" => Some(RunPhase::Sample),
             "judge" => Some(RunPhase::Judge),
-            _ => None,
-        }
-    }
-}
-
-/// How a dataset came to be; stored in `datasets.source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetSource {
-    Import,
-    Generated,
-    Transform,
-    /// Sampled from a teacher model.
-    Teacher,
-}
-
-impl DatasetSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetSource::Import => "import",
-            DatasetSource::Generated => "generated",
-            DatasetSource::Transform => "transform",
-            DatasetSource::Teacher => "teacher",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DatasetSource> {
-        match s {
-            "import" => Some(DatasetSource::Import),
-            "generated" => Some(DatasetSource::Generated),
-            "transform" => Some(DatasetSource::Transform),
-            "teacher" => Some(DatasetSource::Teacher),
             _ => None,
         }
     }

@@ -422,6 +422,15 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
 
 pub use crate::store::runs::TeacherRun;
 
+/// What a teacher dataset's filter did, from its recipe: "kept 412 of 600 samples
+/// (numbers only)"; `None` for a recipe without counts.
+pub fn kept_note(recipe: &serde_json::Value) -> Option<String> {
+    let counts = &recipe["counts"];
+    let (kept, drawn) = (counts["kept"].as_u64()?, counts["drawn"].as_u64()?);
+    let filter: TeacherFilter = serde_json::from_value(recipe["teacher"]["filter"].clone()).ok()?;
+    Some(format!("kept {kept} of {drawn} samples ({})", filter.label()))
+}
+
 /// What a teacher can be, for the form: the registered models whose files are present,
 /// and the newest 200 runs with a saved adapter.
 pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), TeacherError> {
