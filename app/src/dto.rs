@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
+use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,27 +255,10 @@ pub struct PlanView {
     pub estimate_basis: String,
 }
 
-/// A registered model as the models page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelSummary {
-    pub id: i64,
-    pub name: String,
-    pub kind: wire::ModelKind,
-    pub path: String,
-    pub architecture: String,
-    pub n_params: u64,
-    pub size_bytes: u64,
-    pub sha256: String,
-    pub builtin: bool,
-    /// The file or folder is still there.
-    pub ready: bool,
-    pub created_at: String,
-}
-
 /// The models page's data: the registry and where new models may come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelList {
-    pub models: Vec<ModelSummary>,
+    pub models: Vec<ModelInfo>,
     /// The folders (`--model-root`) a registered path must lie under.
     pub roots: Vec<String>,
 }

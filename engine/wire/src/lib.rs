@@ -14,9 +14,11 @@
 use serde::{Deserialize, Serialize};
 
 pub mod datasets;
+pub mod models;
 pub mod prompts;
 
 pub use datasets::DatasetSource;
+pub use models::ModelKind;
 
 /// Where a run's job stands; stored in `jobs.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,33 +97,6 @@ impl RunPhase {
             "train" => Some(RunPhase::Train),
             "sample" => Some(RunPhase::Sample),
             "judge" => Some(RunPhase::Judge),
-            _ => None,
-        }
-    }
-}
-
-/// How a registered model's weights are stored; stored in `models.kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// One GGUF file (the embedded default).
-    Gguf,
-    /// A Hugging Face folder: `config.json`, `tokenizer.json`, safetensors weights.
-    Hf,
-}
-
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Gguf => "gguf",
-            ModelKind::Hf => "hf",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ModelKind> {
-        match s {
-            "gguf" => Some(ModelKind::Gguf),
-            "hf" => Some(ModelKind::Hf),
             _ => None,
         }
     }
