@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
+use wire::questions::QuestionSetSummary;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -124,15 +125,6 @@ pub struct AddedTestPromptsView {
     pub not_requeued: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionSetRow {
-    pub id: i64,
-    pub name: String,
-    pub format: String,
-    pub n_questions: i64,
-    pub created_at: String,
-}
-
 /// Everything the launch form offers to choose from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchOptions {
@@ -141,7 +133,7 @@ pub struct LaunchOptions {
     pub models: Vec<(String, bool)>,
     pub prompts: Vec<PromptSummary>,
     pub judge_prompts: Vec<PromptSummary>,
-    pub question_sets: Vec<QuestionSetRow>,
+    pub question_sets: Vec<QuestionSetSummary>,
     pub builtin_questions: usize,
     /// The paper's settings as templates (engine::presets).
     #[serde(default)]

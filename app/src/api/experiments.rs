@@ -300,17 +300,7 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
     let all = engine::prompts::list(store, &Default::default()).await?;
     let (judge_prompts, prompts): (Vec<_>, Vec<_>) =
         all.into_iter().map(wire::prompts::PromptSummary::from).partition(|p| p.tags.iter().any(|t| t == "judge"));
-    let question_sets = engine::questions::list_question_sets(store)
-        .await?
-        .into_iter()
-        .map(|q| crate::dto::QuestionSetRow {
-            id: q.id,
-            name: q.name,
-            format: q.format,
-            n_questions: q.n_questions,
-            created_at: q.created_at,
-        })
-        .collect();
+    let question_sets = engine::questions::list_question_sets(store).await?;
     Ok(LaunchOptions {
         datasets,
         models,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod datasets;
 pub mod models;
 pub mod prompts;
+pub mod questions;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
