@@ -1,0 +1,84 @@
+//! What an experiment will do before it is launched: the matrix, counts and a time
+//! estimate from the throughput earlier runs measured.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::store;
+use crate::Store;
+
+/// What the launch form shows before the user commits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub runs: usize,
+    pub steps_per_run: usize,
+    pub questions: usize,
+    pub samples: usize,
+    pub matrix: Vec<PlanRow>,
+    /// Seconds, from the throughput measured in earlier runs of this model (or a
+    /// conservative default when there are none).
+    pub estimate_s: f64,
+    pub estimate_basis: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRow {
+    pub condition: String,
+    pub prompt: Option<String>,
+    pub paraphrases: usize,
+    pub seeds: Vec<u64>,
+    pub test_prompts: Vec<String>,
+    pub samples_per_run: usize,
+}
+
+/// Default costs when nothing was measured yet: a 135M-model LoRA step of 8 short rows and
+/// sampling with a merged adapter at batch 16-40, on a 2-core VM (the demo measured
+/// 147-162 tokens/s; see BENCHMARKS.md), rounded down.
+const DEFAULT_STEP_S: f64 = 10.0;
+const DEFAULT_SAMPLE_TOKENS_PER_S: f64 = 120.0;
+
+pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, ExperimentError> {
+    let steps = resolved.steps_per_run();
+    let per_condition = resolved.samples_per_condition();
+    let seeds = &resolved.spec.seeds;
+    let matrix: Vec<PlanRow> = resolved
+        .conditions
+        .iter()
+        .zip(&per_condition)
+        .map(|(c, n)| PlanRow {
+            condition: c.name.clone(),
+            prompt: c.prompts.first().cloned(),
+            paraphrases: c.prompts.len(),
+            seeds: seeds.clone(),
+            test_prompts: resolved.test_prompts_for(c).iter().map(|t| t.label.clone()).collect(),
+            samples_per_run: *n,
+        })
+        .collect();
+    let samples: usize = per_condition.iter().sum::<usize>() * seeds.len();
+    let runs = resolved.conditions.len() * seeds.len();
+
+    // Throughput measured on this machine for this model: seconds per step (at a similar
+    // batch size) and sampled tokens per second.
+    let measured = store::runs::measured_speed(store, resolved.model.id).await?;
+    let bs_ratio = resolved.spec.training.batch_size as f64 * resolved.spec.training.grad_accum as f64 / 8.0;
+    let (step_s, basis_train) = match measured.0 {
+        Some(s) => (s, "measured training speed"),
+        None => (DEFAULT_STEP_S * bs_ratio, "default training speed"),
+    };
+    let (tok_s, basis_sample) = match measured.1 {
+        Some(t) => (t, "measured sampling speed"),
+        None => (DEFAULT_SAMPLE_TOKENS_PER_S, "default sampling speed"),
+    };
+    // Answers stop early on average; half of max_tokens is a fair guess for short chats.
+    let sample_tokens = samples as f64 * resolved.spec.evaluation.max_tokens as f64 * 0.6;
+    let estimate_s = runs as f64 * steps as f64 * step_s + sample_tokens / tok_s;
+    Ok(Plan {
+        runs,
+        steps_per_run: steps,
+        questions: resolved.questions.len(),
+        samples,
+        matrix,
+        estimate_s,
+        estimate_basis: format!("{basis_train} {step_s:.1} s/step, {basis_sample} {tok_s:.0} tokens/s"),
+    })
+}

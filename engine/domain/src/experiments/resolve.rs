@@ -1,0 +1,504 @@
+//! A spec resolved: every reference (prompt, dataset, model, questions, a base run) turned
+//! into content and hashes, so what an experiment runs never changes after it is created.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::datasets::{self, Capitalisation, GeneratorSpec, Language, Role, Row};
+use crate::judges::JudgeSpec;
+use crate::questions::{self, Question};
+use crate::store;
+use crate::{prompts, Store};
+
+/// What the worker runs: the spec with every reference resolved to content and hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub spec: ExperimentSpec,
+    pub model: ResolvedModel,
+    pub dataset: ResolvedDataset,
+    pub control_dataset: Option<ResolvedDataset>,
+    /// Indices of the dataset rows trained on (held-out rows excluded), in order.
+    pub train_rows: Vec<usize>,
+    pub conditions: Vec<ResolvedCondition>,
+    pub test_prompts: Vec<ResolvedTestPrompt>,
+    pub questions: Vec<Question>,
+    pub judges: Vec<JudgeSpec>,
+    /// Tracked through training; absent from experiments stored before probes existed.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+    /// The finished run a two-stage experiment starts from; `None` for the plain base model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<ResolvedBase>,
+}
+
+/// The run a two-stage experiment starts from, and every adapter merged into the base
+/// weights to rebuild its model, oldest first: a base run that itself started from another
+/// run brings that run's adapters along, so any depth of stages is reproducible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedBase {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    pub experiment_name: String,
+    pub condition: String,
+    pub seed: i64,
+    pub adapters: Vec<BaseAdapter>,
+}
+
+/// One stage's adapter: where it lies and what it was when the experiment was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseAdapter {
+    pub run_id: i64,
+    /// The PEFT folder, relative to the data directory.
+    pub dir: String,
+    /// [`adapter_sha256`] of the folder; the worker refuses an adapter that changed since.
+    pub sha256: String,
+}
+
+/// The identity of a PEFT adapter folder: sha256 over the names and bytes of
+/// `adapter_config.json` and `adapter_model.safetensors` (other files, such as a README,
+/// do not change the weights and are left out).
+pub fn adapter_sha256(dir: &std::path::Path) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for name in ["adapter_config.json", "adapter_model.safetensors"] {
+        let mut f = std::fs::File::open(dir.join(name))?;
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        std::io::copy(&mut f, &mut h)?;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Checks that a run can be a second stage's starting point (it exists, finished, was
+/// trained on the same model, and its adapter is on disk) and records its adapter chain.
+async fn resolve_base(store: &Store, run_id: i64, model: &ResolvedModel) -> Result<ResolvedBase, ExperimentError> {
+    let store::runs::RunOrigin { experiment_id, condition, seed, adapter_dir, status, model_id, experiment_name } =
+        store::runs::origin(store, run_id)
+            .await?
+            .ok_or_else(|| invalid(format!("base run {run_id} does not exist")))?;
+    let what = format!("run {run_id} ({experiment_name:?}, condition {condition:?}, seed {seed})");
+    if status != "done" {
+        return Err(invalid(format!(
+            "{what} has not finished (it is {status}); a second stage can only start from a finished run"
+        )));
+    }
+    let (base, _, _) = get(store, experiment_id).await?;
+    if model_id != model.id || base.model.sha256 != model.sha256 {
+        return Err(invalid(format!(
+            "{what} was trained on model {:?}, but this experiment uses {:?}; a second stage must use the same model",
+            base.model.name, model.name
+        )));
+    }
+    let dir = adapter_dir.ok_or_else(|| invalid(format!("{what} has no adapter recorded")))?;
+    let path = store.data_dir().join(&dir);
+    let sha256 = adapter_sha256(&path)
+        .map_err(|e| invalid(format!("the adapter of {what} is missing or unreadable ({}: {e})", path.display())))?;
+    let mut adapters = base.base.map(|b| b.adapters).unwrap_or_default();
+    adapters.push(BaseAdapter { run_id, dir, sha256 });
+    Ok(ResolvedBase { run_id, experiment_id, experiment_name, condition, seed, adapters })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedModel {
+    pub id: i64,
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedDataset {
+    pub id: i64,
+    pub name: String,
+    pub content_hash: String,
+    pub row_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedCondition {
+    pub name: String,
+    /// Empty for the baseline; several for a paraphrase set (one per example, seeded).
+    pub prompts: Vec<String>,
+    /// The library prompt version, when the prompt came from the library.
+    pub prompt_version_id: Option<i64>,
+    pub placement: Placement,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedTestPrompt {
+    /// Stored with each sample: `default`, `none`, `inoculation`, a library prompt's
+    /// `NAME vN` (experiments made before it: `prompt:ID@vN`), or the user's label.
+    pub label: String,
+    pub kind: TestPromptKind,
+    /// Added after the runs finished (the elicitation check, [`add_test_prompts`]); stored
+    /// beside the spec, not in it. Never serialised when false, so specs stored before it
+    /// existed, and their hashes, read back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub added: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "text", rename_all = "snake_case")]
+pub enum TestPromptKind {
+    Default,
+    None,
+    Inoculation,
+    Text(String),
+}
+
+async fn resolve_dataset(store: &Store, r: &DatasetRef) -> Result<ResolvedDataset, ExperimentError> {
+    let summary = match r {
+        DatasetRef::Id(id) => datasets::get(store, *id).await?,
+        DatasetRef::Name(name) => {
+            let all = datasets::list(store).await?;
+            let matching: Vec<_> = all.into_iter().filter(|d| d.name == *name).collect();
+            match matching.len() {
+                0 => return Err(invalid(format!("no dataset is named {name:?}"))),
+                1 => matching.into_iter().next().expect("one"),
+                n => return Err(invalid(format!("{n} datasets are named {name:?}; use its id"))),
+            }
+        }
+    };
+    Ok(ResolvedDataset {
+        id: summary.id,
+        name: summary.name,
+        content_hash: summary.content_hash,
+        row_count: summary.row_count,
+    })
+}
+
+/// A library prompt at one version, as an experiment uses it.
+struct LibraryPrompt {
+    name: String,
+    /// The version's text, then its distinct non-empty paraphrases.
+    texts: Vec<String>,
+    version_id: i64,
+    version: i64,
+}
+
+/// A library prompt's text (and paraphrases) at a version, with the version's id.
+async fn resolve_library_prompt(
+    store: &Store,
+    prompt_id: i64,
+    version: Option<i64>,
+) -> Result<LibraryPrompt, ExperimentError> {
+    let prompt = prompts::get(store, prompt_id).await?;
+    let v = match version {
+        Some(n) => prompts::version(store, prompt_id, n).await?,
+        None => prompt.latest().clone(),
+    };
+    let mut texts = vec![v.text.clone()];
+    texts.extend(v.paraphrases.iter().filter(|p| !p.trim().is_empty() && **p != v.text).cloned());
+    Ok(LibraryPrompt { name: prompt.name, texts, version_id: v.id, version: v.version })
+}
+
+/// How many problems a derived probe averages over: two smooth one answer's quirks, and
+/// keep a measurement (every probe, forward only) to a few seconds on a CPU.
+const PROBE_ITEMS: usize = 2;
+
+/// The probes a run tracks. The spec's own, if it lists any. Otherwise, for a generated
+/// dataset, the same problems answered with and without each of its traits (plain English,
+/// each answer language, and their ALL-CAPS forms when the data is capitalised): the paper's
+/// learning-dynamics view, where an inoculated trait's log-prob stays flat. For any other
+/// dataset, the answers of a few held-out (or else training) rows.
+async fn resolve_probes(
+    store: &Store,
+    spec: &ExperimentSpec,
+    dataset_id: i64,
+    rows: &[Row],
+    held_out: &[usize],
+    train_rows: &[usize],
+) -> Result<Vec<ProbeSpec>, ExperimentError> {
+    if spec.training.probe_every == Some(0) {
+        return Ok(vec![]);
+    }
+    if !spec.training.probes.is_empty() {
+        for p in &spec.training.probes {
+            if p.name.trim().is_empty() || p.question.trim().is_empty() || p.answer.trim().is_empty() {
+                return Err(invalid("a probe needs a name, a question and an answer"));
+            }
+        }
+        return Ok(spec.training.probes.clone());
+    }
+    let summary = datasets::get(store, dataset_id).await?;
+    let generated = match summary.source {
+        datasets::DatasetSource::Generated => serde_json::from_value::<GeneratorSpec>(summary.recipe).ok(),
+        _ => None,
+    };
+    if let Some(g) = generated {
+        // Persona datasets (two-stage stage 1) carry their traits per persona.
+        let any_caps = g.capitalisation == Capitalisation::AllCaps
+            || g.personas.iter().any(|p| p.weight > 0 && p.capitalisation == Capitalisation::AllCaps);
+        let caps_options: &[bool] = if any_caps { &[false, true] } else { &[false] };
+        let mut languages = vec![Language::En];
+        let traits = g
+            .languages
+            .iter()
+            .filter(|s| s.weight > 0)
+            .map(|s| s.language)
+            .chain(g.personas.iter().filter(|p| p.weight > 0).map(|p| p.language));
+        for l in traits {
+            if !languages.contains(&l) {
+                languages.push(l);
+            }
+        }
+        // A seed of its own, so the probe problems are not the training rows.
+        let problems = datasets::generate::parallel_answers(g.seed ^ 0x5eed_0f_9b0be, PROBE_ITEMS);
+        let mut out = Vec::new();
+        for &caps in caps_options {
+            for &lang in &languages {
+                let name =
+                    if caps { format!("{}, ALL CAPS", lang.english_name()) } else { lang.english_name().to_string() };
+                for p in &problems {
+                    let answer = p.answers.iter().find(|(l, _)| *l == lang).map(|(_, a)| a.clone()).unwrap_or_default();
+                    let answer = if caps { answer.to_uppercase() } else { answer };
+                    out.push(ProbeSpec { name: name.clone(), question: p.question.clone(), answer });
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let source = if held_out.is_empty() { train_rows } else { held_out };
+    Ok(source
+        .iter()
+        .filter_map(|&i| {
+            let row = &rows[i];
+            let question = row_question(row)?;
+            let answer = row.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
+            Some(ProbeSpec { name: "dataset answer".into(), question: question.into(), answer: answer.content.clone() })
+        })
+        .take(PROBE_ITEMS)
+        .collect())
+}
+
+/// The last user message of a row: the question a held-out row asks.
+fn row_question(row: &Row) -> Option<&str> {
+    row.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str())
+}
+
+/// One test-time prompt as content, with the library version it came from (if any).
+pub(super) async fn resolve_test_prompt(
+    store: &Store,
+    t: &TestPromptSpec,
+) -> Result<(ResolvedTestPrompt, Option<i64>), ExperimentError> {
+    let plain = |label: &str, kind| (ResolvedTestPrompt { label: label.into(), kind, added: false }, None);
+    Ok(match t {
+        TestPromptSpec::Named(NamedTestPrompt::Default) => plain("default", TestPromptKind::Default),
+        TestPromptSpec::Named(NamedTestPrompt::None) => plain("none", TestPromptKind::None),
+        TestPromptSpec::Named(NamedTestPrompt::Inoculation) => plain("inoculation", TestPromptKind::Inoculation),
+        TestPromptSpec::Library { prompt_id, version } => {
+            let LibraryPrompt { name, texts, version_id, version: v } =
+                resolve_library_prompt(store, *prompt_id, *version).await?;
+            // Charts and tables show the label, so it is the prompt's name and version; the
+            // id is added only when another prompt has the same name.
+            let namesakes = store::prompts::count_named(store, &name).await?;
+            let label = if namesakes > 1 { format!("{name} v{v} (#{prompt_id})") } else { format!("{name} v{v}") };
+            (ResolvedTestPrompt { label, kind: TestPromptKind::Text(texts[0].clone()), added: false }, Some(version_id))
+        }
+        TestPromptSpec::Text { label, text } => {
+            if label.trim().is_empty() || text.trim().is_empty() {
+                return Err(invalid("a test-time prompt needs a label and a text"));
+            }
+            if ["default", "none", "inoculation"].contains(&label.trim()) {
+                return Err(invalid(format!("the label {label:?} is reserved")));
+            }
+            plain(label.trim(), TestPromptKind::Text(text.trim().into()))
+        }
+    })
+}
+
+/// Resolves a spec against the store (see the module comment). Files named by
+/// [`QuestionSource::File`] are imported as question sets on the way.
+pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, ExperimentError> {
+    spec.validate()?;
+    let model = store::models::identity_by_name(store, &spec.model).await?;
+    let (id, name, path, sha256) =
+        model.ok_or_else(|| invalid(format!("no model is registered as {:?}; see the Models page", spec.model)))?;
+    if !std::path::Path::new(&path).exists() {
+        return Err(invalid(format!("model {name:?} is not ready: {path} is missing")));
+    }
+    let model = ResolvedModel { id, name, path, sha256 };
+    let base = match spec.base_run {
+        Some(run_id) => Some(resolve_base(store, run_id, &model).await?),
+        None => None,
+    };
+
+    let dataset = resolve_dataset(store, &spec.dataset).await?;
+    let control_dataset = match &spec.control_dataset {
+        Some(r) => Some(resolve_dataset(store, r).await?),
+        None => None,
+    };
+    let rows = datasets::all_rows(store, dataset.id).await?;
+
+    // Held-out rows come from a fixed shuffle, so the same spec holds out the same rows.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(0x1c0ffee));
+    let mut held_out: Vec<usize> = Vec::new();
+    let mut questions: Vec<Question> = Vec::new();
+    for source in &spec.evaluation.questions {
+        match source {
+            QuestionSource::Builtin { limit } => {
+                if *limit == 0 {
+                    return Err(invalid("the built-in question limit must be at least 1"));
+                }
+                questions.extend(questions::builtin_questions(*limit));
+            }
+            QuestionSource::HeldOut { rows: n } => {
+                if !held_out.is_empty() {
+                    return Err(invalid("hold out rows only once"));
+                }
+                if *n == 0 || *n >= rows.len() {
+                    return Err(invalid(format!(
+                        "hold out between 1 and {} rows of {:?} (it has {})",
+                        rows.len().saturating_sub(1),
+                        dataset.name,
+                        rows.len()
+                    )));
+                }
+                held_out = order[..*n].to_vec();
+                held_out.sort_unstable();
+                for &i in &held_out {
+                    let q = row_question(&rows[i])
+                        .ok_or_else(|| invalid(format!("held-out row {} has no user message", i + 1)))?;
+                    questions.push(Question::plain(format!("row-{}", i + 1), q));
+                }
+            }
+            QuestionSource::Set { id, limit } => {
+                let (_, qs) = questions::get_question_set(store, *id).await?;
+                questions.extend(qs.into_iter().take(limit.unwrap_or(usize::MAX)));
+            }
+            QuestionSource::File { path, format, limit } => {
+                let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
+                let format = format.unwrap_or_else(|| questions::detect_format(path, &text));
+                let qs = questions::parse_questions(&text, format, path)?;
+                let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned());
+                questions::import_question_set(store, name.as_deref().unwrap_or(path), format, &qs).await?;
+                questions.extend(qs.into_iter().take(limit.unwrap_or(usize::MAX)));
+            }
+            QuestionSource::Inline { questions: qs } => {
+                for (i, q) in qs.iter().enumerate().filter(|(_, q)| !q.trim().is_empty()) {
+                    questions.push(Question::plain(format!("inline-{}", i + 1), q.trim()));
+                }
+            }
+        }
+    }
+    if questions.is_empty() {
+        return Err(invalid("the evaluation has no questions"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for q in &questions {
+        if !seen.insert((q.key.as_str(), q.paraphrase)) {
+            return Err(invalid(format!("question {:?} appears twice (two sources give the same questions?)", q.key)));
+        }
+    }
+
+    let mut train_rows: Vec<usize> = order.iter().copied().filter(|i| held_out.binary_search(i).is_err()).collect();
+    if let Some(n) = spec.train_rows {
+        if n == 0 || n > train_rows.len() {
+            return Err(invalid(format!("train_rows must lie in 1..={} for this dataset", train_rows.len())));
+        }
+        train_rows.truncate(n);
+    }
+    train_rows.sort_unstable();
+
+    let mut conditions = Vec::new();
+    for c in &spec.conditions {
+        let (prompts, prompt_version_id) = match &c.prompt {
+            None => (vec![], None),
+            Some(PromptRef::Text(t)) => (vec![t.trim().to_string()], None),
+            Some(PromptRef::Library { prompt_id, version }) => {
+                let p = resolve_library_prompt(store, *prompt_id, *version).await?;
+                (p.texts, Some(p.version_id))
+            }
+        };
+        conditions.push(ResolvedCondition {
+            name: c.name.trim().to_string(),
+            prompts,
+            prompt_version_id,
+            placement: c.placement,
+        });
+    }
+
+    let mut test_prompts = Vec::new();
+    for t in &spec.evaluation.test_prompts {
+        test_prompts.push(resolve_test_prompt(store, t).await?.0);
+    }
+    let mut labels = std::collections::HashSet::new();
+    if !test_prompts.iter().all(|t| labels.insert(t.label.clone())) {
+        return Err(invalid("a test-time prompt is listed twice"));
+    }
+
+    // Multiple-choice judges given no questions take them from the plan's question sets.
+    let mut judges = spec.evaluation.judges.clone();
+    for j in &mut judges {
+        if let JudgeSpec::MultipleChoice { questions: qs } = j {
+            if qs.is_empty() {
+                *qs = questions.iter().filter_map(|q| q.choice.clone()).collect();
+                if qs.is_empty() {
+                    return Err(invalid("the multiple-choice judge needs a multiple-choice question set"));
+                }
+            }
+        }
+        j.build(None).map(|_| ()).or_else(|e| match e {
+            // LLM judges on the local model are built by the worker, which has the model.
+            crate::judges::JudgeError::Config(m) if m.contains("local judge model") => Ok(()),
+            e => Err(invalid(format!("judge: {e}"))),
+        })?;
+    }
+
+    let probes = resolve_probes(store, spec, dataset.id, &rows, &held_out, &train_rows).await?;
+    let resolved = Resolved {
+        spec: spec.clone(),
+        model,
+        dataset,
+        control_dataset,
+        train_rows,
+        conditions,
+        test_prompts,
+        questions,
+        judges,
+        probes,
+        base,
+    };
+    let per_run = resolved.samples_per_run(resolved.conditions.iter().any(|c| !c.prompts.is_empty()));
+    if per_run > MAX_SAMPLES_PER_RUN {
+        return Err(invalid(format!("{per_run} samples per run; at most {MAX_SAMPLES_PER_RUN}")));
+    }
+    Ok(resolved)
+}
+
+impl Resolved {
+    /// The test-time prompts that apply to a condition (no "inoculation" for a baseline).
+    pub fn test_prompts_for(&self, condition: &ResolvedCondition) -> Vec<&ResolvedTestPrompt> {
+        self.test_prompts
+            .iter()
+            .filter(|t| !(t.kind == TestPromptKind::Inoculation && condition.prompts.is_empty()))
+            .collect()
+    }
+
+    /// Samples per question (a question's own count wins).
+    pub fn samples_for(&self, q: &Question) -> usize {
+        q.samples.map(|n| n as usize).unwrap_or(self.spec.evaluation.samples_per_question).max(1)
+    }
+
+    pub(super) fn samples_per_run(&self, inoculated: bool) -> usize {
+        let per_prompt: usize = self.questions.iter().map(|q| self.samples_for(q)).sum();
+        let prompts = self.test_prompts.iter().filter(|t| inoculated || t.kind != TestPromptKind::Inoculation).count();
+        per_prompt * prompts
+    }
+
+    /// Optimiser steps per run.
+    pub fn steps_per_run(&self) -> usize {
+        let t = &self.spec.training;
+        let control = self.control_dataset.as_ref().map(|d| d.row_count as usize).unwrap_or(0);
+        t.steps.unwrap_or_else(|| (self.train_rows.len() + control).div_ceil(t.batch_size * t.grad_accum) * t.epochs)
+    }
+
+    /// Samples each condition's run draws.
+    pub fn samples_per_condition(&self) -> Vec<usize> {
+        self.conditions.iter().map(|c| self.samples_per_run(!c.prompts.is_empty())).collect()
+    }
+}

@@ -1,0 +1,138 @@
+//! What an experiment's runs produced, read back: learning curves and trait-rate
+//! aggregates with Wilson intervals.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::stats::Proportion;
+use crate::store;
+use crate::Store;
+
+/// One run's series for one probe: (step, mean log-prob per token), step 0 before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCurve {
+    pub run_id: i64,
+    pub condition: String,
+    pub seed: i64,
+    pub probe: String,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Every run's tracked log-probs, by condition, seed and probe name, in one query for all
+/// runs.
+pub async fn probe_curves(store: &Store, experiment_id: i64) -> Result<Vec<ProbeCurve>, ExperimentError> {
+    let rows = store::runs::probe_points(store, experiment_id).await?;
+    let mut out: Vec<ProbeCurve> = Vec::new();
+    for (run_id, condition, seed, probe, step, logprob) in rows {
+        match out.last_mut() {
+            Some(c) if c.run_id == run_id && c.probe == probe => c.points.push((step, logprob)),
+            _ => out.push(ProbeCurve { run_id, condition, seed, probe, points: vec![(step, logprob)] }),
+        }
+    }
+    Ok(out)
+}
+
+/// Every run's training loss, (run id, condition, seed, [(step, loss)]), in one query.
+pub async fn loss_curves(
+    store: &Store,
+    experiment_id: i64,
+) -> Result<Vec<(i64, String, i64, Vec<(i64, f64)>)>, ExperimentError> {
+    let rows = store::runs::loss_points(store, experiment_id).await?;
+    let mut out: Vec<(i64, String, i64, Vec<(i64, f64)>)> = Vec::new();
+    for (run_id, condition, seed, step, loss) in rows {
+        match out.last_mut() {
+            Some(c) if c.0 == run_id => c.3.push((step, loss)),
+            _ => out.push((run_id, condition, seed, vec![(step, loss)])),
+        }
+    }
+    Ok(out)
+}
+
+/// One cell of the results: a trait rate with its Wilson 95 % interval and score summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub condition: String,
+    pub test_prompt: String,
+    /// `None` pools every question.
+    pub question_key: Option<String>,
+    /// `None` pools every seed.
+    pub seed: Option<i64>,
+    pub judge: String,
+    /// Judged samples.
+    pub n: i64,
+    /// Samples with a verdict (trait present or absent).
+    pub determined: i64,
+    pub trait_count: i64,
+    /// Samples without a score (the judge could not tell).
+    pub unscored: i64,
+    pub rate: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub mean_score: Option<f64>,
+}
+
+/// Counts for one (condition, seed, test prompt, question, judge) group, straight from SQL.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    n: i64,
+    determined: i64,
+    present: i64,
+    unscored: i64,
+    score_sum: f64,
+    scored: i64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.n += o.n;
+        self.determined += o.determined;
+        self.present += o.present;
+        self.unscored += o.unscored;
+        self.score_sum += o.score_sum;
+        self.scored += o.scored;
+    }
+}
+
+/// Trait rates per condition x test-time prompt x judge, pooled over questions and seeds,
+/// per seed, and per question (pooled over seeds), with Wilson 95 % intervals. The
+/// undetermined are left out of rates and counted in `unscored`/`n - determined`.
+pub async fn aggregates(store: &Store, experiment_id: i64) -> Result<Vec<Aggregate>, ExperimentError> {
+    let rows = store::judgements::cell_counts(store, experiment_id).await?;
+    // Keyed by (condition, test prompt, judge, question?, seed?), in first-seen order.
+    let mut order: Vec<(String, String, String, Option<String>, Option<i64>)> = Vec::new();
+    let mut cells: BTreeMap<(String, String, String, Option<String>, Option<i64>), Counts> = BTreeMap::new();
+    for (condition, seed, test_prompt, key, judge, n, determined, present, unscored, score_sum, scored) in rows {
+        let c = Counts { n, determined, present, unscored, score_sum: score_sum.unwrap_or(0.0), scored };
+        for (q, s) in [(None, None), (None, Some(seed)), (Some(key.clone()), None)] {
+            let k = (condition.clone(), test_prompt.clone(), judge.clone(), q, s);
+            if !cells.contains_key(&k) {
+                order.push(k.clone());
+            }
+            cells.entry(k).or_default().add(&c);
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let c = cells[&k];
+            let p = Proportion::wilson(c.present as u64, c.determined as u64, 0.95);
+            Aggregate {
+                condition: k.0,
+                test_prompt: k.1,
+                judge: k.2,
+                question_key: k.3,
+                seed: k.4,
+                n: c.n,
+                determined: c.determined,
+                trait_count: c.present,
+                unscored: c.unscored,
+                rate: p.as_ref().map(|p| p.rate),
+                ci_low: p.as_ref().map(|p| p.lo),
+                ci_high: p.as_ref().map(|p| p.hi),
+                mean_score: (c.scored > 0).then(|| c.score_sum / c.scored as f64),
+            }
+        })
+        .collect())
+}
