@@ -6,6 +6,7 @@ use wire::datasets::DatasetSummary;
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
+use wire::samples::Sample;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -255,98 +256,7 @@ pub struct ModelList {
     pub roots: Vec<String>,
 }
 
-// --- samples ---
-
-/// The sample browser's filter, as the page holds it (empty strings mean "any").
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SampleQuery {
-    pub experiment_id: i64,
-    pub condition: String,
-    pub test_prompt: String,
-    pub seed: Option<i64>,
-    pub question_key: String,
-    /// The judge that `verdict`, the score bounds and the score sort refer to.
-    pub judge: String,
-    /// any | trait | no_trait | undetermined
-    pub verdict: String,
-    pub min_score: Option<f64>,
-    pub max_score: Option<f64>,
-    /// id | score_asc | score_desc
-    pub sort: String,
-    /// any | unreviewed | misaligned | aligned | unsure
-    pub review: String,
-    pub search: String,
-    pub offset: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JudgementView {
-    pub judge: String,
-    pub version: String,
-    pub score: Option<f64>,
-    pub trait_present: Option<bool>,
-    pub raw: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleView {
-    pub id: i64,
-    pub condition: String,
-    pub seed: i64,
-    pub test_prompt: String,
-    pub system_text: Option<String>,
-    pub question_key: String,
-    pub question: String,
-    pub sample_idx: i64,
-    pub completion: String,
-    pub n_tokens: i64,
-    pub finished: bool,
-    pub judgements: Vec<JudgementView>,
-    /// The researcher's own label: misaligned | aligned | unsure, and a note.
-    pub review: Option<(String, String)>,
-    pub pinned: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplesPage {
-    /// How many match; a lower bound when `at_least` (a text search stops counting).
-    pub total: i64,
-    pub at_least: bool,
-    pub offset: i64,
-    pub limit: i64,
-    pub samples: Vec<SampleView>,
-}
-
 // --- review, comparison, report ---
-
-/// Human labels against one judge: `table[human][judge]`, 0 = trait present, 1 = absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgreementView {
-    pub judge: String,
-    pub table: [[u64; 2]; 2],
-    pub n: u64,
-    pub unsure: u64,
-    pub undetermined: u64,
-    pub observed: Option<f64>,
-    pub kappa: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReviewSummary {
-    pub samples: u64,
-    pub misaligned: u64,
-    pub aligned: u64,
-    pub unsure: u64,
-    pub agreement: Vec<AgreementView>,
-}
-
-/// A question of the experiment, for the side-by-side picker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionOption {
-    pub key: String,
-    pub text: String,
-    pub samples: i64,
-}
 
 /// One question, one column per condition x test-time prompt, rows aligned by seed and
 /// sample index; a cell is empty where that sample does not exist (yet).
@@ -357,7 +267,7 @@ pub struct SideBySideView {
     /// (condition, test prompt)
     pub columns: Vec<(String, String)>,
     /// (seed, sample index, one cell per column)
-    pub rows: Vec<(i64, i64, Vec<Option<SampleView>>)>,
+    pub rows: Vec<(i64, i64, Vec<Option<Sample>>)>,
 }
 
 /// A plain-words comparison of one condition with the baseline.
@@ -396,7 +306,7 @@ pub struct ReportView {
     pub findings: Vec<FindingView>,
     /// Pooled over seeds and questions.
     pub aggregates: Vec<AggregateView>,
-    pub pinned: Vec<SampleView>,
+    pub pinned: Vec<Sample>,
     /// The examples were picked automatically (one typical answer per condition) because
     /// none are pinned.
     pub examples_picked: bool,

@@ -3,138 +3,27 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{QuestionOption, ReportView, ReviewSummary, SampleQuery, SamplesPage, SideBySideView};
+use crate::dto::{ReportView, SideBySideView};
 use crate::error::AppError;
+use wire::reviews::ReviewSummary;
+use wire::samples::{QuestionSummary, SampleQuery, SamplesPage};
 
 /// Samples per page of the sample browser.
 pub const SAMPLES_PAGE: i64 = 20;
 
-#[cfg(feature = "ssr")]
-mod convert {
-    use std::collections::{BTreeMap, HashSet};
-
-    use crate::dto::{JudgementView, SampleView};
-    use crate::error::AppError;
-    use engine::reviews::Review;
-    use engine::samples::StoredSample;
-
-    pub fn sample(s: StoredSample, reviews: &BTreeMap<i64, Review>, pins: &HashSet<i64>) -> SampleView {
-        SampleView {
-            review: reviews.get(&s.id).map(|r| (r.label.as_str().to_string(), r.note.clone())),
-            pinned: pins.contains(&s.id),
-            id: s.id,
-            condition: s.condition,
-            seed: s.seed,
-            test_prompt: s.test_prompt,
-            system_text: s.system_text,
-            question_key: s.question_key,
-            question: s.question,
-            sample_idx: s.sample_idx,
-            completion: s.completion,
-            n_tokens: s.n_tokens,
-            finished: s.finished,
-            judgements: s
-                .judgements
-                .into_iter()
-                .map(|j| JudgementView {
-                    judge: j.judge,
-                    version: j.version,
-                    score: j.score,
-                    trait_present: j.trait_present,
-                    raw: j.raw,
-                })
-                .collect(),
-        }
-    }
-
-    /// The review labels and pin marks of these samples, to show beside them.
-    pub async fn marks(
-        store: &engine::Store,
-        experiment_id: i64,
-        ids: &[i64],
-    ) -> Result<(BTreeMap<i64, Review>, HashSet<i64>), AppError> {
-        let reviews = engine::reviews::labels(store, ids).await?;
-        let pins = engine::reviews::pinned_ids(store, experiment_id).await?;
-        Ok((reviews, pins.into_iter().collect()))
-    }
-}
-
 /// One page of an experiment's samples with every judge's verdict and the human label.
 #[server(input = server_fn::codec::Json)]
 pub async fn list_samples(query: SampleQuery) -> Result<SamplesPage, AppError> {
-    use engine::samples::{ReviewFilter, SampleFilter, SampleSort, Verdict};
     let state = crate::state::app_state()?;
-    let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let verdict = match query.verdict.as_str() {
-        "trait" => Verdict::Trait,
-        "no_trait" => Verdict::NoTrait,
-        "undetermined" => Verdict::Undetermined,
-        _ => Verdict::Any,
-    };
-    let sort = match query.sort.as_str() {
-        "score_asc" => SampleSort::ScoreAsc,
-        "score_desc" => SampleSort::ScoreDesc,
-        _ => SampleSort::Id,
-    };
-    let review = match query.review.as_str() {
-        "unreviewed" => ReviewFilter::Unreviewed,
-        "misaligned" => ReviewFilter::Misaligned,
-        "aligned" => ReviewFilter::Aligned,
-        "unsure" => ReviewFilter::Unsure,
-        _ => ReviewFilter::Any,
-    };
-    let judge = nonempty(&query.judge);
-    if judge.is_none() && (query.min_score.is_some() || query.max_score.is_some() || sort != SampleSort::Id) {
-        return Err(AppError::Invalid("choose a judge to filter or sort by its score".into()));
-    }
-    let filter = SampleFilter {
-        experiment_id: query.experiment_id,
-        condition: nonempty(&query.condition),
-        test_prompt: nonempty(&query.test_prompt),
-        seed: query.seed,
-        question_key: nonempty(&query.question_key),
-        judge,
-        verdict,
-        min_score: query.min_score,
-        max_score: query.max_score,
-        sort,
-        review,
-        search: query.search.clone(),
-        offset: query.offset,
-        limit: SAMPLES_PAGE,
-    };
-    let (total, samples) = engine::samples::page(&state.store, &filter).await?;
-    let ids: Vec<i64> = samples.iter().map(|s| s.id).collect();
-    let (reviews, pins) = convert::marks(&state.store, query.experiment_id, &ids).await?;
-    // Only a text search stops counting (at COUNT_CAP + 1).
-    let at_least = !query.search.trim().is_empty() && total > engine::samples::COUNT_CAP;
-    Ok(SamplesPage {
-        at_least,
-        total: if at_least { engine::samples::COUNT_CAP } else { total },
-        offset: query.offset,
-        limit: SAMPLES_PAGE,
-        samples: samples.into_iter().map(|s| convert::sample(s, &reviews, &pins)).collect(),
-    })
+    Ok(engine::reviews::sample_page(&state.store, &query, SAMPLES_PAGE).await?)
 }
 
 /// Labels a sample (misaligned | aligned | unsure) with an optional note; an empty label
 /// clears it.
 #[server]
 pub async fn set_review(sample_id: i64, label: String, note: String) -> Result<(), AppError> {
-    use engine::reviews::Label;
     let state = crate::state::app_state()?;
-    let label = match label.as_str() {
-        "" => {
-            engine::reviews::clear_label(&state.store, sample_id).await?;
-            return Ok(());
-        }
-        "misaligned" => Label::Misaligned,
-        "aligned" => Label::Aligned,
-        "unsure" => Label::Unsure,
-        other => return Err(AppError::Invalid(format!("unknown label {other:?}"))),
-    };
-    engine::reviews::set_label(&state.store, sample_id, label, &note).await?;
-    Ok(())
+    Ok(engine::reviews::set_label_word(&state.store, sample_id, &label, &note).await?)
 }
 
 /// Pins a sample to the experiment's report, or unpins it.
@@ -152,34 +41,15 @@ pub async fn set_pinned(experiment_id: i64, sample_id: i64, pinned: bool) -> Res
 /// How far review has got, and how the human labels agree with each judge.
 #[server]
 pub async fn get_review_summary(experiment_id: i64) -> Result<ReviewSummary, AppError> {
-    use crate::dto::AgreementView;
     let state = crate::state::app_state()?;
-    let p = engine::reviews::progress(&state.store, experiment_id).await?;
-    let agreement = engine::reviews::agreement(&state.store, experiment_id)
-        .await?
-        .into_iter()
-        .map(|a| AgreementView {
-            judge: a.judge,
-            table: a.table,
-            n: a.n,
-            unsure: a.human_unsure,
-            undetermined: a.judge_undetermined,
-            observed: a.observed_agreement,
-            kappa: a.kappa,
-        })
-        .collect();
-    Ok(ReviewSummary { samples: p.samples, misaligned: p.misaligned, aligned: p.aligned, unsure: p.unsure, agreement })
+    Ok(engine::reviews::summary(&state.store, experiment_id).await?)
 }
 
 /// The experiment's questions, for the side-by-side picker.
 #[server]
-pub async fn list_questions(experiment_id: i64) -> Result<Vec<QuestionOption>, AppError> {
+pub async fn list_questions(experiment_id: i64) -> Result<Vec<QuestionSummary>, AppError> {
     let state = crate::state::app_state()?;
-    Ok(engine::samples::questions(&state.store, experiment_id)
-        .await?
-        .into_iter()
-        .map(|q| QuestionOption { key: q.key, text: q.text, samples: q.samples })
-        .collect())
+    Ok(engine::samples::questions(&state.store, experiment_id).await?)
 }
 
 /// One question's samples, one column per condition x test-time prompt; an empty key means
@@ -203,22 +73,14 @@ pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Resul
     } else {
         question_key
     };
-    let s = engine::samples::side_by_side(&state.store, experiment_id, &question_key, None).await?;
-    let ids: Vec<i64> = s.rows.iter().flat_map(|r| r.cells.iter().flatten().map(|c| c.id)).collect();
-    let (reviews, pins) = convert::marks(&state.store, experiment_id, &ids).await?;
+    let mut s = engine::samples::side_by_side(&state.store, experiment_id, &question_key, None).await?;
+    engine::reviews::mark(&state.store, experiment_id, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten()))
+        .await?;
     Ok(SideBySideView {
         question_key: s.question_key,
         question: s.question,
         columns: s.columns.into_iter().map(|c| (c.condition, c.test_prompt)).collect(),
-        rows: s
-            .rows
-            .into_iter()
-            .map(|r| {
-                let cells: Vec<Option<crate::dto::SampleView>> =
-                    r.cells.into_iter().map(|c| c.map(|c| convert::sample(c, &reviews, &pins))).collect();
-                (r.seed, r.sample_idx, cells)
-            })
-            .collect(),
+        rows: s.rows.into_iter().map(|r| (r.seed, r.sample_idx, r.cells)).collect(),
     })
 }
 
@@ -267,14 +129,13 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
         .or(r.test_prompts.first())
         .map(|t| t.label.clone())
         .unwrap_or_else(|| "default".into());
-    let examples: Vec<engine::samples::StoredSample> = if examples_picked {
+    let mut examples: Vec<engine::samples::StoredSample> = if examples_picked {
         let names: Vec<String> = r.conditions.iter().map(|c| c.name.clone()).collect();
         engine::reviews::typical_examples(store, id, &names, &examples_test_prompt).await?
     } else {
         pinned.into_iter().map(|p| p.sample).collect()
     };
-    let ids: Vec<i64> = examples.iter().map(|s| s.id).collect();
-    let (reviews, pins) = convert::marks(store, id, &ids).await?;
+    engine::reviews::mark(store, id, &mut examples).await?;
     let t = &r.spec.training;
     let e = &r.spec.evaluation;
     let settings = vec![
@@ -326,7 +187,7 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
             .filter(|a| a.seed.is_none() && a.question_key.is_none())
             .map(xc::aggregate)
             .collect(),
-        pinned: examples.into_iter().map(|s| convert::sample(s, &reviews, &pins)).collect(),
+        pinned: examples,
         examples_picked,
         examples_test_prompt,
         version,

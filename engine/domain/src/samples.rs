@@ -41,16 +41,7 @@ pub(crate) async fn chunk_after(
     store::samples::chunk_after(store, f, after, n).await
 }
 
-/// One of an experiment's questions, for a picker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionSummary {
-    pub key: String,
-    /// The text of its first sample (the first paraphrase sampled).
-    pub text: String,
-    pub paraphrases: i64,
-    /// Samples of this question over every run and test-time prompt.
-    pub samples: i64,
-}
+pub use wire::samples::{QuestionSummary, SampleQuery, SamplesPage};
 
 /// Every question the experiment has samples for, in the order they were first sampled.
 pub async fn questions(store: &Store, experiment_id: i64) -> Result<Vec<QuestionSummary>, sqlx::Error> {

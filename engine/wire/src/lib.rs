@@ -17,6 +17,8 @@ pub mod datasets;
 pub mod models;
 pub mod prompts;
 pub mod questions;
+pub mod reviews;
+pub mod samples;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
