@@ -7,6 +7,7 @@ use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
 use wire::samples::Sample;
+use wire::strength::Surprise;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -320,21 +321,9 @@ pub struct ReportView {
 
 // --- prompt strength ---
 
-/// A prompt's surprise reduction (nats/token) with its 95 % bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SurpriseView {
-    pub reduction: f64,
-    pub lo: f64,
-    pub hi: f64,
-    pub prompted: f64,
-    pub default: f64,
-    pub n_rows: usize,
-    pub n_tokens: usize,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrengthResult {
-    pub surprise: SurpriseView,
+    pub surprise: Surprise,
     pub cached: bool,
     pub seconds: f64,
 }
@@ -359,7 +348,7 @@ pub struct StrengthCandidate {
     pub set: Option<String>,
     pub prompt_id: i64,
     pub text: String,
-    pub surprise: Option<SurpriseView>,
+    pub surprise: Option<Surprise>,
 }
 
 /// The sweep form.

@@ -10,20 +10,6 @@ use crate::error::AppError;
 #[cfg(feature = "ssr")]
 mod convert {
     use super::*;
-    use crate::dto::SurpriseView;
-    use engine::strength::Surprise;
-
-    pub fn view(s: Surprise) -> SurpriseView {
-        SurpriseView {
-            reduction: s.reduction,
-            lo: s.lo,
-            hi: s.hi,
-            prompted: s.prompted,
-            default: s.default,
-            n_rows: s.n_rows,
-            n_tokens: s.n_tokens,
-        }
-    }
 
     /// Client ids come from the page; bound them so the cancel map stays small.
     pub fn client(c: &str) -> Result<&str, AppError> {
@@ -47,7 +33,7 @@ pub async fn measure_strength(
     let state = crate::state::app_state()?;
     let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
     let m = state.meter.surprise(convert::client(&client)?, &target, &prompt).await?;
-    Ok(StrengthResult { surprise: convert::view(m.value), cached: m.cached, seconds: m.seconds })
+    Ok(StrengthResult { surprise: m.value, cached: m.cached, seconds: m.seconds })
 }
 
 /// How often the base model shows the dataset's traits under `prompt`.
@@ -129,7 +115,7 @@ pub async fn strength_candidates(
     let texts: Vec<String> = out.iter().map(|c| c.text.clone()).collect();
     let cached = state.meter.cached(&target, &texts).await?;
     for (c, s) in out.iter_mut().zip(cached) {
-        c.surprise = s.map(convert::view);
+        c.surprise = s;
     }
     Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod prompts;
 pub mod questions;
 pub mod reviews;
 pub mod samples;
+pub mod strength;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
