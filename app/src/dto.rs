@@ -388,29 +388,3 @@ pub struct PredictionPointView {
     /// Drop in trait rate vs the baseline (proportion).
     pub effect: f64,
 }
-
-/// What the teacher form offers: ready models, and runs whose adapter can teach
-/// (id, label), newest first; and the generation running now, if any.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TeacherChoices {
-    pub models: Vec<String>,
-    pub runs: Vec<(i64, String)>,
-    pub running: Option<TeacherTask>,
-}
-
-/// A background teacher generation as the datasets page polls it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TeacherTask {
-    pub id: u64,
-    pub name: String,
-    pub status: wire::TeacherStatus,
-    /// While running: what it is doing.
-    pub phase: Option<wire::TeacherPhase>,
-    pub drawn: u64,
-    pub kept: u64,
-    pub total: u64,
-    /// When done: the dataset made (or the existing one with the same rows).
-    pub dataset_id: Option<i64>,
-    pub already_present: bool,
-    pub error: Option<String>,
-}

@@ -416,7 +416,7 @@ fn TransformForm(input: i64) -> impl IntoView {
 #[component]
 fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
     use crate::api::teacher::*;
-    use crate::dto::TeacherTask;
+    use wire::teacher::TeacherTask;
     let choices = Resource::new(|| (), |_| get_teacher_choices());
     let model = RwSignal::new(String::new());
     let run = RwSignal::new(String::new());

@@ -20,9 +20,11 @@ pub mod questions;
 pub mod reviews;
 pub mod samples;
 pub mod strength;
+pub mod teacher;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
+pub use teacher::{TeacherPhase, TeacherStatus};
 
 /// Where a run's job stands; stored in `jobs.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,25 +106,6 @@ impl RunPhase {
             _ => None,
         }
     }
-}
-
-/// Where a background teacher generation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeacherStatus {
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-/// What a running teacher generation is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeacherPhase {
-    Loading,
-    Sampling,
-    Saving,
 }
 
 #[cfg(test)]
