@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
+use wire::experiments::{Aggregate, Plan};
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
+use wire::runs::JobView;
 use wire::samples::Sample;
 use wire::strength::Surprise;
 
@@ -16,70 +18,6 @@ pub struct ServerInfo {
 }
 
 // --- experiments ---
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentRow {
-    pub id: i64,
-    pub name: String,
-    pub model: String,
-    pub dataset: String,
-    pub created_at: String,
-    pub runs: i64,
-    pub runs_done: i64,
-    pub runs_active: i64,
-    pub runs_failed: i64,
-}
-
-/// A run and its job, as the experiment page, the queue page and the live stream show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunView {
-    pub run_id: i64,
-    pub experiment_id: i64,
-    pub experiment: String,
-    pub condition: String,
-    pub seed: i64,
-    pub status: wire::JobStatus,
-    pub phase: wire::RunPhase,
-    pub step: i64,
-    pub total_steps: i64,
-    pub done_units: i64,
-    pub total_units: i64,
-    pub tokens_per_sec: Option<f64>,
-    pub eta_s: Option<f64>,
-    pub attempts: i64,
-    pub max_attempts: i64,
-    pub cancel_requested: bool,
-    pub error: Option<String>,
-    pub created_at: String,
-    pub heartbeat_age_s: Option<f64>,
-    /// Overall progress, 0 to 1 (`engine::jobs::JobView::progress`).
-    pub progress: f64,
-    /// (step, loss), in step order.
-    pub losses: Vec<(i64, f64)>,
-}
-
-impl RunView {
-    pub fn is_final(&self) -> bool {
-        self.status.is_final()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AggregateView {
-    pub condition: String,
-    pub test_prompt: String,
-    pub question_key: Option<String>,
-    pub seed: Option<i64>,
-    pub judge: String,
-    pub n: i64,
-    pub determined: i64,
-    pub trait_count: i64,
-    pub unscored: i64,
-    pub rate: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    pub mean_score: Option<f64>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentDetail {
@@ -98,33 +36,12 @@ pub struct ExperimentDetail {
     pub judges: Vec<String>,
     pub questions: usize,
     pub steps_per_run: usize,
-    pub runs: Vec<RunView>,
-    pub aggregates: Vec<AggregateView>,
+    pub runs: Vec<JobView>,
+    pub aggregates: Vec<Aggregate>,
     /// A second stage's starting point: (run id, experiment id, "experiment · condition ·
     /// seed N", adapter sha256 of that run).
     #[serde(default)]
     pub base_run: Option<(i64, i64, String, String)>,
-}
-
-/// Test-time prompts to add to a finished experiment (the elicitation check): library
-/// prompts by id (their latest version) and, when `label` or `text` is filled in, one
-/// written here.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AddTestPromptsForm {
-    pub experiment_id: i64,
-    pub prompt_ids: Vec<i64>,
-    pub label: String,
-    pub text: String,
-}
-
-/// What adding test-time prompts did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AddedTestPromptsView {
-    pub labels: Vec<String>,
-    /// Finished runs queued again to sample and judge under the new prompts.
-    pub requeued: u64,
-    /// Failed or cancelled runs, which get the new prompts when retried.
-    pub not_requeued: u64,
 }
 
 /// Everything the launch form offers to choose from.
@@ -175,78 +92,7 @@ pub struct FinishedRunView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresetCheck {
     pub missing: Vec<PresetImportView>,
-    pub plan: Option<PlanView>,
-}
-
-/// The launch form as submitted. Lists come as the form holds them (comma-separated seeds,
-/// one inline question a line) and are checked on the server.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LaunchForm {
-    pub name: String,
-    pub model: String,
-    pub dataset_id: i64,
-    pub control_dataset_id: Option<i64>,
-    pub train_rows: Option<usize>,
-    pub include_baseline: bool,
-    /// Library prompts, one condition each (named after the prompt).
-    pub prompt_ids: Vec<i64>,
-    /// A condition with this literal prompt, when not blank.
-    pub custom_prompt: String,
-    /// system | user_prefix
-    pub placement: String,
-    pub seeds: String,
-    pub steps: Option<usize>,
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub lora_rank: usize,
-    pub max_seq_len: usize,
-    pub builtin_questions: usize,
-    pub held_out: usize,
-    pub question_set_ids: Vec<i64>,
-    pub inline_questions: String,
-    /// default | none | inoculation | prompt:ID
-    pub test_prompts: Vec<String>,
-    pub samples_per_question: usize,
-    pub temperature: f64,
-    pub max_tokens: usize,
-    /// language | caps | coherence | pattern | multiple_choice | betley
-    pub judges: Vec<String>,
-    pub language: String,
-    pub pattern: String,
-    /// local | http
-    pub llm_backend: String,
-    pub llm_base_url: String,
-    pub llm_model: String,
-    pub llm_api_key_env: String,
-    pub aligned_prompt_id: Option<i64>,
-    pub coherent_prompt_id: Option<i64>,
-    /// betley | tan
-    pub thresholds: String,
-    /// Two-stage: start every run from this finished run's model.
-    #[serde(default)]
-    pub base_run_id: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanRowView {
-    pub condition: String,
-    pub prompt: Option<String>,
-    pub paraphrases: usize,
-    pub seeds: Vec<u64>,
-    pub test_prompts: Vec<String>,
-    pub samples_per_run: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanView {
-    pub runs: usize,
-    pub steps_per_run: usize,
-    pub questions: usize,
-    pub samples: usize,
-    pub matrix: Vec<PlanRowView>,
-    pub estimate_s: f64,
-    pub estimate_basis: String,
+    pub plan: Option<Plan>,
 }
 
 /// The models page's data: the registry and where new models may come from.
@@ -306,7 +152,7 @@ pub struct ReportView {
     /// Findings under the default test-time prompt first: the headline.
     pub findings: Vec<FindingView>,
     /// Pooled over seeds and questions.
-    pub aggregates: Vec<AggregateView>,
+    pub aggregates: Vec<Aggregate>,
     pub pinned: Vec<Sample>,
     /// The examples were picked automatically (one typical answer per condition) because
     /// none are pinned.

@@ -88,7 +88,6 @@ pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Resul
 /// and the pinned examples.
 #[server]
 pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
-    use crate::api::experiments::convert as xc;
     use crate::dto::FindingView;
     let state = crate::state::app_state()?;
     let store = &state.store;
@@ -182,11 +181,7 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
         runs_done: runs.iter().filter(|v| v.status == engine::jobs::JobStatus::Done).count(),
         runs_total: runs.len(),
         findings,
-        aggregates: aggregates
-            .into_iter()
-            .filter(|a| a.seed.is_none() && a.question_key.is_none())
-            .map(xc::aggregate)
-            .collect(),
+        aggregates: aggregates.into_iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).collect(),
         pinned: examples,
         examples_picked,
         examples_test_prompt,

@@ -9,9 +9,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AggregateView, ReportView};
+use crate::dto::ReportView;
 use crate::pages::experiments::pct;
 use crate::pages::samples::SampleCard;
+use wire::experiments::Aggregate;
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides).
 pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {
@@ -179,7 +180,7 @@ fn Report(report: ReportView) -> impl IntoView {
 }
 
 #[component]
-fn RatesTable(rows: Vec<AggregateView>) -> impl IntoView {
+fn RatesTable(rows: Vec<Aggregate>) -> impl IntoView {
     view! {
         <table class="results">
             <thead><tr><th>"judge"</th><th>"condition"</th><th>"test-time prompt"</th><th class="num">"trait rate"</th><th>"95 % interval"</th><th class="num">"answers judged"</th></tr></thead>

@@ -11,102 +11,21 @@
 //! Beside the enums, one module per noun holds the values the store returns and the pages
 //! show, defined once here so that neither side keeps a copy of the other's.
 
-use serde::{Deserialize, Serialize};
-
 pub mod datasets;
+pub mod experiments;
 pub mod models;
 pub mod prompts;
 pub mod questions;
 pub mod reviews;
+pub mod runs;
 pub mod samples;
 pub mod strength;
 pub mod teacher;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
+pub use runs::{JobStatus, RunPhase};
 pub use teacher::{TeacherPhase, TeacherStatus};
-
-/// Where a run's job stands; stored in `jobs.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-    /// Its last attempt died (a killed worker, a crash); a retry resets it.
-    Interrupted,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Done => "done",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// The store's word for a status; an unknown word reads as `Interrupted`, a state
-    /// from which a retry recovers.
-    pub fn parse(s: &str) -> JobStatus {
-        match s {
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "done" => JobStatus::Done,
-            "failed" => JobStatus::Failed,
-            "cancelled" => JobStatus::Cancelled,
-            _ => JobStatus::Interrupted,
-        }
-    }
-
-    /// Finished one way or another: nothing will happen to it without a retry.
-    pub fn is_final(self) -> bool {
-        !matches!(self, JobStatus::Queued | JobStatus::Running)
-    }
-
-    /// Waiting or working: what the queue and the "Cancel" buttons are about.
-    pub fn is_active(self) -> bool {
-        !self.is_final()
-    }
-
-    /// Ended without finishing, so "Retry" applies.
-    pub fn can_retry(self) -> bool {
-        matches!(self, JobStatus::Failed | JobStatus::Interrupted | JobStatus::Cancelled)
-    }
-}
-
-/// Which phase a run is in (while running) or reached last; stored in `runs.phase`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunPhase {
-    Train,
-    Sample,
-    Judge,
-}
-
-impl RunPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunPhase::Train => "train",
-            RunPhase::Sample => "sample",
-            RunPhase::Judge => "judge",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RunPhase> {
-        match s {
-            "train" => Some(RunPhase::Train),
-            "sample" => Some(RunPhase::Sample),
-            "judge" => Some(RunPhase::Judge),
-            _ => None,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

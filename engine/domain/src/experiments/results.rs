@@ -50,28 +50,22 @@ pub async fn loss_curves(
     Ok(out)
 }
 
-/// One cell of the results: a trait rate with its Wilson 95 % interval and score summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Aggregate {
-    pub condition: String,
-    pub test_prompt: String,
-    /// `None` pools every question.
-    pub question_key: Option<String>,
-    /// `None` pools every seed.
-    pub seed: Option<i64>,
-    pub judge: String,
-    /// Judged samples.
-    pub n: i64,
-    /// Samples with a verdict (trait present or absent).
-    pub determined: i64,
-    pub trait_count: i64,
-    /// Samples without a score (the judge could not tell).
-    pub unscored: i64,
-    pub rate: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    pub mean_score: Option<f64>,
+/// The runs of an experiment with their progress and loss curves: the experiment page's
+/// runs and the live stream's payload (every run's curve in one query, since the stream
+/// asks once a second).
+pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<jobs::JobView>, ExperimentError> {
+    let mut views = jobs::for_experiment(store, experiment_id).await?;
+    let mut curves = loss_curves(store, experiment_id).await?;
+    for v in &mut views {
+        if let Some(i) = curves.iter().position(|c| c.0 == v.run_id) {
+            v.losses = curves.swap_remove(i).3;
+        }
+    }
+    Ok(views)
 }
+
+/// One cell of the results: the wire crate's type, shared with the pages.
+pub use wire::experiments::Aggregate;
 
 /// Counts for one (condition, seed, test prompt, question, judge) group, straight from SQL.
 #[derive(Debug, Clone, Copy, Default)]
