@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
-use wire::experiments::{Aggregate, Plan};
+use wire::experiments::Aggregate;
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
+use wire::reports::{Effect, FinishedRunView, PresetView};
 use wire::runs::JobView;
 use wire::samples::Sample;
 use wire::strength::Surprise;
@@ -62,39 +63,6 @@ pub struct LaunchOptions {
     pub finished_runs: Vec<FinishedRunView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PresetView {
-    pub id: String,
-    pub title: String,
-    pub description: String,
-    pub imports: Vec<PresetImportView>,
-    pub needs_base_run: bool,
-}
-
-/// A file a preset needs imported: its path under the shared data folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PresetImportView {
-    pub path: String,
-    /// A training dataset (the Datasets page); otherwise evaluation questions (this page).
-    pub dataset: bool,
-    pub role: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinishedRunView {
-    pub run_id: i64,
-    pub experiment_id: i64,
-    /// "run 12 · experiment name · condition · seed 0 · model"
-    pub label: String,
-}
-
-/// A preset checked against the store: the imports still missing, or the plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PresetCheck {
-    pub missing: Vec<PresetImportView>,
-    pub plan: Option<Plan>,
-}
-
 /// The models page's data: the registry and where new models may come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelList {
@@ -123,8 +91,7 @@ pub struct FindingView {
     pub judge: String,
     pub test_prompt: String,
     pub condition: String,
-    /// lower | higher | no_clear_difference | no_data
-    pub effect: String,
+    pub effect: Effect,
     pub sentence: String,
 }
 

@@ -4,32 +4,12 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ExperimentDetail, LaunchOptions, PresetCheck};
+use crate::dto::{ExperimentDetail, LaunchOptions};
 use crate::error::AppError;
 use wire::experiments::{AddTestPromptsForm, AddedTestPrompts, ExperimentSummary, LaunchForm, Plan};
 use wire::prompts::PromptSummary;
+use wire::reports::PresetCheck;
 use wire::runs::JobView;
-
-#[cfg(feature = "ssr")]
-pub mod convert {
-    pub fn preset_view(p: &engine::presets::Preset) -> crate::dto::PresetView {
-        crate::dto::PresetView {
-            id: p.id.into(),
-            title: p.title.into(),
-            description: p.description.into(),
-            imports: p.imports.iter().map(import_view).collect(),
-            needs_base_run: p.needs_base_run,
-        }
-    }
-
-    pub fn import_view(i: &engine::presets::Import) -> crate::dto::PresetImportView {
-        crate::dto::PresetImportView {
-            path: i.path.into(),
-            dataset: i.kind == engine::presets::ImportKind::Dataset,
-            role: i.role.into(),
-        }
-    }
-}
 
 #[server]
 pub async fn list_experiments() -> Result<Vec<ExperimentSummary>, AppError> {
@@ -54,16 +34,8 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
         judge_prompts,
         question_sets,
         builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
-        presets: engine::presets::all().iter().map(convert::preset_view).collect(),
-        finished_runs: engine::experiments::finished_runs(store)
-            .await?
-            .into_iter()
-            .map(|r| crate::dto::FinishedRunView {
-                run_id: r.run_id,
-                experiment_id: r.experiment_id,
-                label: format!("run {} · {} · {} · seed {} · {}", r.run_id, r.experiment, r.condition, r.seed, r.model),
-            })
-            .collect(),
+        presets: engine::presets::all().iter().map(engine::presets::view).collect(),
+        finished_runs: engine::experiments::finished_run_views(store).await?,
     })
 }
 
@@ -88,13 +60,7 @@ pub async fn plan_experiment(form: LaunchForm) -> Result<Plan, AppError> {
 pub async fn check_preset(id: String, base_run_id: Option<i64>) -> Result<PresetCheck, AppError> {
     let state = crate::state::app_state()?;
     let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
-    let (spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
-    if !missing.is_empty() {
-        return Ok(PresetCheck { missing: missing.iter().map(convert::import_view).collect(), plan: None });
-    }
-    let resolved = engine::experiments::resolve(&state.store, &spec).await?;
-    let plan = engine::experiments::plan(&state.store, &resolved).await?;
-    Ok(PresetCheck { missing: vec![], plan: Some(plan) })
+    Ok(engine::presets::check(&state.store, &id, choices).await?)
 }
 
 /// Stores a preset's experiment and queues its runs; returns its id.

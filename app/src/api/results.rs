@@ -112,7 +112,7 @@ pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
             judge: c.judge.clone(),
             test_prompt: c.test_prompt.clone(),
             condition: c.condition.clone(),
-            effect: serde_json::to_value(c.effect).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            effect: c.effect,
             sentence: engine::report::sentence(c),
         })
         .collect();

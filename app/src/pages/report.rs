@@ -92,13 +92,13 @@ fn Report(report: ReportView) -> impl IntoView {
                 } else {
                     view! {
                         <ul class="findings">
-                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
+                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str()) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
                         </ul>
                         {(!others.is_empty()).then(|| view! {
                             <details open=true>
                                 <summary>"Under the other test-time prompts"</summary>
                                 <ul class="findings">
-                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect)>{f.sentence}</li> }).collect_view()}
+                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str())>{f.sentence}</li> }).collect_view()}
                                 </ul>
                             </details>
                         })}

@@ -18,19 +18,8 @@ use crate::store;
 use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
-/// How a condition's trait rate compares with the baseline's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// The condition's interval lies wholly below the baseline's.
-    Lower,
-    /// Wholly above.
-    Higher,
-    /// The intervals overlap.
-    NoClearDifference,
-    /// One side has no verdicts yet.
-    NoData,
-}
+/// How a condition's trait rate compares with the baseline's: the wire crate's type.
+pub use wire::reports::Effect;
 
 /// A rate with its interval and how many verdicts it rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod experiments;
 pub mod models;
 pub mod prompts;
 pub mod questions;
+pub mod reports;
 pub mod reviews;
 pub mod runs;
 pub mod samples;

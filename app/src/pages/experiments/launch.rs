@@ -7,11 +7,12 @@ use leptos_router::hooks::use_navigate;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::{LaunchOptions, PresetView};
+use crate::dto::LaunchOptions;
 use crate::error::AppError;
 use wire::experiments::{
     JudgeChoice, LaunchForm, LlmBackendChoice, NamedTestPrompt, Placement, Plan, TestPromptChoice, ThresholdsChoice,
 };
+use wire::reports::PresetView;
 
 fn default_form(o: &LaunchOptions) -> LaunchForm {
     let judge = |word: &str| o.judge_prompts.iter().find(|p| p.name.to_lowercase().contains(word)).map(|p| p.id);

@@ -221,3 +221,17 @@ pub use crate::store::runs::FinishedRun;
 pub async fn finished_runs(store: &Store) -> Result<Vec<FinishedRun>, ExperimentError> {
     Ok(store::runs::finished_with_adapter(store).await?)
 }
+
+/// The same runs as the launch form offers them, each with a label.
+pub async fn finished_run_views(store: &Store) -> Result<Vec<FinishedRunView>, ExperimentError> {
+    let label = |r: &FinishedRun| {
+        format!("run {} · {} · {} · seed {} · {}", r.run_id, r.experiment, r.condition, r.seed, r.model)
+    };
+    Ok(finished_runs(store)
+        .await?
+        .iter()
+        .map(|r| FinishedRunView { run_id: r.run_id, experiment_id: r.experiment_id, label: label(r) })
+        .collect())
+}
+
+pub use wire::reports::FinishedRunView;

@@ -1,0 +1,69 @@
+//! The report's and the launch form's shared words: how a condition's trait rate compares
+//! with the baseline's (`engine::report` decides it; the report page styles each finding
+//! by it), the paper's presets as the launch form offers them, a preset checked against
+//! the store, and the finished runs a second stage can start from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiments::Plan;
+
+/// How a condition's trait rate compares with the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The condition's interval lies wholly below the baseline's.
+    Lower,
+    /// Wholly above.
+    Higher,
+    /// The intervals overlap.
+    NoClearDifference,
+    /// One side has no verdicts yet.
+    NoData,
+}
+
+impl Effect {
+    /// The serde name, which the report page also uses as the finding's CSS class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Lower => "lower",
+            Effect::Higher => "higher",
+            Effect::NoClearDifference => "no_clear_difference",
+            Effect::NoData => "no_data",
+        }
+    }
+}
+
+/// One of the paper's settings as a ready experiment (`engine::presets::Preset`, described).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub imports: Vec<PresetImportView>,
+    pub needs_base_run: bool,
+}
+
+/// A file a preset needs imported: its path under the shared data folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetImportView {
+    pub path: String,
+    /// A training dataset (the Datasets page); otherwise evaluation questions (this page).
+    pub dataset: bool,
+    pub role: String,
+}
+
+/// A preset checked against the store: the imports still missing, or the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresetCheck {
+    pub missing: Vec<PresetImportView>,
+    pub plan: Option<Plan>,
+}
+
+/// A finished run with an adapter, which a second stage can start from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedRunView {
+    pub run_id: i64,
+    pub experiment_id: i64,
+    /// "run 12 · experiment name · condition · seed 0 · model"
+    pub label: String,
+}
