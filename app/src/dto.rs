@@ -164,19 +164,6 @@ pub struct StrengthCandidate {
     pub surprise: Option<Surprise>,
 }
 
-/// The sweep form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepForm {
-    pub name: String,
-    pub model_id: i64,
-    pub dataset_id: i64,
-    pub prompts: Vec<String>,
-    pub steps: usize,
-    pub seeds: usize,
-    pub questions: usize,
-    pub rows: usize,
-}
-
 /// A sweep's check: did predicted strength rank prompts as their observed effects did?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionView {

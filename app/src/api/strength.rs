@@ -4,8 +4,9 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult, SweepForm};
+use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
 use crate::error::AppError;
+use wire::strength::SweepForm;
 
 #[cfg(feature = "ssr")]
 mod convert {
@@ -125,28 +126,7 @@ pub async fn strength_candidates(
 #[server]
 pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
     let state = crate::state::app_state()?;
-    let model = engine::models::get(&state.store, form.model_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("model {} does not exist", form.model_id)))?;
-    let d = engine::datasets::get(&state.store, form.dataset_id).await?;
-    if form.seeds == 0 || form.seeds > 5 {
-        return Err(AppError::Invalid("a sweep runs 1 to 5 seeds".into()));
-    }
-    let spec = engine::strength::sweep_experiment(&engine::strength::SweepSpec {
-        name: if form.name.trim().is_empty() {
-            format!("Sweep: {} prompts on {}", form.prompts.len(), d.name)
-        } else {
-            form.name.trim().to_string()
-        },
-        model: model.name,
-        dataset_id: form.dataset_id,
-        prompts: form.prompts,
-        judges: engine::strength::trait_judges(d.source, &d.recipe),
-        steps: form.steps,
-        seeds: (0..form.seeds as u64).collect(),
-        questions: form.questions,
-        rows: form.rows,
-    })?;
+    let spec = engine::strength::sweep_from_form(&state.store, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }

@@ -12,9 +12,10 @@ use crate::api::models::list_models;
 use crate::api::prompts::get_prompt;
 use crate::api::strength::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult, SweepForm};
+use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
 use crate::error::AppError;
 use wire::strength::Surprise;
+use wire::strength::SweepForm;
 
 /// Rows of the dataset a prompt is scored on: a quick first estimate, then the full one.
 const FIRST_ROWS: usize = 16;

@@ -30,7 +30,7 @@ pub use cache::{
     put_scores, ConditionStrength, ScoreKey,
 };
 pub use meter::{Measured, Meter, Target};
-pub use sweep::{sweep_experiment, SweepSpec, MAX_SWEEP_PROMPTS};
+pub use sweep::{sweep_experiment, sweep_from_form, SweepForm, SweepSpec, MAX_SWEEP_PROMPTS};
 
 use std::sync::atomic::AtomicBool;
 
