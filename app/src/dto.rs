@@ -1,5 +1,8 @@
-//! Wire types: what server functions send to pages. Plain serde structs, compiled into
-//! both the server and the wasm bundle; conversions from engine types live in `api`.
+//! Page-shaped composites that server functions return and that have no counterpart in the
+//! engine: each is built from `wire` types (an experiment's page, the launch form's
+//! options, the report, the strength results), never a copy of one. A value the store or
+//! the domain returns is defined once in `wire` and used as it is; `scripts/check-layers`
+//! refuses a type here with the name of one there.
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;

@@ -1,15 +1,14 @@
 //! Value types that cross the wire between the server and the browser and that the domain
-//! also uses: statuses, phases and kinds as enums rather than strings, so a page compares
-//! `status == JobStatus::Running`, never `status == "running"`, and a new variant is a
-//! compile error wherever it is not handled. serde only: this crate compiles to wasm, and
-//! every crate of ours may import it (it imports none of them).
+//! also uses, defined once: the store returns them, the domain re-exports them at its own
+//! paths, and the pages use them as they are, so a new field is written in one place.
+//! serde (and serde_json, for a dataset's free-form recipe) only: this crate compiles to
+//! wasm, and every crate of ours may import it (it imports none of them).
 //!
-//! Each enum serialises to the same lower-case word the store keeps in its TEXT column;
-//! `as_str` and `parse` are that mapping, in one place.
-
-//!
-//! Beside the enums, one module per noun holds the values the store returns and the pages
-//! show, defined once here so that neither side keeps a copy of the other's.
+//! Statuses, phases, kinds and a form's choices are enums rather than strings, so a page
+//! compares `status == JobStatus::Running`, never `status == "running"`, and a new variant
+//! is a compile error wherever it is not handled. Each serialises to the word the store
+//! keeps in its TEXT column (or the form's input carries); `as_str` and `parse` are that
+//! mapping, in one place. One module per noun; the most used enums are re-exported here.
 
 pub mod datasets;
 pub mod experiments;
