@@ -166,28 +166,3 @@ pub struct StrengthCandidate {
     pub text: String,
     pub surprise: Option<Surprise>,
 }
-
-/// A sweep's check: did predicted strength rank prompts as their observed effects did?
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionView {
-    pub judge: String,
-    /// The check by surprise reduction, in words; `None` when no prompt has it yet.
-    pub surprise_sentence: Option<String>,
-    /// The check by the base model's elicitation rate of this judge's trait.
-    pub elicitation_sentence: Option<String>,
-    pub points: Vec<PredictionPointView>,
-    /// Prompted conditions without anything measured or without verdicts yet.
-    pub missing: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionPointView {
-    pub condition: String,
-    pub prompt: String,
-    /// Surprise reduction and its interval (nats/token).
-    pub surprise: Option<(f64, f64, f64)>,
-    /// The base model's trait rate under the prompt: (answers with the trait, answers judged).
-    pub elicited: Option<(u64, u64)>,
-    /// Drop in trait rate vs the baseline (proportion).
-    pub effect: f64,
-}

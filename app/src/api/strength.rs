@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
 use crate::error::AppError;
+use wire::reports::PredictionView;
 use wire::strength::SweepForm;
 
 #[cfg(feature = "ssr")]
@@ -134,30 +135,10 @@ pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
 /// The predictor check of an experiment, one per judge; empty when no condition's
 /// strength was measured.
 #[server]
-pub async fn get_predictions(experiment_id: i64) -> Result<Vec<crate::dto::PredictionView>, AppError> {
+pub async fn get_predictions(experiment_id: i64) -> Result<Vec<PredictionView>, AppError> {
     let state = crate::state::app_state()?;
     let (r, _, _) = engine::experiments::get(&state.store, experiment_id).await?;
     let aggregates = engine::experiments::aggregates(&state.store, experiment_id).await?;
     let strengths = engine::strength::condition_strengths(&state.store, &r).await?;
-    use engine::report::{predictor_sentence, Predictor};
-    Ok(engine::report::predictor_checks(&r, &aggregates, &strengths)
-        .into_iter()
-        .map(|c| crate::dto::PredictionView {
-            judge: c.judge.clone(),
-            surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
-            elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
-            points: c
-                .points
-                .iter()
-                .map(|p| crate::dto::PredictionPointView {
-                    condition: p.condition.clone(),
-                    prompt: p.prompt.clone(),
-                    surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
-                    elicited: p.elicited.map(|e| (e.successes, e.n)),
-                    effect: p.effect,
-                })
-                .collect(),
-            missing: c.missing,
-        })
-        .collect())
+    Ok(engine::report::prediction_views(&r, &aggregates, &strengths))
 }

@@ -19,7 +19,7 @@ use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
 /// How a condition's trait rate compares with the baseline's: the wire crate's type.
-pub use wire::reports::Effect;
+pub use wire::reports::{Effect, PredictionPointView, PredictionView};
 
 /// A rate with its interval and how many verdicts it rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -498,6 +498,34 @@ pub fn predictor_checks(
                 points,
             }
             .correlated()
+        })
+        .collect()
+}
+
+/// The predictor checks as the pages show them: each judge's sentences and points.
+pub fn prediction_views(
+    resolved: &Resolved,
+    aggregates: &[Aggregate],
+    strengths: &[ConditionStrength],
+) -> Vec<PredictionView> {
+    predictor_checks(resolved, aggregates, strengths)
+        .into_iter()
+        .map(|c| PredictionView {
+            judge: c.judge.clone(),
+            surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
+            elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
+            points: c
+                .points
+                .iter()
+                .map(|p| PredictionPointView {
+                    condition: p.condition.clone(),
+                    prompt: p.prompt.clone(),
+                    surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
+                    elicited: p.elicited.map(|e| (e.successes, e.n)),
+                    effect: p.effect,
+                })
+                .collect(),
+            missing: c.missing,
         })
         .collect()
 }

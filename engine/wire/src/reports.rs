@@ -1,7 +1,8 @@
 //! The report's and the launch form's shared words: how a condition's trait rate compares
 //! with the baseline's (`engine::report` decides it; the report page styles each finding
 //! by it), the paper's presets as the launch form offers them, a preset checked against
-//! the store, and the finished runs a second stage can start from.
+//! the store, the finished runs a second stage can start from, and a sweep's predictor
+//! check as the report and the experiment page show it.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,4 +67,31 @@ pub struct FinishedRunView {
     pub experiment_id: i64,
     /// "run 12 · experiment name · condition · seed 0 · model"
     pub label: String,
+}
+
+/// A sweep's check for one judge: did predicted strength rank prompts as their observed
+/// effects did? (`engine::report::prediction_views`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionView {
+    pub judge: String,
+    /// The check by surprise reduction, in words; `None` when no prompt has it yet.
+    pub surprise_sentence: Option<String>,
+    /// The check by the base model's elicitation rate of this judge's trait.
+    pub elicitation_sentence: Option<String>,
+    pub points: Vec<PredictionPointView>,
+    /// Prompted conditions without anything measured or without verdicts yet.
+    pub missing: usize,
+}
+
+/// One prompted condition of the check, as numbers the table shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionPointView {
+    pub condition: String,
+    pub prompt: String,
+    /// Surprise reduction and its interval (nats/token).
+    pub surprise: Option<(f64, f64, f64)>,
+    /// The base model's trait rate under the prompt: (answers with the trait, answers judged).
+    pub elicited: Option<(u64, u64)>,
+    /// Drop in trait rate vs the baseline (proportion).
+    pub effect: f64,
 }
