@@ -11,7 +11,6 @@ use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
 use wire::reports::{Effect, FinishedRunView, PresetView};
-use wire::runs::JobView;
 use wire::samples::Sample;
 use wire::strength::Surprise;
 
@@ -22,31 +21,6 @@ pub struct ServerInfo {
 }
 
 // --- experiments ---
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentDetail {
-    pub id: i64,
-    pub name: String,
-    pub model: String,
-    pub dataset: String,
-    pub dataset_id: i64,
-    pub spec_hash: String,
-    pub created_at: String,
-    /// The stored resolved spec, pretty-printed.
-    pub spec_json: String,
-    /// (name, inoculation prompt or None for the baseline, paraphrase count)
-    pub conditions: Vec<(String, Option<String>, usize)>,
-    pub test_prompts: Vec<String>,
-    pub judges: Vec<String>,
-    pub questions: usize,
-    pub steps_per_run: usize,
-    pub runs: Vec<JobView>,
-    pub aggregates: Vec<Aggregate>,
-    /// A second stage's starting point: (run id, experiment id, "experiment · condition ·
-    /// seed N", adapter sha256 of that run).
-    #[serde(default)]
-    pub base_run: Option<(i64, i64, String, String)>,
-}
 
 /// Everything the launch form offers to choose from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

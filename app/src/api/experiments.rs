@@ -4,9 +4,9 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ExperimentDetail, LaunchOptions};
+use crate::dto::LaunchOptions;
 use crate::error::AppError;
-use wire::experiments::{AddTestPromptsForm, AddedTestPrompts, ExperimentSummary, LaunchForm, Plan};
+use wire::experiments::{AddTestPromptsForm, AddedTestPrompts, ExperimentDetail, ExperimentSummary, LaunchForm, Plan};
 use wire::prompts::PromptSummary;
 use wire::reports::PresetCheck;
 use wire::runs::JobView;
@@ -88,46 +88,7 @@ pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
 #[server]
 pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
     let state = crate::state::app_state()?;
-    let store = &state.store;
-    let (r, spec_hash, created_at) = engine::experiments::get(store, id).await?;
-    let runs = engine::experiments::run_views(store, id).await?;
-    let aggregates = engine::experiments::aggregates(store, id).await?;
-    let judges = r
-        .judges
-        .iter()
-        .map(|j| match j.build(None) {
-            Ok(b) => b.name().to_string(),
-            Err(_) => serde_json::to_value(j)
-                .ok()
-                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
-                .unwrap_or_default(),
-        })
-        .collect();
-    Ok(ExperimentDetail {
-        id,
-        name: r.spec.name.clone(),
-        model: r.model.name.clone(),
-        dataset: r.dataset.name.clone(),
-        dataset_id: r.dataset.id,
-        spec_hash,
-        created_at,
-        spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
-            .collect(),
-        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
-        judges,
-        questions: r.questions.len(),
-        steps_per_run: r.steps_per_run(),
-        runs,
-        aggregates,
-        base_run: r.base.as_ref().map(|b| {
-            let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
-            (b.run_id, b.experiment_id, format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed), sha)
-        }),
-    })
+    Ok(engine::experiments::detail(&state.store, id).await?)
 }
 
 #[server]

@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::results::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::ExperimentDetail;
+use wire::experiments::ExperimentDetail;
 use wire::reviews::ReviewSummary;
 use wire::samples::{Sample, SampleQuery};
 

@@ -82,6 +82,34 @@ pub struct AddedTestPrompts {
     pub not_requeued: u64,
 }
 
+/// One experiment's page: what it is (names, hashes, the stored spec, its matrix in
+/// words), its runs with their loss curves and its aggregates
+/// (`engine::experiments::detail`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentDetail {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dataset: String,
+    pub dataset_id: i64,
+    pub spec_hash: String,
+    pub created_at: String,
+    /// The stored resolved spec, pretty-printed.
+    pub spec_json: String,
+    /// (name, inoculation prompt or None for the baseline, paraphrase count)
+    pub conditions: Vec<(String, Option<String>, usize)>,
+    pub test_prompts: Vec<String>,
+    pub judges: Vec<String>,
+    pub questions: usize,
+    pub steps_per_run: usize,
+    pub runs: Vec<crate::runs::JobView>,
+    pub aggregates: Vec<Aggregate>,
+    /// A second stage's starting point: (run id, experiment id, "experiment · condition ·
+    /// seed N", adapter sha256 of that run).
+    #[serde(default)]
+    pub base_run: Option<(i64, i64, String, String)>,
+}
+
 /// Where the inoculation prompt goes in each training example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

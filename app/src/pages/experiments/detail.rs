@@ -9,10 +9,9 @@ use super::runs::RunsTable;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::ExperimentDetail;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
-use wire::experiments::{AddTestPromptsForm, Aggregate};
+use wire::experiments::{AddTestPromptsForm, Aggregate, ExperimentDetail};
 use wire::runs::JobView;
 use wire::JobStatus;
 

@@ -64,6 +64,53 @@ pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<jobs::Jo
     Ok(views)
 }
 
+/// One experiment's page: the resolved spec in words, the runs with their loss curves and
+/// the aggregates. A judge is named as it names itself, or by its kind when it cannot be
+/// built here (a local LLM judge needs the model).
+pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, ExperimentError> {
+    let (r, spec_hash, created_at) = get(store, id).await?;
+    let runs = run_views(store, id).await?;
+    let aggregates = aggregates(store, id).await?;
+    let judges = r
+        .judges
+        .iter()
+        .map(|j| match j.build(None) {
+            Ok(b) => b.name().to_string(),
+            Err(_) => serde_json::to_value(j)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(ExperimentDetail {
+        id,
+        name: r.spec.name.clone(),
+        model: r.model.name.clone(),
+        dataset: r.dataset.name.clone(),
+        dataset_id: r.dataset.id,
+        spec_hash,
+        created_at,
+        spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
+            .collect(),
+        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
+        judges,
+        questions: r.questions.len(),
+        steps_per_run: r.steps_per_run(),
+        runs,
+        aggregates,
+        base_run: r.base.as_ref().map(|b| {
+            let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
+            (b.run_id, b.experiment_id, format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed), sha)
+        }),
+    })
+}
+
+pub use wire::experiments::ExperimentDetail;
+
 /// One cell of the results: the wire crate's type, shared with the pages.
 pub use wire::experiments::Aggregate;
 
