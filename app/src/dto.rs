@@ -6,11 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
-use wire::experiments::Aggregate;
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
-use wire::reports::{Effect, FinishedRunView, PresetView};
+use wire::reports::{FinishedRunView, PresetView};
 use wire::samples::Sample;
 use wire::strength::Surprise;
 
@@ -60,53 +59,6 @@ pub struct SideBySideView {
     pub columns: Vec<(String, String)>,
     /// (seed, sample index, one cell per column)
     pub rows: Vec<(i64, i64, Vec<Option<Sample>>)>,
-}
-
-/// A plain-words comparison of one condition with the baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FindingView {
-    pub judge: String,
-    pub test_prompt: String,
-    pub condition: String,
-    pub effect: Effect,
-    pub sentence: String,
-}
-
-/// Everything the read-only report shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportView {
-    pub id: i64,
-    pub name: String,
-    pub question: String,
-    pub model: String,
-    pub dataset: String,
-    pub train_rows: usize,
-    pub created_at: String,
-    pub spec_hash: String,
-    /// (name, training prompt or None, paraphrase count)
-    pub conditions: Vec<(String, Option<String>, usize)>,
-    /// (name, value) of the training and evaluation settings.
-    pub settings: Vec<(String, String)>,
-    pub test_prompts: Vec<String>,
-    /// (judge name, what its "trait present" means in words)
-    pub judges: Vec<(String, String)>,
-    /// Runs done out of all runs: a report of an unfinished experiment says so.
-    pub runs_done: usize,
-    pub runs_total: usize,
-    /// Findings under the default test-time prompt first: the headline.
-    pub findings: Vec<FindingView>,
-    /// Pooled over seeds and questions.
-    pub aggregates: Vec<Aggregate>,
-    pub pinned: Vec<Sample>,
-    /// The examples were picked automatically (one typical answer per condition) because
-    /// none are pinned.
-    pub examples_picked: bool,
-    /// The test-time prompt the picked examples were answered under: `default` when the
-    /// experiment has it, else its first.
-    pub examples_test_prompt: String,
-    /// Changes whenever results change, so chart URLs are not served stale from a cache.
-    pub version: i64,
-    pub has_probes: bool,
 }
 
 // --- prompt strength ---

@@ -3,8 +3,9 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ReportView, SideBySideView};
+use crate::dto::SideBySideView;
 use crate::error::AppError;
+use wire::reports::ReportView;
 use wire::reviews::ReviewSummary;
 use wire::samples::{QuestionSummary, SampleQuery, SamplesPage};
 
@@ -88,104 +89,6 @@ pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Resul
 /// and the pinned examples.
 #[server]
 pub async fn get_report(id: i64) -> Result<ReportView, AppError> {
-    use crate::dto::FindingView;
     let state = crate::state::app_state()?;
-    let store = &state.store;
-    let (r, spec_hash, created_at) = engine::experiments::get(store, id).await?;
-    let aggregates = engine::experiments::aggregates(store, id).await?;
-    let mut comparisons = engine::report::comparisons(&r, &aggregates);
-    // The headline first: how the models behave with their default prompt.
-    // Clear differences lead (that is the story), then overlaps, and judges that
-    // could not decide say so last.
-    comparisons.sort_by_key(|c| {
-        use engine::report::Effect;
-        let rank = match c.effect {
-            Effect::Lower | Effect::Higher => 0,
-            Effect::NoClearDifference => 1,
-            Effect::NoData => 2,
-        };
-        (c.test_prompt != "default", rank)
-    });
-    let findings = comparisons
-        .iter()
-        .map(|c| FindingView {
-            judge: c.judge.clone(),
-            test_prompt: c.test_prompt.clone(),
-            condition: c.condition.clone(),
-            effect: c.effect,
-            sentence: engine::report::sentence(c),
-        })
-        .collect();
-    let runs = engine::jobs::for_experiment(store, id).await?;
-    let pinned = engine::reviews::pinned(store, id).await?;
-    // A report is shown to people who will not open the sample browser: until
-    // someone pins examples, it shows one typical answer per condition.
-    let examples_picked = pinned.is_empty();
-    let examples_test_prompt = r
-        .test_prompts
-        .iter()
-        .find(|t| t.label == "default")
-        .or(r.test_prompts.first())
-        .map(|t| t.label.clone())
-        .unwrap_or_else(|| "default".into());
-    let mut examples: Vec<engine::samples::StoredSample> = if examples_picked {
-        let names: Vec<String> = r.conditions.iter().map(|c| c.name.clone()).collect();
-        engine::reviews::typical_examples(store, id, &names, &examples_test_prompt).await?
-    } else {
-        pinned.into_iter().map(|p| p.sample).collect()
-    };
-    engine::reviews::mark(store, id, &mut examples).await?;
-    let t = &r.spec.training;
-    let e = &r.spec.evaluation;
-    let settings = vec![
-        ("seeds".to_string(), r.spec.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
-        ("training steps per run".into(), r.steps_per_run().to_string()),
-        ("learning rate".into(), format!("{}", t.lr)),
-        ("batch size × accumulation".into(), format!("{} × {}", t.batch_size, t.grad_accum)),
-        ("LoRA rank / alpha".into(), format!("{} / {}", t.lora_rank, t.lora_alpha)),
-        ("max tokens per example".into(), t.max_seq_len.to_string()),
-        ("evaluation questions".into(), r.questions.len().to_string()),
-        ("samples per question".into(), e.samples_per_question.to_string()),
-        ("sampling temperature / top-p".into(), format!("{} / {}", e.temperature, e.top_p)),
-        ("max new tokens".into(), e.max_tokens.to_string()),
-    ];
-    // Every judgement counted once: grows whenever a result arrives.
-    let version: i64 = aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
-    let has_probes = !engine::experiments::probe_curves(store, id).await?.is_empty();
-    // Judges that decided something first: the headline chart is the first one.
-    let mut judges: Vec<(String, String)> = Vec::new();
-    for a in &aggregates {
-        if !judges.iter().any(|j| j.0 == a.judge) {
-            judges.push((a.judge.clone(), engine::report::trait_words(&a.judge)));
-        }
-    }
-    let decided = |judge: &str| aggregates.iter().any(|a| a.judge == judge && a.determined > 0);
-    judges.sort_by_key(|j| !decided(&j.0));
-    Ok(ReportView {
-        id,
-        name: r.spec.name.clone(),
-        question: engine::report::question(&r),
-        model: r.model.name.clone(),
-        dataset: r.dataset.name.clone(),
-        train_rows: r.train_rows.len(),
-        created_at,
-        spec_hash,
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
-            .collect(),
-        settings,
-        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
-        judges,
-        runs_done: runs.iter().filter(|v| v.status == engine::jobs::JobStatus::Done).count(),
-        runs_total: runs.len(),
-        findings,
-        aggregates: aggregates.into_iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).collect(),
-        pinned: examples,
-        examples_picked,
-        examples_test_prompt,
-        version,
-        has_probes,
-    })
+    Ok(engine::report::view(&state.store, id).await?)
 }

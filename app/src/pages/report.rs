@@ -9,10 +9,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::ReportView;
 use crate::pages::experiments::pct;
 use crate::pages::samples::SampleCard;
 use wire::experiments::Aggregate;
+use wire::reports::ReportView;
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides).
 pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {

@@ -1,12 +1,13 @@
 //! The report's and the launch form's shared words: how a condition's trait rate compares
 //! with the baseline's (`engine::report` decides it; the report page styles each finding
 //! by it), the paper's presets as the launch form offers them, a preset checked against
-//! the store, the finished runs a second stage can start from, and a sweep's predictor
-//! check as the report and the experiment page show it.
+//! the store, the finished runs a second stage can start from, a sweep's predictor check,
+//! and everything the read-only report shows (`engine::report::view` builds it).
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiments::Plan;
+use crate::experiments::{Aggregate, Plan};
+use crate::samples::Sample;
 
 /// How a condition's trait rate compares with the baseline's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,4 +95,51 @@ pub struct PredictionPointView {
     pub elicited: Option<(u64, u64)>,
     /// Drop in trait rate vs the baseline (proportion).
     pub effect: f64,
+}
+
+/// A plain-words comparison of one condition with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    pub judge: String,
+    pub test_prompt: String,
+    pub condition: String,
+    pub effect: Effect,
+    pub sentence: String,
+}
+
+/// Everything the read-only report shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportView {
+    pub id: i64,
+    pub name: String,
+    pub question: String,
+    pub model: String,
+    pub dataset: String,
+    pub train_rows: usize,
+    pub created_at: String,
+    pub spec_hash: String,
+    /// (name, training prompt or None, paraphrase count)
+    pub conditions: Vec<(String, Option<String>, usize)>,
+    /// (name, value) of the training and evaluation settings.
+    pub settings: Vec<(String, String)>,
+    pub test_prompts: Vec<String>,
+    /// (judge name, what its "trait present" means in words)
+    pub judges: Vec<(String, String)>,
+    /// Runs done out of all runs: a report of an unfinished experiment says so.
+    pub runs_done: usize,
+    pub runs_total: usize,
+    /// Findings under the default test-time prompt first: the headline.
+    pub findings: Vec<FindingView>,
+    /// Pooled over seeds and questions.
+    pub aggregates: Vec<Aggregate>,
+    pub pinned: Vec<Sample>,
+    /// The examples were picked automatically (one typical answer per condition) because
+    /// none are pinned.
+    pub examples_picked: bool,
+    /// The test-time prompt the picked examples were answered under: `default` when the
+    /// experiment has it, else its first.
+    pub examples_test_prompt: String,
+    /// Changes whenever results change, so chart URLs are not served stale from a cache.
+    pub version: i64,
+    pub has_probes: bool,
 }
