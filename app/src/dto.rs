@@ -10,7 +10,6 @@ use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
 use wire::reports::{FinishedRunView, PresetView};
-use wire::samples::Sample;
 use wire::strength::Surprise;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,20 +44,6 @@ pub struct ModelList {
     pub models: Vec<ModelInfo>,
     /// The folders (`--model-root`) a registered path must lie under.
     pub roots: Vec<String>,
-}
-
-// --- review, comparison, report ---
-
-/// One question, one column per condition x test-time prompt, rows aligned by seed and
-/// sample index; a cell is empty where that sample does not exist (yet).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideBySideView {
-    pub question_key: String,
-    pub question: String,
-    /// (condition, test prompt)
-    pub columns: Vec<(String, String)>,
-    /// (seed, sample index, one cell per column)
-    pub rows: Vec<(i64, i64, Vec<Option<Sample>>)>,
 }
 
 // --- prompt strength ---

@@ -3,11 +3,10 @@
 
 use leptos::prelude::*;
 
-use crate::dto::SideBySideView;
 use crate::error::AppError;
 use wire::reports::ReportView;
 use wire::reviews::ReviewSummary;
-use wire::samples::{QuestionSummary, SampleQuery, SamplesPage};
+use wire::samples::{QuestionSummary, SampleQuery, SamplesPage, SideBySide};
 
 /// Samples per page of the sample browser.
 pub const SAMPLES_PAGE: i64 = 20;
@@ -56,33 +55,9 @@ pub async fn list_questions(experiment_id: i64) -> Result<Vec<QuestionSummary>, 
 /// One question's samples, one column per condition x test-time prompt; an empty key means
 /// the experiment's first question.
 #[server]
-pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Result<SideBySideView, AppError> {
+pub async fn get_side_by_side(experiment_id: i64, question_key: String) -> Result<SideBySide, AppError> {
     let state = crate::state::app_state()?;
-    // No question chosen yet: the first one (the picker shows it first too).
-    let question_key = if question_key.trim().is_empty() {
-        match engine::samples::questions(&state.store, experiment_id).await?.into_iter().next() {
-            Some(q) => q.key,
-            None => {
-                return Ok(SideBySideView {
-                    question_key: String::new(),
-                    question: String::new(),
-                    columns: vec![],
-                    rows: vec![],
-                })
-            }
-        }
-    } else {
-        question_key
-    };
-    let mut s = engine::samples::side_by_side(&state.store, experiment_id, &question_key, None).await?;
-    engine::reviews::mark(&state.store, experiment_id, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten()))
-        .await?;
-    Ok(SideBySideView {
-        question_key: s.question_key,
-        question: s.question,
-        columns: s.columns.into_iter().map(|c| (c.condition, c.test_prompt)).collect(),
-        rows: s.rows.into_iter().map(|r| (r.seed, r.sample_idx, r.cells)).collect(),
-    })
+    Ok(engine::reviews::side_by_side_view(&state.store, experiment_id, &question_key).await?)
 }
 
 /// The read-only report: the question in plain words, the setup, the findings, the rates

@@ -511,13 +511,13 @@ pub fn ComparePage() -> impl IntoView {
                                 <div class="compare" style=format!("--cols: {cols}")>
                                     <table class="side-by-side">
                                         <thead><tr><th>"seed · sample"</th>
-                                            {t.columns.iter().map(|(c, tp)| view! { <th>{c.clone()}<br /><span class="muted small">{format!("test prompt: {tp}")}</span></th> }).collect_view()}
+                                            {t.columns.iter().map(|c| view! { <th>{c.condition.clone()}<br /><span class="muted small">{format!("test prompt: {}", c.test_prompt)}</span></th> }).collect_view()}
                                         </tr></thead>
                                         <tbody>
-                                            {t.rows.into_iter().map(|(seed, idx, cells)| view! {
+                                            {t.rows.into_iter().map(|r| view! {
                                                 <tr>
-                                                    <th class="small">{format!("seed {seed} · #{}", idx + 1)}</th>
-                                                    {cells.into_iter().map(|c| match c {
+                                                    <th class="small">{format!("seed {} · #{}", r.seed, r.sample_idx + 1)}</th>
+                                                    {r.cells.into_iter().map(|c| match c {
                                                         None => view! { <td class="missing muted small">"—"</td> }.into_any(),
                                                         Some(s) => view! { <td><SampleCard sample=s readonly=true /></td> }.into_any(),
                                                     }).collect_view()}

@@ -421,3 +421,31 @@ pub async fn summary(store: &Store, experiment_id: i64) -> Result<ReviewSummary,
         agreement: agreement(store, experiment_id).await?,
     })
 }
+
+/// One question's answers side by side, each with its marks; an empty key means the
+/// experiment's first question (the picker shows it first too), and an experiment without
+/// samples gives an empty grid.
+pub async fn side_by_side_view(
+    store: &Store,
+    experiment_id: i64,
+    question_key: &str,
+) -> Result<samples::SideBySide, ReviewError> {
+    let question_key = if question_key.trim().is_empty() {
+        match samples::questions(store, experiment_id).await?.into_iter().next() {
+            Some(q) => q.key,
+            None => {
+                return Ok(samples::SideBySide {
+                    question_key: String::new(),
+                    question: String::new(),
+                    columns: vec![],
+                    rows: vec![],
+                })
+            }
+        }
+    } else {
+        question_key.to_string()
+    };
+    let mut s = samples::side_by_side(store, experiment_id, &question_key, None).await?;
+    mark(store, experiment_id, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten())).await?;
+    Ok(s)
+}

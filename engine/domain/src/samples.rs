@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::store;
 use crate::Store;
@@ -60,32 +60,8 @@ pub async fn questions(store: &Store, experiment_id: i64) -> Result<Vec<Question
         .collect())
 }
 
-/// One question's answers across the experiment: a column per (condition, test-time
-/// prompt), a row per (run seed, paraphrase, sample index).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideBySide {
-    pub question_key: String,
-    /// The question's text (its first paraphrase shown, when several are).
-    pub question: String,
-    pub columns: Vec<SideBySideColumn>,
-    pub rows: Vec<SideBySideRow>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SideBySideColumn {
-    pub condition: String,
-    pub test_prompt: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideBySideRow {
-    pub seed: i64,
-    pub paraphrase: i64,
-    pub sample_idx: i64,
-    /// One per column, `None` where that column has no such sample (not sampled yet, a
-    /// test prompt a condition does not have, a failed run).
-    pub cells: Vec<Option<StoredSample>>,
-}
+/// One question's answers across the experiment: the wire crate's types.
+pub use wire::samples::{SideBySide, SideBySideColumn, SideBySideRow};
 
 /// Columns follow the spec: conditions in their order, and within a condition the
 /// test-time prompts in the spec's order (then those added later, in order); only pairs with at least one sample of this

@@ -1,6 +1,7 @@
 //! Samples as both sides see them: a sampled answer with every judge's verdict (and, in the
 //! sample browser, the human label and pin), the browser's filter as the page holds it, a
-//! page of results, and an experiment's questions for the side-by-side picker. The store
+//! page of results, an experiment's questions for the side-by-side picker and one
+//! question's answers side by side. The store
 //! returns [`Sample`] (`engine::samples::StoredSample`), `engine::reviews` adds the marks
 //! and reads the filter, so the pages only render.
 
@@ -86,4 +87,31 @@ pub struct QuestionSummary {
     pub paraphrases: i64,
     /// Samples of this question over every run and test-time prompt.
     pub samples: i64,
+}
+
+/// One question's answers across the experiment: a column per (condition, test-time
+/// prompt), a row per (run seed, paraphrase, sample index).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideBySide {
+    pub question_key: String,
+    /// The question's text (its first paraphrase shown, when several are).
+    pub question: String,
+    pub columns: Vec<SideBySideColumn>,
+    pub rows: Vec<SideBySideRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideBySideColumn {
+    pub condition: String,
+    pub test_prompt: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideBySideRow {
+    pub seed: i64,
+    pub paraphrase: i64,
+    pub sample_idx: i64,
+    /// One per column, `None` where that column has no such sample (not sampled yet, a
+    /// test prompt a condition does not have, a failed run).
+    pub cells: Vec<Option<Sample>>,
 }
