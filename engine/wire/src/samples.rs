@@ -37,10 +37,12 @@ pub struct Sample {
     pub judgements: Vec<Judgement>,
     /// The researcher's own label (misaligned | aligned | unsure) and note; filled in by
     /// `engine::reviews::mark` where a page shows it, `None` as the store reads it.
-    #[serde(default)]
+    /// Left out of the JSON when unset, so the samples export (one sample a line), which
+    /// reads no marks, stays as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<(String, String)>,
     /// Pinned to the experiment's report; filled in with `review`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
 }
 
