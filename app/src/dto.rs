@@ -1,6 +1,7 @@
 //! Page-shaped composites that server functions return and that have no counterpart in the
-//! engine: each is built from `wire` types (an experiment's page, the launch form's
-//! options, the report, the strength results), never a copy of one. A value the store or
+//! engine: each is built from `wire` types (the launch form's options, the models page's
+//! list and roots, the strength meter's results, the server's limits), never a copy of
+//! one. A value the store or
 //! the domain returns is defined once in `wire` and used as it is; `scripts/check-layers`
 //! refuses a type here with the name of one there.
 
