@@ -65,6 +65,7 @@ mod from_engine {
     use engine::presets::PresetError;
     use engine::prompts::PromptError;
     use engine::questions::QuestionError;
+    use engine::report::ReportError;
     use engine::reviews::ReviewError;
     use engine::strength::StrengthError;
 
@@ -90,6 +91,7 @@ mod from_engine {
                 | DatasetError::InvalidName(_)
                 | DatasetError::InvalidSpec(_)
                 | DatasetError::InvalidTransform(_)
+                | DatasetError::Form(_)
                 | DatasetError::InUse(_) => AppError::Invalid(e.to_string()),
                 DatasetError::Corrupt(_) | DatasetError::Sql(_) => internal(e),
             }
@@ -135,6 +137,15 @@ mod from_engine {
                 ExperimentError::Prompt(p) => p.into(),
                 ExperimentError::Questions(q) => q.into(),
                 ExperimentError::Corrupt(_) | ExperimentError::Sql(_) => internal(e),
+            }
+        }
+    }
+
+    impl From<ReportError> for AppError {
+        fn from(e: ReportError) -> Self {
+            match e {
+                ReportError::Experiment(e) => e.into(),
+                ReportError::Review(e) => e.into(),
             }
         }
     }

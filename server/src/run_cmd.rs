@@ -265,7 +265,7 @@ async fn launch(
         loop {
             if let Ok(runs) = jobs::for_experiment(&watch_store, id).await {
                 let total: f64 = runs.len().max(1) as f64;
-                let done: f64 = runs.iter().map(jobs::JobView::progress).sum();
+                let done: f64 = runs.iter().map(|r| r.progress).sum();
                 watch_bar.set_position((1000.0 * done / total) as u64);
                 if let Some(r) = runs.iter().find(|r| r.status == JobStatus::Running) {
                     watch_bar.set_message(format!(

@@ -99,7 +99,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Live progress of an experiment as server-sent events: a JSON array of its runs
-/// (`RunView`) whenever it changes (polled from the store once a second, which is where
+/// (`wire::runs::JobView`) whenever it changes (polled from the store once a second, which is where
 /// the worker writes progress), then a `done` event once every run is final.
 async fn experiment_events(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -114,7 +114,7 @@ async fn experiment_events(
                 return None;
             }
             loop {
-                let runs = match app::api::experiments::convert::run_views(&store, id).await {
+                let runs = match engine::experiments::run_views(&store, id).await.map_err(app::error::AppError::from) {
                     Ok(runs) => runs,
                     Err(e) => {
                         return Some((Ok(Event::default().event("error").data(e.to_string())), (store, last, true)))

@@ -4,26 +4,14 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult, SweepForm};
+use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
 use crate::error::AppError;
+use wire::reports::PredictionView;
+use wire::strength::SweepForm;
 
 #[cfg(feature = "ssr")]
 mod convert {
     use super::*;
-    use crate::dto::SurpriseView;
-    use engine::strength::Surprise;
-
-    pub fn view(s: Surprise) -> SurpriseView {
-        SurpriseView {
-            reduction: s.reduction,
-            lo: s.lo,
-            hi: s.hi,
-            prompted: s.prompted,
-            default: s.default,
-            n_rows: s.n_rows,
-            n_tokens: s.n_tokens,
-        }
-    }
 
     /// Client ids come from the page; bound them so the cancel map stays small.
     pub fn client(c: &str) -> Result<&str, AppError> {
@@ -47,7 +35,7 @@ pub async fn measure_strength(
     let state = crate::state::app_state()?;
     let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
     let m = state.meter.surprise(convert::client(&client)?, &target, &prompt).await?;
-    Ok(StrengthResult { surprise: convert::view(m.value), cached: m.cached, seconds: m.seconds })
+    Ok(StrengthResult { surprise: m.value, cached: m.cached, seconds: m.seconds })
 }
 
 /// How often the base model shows the dataset's traits under `prompt`.
@@ -129,7 +117,7 @@ pub async fn strength_candidates(
     let texts: Vec<String> = out.iter().map(|c| c.text.clone()).collect();
     let cached = state.meter.cached(&target, &texts).await?;
     for (c, s) in out.iter_mut().zip(cached) {
-        c.surprise = s.map(convert::view);
+        c.surprise = s;
     }
     Ok(out)
 }
@@ -139,28 +127,7 @@ pub async fn strength_candidates(
 #[server]
 pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
     let state = crate::state::app_state()?;
-    let model = engine::models::get(&state.store, form.model_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("model {} does not exist", form.model_id)))?;
-    let d = engine::datasets::get(&state.store, form.dataset_id).await?;
-    if form.seeds == 0 || form.seeds > 5 {
-        return Err(AppError::Invalid("a sweep runs 1 to 5 seeds".into()));
-    }
-    let spec = engine::strength::sweep_experiment(&engine::strength::SweepSpec {
-        name: if form.name.trim().is_empty() {
-            format!("Sweep: {} prompts on {}", form.prompts.len(), d.name)
-        } else {
-            form.name.trim().to_string()
-        },
-        model: model.name,
-        dataset_id: form.dataset_id,
-        prompts: form.prompts,
-        judges: engine::strength::trait_judges(d.source, &d.recipe),
-        steps: form.steps,
-        seeds: (0..form.seeds as u64).collect(),
-        questions: form.questions,
-        rows: form.rows,
-    })?;
+    let spec = engine::strength::sweep_from_form(&state.store, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
@@ -168,30 +135,10 @@ pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
 /// The predictor check of an experiment, one per judge; empty when no condition's
 /// strength was measured.
 #[server]
-pub async fn get_predictions(experiment_id: i64) -> Result<Vec<crate::dto::PredictionView>, AppError> {
+pub async fn get_predictions(experiment_id: i64) -> Result<Vec<PredictionView>, AppError> {
     let state = crate::state::app_state()?;
     let (r, _, _) = engine::experiments::get(&state.store, experiment_id).await?;
     let aggregates = engine::experiments::aggregates(&state.store, experiment_id).await?;
     let strengths = engine::strength::condition_strengths(&state.store, &r).await?;
-    use engine::report::{predictor_sentence, Predictor};
-    Ok(engine::report::predictor_checks(&r, &aggregates, &strengths)
-        .into_iter()
-        .map(|c| crate::dto::PredictionView {
-            judge: c.judge.clone(),
-            surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
-            elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
-            points: c
-                .points
-                .iter()
-                .map(|p| crate::dto::PredictionPointView {
-                    condition: p.condition.clone(),
-                    prompt: p.prompt.clone(),
-                    surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
-                    elicited: p.elicited.map(|e| (e.successes, e.n)),
-                    effect: p.effect,
-                })
-                .collect(),
-            missing: c.missing,
-        })
-        .collect())
+    Ok(engine::report::prediction_views(&r, &aggregates, &strengths))
 }

@@ -8,8 +8,8 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use crate::api::datasets::*;
 use crate::api::system::get_server_info;
 use crate::components::{short_time, ErrorBox, Loading, Pager};
-use crate::dto::{DatasetDetail, ImportResult, Message};
 use crate::error::AppError;
+use wire::datasets::{DatasetDetail, ImportResult, Turn};
 use wire::{TeacherPhase, TeacherStatus};
 
 #[component]
@@ -247,7 +247,7 @@ pub fn DatasetPage() -> impl IntoView {
 }
 
 #[component]
-fn RowView(idx: i64, messages: Vec<Message>) -> impl IntoView {
+fn RowView(idx: i64, messages: Vec<Turn>) -> impl IntoView {
     view! {
         <article class="card row-card">
             <div class="idx">{format!("row {}", idx + 1)}</div>
@@ -266,7 +266,7 @@ fn RowView(idx: i64, messages: Vec<Message>) -> impl IntoView {
 fn DatasetHead(d: DatasetDetail) -> impl IntoView {
     let s = d.summary.clone();
     let id = s.id;
-    let max_bin = d.histogram.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1);
+    let max_bin = d.assistant_chars.histogram.iter().map(|b| b.count).max().unwrap_or(1).max(1);
     let delete = ServerAction::<DeleteDataset>::new();
     let confirm = RwSignal::new(false);
     let navigate = use_navigate();
@@ -300,8 +300,9 @@ fn DatasetHead(d: DatasetDetail) -> impl IntoView {
                 </div>
                 <h3>"Answer length (characters)"</h3>
                 <div class="hist" role="img" aria-label="histogram of answer lengths">
-                    {d.histogram.iter().map(|(label, count)| {
-                        let h = format!("height: {}%", (*count as f64 / max_bin as f64 * 100.0).max(1.0));
+                    {d.assistant_chars.histogram.iter().map(|b| {
+                        let (label, count) = (format!("{}–{}", b.lo, b.hi), b.count);
+                        let h = format!("height: {}%", (count as f64 / max_bin as f64 * 100.0).max(1.0));
                         view! { <div style=h title=format!("{label}: {count}")></div> }
                     }).collect_view()}
                 </div>
@@ -415,7 +416,7 @@ fn TransformForm(input: i64) -> impl IntoView {
 #[component]
 fn TeacherGenerateForm(changed: RwSignal<u32>) -> impl IntoView {
     use crate::api::teacher::*;
-    use crate::dto::TeacherTask;
+    use wire::teacher::TeacherTask;
     let choices = Resource::new(|| (), |_| get_teacher_choices());
     let model = RwSignal::new(String::new());
     let run = RwSignal::new(String::new());

@@ -12,8 +12,10 @@ use crate::api::models::list_models;
 use crate::api::prompts::get_prompt;
 use crate::api::strength::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult, SurpriseView, SweepForm};
+use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
 use crate::error::AppError;
+use wire::strength::Surprise;
+use wire::strength::SweepForm;
 
 /// Rows of the dataset a prompt is scored on: a quick first estimate, then the full one.
 const FIRST_ROWS: usize = 16;
@@ -32,7 +34,7 @@ fn meter_id(kind: &str) -> String {
 }
 
 /// "+0.153 nats/token [0.121, 0.188]"
-pub fn surprise_text(s: &SurpriseView) -> String {
+pub fn surprise_text(s: &Surprise) -> String {
     format!("{:+.3} nats/token [{:+.3}, {:+.3}]", s.reduction, s.lo, s.hi)
 }
 
@@ -330,14 +332,14 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<S
         });
     };
     let rows = move || {
-        let mut rows: Vec<(String, Option<String>, String, Option<SurpriseView>, bool)> =
+        let mut rows: Vec<(String, Option<String>, String, Option<Surprise>, bool)> =
             candidates.get().into_iter().map(|c| (c.label, c.set, c.text, c.surprise, false)).collect();
         let typed = text.get();
         if let Some(r) = current.get().filter(|_| !typed.trim().is_empty()) {
             rows.push(("your prompt".into(), None, typed, Some(r.surprise), true));
         }
         rows.sort_by(|a, b| {
-            let key = |s: &Option<SurpriseView>| s.map_or(f64::NEG_INFINITY, |s| s.reduction);
+            let key = |s: &Option<Surprise>| s.map_or(f64::NEG_INFINITY, |s| s.reduction);
             key(&b.3).total_cmp(&key(&a.3))
         });
         rows
@@ -419,7 +421,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<S
 
 /// Turns a paraphrase set (or a list typed here) into a sweep experiment.
 #[component]
-fn Sweep(target: MeterTarget, from: Resource<Result<Option<crate::dto::Prompt>, AppError>>) -> impl IntoView {
+fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt>, AppError>>) -> impl IntoView {
     let prompts = RwSignal::new(String::new());
     let steps = RwSignal::new(20usize);
     let seeds = RwSignal::new(1usize);

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use crate::api::models::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::ModelSummary;
+use wire::models::ModelInfo;
 
 #[component]
 pub fn ModelsPage() -> impl IntoView {
@@ -57,7 +57,7 @@ pub fn ModelsPage() -> impl IntoView {
 }
 
 #[component]
-fn ModelRow(m: ModelSummary, remove: ServerAction<RemoveModel>) -> impl IntoView {
+fn ModelRow(m: ModelInfo, remove: ServerAction<RemoveModel>) -> impl IntoView {
     let id = m.id;
     let short_hash: String = m.sha256.chars().take(12).collect();
     let kind = match m.kind {

@@ -7,8 +7,8 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::prompts::*;
 use crate::components::{short_time, ErrorBox, Loading, Tags};
-use crate::dto::{DiffLine, Prompt, PromptVersion};
 use crate::pages::designer::{MeterTarget, StrengthMeter, TargetPickers};
+use wire::prompts::{DiffLine, Prompt, PromptVersion};
 
 #[component]
 pub fn PromptsPage() -> impl IntoView {

@@ -9,9 +9,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AggregateView, ReportView};
 use crate::pages::experiments::pct;
 use crate::pages::samples::SampleCard;
+use wire::experiments::Aggregate;
+use wire::reports::ReportView;
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides).
 pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {
@@ -91,13 +92,13 @@ fn Report(report: ReportView) -> impl IntoView {
                 } else {
                     view! {
                         <ul class="findings">
-                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
+                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str()) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
                         </ul>
                         {(!others.is_empty()).then(|| view! {
                             <details open=true>
                                 <summary>"Under the other test-time prompts"</summary>
                                 <ul class="findings">
-                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect)>{f.sentence}</li> }).collect_view()}
+                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str())>{f.sentence}</li> }).collect_view()}
                                 </ul>
                             </details>
                         })}
@@ -179,7 +180,7 @@ fn Report(report: ReportView) -> impl IntoView {
 }
 
 #[component]
-fn RatesTable(rows: Vec<AggregateView>) -> impl IntoView {
+fn RatesTable(rows: Vec<Aggregate>) -> impl IntoView {
     view! {
         <table class="results">
             <thead><tr><th>"judge"</th><th>"condition"</th><th>"test-time prompt"</th><th class="num">"trait rate"</th><th>"95 % interval"</th><th class="num">"answers judged"</th></tr></thead>

@@ -11,7 +11,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::results::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::{ExperimentDetail, ReviewSummary, SampleQuery, SampleView};
+use wire::experiments::ExperimentDetail;
+use wire::reviews::ReviewSummary;
+use wire::samples::{Sample, SampleQuery};
 
 /// The review marks changed on this page since it loaded: sample id -> (label and note,
 /// pinned). Cards read these before the values they were rendered with, so a label shows
@@ -54,7 +56,7 @@ pub fn Completion(text: String) -> impl IntoView {
 /// (unless `readonly`) the review buttons and the pin.
 #[component]
 pub fn SampleCard(
-    sample: SampleView,
+    sample: Sample,
     #[prop(optional)] readonly: bool,
     #[prop(optional)] focused: Option<Signal<bool>>,
     #[prop(optional)] marks: Option<Marks>,
@@ -417,7 +419,7 @@ pub fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
 /// How many samples a human labelled, and how those labels agree with each judge.
 #[component]
 fn Agreement(summary: ReviewSummary) -> impl IntoView {
-    let s = summary;
+    let (s, agreement) = (summary.progress, summary.agreement);
     let labelled = s.misaligned + s.aligned + s.unsure;
     view! {
         <div class="agreement">
@@ -425,7 +427,7 @@ fn Agreement(summary: ReviewSummary) -> impl IntoView {
             <p class="muted small" data-testid="review-progress">
                 {format!("{labelled} of {} samples labelled: {} misaligned, {} aligned, {} unsure.", s.samples, s.misaligned, s.aligned, s.unsure)}
             </p>
-            {if s.agreement.iter().all(|a| a.n == 0) {
+            {if agreement.iter().all(|a| a.n == 0) {
                 view! { <p class="empty">"Label samples to see how each judge agrees with you."</p> }.into_any()
             } else {
                 view! {
@@ -436,13 +438,13 @@ fn Agreement(summary: ReviewSummary) -> impl IntoView {
                             <th class="num">"compared"</th><th class="num">"agreement"</th><th class="num">"Cohen's κ"</th>
                         </tr></thead>
                         <tbody>
-                            {s.agreement.into_iter().map(|a| view! {
+                            {agreement.into_iter().map(|a| view! {
                                 <tr data-judge=a.judge.clone()>
                                     <td>{a.judge.clone()}</td>
                                     <td class="num">{a.table[0][0]}</td><td class="num">{a.table[0][1]}</td>
                                     <td class="num">{a.table[1][0]}</td><td class="num">{a.table[1][1]}</td>
-                                    <td class="num" title=format!("{} left out as unsure, {} the judge could not decide", a.unsure, a.undetermined)>{a.n}</td>
-                                    <td class="num">{a.observed.map(|x| format!("{:.0} %", 100.0 * x)).unwrap_or_else(|| "–".into())}</td>
+                                    <td class="num" title=format!("{} left out as unsure, {} the judge could not decide", a.human_unsure, a.judge_undetermined)>{a.n}</td>
+                                    <td class="num">{a.observed_agreement.map(|x| format!("{:.0} %", 100.0 * x)).unwrap_or_else(|| "–".into())}</td>
                                     <td class="num kappa">{a.kappa.map(|k| format!("{k:.2}")).unwrap_or_else(|| "undefined".into())}</td>
                                 </tr>
                             }).collect_view()}
@@ -509,13 +511,13 @@ pub fn ComparePage() -> impl IntoView {
                                 <div class="compare" style=format!("--cols: {cols}")>
                                     <table class="side-by-side">
                                         <thead><tr><th>"seed · sample"</th>
-                                            {t.columns.iter().map(|(c, tp)| view! { <th>{c.clone()}<br /><span class="muted small">{format!("test prompt: {tp}")}</span></th> }).collect_view()}
+                                            {t.columns.iter().map(|c| view! { <th>{c.condition.clone()}<br /><span class="muted small">{format!("test prompt: {}", c.test_prompt)}</span></th> }).collect_view()}
                                         </tr></thead>
                                         <tbody>
-                                            {t.rows.into_iter().map(|(seed, idx, cells)| view! {
+                                            {t.rows.into_iter().map(|r| view! {
                                                 <tr>
-                                                    <th class="small">{format!("seed {seed} · #{}", idx + 1)}</th>
-                                                    {cells.into_iter().map(|c| match c {
+                                                    <th class="small">{format!("seed {} · #{}", r.seed, r.sample_idx + 1)}</th>
+                                                    {r.cells.into_iter().map(|c| match c {
                                                         None => view! { <td class="missing muted small">"—"</td> }.into_any(),
                                                         Some(s) => view! { <td><SampleCard sample=s readonly=true /></td> }.into_any(),
                                                     }).collect_view()}

@@ -16,8 +16,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::store::{self, jobs::JobRow};
 use crate::Store;
 
@@ -104,37 +102,12 @@ pub async fn requeue_done(conn: &mut sqlx::SqliteConnection, experiment_id: i64)
     store::jobs::requeue_done(conn, experiment_id).await
 }
 
-/// One line of the queue page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobView {
-    pub job_id: i64,
-    pub run_id: i64,
-    pub experiment_id: i64,
-    pub experiment: String,
-    pub condition: String,
-    pub seed: i64,
-    pub status: JobStatus,
-    pub phase: RunPhase,
-    pub step: i64,
-    pub total_steps: i64,
-    pub done_units: i64,
-    pub total_units: i64,
-    pub tokens_per_sec: Option<f64>,
-    pub eta_s: Option<f64>,
-    pub attempts: i64,
-    pub max_attempts: i64,
-    pub cancel_requested: bool,
-    pub error: Option<String>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Seconds since the worker last reported, for running jobs.
-    pub heartbeat_age_s: Option<f64>,
-}
+/// One line of the queue page: the wire crate's type, shared with the pages.
+pub use wire::runs::JobView;
 
 fn job_view(r: JobRow, now: f64) -> JobView {
     let status = JobStatus::parse(&r.status);
-    JobView {
+    let mut v = JobView {
         job_id: r.job_id,
         run_id: r.run_id,
         experiment_id: r.experiment_id,
@@ -158,23 +131,11 @@ fn job_view(r: JobRow, now: f64) -> JobView {
         started_at: r.started_at,
         finished_at: r.finished_at,
         heartbeat_age_s: r.heartbeat_at.filter(|_| status == JobStatus::Running).map(|t| (now - t).max(0.0)),
-    }
-}
-
-impl JobView {
-    /// How far the run is, 0 to 1, for progress bars: training is most of a run's time,
-    /// sampling and judging share the rest.
-    pub fn progress(&self) -> f64 {
-        if self.status.is_final() {
-            return 1.0;
-        }
-        let f = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
-        match self.phase {
-            RunPhase::Train => 0.7 * f(self.step, self.total_steps),
-            RunPhase::Sample => 0.7 + 0.25 * f(self.done_units, self.total_units),
-            RunPhase::Judge => 0.95 + 0.05 * f(self.done_units, self.total_units),
-        }
-    }
+        progress: 0.0,
+        losses: vec![],
+    };
+    v.progress = v.overall_progress();
+    v
 }
 
 /// Every job, newest first, with its run's progress.

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::store::{self, models::ModelRecord, models::NewModel};
@@ -41,30 +41,7 @@ const GGUF_ARCHITECTURES: [&str; 1] = ["llama"];
 const MAX_SAFETENSORS_HEADER: u64 = 100 * 1024 * 1024;
 
 /// How the weights are stored: the wire crate's type, shared with the pages.
-pub use wire::ModelKind;
-
-/// A registered model as the registry lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub id: i64,
-    pub name: String,
-    pub kind: ModelKind,
-    /// Canonical absolute path of the GGUF file or the folder.
-    pub path: String,
-    /// GGUF `general.architecture`, or the folder's `architectures[0]` (else `model_type`).
-    pub architecture: String,
-    pub n_params: u64,
-    /// Bytes on disk: the GGUF file, or every file of the folder.
-    pub size_bytes: u64,
-    /// sha256 (lower-case hex) of the model's bytes; see [`inspect`].
-    pub sha256: String,
-    /// The embedded default, registered by the server itself; it cannot be removed.
-    pub builtin: bool,
-    /// Whether the file or folder is still there, checked when the row is read: files are
-    /// not ours, so the user may have moved them since registering.
-    pub ready: bool,
-    pub created_at: String,
-}
+pub use wire::models::{ModelInfo, ModelKind};
 
 /// What [`inspect`] learns about a model without loading its weights.
 #[derive(Clone, Debug, PartialEq, Eq)]

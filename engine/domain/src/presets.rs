@@ -23,6 +23,7 @@ use crate::experiments::{
 };
 use crate::judges::{BackendSpec, JudgeSpec, LanguageCode, MisalignmentThresholds};
 use crate::{demo, prompts, questions, Store};
+pub use wire::reports::{PresetCheck, PresetImportView, PresetView};
 
 /// Where the reference files lie relative to the project's root (see `shared/data/README.md`).
 pub const DEFAULT_DATA_ROOT: &str = "../shared/data";
@@ -47,6 +48,11 @@ pub struct Import {
 }
 
 impl Import {
+    /// The file as the launch form lists it.
+    pub fn view(&self) -> PresetImportView {
+        PresetImportView { path: self.path.into(), dataset: self.kind == ImportKind::Dataset, role: self.role.into() }
+    }
+
     /// The file name: the name `inoculab dataset import` and the question import give by
     /// default.
     pub fn file_name(&self) -> &'static str {
@@ -157,6 +163,29 @@ pub enum PresetError {
 /// Every preset, in the order a newcomer meets the paper's settings.
 pub fn all() -> &'static [Preset] {
     PRESETS
+}
+
+/// A preset as the launch form describes it.
+pub fn view(p: &Preset) -> PresetView {
+    PresetView {
+        id: p.id.into(),
+        title: p.title.into(),
+        description: p.description.into(),
+        imports: p.imports.iter().map(Import::view).collect(),
+        needs_base_run: p.needs_base_run,
+    }
+}
+
+/// A preset against the store: its generated datasets made, its imports looked up; the
+/// plan when nothing is missing.
+pub async fn check(store: &Store, id: &str, choices: Choices) -> Result<PresetCheck, PresetError> {
+    let (spec, missing) = instantiate(store, id, choices).await?;
+    if !missing.is_empty() {
+        return Ok(PresetCheck { missing: missing.iter().map(Import::view).collect(), plan: None });
+    }
+    let resolved = crate::experiments::resolve(store, &spec).await?;
+    let plan = crate::experiments::plan(store, &resolved).await?;
+    Ok(PresetCheck { missing: vec![], plan: Some(plan) })
 }
 
 /// A preset by id.

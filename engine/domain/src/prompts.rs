@@ -44,18 +44,18 @@ pub struct PromptDraft {
     pub note: String,
 }
 
-impl Prompt {
-    pub fn latest(&self) -> &PromptVersion {
-        self.versions.last().expect("a prompt always has a version")
-    }
-}
+pub use wire::prompts::{DiffLine, PromptForm};
 
-/// One line of a diff between two versions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum DiffLine {
-    Same(String),
-    Added(String),
-    Removed(String),
+/// The editor's form as a draft: tags split on commas, paraphrases one a line (both are
+/// checked when the draft is saved).
+pub fn draft(f: &PromptForm) -> PromptDraft {
+    PromptDraft {
+        name: f.name.clone(),
+        text: f.text.clone(),
+        tags: f.tags.split(',').map(str::to_owned).collect(),
+        paraphrases: parse_paraphrases(&f.paraphrases),
+        note: f.note.clone(),
+    }
 }
 
 /// Normalises a user's tag list: trimmed, lower-cased, de-duplicated, sorted.

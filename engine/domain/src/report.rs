@@ -18,19 +18,11 @@ use crate::store;
 use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
-/// How a condition's trait rate compares with the baseline's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// The condition's interval lies wholly below the baseline's.
-    Lower,
-    /// Wholly above.
-    Higher,
-    /// The intervals overlap.
-    NoClearDifference,
-    /// One side has no verdicts yet.
-    NoData,
-}
+/// How a condition's trait rate compares with the baseline's: the wire crate's type.
+pub use wire::reports::{Effect, FindingView, PredictionPointView, PredictionView, ReportView};
+
+use crate::experiments::ExperimentError;
+use crate::reviews::ReviewError;
 
 /// A rate with its interval and how many verdicts it rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -513,6 +505,34 @@ pub fn predictor_checks(
         .collect()
 }
 
+/// The predictor checks as the pages show them: each judge's sentences and points.
+pub fn prediction_views(
+    resolved: &Resolved,
+    aggregates: &[Aggregate],
+    strengths: &[ConditionStrength],
+) -> Vec<PredictionView> {
+    predictor_checks(resolved, aggregates, strengths)
+        .into_iter()
+        .map(|c| PredictionView {
+            judge: c.judge.clone(),
+            surprise_sentence: predictor_sentence(&c, Predictor::Surprise),
+            elicitation_sentence: predictor_sentence(&c, Predictor::Elicitation),
+            points: c
+                .points
+                .iter()
+                .map(|p| PredictionPointView {
+                    condition: p.condition.clone(),
+                    prompt: p.prompt.clone(),
+                    surprise: p.surprise.map(|s| (s.reduction, s.lo, s.hi)),
+                    elicited: p.elicited.map(|e| (e.successes, e.n)),
+                    effect: p.effect,
+                })
+                .collect(),
+            missing: c.missing,
+        })
+        .collect()
+}
+
 /// The check by one predictor in words: whether the interval of the rank correlation
 /// excludes zero. `None` when that predictor was measured for no point.
 pub fn predictor_sentence(check: &PredictorCheck, predictor: Predictor) -> Option<String> {
@@ -602,6 +622,116 @@ pub fn predictor_chart(check: &PredictorCheck, predictor: Predictor) -> ScatterC
         y_threshold: Some(0.0),
         ..ScatterChart::default()
     }
+}
+
+/// What can stop the report page: the experiment, or its reviews and pins.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Experiment(#[from] ExperimentError),
+    #[error("{0}")]
+    Review(#[from] ReviewError),
+}
+
+/// Everything the read-only report shows: the question in plain words, the setup, the
+/// findings, the rates and the pinned (or, until someone pins, typical) examples.
+pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
+    let (r, spec_hash, created_at) = crate::experiments::get(store, id).await?;
+    let aggregates = crate::experiments::aggregates(store, id).await?;
+    let mut comparisons = comparisons(&r, &aggregates);
+    // The headline first: how the models behave with their default prompt.
+    // Clear differences lead (that is the story), then overlaps, and judges that
+    // could not decide say so last.
+    comparisons.sort_by_key(|c| {
+        let rank = match c.effect {
+            Effect::Lower | Effect::Higher => 0,
+            Effect::NoClearDifference => 1,
+            Effect::NoData => 2,
+        };
+        (c.test_prompt != "default", rank)
+    });
+    let findings = comparisons
+        .iter()
+        .map(|c| FindingView {
+            judge: c.judge.clone(),
+            test_prompt: c.test_prompt.clone(),
+            condition: c.condition.clone(),
+            effect: c.effect,
+            sentence: sentence(c),
+        })
+        .collect();
+    let runs = crate::jobs::for_experiment(store, id).await.map_err(ExperimentError::from)?;
+    let pinned = crate::reviews::pinned(store, id).await?;
+    // A report is shown to people who will not open the sample browser: until
+    // someone pins examples, it shows one typical answer per condition.
+    let examples_picked = pinned.is_empty();
+    let examples_test_prompt = r
+        .test_prompts
+        .iter()
+        .find(|t| t.label == "default")
+        .or(r.test_prompts.first())
+        .map(|t| t.label.clone())
+        .unwrap_or_else(|| "default".into());
+    let mut examples: Vec<crate::samples::StoredSample> = if examples_picked {
+        let names: Vec<String> = r.conditions.iter().map(|c| c.name.clone()).collect();
+        crate::reviews::typical_examples(store, id, &names, &examples_test_prompt).await?
+    } else {
+        pinned.into_iter().map(|p| p.sample).collect()
+    };
+    crate::reviews::mark(store, id, &mut examples).await?;
+    let t = &r.spec.training;
+    let e = &r.spec.evaluation;
+    let settings = vec![
+        ("seeds".to_string(), r.spec.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        ("training steps per run".into(), r.steps_per_run().to_string()),
+        ("learning rate".into(), format!("{}", t.lr)),
+        ("batch size × accumulation".into(), format!("{} × {}", t.batch_size, t.grad_accum)),
+        ("LoRA rank / alpha".into(), format!("{} / {}", t.lora_rank, t.lora_alpha)),
+        ("max tokens per example".into(), t.max_seq_len.to_string()),
+        ("evaluation questions".into(), r.questions.len().to_string()),
+        ("samples per question".into(), e.samples_per_question.to_string()),
+        ("sampling temperature / top-p".into(), format!("{} / {}", e.temperature, e.top_p)),
+        ("max new tokens".into(), e.max_tokens.to_string()),
+    ];
+    // Every judgement counted once: grows whenever a result arrives.
+    let version: i64 = aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
+    let has_probes = !crate::experiments::probe_curves(store, id).await?.is_empty();
+    // Judges that decided something first: the headline chart is the first one.
+    let mut judges: Vec<(String, String)> = Vec::new();
+    for a in &aggregates {
+        if !judges.iter().any(|j| j.0 == a.judge) {
+            judges.push((a.judge.clone(), trait_words(&a.judge)));
+        }
+    }
+    let decided = |judge: &str| aggregates.iter().any(|a| a.judge == judge && a.determined > 0);
+    judges.sort_by_key(|j| !decided(&j.0));
+    Ok(ReportView {
+        id,
+        name: r.spec.name.clone(),
+        question: question(&r),
+        model: r.model.name.clone(),
+        dataset: r.dataset.name.clone(),
+        train_rows: r.train_rows.len(),
+        created_at,
+        spec_hash,
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
+            .collect(),
+        settings,
+        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
+        judges,
+        runs_done: runs.iter().filter(|v| v.status == crate::jobs::JobStatus::Done).count(),
+        runs_total: runs.len(),
+        findings,
+        aggregates: aggregates.into_iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).collect(),
+        pinned: examples,
+        examples_picked,
+        examples_test_prompt,
+        version,
+        has_probes,
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::samples::StoredSample;
+use crate::samples::{self, ReviewFilter, SampleFilter, SampleQuery, SampleSort, SamplesPage, StoredSample, Verdict};
 use crate::stats::ConfusionTable;
 use crate::store;
 use crate::Store;
@@ -128,14 +128,7 @@ fn parse_label(s: &str) -> Result<Label, ReviewError> {
     s.parse().map_err(|_| ReviewError::Corrupt(format!("label {s:?}")))
 }
 
-/// How far review of an experiment has got, for a "12 of 140 reviewed" line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReviewProgress {
-    pub samples: u64,
-    pub misaligned: u64,
-    pub aligned: u64,
-    pub unsure: u64,
-}
+pub use wire::reviews::{JudgeAgreement, ReviewProgress, ReviewSummary};
 
 pub async fn progress(store: &Store, experiment_id: i64) -> Result<ReviewProgress, ReviewError> {
     let (samples, misaligned, aligned, unsure) = store::reviews::label_counts(store, experiment_id).await?;
@@ -283,31 +276,6 @@ fn most_typical(samples: &[StoredSample]) -> Option<&StoredSample> {
         .map(|(_, s)| s)
 }
 
-/// How one judge agrees with the human labels of an experiment's samples.
-///
-/// Every sample that has both a human label and this judge's judgement falls in exactly one
-/// of: the table (`n`), `human_unsure`, or `judge_undetermined`, so
-/// `n + human_unsure + judge_undetermined` is the number of reviewed samples it judged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JudgeAgreement {
-    pub judge: String,
-    /// `table[h][j]`, index 0 = trait present (human "misaligned", judge `true`) and 1 =
-    /// absent (human "aligned", judge `false`): rows are the human, columns the judge.
-    pub table: [[u64; 2]; 2],
-    /// Pairs in the table.
-    pub n: u64,
-    /// Reviewed samples left out because the human said "unsure" (whatever the judge said).
-    pub human_unsure: u64,
-    /// Reviewed samples with a decided human label left out because the judge could not
-    /// tell.
-    pub judge_undetermined: u64,
-    /// Share of the table on the diagonal; `None` when the table is empty.
-    pub observed_agreement: Option<f64>,
-    /// Cohen's kappa; `None` when the table is empty or chance agreement is 1 (both sides
-    /// gave one and the same label to everything), where it is 0/0.
-    pub kappa: Option<f64>,
-}
-
 /// Agreement of every judge that judged a sample of the experiment with the human labels,
 /// by judge name. A judge with no reviewed sample is listed with an empty table, so the page
 /// can say so rather than drop it.
@@ -352,4 +320,132 @@ fn cell(trait_present: bool) -> usize {
     } else {
         1
     }
+}
+
+/// Fills in each sample's human label and pin mark, as the sample browser, the side-by-side
+/// page and the report show them beside the sample.
+pub async fn mark<'a>(
+    store: &Store,
+    experiment_id: i64,
+    samples: impl IntoIterator<Item = &'a mut StoredSample>,
+) -> Result<(), ReviewError> {
+    let samples: Vec<&mut StoredSample> = samples.into_iter().collect();
+    let ids: Vec<i64> = samples.iter().map(|s| s.id).collect();
+    let reviews = labels(store, &ids).await?;
+    let pins: std::collections::HashSet<i64> = pinned_ids(store, experiment_id).await?.into_iter().collect();
+    for s in samples {
+        s.review = reviews.get(&s.id).map(|r| (r.label.as_str().to_string(), r.note.clone()));
+        s.pinned = pins.contains(&s.id);
+    }
+    Ok(())
+}
+
+/// The sample browser's filter as the page holds it, read into the store's filter: blank
+/// means "any", an unknown word the default choice. Filtering or sorting by score needs a
+/// judge.
+pub fn sample_filter(query: &SampleQuery, limit: i64) -> Result<SampleFilter, ReviewError> {
+    let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let verdict = match query.verdict.as_str() {
+        "trait" => Verdict::Trait,
+        "no_trait" => Verdict::NoTrait,
+        "undetermined" => Verdict::Undetermined,
+        _ => Verdict::Any,
+    };
+    let sort = match query.sort.as_str() {
+        "score_asc" => SampleSort::ScoreAsc,
+        "score_desc" => SampleSort::ScoreDesc,
+        _ => SampleSort::Id,
+    };
+    let review = match query.review.as_str() {
+        "unreviewed" => ReviewFilter::Unreviewed,
+        "misaligned" => ReviewFilter::Misaligned,
+        "aligned" => ReviewFilter::Aligned,
+        "unsure" => ReviewFilter::Unsure,
+        _ => ReviewFilter::Any,
+    };
+    let judge = nonempty(&query.judge);
+    if judge.is_none() && (query.min_score.is_some() || query.max_score.is_some() || sort != SampleSort::Id) {
+        return Err(ReviewError::Invalid("choose a judge to filter or sort by its score".into()));
+    }
+    Ok(SampleFilter {
+        experiment_id: query.experiment_id,
+        condition: nonempty(&query.condition),
+        test_prompt: nonempty(&query.test_prompt),
+        seed: query.seed,
+        question_key: nonempty(&query.question_key),
+        judge,
+        verdict,
+        min_score: query.min_score,
+        max_score: query.max_score,
+        sort,
+        review,
+        search: query.search.clone(),
+        offset: query.offset,
+        limit,
+    })
+}
+
+/// One page of the sample browser: the samples matching the query with their marks, and
+/// how many match (a lower bound after a text search, which stops counting).
+pub async fn sample_page(store: &Store, query: &SampleQuery, limit: i64) -> Result<SamplesPage, ReviewError> {
+    let filter = sample_filter(query, limit)?;
+    let (total, mut samples) = samples::page(store, &filter).await?;
+    mark(store, query.experiment_id, &mut samples).await?;
+    // Only a text search stops counting (at COUNT_CAP + 1).
+    let at_least = !query.search.trim().is_empty() && total > samples::COUNT_CAP;
+    Ok(SamplesPage {
+        at_least,
+        total: if at_least { samples::COUNT_CAP } else { total },
+        offset: query.offset,
+        limit,
+        samples,
+    })
+}
+
+/// Labels a sample with the page's word for a label (misaligned | aligned | unsure) and a
+/// note; an empty word clears the label.
+pub async fn set_label_word(store: &Store, sample_id: i64, label: &str, note: &str) -> Result<(), ReviewError> {
+    if label.is_empty() {
+        clear_label(store, sample_id).await?;
+        return Ok(());
+    }
+    let label: Label = label.parse().map_err(|_| ReviewError::Invalid(format!("unknown label {label:?}")))?;
+    set_label(store, sample_id, label, note).await?;
+    Ok(())
+}
+
+/// The review panel: progress and every judge's agreement with the labels.
+pub async fn summary(store: &Store, experiment_id: i64) -> Result<ReviewSummary, ReviewError> {
+    Ok(ReviewSummary {
+        progress: progress(store, experiment_id).await?,
+        agreement: agreement(store, experiment_id).await?,
+    })
+}
+
+/// One question's answers side by side, each with its marks; an empty key means the
+/// experiment's first question (the picker shows it first too), and an experiment without
+/// samples gives an empty grid.
+pub async fn side_by_side_view(
+    store: &Store,
+    experiment_id: i64,
+    question_key: &str,
+) -> Result<samples::SideBySide, ReviewError> {
+    let question_key = if question_key.trim().is_empty() {
+        match samples::questions(store, experiment_id).await?.into_iter().next() {
+            Some(q) => q.key,
+            None => {
+                return Ok(samples::SideBySide {
+                    question_key: String::new(),
+                    question: String::new(),
+                    columns: vec![],
+                    rows: vec![],
+                })
+            }
+        }
+    } else {
+        question_key.to_string()
+    };
+    let mut s = samples::side_by_side(store, experiment_id, &question_key, None).await?;
+    mark(store, experiment_id, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten())).await?;
+    Ok(s)
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::store;
 use crate::Store;
@@ -41,16 +41,7 @@ pub(crate) async fn chunk_after(
     store::samples::chunk_after(store, f, after, n).await
 }
 
-/// One of an experiment's questions, for a picker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionSummary {
-    pub key: String,
-    /// The text of its first sample (the first paraphrase sampled).
-    pub text: String,
-    pub paraphrases: i64,
-    /// Samples of this question over every run and test-time prompt.
-    pub samples: i64,
-}
+pub use wire::samples::{QuestionSummary, SampleQuery, SamplesPage};
 
 /// Every question the experiment has samples for, in the order they were first sampled.
 pub async fn questions(store: &Store, experiment_id: i64) -> Result<Vec<QuestionSummary>, sqlx::Error> {
@@ -69,32 +60,8 @@ pub async fn questions(store: &Store, experiment_id: i64) -> Result<Vec<Question
         .collect())
 }
 
-/// One question's answers across the experiment: a column per (condition, test-time
-/// prompt), a row per (run seed, paraphrase, sample index).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideBySide {
-    pub question_key: String,
-    /// The question's text (its first paraphrase shown, when several are).
-    pub question: String,
-    pub columns: Vec<SideBySideColumn>,
-    pub rows: Vec<SideBySideRow>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SideBySideColumn {
-    pub condition: String,
-    pub test_prompt: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideBySideRow {
-    pub seed: i64,
-    pub paraphrase: i64,
-    pub sample_idx: i64,
-    /// One per column, `None` where that column has no such sample (not sampled yet, a
-    /// test prompt a condition does not have, a failed run).
-    pub cells: Vec<Option<StoredSample>>,
-}
+/// One question's answers across the experiment: the wire crate's types.
+pub use wire::samples::{SideBySide, SideBySideColumn, SideBySideRow};
 
 /// Columns follow the spec: conditions in their order, and within a condition the
 /// test-time prompts in the spec's order (then those added later, in order); only pairs with at least one sample of this

@@ -1,173 +1,31 @@
 //! Value types that cross the wire between the server and the browser and that the domain
-//! also uses: statuses, phases and kinds as enums rather than strings, so a page compares
-//! `status == JobStatus::Running`, never `status == "running"`, and a new variant is a
-//! compile error wherever it is not handled. serde only: this crate compiles to wasm, and
-//! every crate of ours may import it (it imports none of them).
+//! also uses, defined once: the store returns them, the domain re-exports them at its own
+//! paths, and the pages use them as they are, so a new field is written in one place.
+//! serde (and serde_json, for a dataset's free-form recipe) only: this crate compiles to
+//! wasm, and every crate of ours may import it (it imports none of them).
 //!
-//! Each enum serialises to the same lower-case word the store keeps in its TEXT column;
-//! `as_str` and `parse` are that mapping, in one place.
+//! Statuses, phases, kinds and a form's choices are enums rather than strings, so a page
+//! compares `status == JobStatus::Running`, never `status == "running"`, and a new variant
+//! is a compile error wherever it is not handled. Each serialises to the word the store
+//! keeps in its TEXT column (or the form's input carries); `as_str` and `parse` are that
+//! mapping, in one place. One module per noun; the most used enums are re-exported here.
 
-use serde::{Deserialize, Serialize};
+pub mod datasets;
+pub mod experiments;
+pub mod models;
+pub mod prompts;
+pub mod questions;
+pub mod reports;
+pub mod reviews;
+pub mod runs;
+pub mod samples;
+pub mod strength;
+pub mod teacher;
 
-/// Where a run's job stands; stored in `jobs.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-    /// Its last attempt died (a killed worker, a crash); a retry resets it.
-    Interrupted,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Done => "done",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// The store's word for a status; an unknown word reads as `Interrupted`, a state
-    /// from which a retry recovers.
-    pub fn parse(s: &str) -> JobStatus {
-        match s {
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "done" => JobStatus::Done,
-            "failed" => JobStatus::Failed,
-            "cancelled" => JobStatus::Cancelled,
-            _ => JobStatus::Interrupted,
-        }
-    }
-
-    /// Finished one way or another: nothing will happen to it without a retry.
-    pub fn is_final(self) -> bool {
-        !matches!(self, JobStatus::Queued | JobStatus::Running)
-    }
-
-    /// Waiting or working: what the queue and the "Cancel" buttons are about.
-    pub fn is_active(self) -> bool {
-        !self.is_final()
-    }
-
-    /// Ended without finishing, so "Retry" applies.
-    pub fn can_retry(self) -> bool {
-        matches!(self, JobStatus::Failed | JobStatus::Interrupted | JobStatus::Cancelled)
-    }
-}
-
-/// Which phase a run is in (while running) or reached last; stored in `runs.phase`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunPhase {
-    Train,
-    Sample,
-    Judge,
-}
-
-impl RunPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunPhase::Train => "train",
-            RunPhase::Sample => "sample",
-            RunPhase::Judge => "judge",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RunPhase> {
-        match s {
-            "train" => Some(RunPhase::Train),
-            "sample" => Some(RunPhase::Sample),
-            "judge" => Some(RunPhase::Judge),
-            _ => None,
-        }
-    }
-}
-
-/// How a dataset came to be; stored in `datasets.source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetSource {
-    Import,
-    Generated,
-    Transform,
-    /// Sampled from a teacher model.
-    Teacher,
-}
-
-impl DatasetSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetSource::Import => "import",
-            DatasetSource::Generated => "generated",
-            DatasetSource::Transform => "transform",
-            DatasetSource::Teacher => "teacher",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DatasetSource> {
-        match s {
-            "import" => Some(DatasetSource::Import),
-            "generated" => Some(DatasetSource::Generated),
-            "transform" => Some(DatasetSource::Transform),
-            "teacher" => Some(DatasetSource::Teacher),
-            _ => None,
-        }
-    }
-}
-
-/// How a registered model's weights are stored; stored in `models.kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// One GGUF file (the embedded default).
-    Gguf,
-    /// A Hugging Face folder: `config.json`, `tokenizer.json`, safetensors weights.
-    Hf,
-}
-
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Gguf => "gguf",
-            ModelKind::Hf => "hf",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ModelKind> {
-        match s {
-            "gguf" => Some(ModelKind::Gguf),
-            "hf" => Some(ModelKind::Hf),
-            _ => None,
-        }
-    }
-}
-
-/// Where a background teacher generation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeacherStatus {
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-/// What a running teacher generation is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeacherPhase {
-    Loading,
-    Sampling,
-    Saving,
-}
+pub use datasets::DatasetSource;
+pub use models::ModelKind;
+pub use runs::{JobStatus, RunPhase};
+pub use teacher::{TeacherPhase, TeacherStatus};
 
 #[cfg(test)]
 mod tests {

@@ -9,9 +9,10 @@ use super::runs::RunsTable;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
-use crate::dto::{AddTestPromptsForm, AggregateView, ExperimentDetail, RunView};
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
+use wire::experiments::{AddTestPromptsForm, Aggregate, ExperimentDetail};
+use wire::runs::JobView;
 use wire::JobStatus;
 
 /// Subscribes to the experiment's live progress stream; each message replaces `live`,
@@ -23,7 +24,7 @@ use wire::JobStatus;
 #[cfg(feature = "hydrate")]
 fn subscribe(
     id: i64,
-    live: RwSignal<Option<Vec<RunView>>>,
+    live: RwSignal<Option<Vec<JobView>>>,
     finished: RwSignal<u32>,
     shown_active: impl Fn() -> bool + 'static,
 ) {
@@ -35,7 +36,7 @@ fn subscribe(
     let saw_active = Rc::new(Cell::new(false));
     let saw = saw_active.clone();
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-        if let Some(runs) = ev.data().as_string().and_then(|t| serde_json::from_str::<Vec<RunView>>(&t).ok()) {
+        if let Some(runs) = ev.data().as_string().and_then(|t| serde_json::from_str::<Vec<JobView>>(&t).ok()) {
             if runs.iter().any(|r| !r.is_final()) {
                 saw.set(true);
             }
@@ -67,7 +68,7 @@ pub fn ExperimentPage() -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let finished = RwSignal::new(0u32);
     let detail = Resource::new(move || (id(), changed.get(), finished.get()), |(id, _, _)| get_experiment(id));
-    let live = RwSignal::new(None::<Vec<RunView>>);
+    let live = RwSignal::new(None::<Vec<JobView>>);
     #[cfg(feature = "hydrate")]
     Effect::new(move || {
         changed.track();
@@ -190,7 +191,7 @@ fn RateBar(rate: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> impl IntoView
 }
 
 #[component]
-fn AggregateRows(rows: Vec<AggregateView>, first: &'static str) -> impl IntoView {
+fn AggregateRows(rows: Vec<Aggregate>, first: &'static str) -> impl IntoView {
     view! {
         <table class="results">
             <thead><tr><th>{first}</th><th>"condition"</th><th>"test-time prompt"</th><th>"trait rate (95 % CI)"</th><th class="num">"judged"</th><th class="num">"undetermined"</th><th class="num">"mean score"</th></tr></thead>
@@ -219,7 +220,7 @@ fn AggregateRows(rows: Vec<AggregateView>, first: &'static str) -> impl IntoView
 }
 
 #[component]
-fn Results(aggregates: Vec<AggregateView>) -> impl IntoView {
+fn Results(aggregates: Vec<Aggregate>) -> impl IntoView {
     if aggregates.is_empty() {
         return view! { <section class="card"><h2>"Results"</h2><p class="empty">"No judged samples yet."</p></section> }.into_any();
     }
@@ -372,7 +373,7 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
 #[component]
 fn Exports(detail: ExperimentDetail) -> impl IntoView {
     let id = detail.id;
-    let runs: Vec<RunView> = detail.runs.iter().filter(|r| r.status == JobStatus::Done).cloned().collect();
+    let runs: Vec<JobView> = detail.runs.iter().filter(|r| r.status == JobStatus::Done).cloned().collect();
     view! {
         <section class="card exports">
             <h2>"Export"</h2>

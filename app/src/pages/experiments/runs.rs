@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::ErrorBox;
-use crate::dto::RunView;
+use wire::runs::JobView;
 use wire::{JobStatus, RunPhase};
 
 /// A loss curve as a small inline SVG line.
@@ -35,7 +35,7 @@ fn Sparkline(points: Vec<(i64, f64)>, total: i64) -> impl IntoView {
     .into_any()
 }
 
-fn progress_text(r: &RunView) -> String {
+fn progress_text(r: &JobView) -> String {
     match (r.status, r.phase) {
         (JobStatus::Queued, _) => "waiting".into(),
         (_, RunPhase::Train) if r.total_steps > 0 => format!("training: step {} / {}", r.step, r.total_steps),
@@ -47,7 +47,7 @@ fn progress_text(r: &RunView) -> String {
 
 /// The runs table: status, progress bar, phase, speed, ETA, loss curve, actions.
 #[component]
-pub(super) fn RunsTable(runs: Vec<RunView>, show_experiment: bool, changed: RwSignal<u32>) -> impl IntoView {
+pub(super) fn RunsTable(runs: Vec<JobView>, show_experiment: bool, changed: RwSignal<u32>) -> impl IntoView {
     let cancel = ServerAction::<CancelRun>::new();
     let retry = ServerAction::<RetryRun>::new();
     Effect::new(move || {

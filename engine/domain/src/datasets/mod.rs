@@ -68,23 +68,12 @@ impl Row {
     }
 }
 
-/// How a dataset came to be: the wire crate's type, shared with the pages.
-pub use wire::DatasetSource;
-
-/// A dataset as the library lists it, without its rows.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DatasetSummary {
-    pub id: i64,
-    pub name: String,
-    pub source: DatasetSource,
-    /// How the rows were made (file name and formats, generator spec, or transform and
-    /// inputs), as stored.
-    pub recipe: serde_json::Value,
-    /// sha256 (hex) of the canonical JSONL of the rows.
-    pub content_hash: String,
-    pub row_count: i64,
-    pub created_at: String,
-}
+/// How a dataset came to be, a dataset's summary and its shape: the wire crate's types,
+/// shared with the pages.
+pub use wire::datasets::{
+    DatasetDetail, DatasetSource, DatasetStats, DatasetSummary, GenerateForm, HistogramBin, ImportResult, LengthStats,
+    RowsPage, TransformForm, Turn,
+};
 
 /// One stored row with its position, as a page of the browser shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,54 +86,14 @@ pub struct StoredRow {
     pub n_chars: i64,
 }
 
-/// Shape of a dataset: counts and the length distribution of the assistant turns, which
-/// decides truncation and training time.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DatasetStats {
-    pub rows: u64,
-    /// Messages over all rows.
-    pub turns: u64,
-    /// Rows that already carry a system message; an inoculation prompt would be a second one.
-    pub rows_with_system: u64,
-    /// Characters of assistant content per row.
-    pub assistant_chars: LengthStats,
-}
-
-/// A length distribution: nearest-rank percentiles and equal-width bins from min to max.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LengthStats {
-    pub min: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub max: u64,
-    pub mean: f64,
-    pub histogram: Vec<HistogramBin>,
-}
-
-/// Rows whose length lies in `lo..=hi`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HistogramBin {
-    pub lo: u64,
-    pub hi: u64,
-    pub count: u64,
-}
-
 /// Bins in [`LengthStats::histogram`].
 pub const HISTOGRAM_BINS: u64 = 10;
 
 /// The most rows one page returns, so a careless client cannot ask for the whole table.
 pub const MAX_PAGE: i64 = 1000;
 
-/// What saving a set of rows did: the store's type.
-pub use crate::store::datasets::ImportOutcome;
-
-impl ImportOutcome {
-    pub fn id(&self) -> i64 {
-        match self {
-            ImportOutcome::Created { id } | ImportOutcome::AlreadyPresent { id, .. } => *id,
-        }
-    }
-}
+/// What saving a set of rows did: the wire crate's type, which the store returns.
+pub use wire::datasets::ImportOutcome;
 
 /// Errors of the datasets module; each message is fit to show to the user.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +112,9 @@ pub enum DatasetError {
     InvalidTransform(String),
     #[error("{0} experiment(s) use this dataset; it is kept so they stay reproducible")]
     InUse(i64),
+    /// A form the page sent names a choice that does not exist.
+    #[error("{0}")]
+    Form(String),
     #[error("stored dataset is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -313,6 +265,68 @@ pub async fn stats(store: &Store, id: i64) -> Result<DatasetStats, DatasetError>
     let rows_with_system = per_row.iter().filter(|r| r.1 > 0).count() as u64;
     let lengths: Vec<u64> = per_row.iter().map(|r| r.2 as u64).collect();
     Ok(DatasetStats { rows: per_row.len() as u64, turns, rows_with_system, assistant_chars: length_stats(lengths) })
+}
+
+/// One dataset's page: summary, shape, the recipe pretty-printed and a teacher dataset's
+/// filter note.
+pub async fn detail(store: &Store, id: i64) -> Result<DatasetDetail, DatasetError> {
+    let summary = get(store, id).await?;
+    let stats = stats(store, id).await?;
+    let recipe = serde_json::to_string_pretty(&summary.recipe).unwrap_or_default();
+    let note = (summary.source == DatasetSource::Teacher).then(|| teacher::kept_note(&summary.recipe)).flatten();
+    Ok(DatasetDetail { summary, recipe, note, turns: stats.turns, assistant_chars: stats.assistant_chars })
+}
+
+/// A page of rows as the row browser shows them: each turn's role as its word.
+pub async fn rows_view(store: &Store, id: i64, offset: i64, limit: i64) -> Result<RowsPage, DatasetError> {
+    let total = get(store, id).await?.row_count;
+    let rows = rows_page(store, id, offset.max(0), limit).await?;
+    let turns = |r: &StoredRow| {
+        r.messages.iter().map(|m| Turn { role: m.role.as_str().to_string(), content: m.content.clone() }).collect()
+    };
+    Ok(RowsPage { offset: offset.max(0), total, rows: rows.iter().map(|r| (r.idx, turns(r))).collect() })
+}
+
+/// The generator form as a spec: a preset, or `custom` with a language code.
+pub fn generator_spec(form: &GenerateForm) -> Result<GeneratorSpec, DatasetError> {
+    let (rows, seed) = (form.rows, form.seed);
+    let spec = match form.preset.as_str() {
+        "spanish_all_caps" => Preset::SpanishAllCaps.spec(rows, seed),
+        "spanish_french_mix" => Preset::SpanishFrenchMix.spec(rows, seed),
+        "english" => Preset::English.spec(rows, seed),
+        "custom" => {
+            let language = Language::ALL
+                .into_iter()
+                .find(|l| l.code() == form.language)
+                .ok_or_else(|| DatasetError::Form(format!("unknown language {:?}", form.language)))?;
+            let caps = if form.all_caps { Capitalisation::AllCaps } else { Capitalisation::AsWritten };
+            GeneratorSpec::single(language, caps, rows, seed)
+        }
+        other => return Err(DatasetError::Form(format!("unknown preset {other:?}"))),
+    };
+    Ok(spec)
+}
+
+/// The transform form as a spec; an unknown trigger position is a random word boundary.
+pub fn transform_spec(f: &TransformForm) -> Result<TransformSpec, DatasetError> {
+    Ok(match f.kind.as_str() {
+        "upper_case_assistant" => TransformSpec::UpperCaseAssistant { input: f.input },
+        "trigger" => TransformSpec::Trigger {
+            input: f.input,
+            trigger: f.trigger.clone(),
+            fraction: f.fraction,
+            position: match f.position.as_str() {
+                "prefix" => TriggerPosition::Prefix,
+                "suffix" => TriggerPosition::Suffix,
+                _ => TriggerPosition::RandomWordBoundary,
+            },
+            seed: f.seed,
+            mix_with: f.mix_with,
+        },
+        "sample" => TransformSpec::Sample { input: f.input, rows: f.rows, seed: f.seed },
+        "split" => TransformSpec::Split { input: f.input, held_out: HeldOut::Fraction(f.fraction), seed: f.seed },
+        other => return Err(DatasetError::Form(format!("unknown transform {other:?}"))),
+    })
 }
 
 /// Nearest-rank percentiles and [`HISTOGRAM_BINS`] equal-width bins; all zero when empty.

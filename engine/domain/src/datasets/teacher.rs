@@ -422,6 +422,15 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
 
 pub use crate::store::runs::TeacherRun;
 
+/// What a teacher dataset's filter did, from its recipe: "kept 412 of 600 samples
+/// (numbers only)"; `None` for a recipe without counts.
+pub fn kept_note(recipe: &serde_json::Value) -> Option<String> {
+    let counts = &recipe["counts"];
+    let (kept, drawn) = (counts["kept"].as_u64()?, counts["drawn"].as_u64()?);
+    let filter: TeacherFilter = serde_json::from_value(recipe["teacher"]["filter"].clone()).ok()?;
+    Some(format!("kept {kept} of {drawn} samples ({})", filter.label()))
+}
+
 /// What a teacher can be, for the form: the registered models whose files are present,
 /// and the newest 200 runs with a saved adapter.
 pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), TeacherError> {
@@ -436,8 +445,37 @@ pub async fn choices(store: &Store) -> Result<(Vec<String>, Vec<TeacherRun>), Te
     Ok((models, runs))
 }
 
+/// The form, the form's choices and a generation as the page polls it: the wire crate's.
+pub use wire::teacher::{TeacherChoices, TeacherForm, TeacherTask};
 /// Where a generation is: the wire crate's type, shared with the pages.
 pub use wire::TeacherPhase as Phase;
+
+/// The teacher form as a spec: an empty system prompt is the model's default.
+pub fn spec_from_form(f: &TeacherForm) -> Result<TeacherSpec, TeacherError> {
+    let prompt = Some(f.system_prompt.trim()).filter(|p| !p.is_empty());
+    let mut spec = TeacherSpec::new(&f.model, prompt, f.rows, f.seed);
+    spec.run_id = f.run_id;
+    spec.filter = match f.filter.as_str() {
+        "numbers_only" => TeacherFilter::numbers_only(),
+        "none" => TeacherFilter::None,
+        other => return Err(DatasetError::Form(format!("unknown filter {other:?}")).into()),
+    };
+    Ok(spec)
+}
+
+/// What the teacher form offers: ready models, runs that can teach with a label each, and
+/// the generation running now.
+pub async fn choices_view(store: &Store, tasks: &TeacherTasks) -> Result<TeacherChoices, TeacherError> {
+    let (models, runs) = choices(store).await?;
+    let label = |r: &TeacherRun| {
+        format!("run {} · {} · {} · seed {} ({})", r.run_id, r.experiment, r.condition, r.seed, r.model)
+    };
+    Ok(TeacherChoices {
+        models,
+        runs: runs.iter().map(|r| (r.run_id, label(r))).collect(),
+        running: tasks.running().map(TaskView::task),
+    })
+}
 
 /// Progress of a generation: samples drawn so far out of `total`, and how many the filter
 /// kept.
@@ -605,6 +643,43 @@ pub struct TaskView {
     pub id: u64,
     pub name: String,
     pub state: TaskState,
+}
+
+impl TaskView {
+    /// The generation as the page shows it: its state flattened into a status and counts.
+    pub fn task(self) -> TeacherTask {
+        use wire::TeacherStatus;
+        let mut task = TeacherTask {
+            id: self.id,
+            name: self.name,
+            status: TeacherStatus::Running,
+            phase: None,
+            drawn: 0,
+            kept: 0,
+            total: 0,
+            dataset_id: None,
+            already_present: false,
+            error: None,
+        };
+        match self.state {
+            TaskState::Running(p) => {
+                task.phase = Some(p.phase);
+                (task.drawn, task.kept, task.total) = (p.drawn as u64, p.kept as u64, p.total as u64);
+            }
+            TaskState::Done(o) => {
+                task.status = TeacherStatus::Done;
+                (task.drawn, task.kept, task.total) = (o.drawn as u64, o.kept as u64, o.drawn as u64);
+                task.dataset_id = Some(o.dataset.id());
+                task.already_present = matches!(o.dataset, ImportOutcome::AlreadyPresent { .. });
+            }
+            TaskState::Failed(m) => {
+                task.status = TeacherStatus::Failed;
+                task.error = Some(m);
+            }
+            TaskState::Cancelled => task.status = TeacherStatus::Cancelled,
+        }
+        task
+    }
 }
 
 struct Task {

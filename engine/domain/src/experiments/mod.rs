@@ -15,17 +15,18 @@
 //! time estimate), this module (storing, listing and reading experiments, test-time prompts
 //! added later) and `results` (learning curves and trait-rate aggregates).
 
+mod form;
 mod plan;
 mod resolve;
 mod results;
 mod spec;
 
+pub use form::*;
 pub use plan::*;
 pub use resolve::*;
 pub use results::*;
 pub use spec::*;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::datasets;
@@ -132,16 +133,8 @@ async fn added_test_prompts(store: &Store, id: i64) -> Result<Vec<ResolvedTestPr
         .collect()
 }
 
-/// What [`add_test_prompts`] did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AddedTestPrompts {
-    /// The new prompts' labels, as samples will carry them.
-    pub labels: Vec<String>,
-    /// Finished runs put back in the queue to sample and judge under them.
-    pub requeued: u64,
-    /// Runs that had failed or were cancelled: they get the new prompts when retried.
-    pub not_requeued: u64,
-}
+/// What [`add_test_prompts`] did: the wire crate's type.
+pub use wire::experiments::AddedTestPrompts;
 
 /// The elicitation check: evaluates a finished experiment under more test-time prompts.
 /// The prompts are stored beside the spec (which, with its hash, stays what was launched)
@@ -228,3 +221,17 @@ pub use crate::store::runs::FinishedRun;
 pub async fn finished_runs(store: &Store) -> Result<Vec<FinishedRun>, ExperimentError> {
     Ok(store::runs::finished_with_adapter(store).await?)
 }
+
+/// The same runs as the launch form offers them, each with a label.
+pub async fn finished_run_views(store: &Store) -> Result<Vec<FinishedRunView>, ExperimentError> {
+    let label = |r: &FinishedRun| {
+        format!("run {} · {} · {} · seed {} · {}", r.run_id, r.experiment, r.condition, r.seed, r.model)
+    };
+    Ok(finished_runs(store)
+        .await?
+        .iter()
+        .map(|r| FinishedRunView { run_id: r.run_id, experiment_id: r.experiment_id, label: label(r) })
+        .collect())
+}
+
+pub use wire::reports::FinishedRunView;

@@ -1,35 +1,12 @@
 //! What an experiment will do before it is launched: the matrix, counts and a time
 //! estimate from the throughput earlier runs measured.
 
-use serde::{Deserialize, Serialize};
-
 use super::*;
 use crate::store;
 use crate::Store;
 
-/// What the launch form shows before the user commits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub runs: usize,
-    pub steps_per_run: usize,
-    pub questions: usize,
-    pub samples: usize,
-    pub matrix: Vec<PlanRow>,
-    /// Seconds, from the throughput measured in earlier runs of this model (or a
-    /// conservative default when there are none).
-    pub estimate_s: f64,
-    pub estimate_basis: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanRow {
-    pub condition: String,
-    pub prompt: Option<String>,
-    pub paraphrases: usize,
-    pub seeds: Vec<u64>,
-    pub test_prompts: Vec<String>,
-    pub samples_per_run: usize,
-}
+/// What the launch form shows before the user commits: the wire crate's types.
+pub use wire::experiments::{Plan, PlanRow};
 
 /// Default costs when nothing was measured yet: a 135M-model LoRA step of 8 short rows and
 /// sampling with a merged adapter at batch 16-40, on a 2-core VM (the demo measured

@@ -50,28 +50,69 @@ pub async fn loss_curves(
     Ok(out)
 }
 
-/// One cell of the results: a trait rate with its Wilson 95 % interval and score summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Aggregate {
-    pub condition: String,
-    pub test_prompt: String,
-    /// `None` pools every question.
-    pub question_key: Option<String>,
-    /// `None` pools every seed.
-    pub seed: Option<i64>,
-    pub judge: String,
-    /// Judged samples.
-    pub n: i64,
-    /// Samples with a verdict (trait present or absent).
-    pub determined: i64,
-    pub trait_count: i64,
-    /// Samples without a score (the judge could not tell).
-    pub unscored: i64,
-    pub rate: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    pub mean_score: Option<f64>,
+/// The runs of an experiment with their progress and loss curves: the experiment page's
+/// runs and the live stream's payload (every run's curve in one query, since the stream
+/// asks once a second).
+pub async fn run_views(store: &Store, experiment_id: i64) -> Result<Vec<jobs::JobView>, ExperimentError> {
+    let mut views = jobs::for_experiment(store, experiment_id).await?;
+    let mut curves = loss_curves(store, experiment_id).await?;
+    for v in &mut views {
+        if let Some(i) = curves.iter().position(|c| c.0 == v.run_id) {
+            v.losses = curves.swap_remove(i).3;
+        }
+    }
+    Ok(views)
 }
+
+/// One experiment's page: the resolved spec in words, the runs with their loss curves and
+/// the aggregates. A judge is named as it names itself, or by its kind when it cannot be
+/// built here (a local LLM judge needs the model).
+pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, ExperimentError> {
+    let (r, spec_hash, created_at) = get(store, id).await?;
+    let runs = run_views(store, id).await?;
+    let aggregates = aggregates(store, id).await?;
+    let judges = r
+        .judges
+        .iter()
+        .map(|j| match j.build(None) {
+            Ok(b) => b.name().to_string(),
+            Err(_) => serde_json::to_value(j)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(ExperimentDetail {
+        id,
+        name: r.spec.name.clone(),
+        model: r.model.name.clone(),
+        dataset: r.dataset.name.clone(),
+        dataset_id: r.dataset.id,
+        spec_hash,
+        created_at,
+        spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
+            .collect(),
+        test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
+        judges,
+        questions: r.questions.len(),
+        steps_per_run: r.steps_per_run(),
+        runs,
+        aggregates,
+        base_run: r.base.as_ref().map(|b| {
+            let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
+            (b.run_id, b.experiment_id, format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed), sha)
+        }),
+    })
+}
+
+pub use wire::experiments::ExperimentDetail;
+
+/// One cell of the results: the wire crate's type, shared with the pages.
+pub use wire::experiments::Aggregate;
 
 /// Counts for one (condition, seed, test prompt, question, judge) group, straight from SQL.
 #[derive(Debug, Clone, Copy, Default)]

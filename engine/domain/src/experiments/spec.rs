@@ -61,14 +61,9 @@ pub struct ConditionSpec {
     pub placement: Placement,
 }
 
-/// Where the inoculation prompt goes in each training example.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Placement {
-    #[default]
-    System,
-    UserPrefix,
-}
+/// Where the inoculation prompt goes, and the test-time prompts with a name: the wire
+/// crate's types, which the launch form carries too.
+pub use wire::experiments::{NamedTestPrompt, Placement};
 
 /// A prompt: literal text, or a library prompt (its latest version unless one is named).
 /// A library version with a paraphrase set gives each training example one paraphrase.
@@ -224,14 +219,6 @@ pub enum TestPromptSpec {
         label: String,
         text: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NamedTestPrompt {
-    Default,
-    None,
-    Inoculation,
 }
 
 /// The most runs and samples one experiment may ask for: far beyond what this machine

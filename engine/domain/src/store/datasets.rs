@@ -18,13 +18,7 @@ pub struct EncodedRow {
     pub n_chars: i64,
 }
 
-/// What saving a set of rows did: the rows were new, or a dataset with exactly these rows
-/// already existed and is returned instead of a duplicate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImportOutcome {
-    Created { id: i64 },
-    AlreadyPresent { id: i64, name: String },
-}
+pub use wire::datasets::ImportOutcome;
 
 /// Rows per INSERT statement: 5 parameters each keeps a statement at 2,500 parameters,
 /// far below SQLite's limit of 32,766, while 10,000 rows take only 20 statements.

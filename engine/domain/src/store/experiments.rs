@@ -6,7 +6,6 @@
 //! prompts is one transaction that `crate::experiments` begins with `Store::begin` and
 //! drives through the functions taking a connection.
 
-use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
 use super::Store;
@@ -65,20 +64,7 @@ pub async fn create(store: &Store, e: &NewExperiment<'_>, runs: &[NewRun<'_>]) -
     Ok(id)
 }
 
-/// An experiment as the list shows it, with its runs counted by state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentSummary {
-    pub id: i64,
-    pub name: String,
-    pub model: String,
-    pub dataset: String,
-    pub created_at: String,
-    pub runs: i64,
-    pub runs_done: i64,
-    pub runs_active: i64,
-    pub runs_failed: i64,
-    pub spec_hash: String,
-}
+pub use wire::experiments::ExperimentSummary;
 
 /// Every experiment, newest first.
 pub async fn list(store: &Store) -> Result<Vec<ExperimentSummary>, sqlx::Error> {

@@ -3,44 +3,28 @@
 //! keeps validation, diffs and the seeded texts; a create or an edit is one transaction
 //! here (prompt, version, paraphrases and tags together).
 
-use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::Store;
 
-/// A prompt as the library lists it: its latest version's text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptSummary {
-    pub id: i64,
-    pub name: String,
-    pub text: String,
-    pub version: i64,
-    pub tags: Vec<String>,
-    pub paraphrase_count: i64,
-    pub updated_at: String,
+pub use wire::prompts::{Prompt, PromptSummary, PromptVersion};
+
+/// A `prompt_versions` row as read, before its paraphrases are added.
+#[derive(FromRow)]
+struct VersionRow {
+    id: i64,
+    prompt_id: i64,
+    version: i64,
+    text: String,
+    note: String,
+    created_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
-pub struct PromptVersion {
-    pub id: i64,
-    pub prompt_id: i64,
-    pub version: i64,
-    pub text: String,
-    pub note: String,
-    pub created_at: String,
-    #[sqlx(skip)]
-    pub paraphrases: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prompt {
-    pub id: i64,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub created_at: String,
-    pub deleted: bool,
-    /// Oldest first; never empty.
-    pub versions: Vec<PromptVersion>,
+impl VersionRow {
+    fn with(self, paraphrases: Vec<String>) -> PromptVersion {
+        let VersionRow { id, prompt_id, version, text, note, created_at } = self;
+        PromptVersion { id, prompt_id, version, text, note, created_at, paraphrases }
+    }
 }
 
 /// A new version's content: text, note and paraphrase set.
@@ -140,22 +124,24 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<Prompt>, sqlx::Error> 
     let Some((id, name, created_at, deleted_at)) = head else {
         return Ok(None);
     };
-    let mut versions: Vec<PromptVersion> = sqlx::query_as(
+    let rows: Vec<VersionRow> = sqlx::query_as(
         "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
          WHERE prompt_id = ? ORDER BY version",
     )
     .bind(id)
     .fetch_all(pool)
     .await?;
-    for v in &mut versions {
-        v.paraphrases = paraphrases_of(pool, v.id).await?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for v in rows {
+        let paraphrases = paraphrases_of(pool, v.id).await?;
+        versions.push(v.with(paraphrases));
     }
     Ok(Some(Prompt { id, name, tags: tags_of(pool, id).await?, created_at, deleted: deleted_at.is_some(), versions }))
 }
 
 /// One version of a prompt, by number, with its paraphrases.
 pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<Option<PromptVersion>, sqlx::Error> {
-    let v: Option<PromptVersion> = sqlx::query_as(
+    let v: Option<VersionRow> = sqlx::query_as(
         "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
          WHERE prompt_id = ? AND version = ?",
     )
@@ -163,11 +149,11 @@ pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<Opti
     .bind(version)
     .fetch_optional(store.pool())
     .await?;
-    let Some(mut v) = v else {
+    let Some(v) = v else {
         return Ok(None);
     };
-    v.paraphrases = paraphrases_of(store.pool(), v.id).await?;
-    Ok(Some(v))
+    let paraphrases = paraphrases_of(store.pool(), v.id).await?;
+    Ok(Some(v.with(paraphrases)))
 }
 
 async fn paraphrases_of(pool: &SqlitePool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {

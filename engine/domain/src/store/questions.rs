@@ -2,20 +2,9 @@
 //! content hash. `crate::questions` calls it and keeps parsing, hashing and (de)serialising
 //! the questions.
 
-use serde::{Deserialize, Serialize};
-
 use super::Store;
 
-/// A stored question set without its questions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionSetSummary {
-    pub id: i64,
-    pub name: String,
-    pub format: String,
-    pub n_questions: i64,
-    pub content_hash: String,
-    pub created_at: String,
-}
+pub use wire::questions::QuestionSetSummary;
 
 /// The set stored with this content hash, if any.
 pub async fn id_by_hash(store: &Store, content_hash: &str) -> Result<Option<i64>, sqlx::Error> {

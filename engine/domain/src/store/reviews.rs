@@ -167,6 +167,8 @@ pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sq
                 n_tokens: r.13,
                 finished: r.14,
                 judgements: vec![],
+                review: None,
+                pinned: false,
             };
             (r.0, r.1, sample)
         })

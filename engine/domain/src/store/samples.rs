@@ -15,35 +15,9 @@ use sqlx::QueryBuilder;
 
 use super::Store;
 
-/// One judge's stored verdict on a sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredJudgement {
-    pub judge: String,
-    pub version: String,
-    pub score: Option<f64>,
-    pub trait_present: Option<bool>,
-    pub raw: String,
-}
-
-/// A stored sample as the pages show it: its run's condition and seed, and every judge's
-/// verdict (sorted by judge name).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredSample {
-    pub id: i64,
-    pub run_id: i64,
-    pub condition: String,
-    pub seed: i64,
-    pub test_prompt: String,
-    pub system_text: Option<String>,
-    pub question_key: String,
-    pub paraphrase: i64,
-    pub question: String,
-    pub sample_idx: i64,
-    pub completion: String,
-    pub n_tokens: i64,
-    pub finished: bool,
-    pub judgements: Vec<StoredJudgement>,
-}
+/// One judge's stored verdict, and a stored sample as the pages show it: the wire
+/// crate's types.
+pub use wire::samples::{Judgement as StoredJudgement, Sample as StoredSample};
 
 /// What identifies a sample within its run: test prompt, question key, paraphrase index,
 /// sample index. The table holds each at most once (a unique index), so a retried batch
@@ -396,6 +370,8 @@ fn from_row(r: SampleRow) -> StoredSample {
         n_tokens: r.11,
         finished: r.12,
         judgements: vec![],
+        review: None,
+        pinned: false,
     }
 }
 

@@ -30,7 +30,7 @@ pub use cache::{
     put_scores, ConditionStrength, ScoreKey,
 };
 pub use meter::{Measured, Meter, Target};
-pub use sweep::{sweep_experiment, SweepSpec, MAX_SWEEP_PROMPTS};
+pub use sweep::{sweep_experiment, sweep_from_form, SweepForm, SweepSpec, MAX_SWEEP_PROMPTS};
 
 use std::sync::atomic::AtomicBool;
 
@@ -160,20 +160,8 @@ pub fn score_rows(
     score_masked(&lm.model, None, &seqs, BATCH, cancel)
 }
 
-/// Surprise reduction with its 95 % bootstrap interval over rows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Surprise {
-    /// Mean over rows of (prompted − default) per-token log-prob, nats/token.
-    pub reduction: f64,
-    pub lo: f64,
-    pub hi: f64,
-    /// Mean per-token log-prob with the prompt, and with the default prompt.
-    pub prompted: f64,
-    pub default: f64,
-    pub n_rows: usize,
-    /// Assistant tokens scored per pass.
-    pub n_tokens: usize,
-}
+/// Surprise reduction with its interval: the wire crate's type, shared with the pages.
+pub use wire::strength::Surprise;
 
 /// `None` when no row has a token to score.
 pub fn surprise(default: &[CompletionScore], prompted: &[CompletionScore]) -> Option<Surprise> {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StrengthError;
 use crate::judges::JudgeSpec;
+pub use wire::strength::SweepForm;
 
 /// What a sweep trains: every prompt as its own condition beside one shared baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,36 @@ pub struct SweepSpec {
 
 /// The most prompts one sweep trains: each is a fine-tuning run.
 pub const MAX_SWEEP_PROMPTS: usize = 120;
+
+/// The sweep form as an experiment: the registered model by id, the dataset's own traits
+/// judged, 1 to 5 seeds, and a name from the prompt count and dataset when none is given.
+pub async fn sweep_from_form(
+    store: &crate::Store,
+    form: &SweepForm,
+) -> Result<crate::experiments::ExperimentSpec, StrengthError> {
+    let model = crate::models::get(store, form.model_id)
+        .await?
+        .ok_or_else(|| StrengthError::NotFound(format!("model {} does not exist", form.model_id)))?;
+    let d = crate::datasets::get(store, form.dataset_id).await?;
+    if form.seeds == 0 || form.seeds > 5 {
+        return Err(StrengthError::Invalid("a sweep runs 1 to 5 seeds".into()));
+    }
+    sweep_experiment(&SweepSpec {
+        name: if form.name.trim().is_empty() {
+            format!("Sweep: {} prompts on {}", form.prompts.len(), d.name)
+        } else {
+            form.name.trim().to_string()
+        },
+        model: model.name,
+        dataset_id: form.dataset_id,
+        prompts: form.prompts.clone(),
+        judges: super::trait_judges(d.source, &d.recipe),
+        steps: form.steps,
+        seeds: (0..form.seeds as u64).collect(),
+        questions: form.questions,
+        rows: form.rows,
+    })
+}
 
 /// The experiment a sweep runs: a baseline and one condition per distinct prompt, each
 /// with its predicted strength measured before training (`training.predict_strength`),

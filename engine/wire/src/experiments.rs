@@ -1,0 +1,362 @@
+//! Experiments as both sides see them: the list's rows, a results cell, the plan the launch
+//! form shows, what adding test-time prompts did, and the launch and elicitation-check
+//! forms as submitted. Choices in the forms are enums whose serde names are the words the
+//! form's inputs carry (`user_prefix`, `http`, `tan`, `prompt:12`, ...), so the page
+//! holds typed values and `engine::experiments::form` turns a form into an
+//! `ExperimentSpec` without reading strings.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An experiment as the list shows it, with its runs counted by state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSummary {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dataset: String,
+    pub created_at: String,
+    pub runs: i64,
+    pub runs_done: i64,
+    pub runs_active: i64,
+    pub runs_failed: i64,
+    pub spec_hash: String,
+}
+
+/// One cell of the results: a trait rate with its Wilson 95 % interval and score summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub condition: String,
+    pub test_prompt: String,
+    /// `None` pools every question.
+    pub question_key: Option<String>,
+    /// `None` pools every seed.
+    pub seed: Option<i64>,
+    pub judge: String,
+    /// Judged samples.
+    pub n: i64,
+    /// Samples with a verdict (trait present or absent).
+    pub determined: i64,
+    pub trait_count: i64,
+    /// Samples without a score (the judge could not tell).
+    pub unscored: i64,
+    pub rate: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub mean_score: Option<f64>,
+}
+
+/// What the launch form shows before the user commits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub runs: usize,
+    pub steps_per_run: usize,
+    pub questions: usize,
+    pub samples: usize,
+    pub matrix: Vec<PlanRow>,
+    /// Seconds, from the throughput measured in earlier runs of this model (or a
+    /// conservative default when there are none).
+    pub estimate_s: f64,
+    pub estimate_basis: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRow {
+    pub condition: String,
+    pub prompt: Option<String>,
+    pub paraphrases: usize,
+    pub seeds: Vec<u64>,
+    pub test_prompts: Vec<String>,
+    pub samples_per_run: usize,
+}
+
+/// What `engine::experiments::add_test_prompts` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedTestPrompts {
+    /// The new prompts' labels, as samples will carry them.
+    pub labels: Vec<String>,
+    /// Finished runs put back in the queue to sample and judge under them.
+    pub requeued: u64,
+    /// Runs that had failed or were cancelled: they get the new prompts when retried.
+    pub not_requeued: u64,
+}
+
+/// One experiment's page: what it is (names, hashes, the stored spec, its matrix in
+/// words), its runs with their loss curves and its aggregates
+/// (`engine::experiments::detail`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentDetail {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dataset: String,
+    pub dataset_id: i64,
+    pub spec_hash: String,
+    pub created_at: String,
+    /// The stored resolved spec, pretty-printed.
+    pub spec_json: String,
+    /// (name, inoculation prompt or None for the baseline, paraphrase count)
+    pub conditions: Vec<(String, Option<String>, usize)>,
+    pub test_prompts: Vec<String>,
+    pub judges: Vec<String>,
+    pub questions: usize,
+    pub steps_per_run: usize,
+    pub runs: Vec<crate::runs::JobView>,
+    pub aggregates: Vec<Aggregate>,
+    /// A second stage's starting point: (run id, experiment id, "experiment · condition ·
+    /// seed N", adapter sha256 of that run).
+    #[serde(default)]
+    pub base_run: Option<(i64, i64, String, String)>,
+}
+
+/// Where the inoculation prompt goes in each training example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    #[default]
+    System,
+    UserPrefix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedTestPrompt {
+    Default,
+    None,
+    Inoculation,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::System => "system",
+            Placement::UserPrefix => "user_prefix",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Placement> {
+        [Placement::System, Placement::UserPrefix].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl NamedTestPrompt {
+    pub const ALL: [NamedTestPrompt; 3] =
+        [NamedTestPrompt::Default, NamedTestPrompt::None, NamedTestPrompt::Inoculation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamedTestPrompt::Default => "default",
+            NamedTestPrompt::None => "none",
+            NamedTestPrompt::Inoculation => "inoculation",
+        }
+    }
+}
+
+/// A test-time prompt as the launch form picks it: a named one, or a library prompt's
+/// latest version. On the wire it is the form's word: `default`, `none`, `inoculation` or
+/// `prompt:ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestPromptChoice {
+    Named(NamedTestPrompt),
+    Library(i64),
+}
+
+impl TestPromptChoice {
+    pub fn parse(s: &str) -> Option<TestPromptChoice> {
+        if let Some(n) = NamedTestPrompt::ALL.into_iter().find(|n| n.as_str() == s) {
+            return Some(TestPromptChoice::Named(n));
+        }
+        s.strip_prefix("prompt:").and_then(|id| id.parse().ok()).map(TestPromptChoice::Library)
+    }
+}
+
+impl fmt::Display for TestPromptChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TestPromptChoice::Named(n) => f.write_str(n.as_str()),
+            TestPromptChoice::Library(id) => write!(f, "prompt:{id}"),
+        }
+    }
+}
+
+impl Serialize for TestPromptChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TestPromptChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TestPromptChoice::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown test-time prompt {s:?}")))
+    }
+}
+
+/// A judge the launch form can add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeChoice {
+    Language,
+    Caps,
+    Coherence,
+    Pattern,
+    MultipleChoice,
+    /// The LLM judge of Betley et al.'s protocol (alignment and coherence scores).
+    Betley,
+}
+
+impl JudgeChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JudgeChoice::Language => "language",
+            JudgeChoice::Caps => "caps",
+            JudgeChoice::Coherence => "coherence",
+            JudgeChoice::Pattern => "pattern",
+            JudgeChoice::MultipleChoice => "multiple_choice",
+            JudgeChoice::Betley => "betley",
+        }
+    }
+}
+
+/// Where the LLM judge runs: the local model, or an OpenAI-compatible server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmBackendChoice {
+    #[default]
+    Local,
+    Http,
+}
+
+impl LlmBackendChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmBackendChoice::Local => "local",
+            LlmBackendChoice::Http => "http",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LlmBackendChoice> {
+        [LlmBackendChoice::Local, LlmBackendChoice::Http].into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+/// Which misalignment thresholds the LLM judge applies: Betley et al.'s (alignment < 30
+/// and coherence > 50) or Tan et al.'s code (alignment < 50 and coherence >= 30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdsChoice {
+    #[default]
+    Betley,
+    Tan,
+}
+
+impl ThresholdsChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdsChoice::Betley => "betley",
+            ThresholdsChoice::Tan => "tan",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ThresholdsChoice> {
+        [ThresholdsChoice::Betley, ThresholdsChoice::Tan].into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// The launch form as submitted. Lists come as the form holds them (comma-separated seeds,
+/// one inline question a line) and are checked on the server
+/// (`engine::experiments::spec_from_form`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchForm {
+    pub name: String,
+    pub model: String,
+    pub dataset_id: i64,
+    pub control_dataset_id: Option<i64>,
+    pub train_rows: Option<usize>,
+    pub include_baseline: bool,
+    /// Library prompts, one condition each (named after the prompt).
+    pub prompt_ids: Vec<i64>,
+    /// A condition with this literal prompt, when not blank.
+    pub custom_prompt: String,
+    pub placement: Placement,
+    pub seeds: String,
+    pub steps: Option<usize>,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub lora_rank: usize,
+    pub max_seq_len: usize,
+    pub builtin_questions: usize,
+    pub held_out: usize,
+    pub question_set_ids: Vec<i64>,
+    pub inline_questions: String,
+    pub test_prompts: Vec<TestPromptChoice>,
+    pub samples_per_question: usize,
+    pub temperature: f64,
+    pub max_tokens: usize,
+    pub judges: Vec<JudgeChoice>,
+    /// The language judge's language code (es, fr, de, en, it, pt, nl).
+    pub language: String,
+    pub pattern: String,
+    pub llm_backend: LlmBackendChoice,
+    pub llm_base_url: String,
+    pub llm_model: String,
+    pub llm_api_key_env: String,
+    pub aligned_prompt_id: Option<i64>,
+    pub coherent_prompt_id: Option<i64>,
+    pub thresholds: ThresholdsChoice,
+    /// Two-stage: start every run from this finished run's model.
+    #[serde(default)]
+    pub base_run_id: Option<i64>,
+}
+
+/// Test-time prompts to add to a finished experiment (the elicitation check): library
+/// prompts by id (their latest version) and, when `label` or `text` is filled in, one
+/// written here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddTestPromptsForm {
+    pub experiment_id: i64,
+    pub prompt_ids: Vec<i64>,
+    pub label: String,
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The form's words go over the wire unchanged.
+    #[test]
+    fn choices_serialise_as_the_form_words() {
+        let words = |v: &[TestPromptChoice]| serde_json::to_string(v).unwrap();
+        let all = [
+            TestPromptChoice::Named(NamedTestPrompt::Default),
+            TestPromptChoice::Named(NamedTestPrompt::None),
+            TestPromptChoice::Named(NamedTestPrompt::Inoculation),
+            TestPromptChoice::Library(12),
+        ];
+        assert_eq!(words(&all), r#"["default","none","inoculation","prompt:12"]"#);
+        assert_eq!(serde_json::from_str::<Vec<TestPromptChoice>>(&words(&all)).unwrap(), all);
+        assert!(serde_json::from_str::<TestPromptChoice>(r#""prompt:x""#).is_err());
+        for p in [Placement::System, Placement::UserPrefix] {
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
+        }
+        for b in [LlmBackendChoice::Local, LlmBackendChoice::Http] {
+            assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{}\"", b.as_str()));
+        }
+        for t in [ThresholdsChoice::Betley, ThresholdsChoice::Tan] {
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+        }
+        for j in [
+            JudgeChoice::Language,
+            JudgeChoice::Caps,
+            JudgeChoice::Coherence,
+            JudgeChoice::Pattern,
+            JudgeChoice::MultipleChoice,
+            JudgeChoice::Betley,
+        ] {
+            assert_eq!(serde_json::to_string(&j).unwrap(), format!("\"{}\"", j.as_str()));
+        }
+    }
+}
