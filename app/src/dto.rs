@@ -49,13 +49,6 @@ pub struct ModelList {
 
 // --- prompt strength ---
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StrengthResult {
-    pub surprise: Surprise,
-    pub cached: bool,
-    pub seconds: f64,
-}
-
 /// How often the base model showed each trait under the prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElicitationResult {

@@ -4,10 +4,10 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
+use crate::dto::{ElicitationResult, StrengthCandidate};
 use crate::error::AppError;
 use wire::reports::PredictionView;
-use wire::strength::SweepForm;
+use wire::strength::{Measured, Surprise, SweepForm};
 
 #[cfg(feature = "ssr")]
 mod convert {
@@ -31,11 +31,10 @@ pub async fn measure_strength(
     dataset_id: i64,
     rows: usize,
     prompt: String,
-) -> Result<StrengthResult, AppError> {
+) -> Result<Measured<Surprise>, AppError> {
     let state = crate::state::app_state()?;
     let target = engine::strength::Target { model_id, dataset_id, n_rows: rows };
-    let m = state.meter.surprise(convert::client(&client)?, &target, &prompt).await?;
-    Ok(StrengthResult { surprise: m.value, cached: m.cached, seconds: m.seconds })
+    Ok(state.meter.surprise(convert::client(&client)?, &target, &prompt).await?)
 }
 
 /// How often the base model shows the dataset's traits under `prompt`.

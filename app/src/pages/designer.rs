@@ -12,10 +12,10 @@ use crate::api::models::list_models;
 use crate::api::prompts::get_prompt;
 use crate::api::strength::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::{ElicitationResult, StrengthCandidate, StrengthResult};
+use crate::dto::{ElicitationResult, StrengthCandidate};
 use crate::error::AppError;
-use wire::strength::Surprise;
 use wire::strength::SweepForm;
+use wire::strength::{Measured, Surprise};
 
 /// Rows of the dataset a prompt is scored on: a quick first estimate, then the full one.
 const FIRST_ROWS: usize = 16;
@@ -100,7 +100,7 @@ pub fn TargetPickers(target: MeterTarget) -> impl IntoView {
 enum Reading {
     Idle,
     Measuring(usize),
-    Done(StrengthResult),
+    Done(Measured<Surprise>),
     Failed(AppError),
 }
 
@@ -111,7 +111,7 @@ enum Reading {
 pub fn StrengthMeter(
     text: Signal<String>,
     target: MeterTarget,
-    #[prop(optional)] result: Option<RwSignal<Option<StrengthResult>>>,
+    #[prop(optional)] result: Option<RwSignal<Option<Measured<Surprise>>>>,
 ) -> impl IntoView {
     let reading = RwSignal::new(Reading::Idle);
     let elicited = RwSignal::new(None::<Result<ElicitationResult, AppError>>);
@@ -182,7 +182,7 @@ pub fn StrengthMeter(
                 Reading::Measuring(rows) => view! { <p class="muted">{format!("Measuring on {rows} rows…")}</p> }.into_any(),
                 Reading::Failed(e) => view! { <ErrorBox error=e /> }.into_any(),
                 Reading::Done(r) => {
-                    let s = r.surprise;
+                    let s = r.value;
                     let verdict = if s.lo > 0.0 {
                         "makes the data clearly less surprising: a candidate inoculation prompt"
                     } else if s.hi < 0.0 {
@@ -252,7 +252,7 @@ pub fn DesignerPage() -> impl IntoView {
     let query = use_query_map();
     let text = RwSignal::new(String::new());
     let target = MeterTarget { model: RwSignal::new(-1), dataset: RwSignal::new(-1) };
-    let current = RwSignal::new(None::<StrengthResult>);
+    let current = RwSignal::new(None::<Measured<Surprise>>);
     // `?prompt=ID` starts from a library prompt (and offers its paraphrase set to sweep).
     let from = move || query.read().get("prompt").and_then(|s| s.parse::<i64>().ok());
     let from_prompt = Resource::new(from, |id| async move {
@@ -287,7 +287,7 @@ pub fn DesignerPage() -> impl IntoView {
 /// The library's prompts and paraphrases ranked by measured strength, with the prompt being
 /// typed placed among them. Unmeasured ones are measured on request, one after another.
 #[component]
-fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<StrengthResult>>) -> impl IntoView {
+fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<Measured<Surprise>>>) -> impl IntoView {
     let candidates = RwSignal::new(Vec::<StrengthCandidate>::new());
     let error = RwSignal::new(None::<AppError>);
     let running = RwSignal::new(false);
@@ -321,7 +321,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<S
                 }
                 let prompt = candidates.with_untracked(|c| c[i].text.clone());
                 match measure_strength(client.get_value(), m, d, DEFAULT_ROWS, prompt).await {
-                    Ok(r) => candidates.update(|c| c[i].surprise = Some(r.surprise)),
+                    Ok(r) => candidates.update(|c| c[i].surprise = Some(r.value)),
                     Err(e) => {
                         error.set(Some(e));
                         break;
@@ -336,7 +336,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<S
             candidates.get().into_iter().map(|c| (c.label, c.set, c.text, c.surprise, false)).collect();
         let typed = text.get();
         if let Some(r) = current.get().filter(|_| !typed.trim().is_empty()) {
-            rows.push(("your prompt".into(), None, typed, Some(r.surprise), true));
+            rows.push(("your prompt".into(), None, typed, Some(r.value), true));
         }
         rows.sort_by(|a, b| {
             let key = |s: &Option<Surprise>| s.map_or(f64::NEG_INFINITY, |s| s.reduction);

@@ -190,7 +190,7 @@ fn outcome<T, E>(received: Result<std::thread::Result<T>, E>) -> Result<T, HostE
 }
 
 /// What `panic!` was given, when it was text.
-pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+fn panic_message(panic: &(dyn Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
@@ -273,19 +273,21 @@ impl Ctx {
         }
         Ok(model)
     }
-
-    /// The keys of the models kept, most recently used first.
-    pub fn cached_keys(&self) -> Vec<String> {
-        let cache = self.cache.borrow();
-        let mut e: Vec<&Entry> = cache.entries.iter().collect();
-        e.sort_by_key(|e| std::cmp::Reverse(e.used));
-        e.into_iter().map(|e| e.key.clone()).collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Ctx {
+        /// The keys of the models kept, most recently used first.
+        fn cached_keys(&self) -> Vec<String> {
+            let cache = self.cache.borrow();
+            let mut e: Vec<&Entry> = cache.entries.iter().collect();
+            e.sort_by_key(|e| std::cmp::Reverse(e.used));
+            e.into_iter().map(|e| e.key.clone()).collect()
+        }
+    }
     use std::sync::mpsc;
     use std::time::Duration;
 

@@ -20,6 +20,16 @@ pub struct Surprise {
     pub n_tokens: usize,
 }
 
+/// A measurement and whether it came from the cache: what the meter answers, and what the
+/// designer shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured<T> {
+    pub value: T,
+    pub cached: bool,
+    /// Seconds spent computing (0 when cached).
+    pub seconds: f64,
+}
+
 /// The sweep form: one fine-tuning run per prompt beside a shared baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepForm {

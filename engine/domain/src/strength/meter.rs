@@ -25,14 +25,7 @@ pub struct Target {
     pub n_rows: usize,
 }
 
-/// A measurement and whether it came from the cache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measured<T> {
-    pub value: T,
-    pub cached: bool,
-    /// Seconds spent computing (0 when cached).
-    pub seconds: f64,
-}
+pub use wire::strength::Measured;
 
 /// The prompt editor's meter: measurements run on the model host as interactive work (one
 /// at a time, between the steps of a training run in progress, on the weights the host
