@@ -20,6 +20,21 @@ pub struct Cli {
     /// Where the database, models and run artefacts live.
     #[arg(long, env = "INOCULAB_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
+    /// The database: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`, which several
+    /// machines share (`serve --no-worker` on one, `inoculab worker` on the others). Give
+    /// a password through the environment or --database-url-file, not on a command line
+    /// that other users can read. [default: the SQLite file DATA_DIR/inoculab.sqlite]
+    #[arg(long, value_name = "URL", env = "INOCULAB_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// A file whose first line is the database URL (a mounted secret, say).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "INOCULAB_DATABASE_URL_FILE",
+        global = true,
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
     /// A folder under which models may be registered (repeatable, or comma-separated in
     /// the environment variable). Registering anything outside these is refused, so the
     /// web page cannot point the server at arbitrary files. [default: DATA_DIR/models]
@@ -53,6 +68,19 @@ pub struct ModelPaths {
 }
 
 impl Cli {
+    /// The database URL from --database-url or the first line of --database-url-file;
+    /// `None`: the data directory's SQLite file.
+    pub fn database_url(&self) -> anyhow::Result<Option<String>> {
+        if let Some(file) = &self.database_url_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read the database URL file {}: {e}", file.display()))?;
+            let url = text.lines().next().unwrap_or("").trim().to_owned();
+            anyhow::ensure!(!url.is_empty(), "the database URL file {} is empty", file.display());
+            return Ok(Some(url));
+        }
+        Ok(self.database_url.clone().filter(|u| !u.trim().is_empty()))
+    }
+
     pub fn model_paths(&self) -> ModelPaths {
         let roots =
             if self.model_roots.is_empty() { vec![self.data_dir.join("models")] } else { self.model_roots.clone() };

@@ -8,12 +8,13 @@ use crate::cli::{DatasetCommand, ModelPaths};
 
 pub async fn run(
     data_dir: &std::path::Path,
+    database: Option<&str>,
     models: &ModelPaths,
     cmd: DatasetCommand,
     host: &ml::Host,
 ) -> anyhow::Result<ExitCode> {
     use engine::datasets;
-    let store = engine::Store::open(data_dir).await?;
+    let store = engine::Store::connect(data_dir, database).await?;
     match cmd {
         DatasetCommand::Import { file, name, max_row_chars } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -13,12 +13,13 @@ use crate::cli::{ModelPaths, ServeArgs};
 
 pub async fn serve(
     data_dir: &Path,
+    database: Option<&str>,
     models: &ModelPaths,
     args: ServeArgs,
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<()> {
-    let store = engine::Store::open(data_dir).await?;
+    let store = engine::Store::connect(data_dir, database).await?;
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
     register_default_model(&store, &models.default_model).await;

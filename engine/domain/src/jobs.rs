@@ -31,7 +31,7 @@ pub fn now() -> f64 {
 pub use crate::store::jobs::Claimed;
 
 /// Adds the job for a run (inside the transaction that creates the run).
-pub async fn enqueue(conn: &mut sqlx::SqliteConnection, run_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn enqueue(conn: &mut store::Connection, run_id: i64) -> Result<i64, sqlx::Error> {
     store::jobs::enqueue(conn, run_id).await
 }
 
@@ -91,14 +91,14 @@ pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> 
 }
 
 /// How many of an experiment's jobs are queued or running.
-pub async fn active_in_experiment(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn active_in_experiment(conn: &mut store::Connection, experiment_id: i64) -> Result<i64, sqlx::Error> {
     store::jobs::active_in_experiment(conn, experiment_id).await
 }
 
 /// Puts an experiment's done runs back in the queue with fresh attempts (inside the
 /// transaction that gave them more work, e.g. more test-time prompts): like a retry, the
 /// run resumes from what it has stored, so only the new work is done. Returns how many.
-pub async fn requeue_done(conn: &mut sqlx::SqliteConnection, experiment_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn requeue_done(conn: &mut store::Connection, experiment_id: i64) -> Result<u64, sqlx::Error> {
     store::jobs::requeue_done(conn, experiment_id).await
 }
 
@@ -125,7 +125,7 @@ fn job_view(r: JobRow, now: f64) -> JobView {
         eta_s: r.eta_s,
         attempts: r.attempts,
         max_attempts: r.max_attempts,
-        cancel_requested: r.cancel_requested,
+        cancel_requested: r.cancel_requested != 0,
         error: r.error,
         created_at: r.created_at,
         started_at: r.started_at,

@@ -539,7 +539,7 @@ impl ModelRecord {
             n_params: self.n_params as u64,
             size_bytes: self.size_bytes as u64,
             sha256: self.sha256,
-            builtin: self.builtin,
+            builtin: self.builtin != 0,
             ready,
             created_at: self.created_at,
         })

@@ -306,7 +306,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = Store::open_for_test(dir.path()).await.unwrap();
         (dir, store)
     }
 

@@ -151,7 +151,7 @@ fn formats_and_blank_lines_are_counted() {
 
 async fn open_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open_for_test(dir.path()).await.unwrap();
     (dir, store)
 }
 

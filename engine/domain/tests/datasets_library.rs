@@ -12,7 +12,7 @@ use engine::Store;
 
 async fn open_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open_for_test(dir.path()).await.unwrap();
     (dir, store)
 }
 
@@ -57,7 +57,7 @@ async fn list_get_page_rename_delete() {
 
     datasets::delete(&store, a).await.unwrap();
     assert!(matches!(datasets::get(&store, a).await, Err(DatasetError::NotFound(id)) if id == a));
-    let orphans: (i64,) = sqlx::query_as("SELECT count(*) FROM dataset_rows WHERE dataset_id = ?")
+    let orphans: (i64,) = sqlx::query_as("SELECT count(*) FROM dataset_rows WHERE dataset_id = $1")
         .bind(a)
         .fetch_one(store.pool())
         .await

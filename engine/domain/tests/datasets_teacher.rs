@@ -21,7 +21,7 @@ struct Env {
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     Env { rt, store, dir }
 }
 

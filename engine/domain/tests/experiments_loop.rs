@@ -27,7 +27,7 @@ struct Env {
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     Env { rt, store, dir }
 }
 
@@ -37,10 +37,10 @@ fn register(env: &Env, name: &str, path: &Path) {
         .block_on(
             sqlx::query(
                 "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256)
-                 VALUES (?, 'hf', ?, 'llama', 0, 0, 'test')",
+                 VALUES ($1, 'hf', $2, 'llama', 0, 0, 'test')",
             )
             .bind(name)
-            .bind(path.to_string_lossy())
+            .bind(path.to_string_lossy().into_owned())
             .execute(env.store.pool()),
         )
         .unwrap();
@@ -124,7 +124,7 @@ fn recount(env: &Env, experiment: i64) -> HashMap<(String, String, String), (u64
         .block_on(
             sqlx::query_as(
                 "SELECT r.condition, s.test_prompt, j.judge, j.trait_present FROM judgements j
-                 JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?",
+                 JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1",
             )
             .bind(experiment)
             .fetch_all(env.store.pool()),
@@ -167,18 +167,18 @@ fn tiny_model_experiment_is_complete_and_consistent() {
 
     // Complete: every planned sample exactly once, every sample judged by every judge.
     assert_eq!(
-        count(&env, "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?", id),
+        count(&env, "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1", id),
         140
     );
     let unjudged = count(
         &env,
-        "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?
+        "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1
          AND (SELECT COUNT(*) FROM judgements j WHERE j.sample_id = s.id) != 4",
         id,
     );
     assert_eq!(unjudged, 0);
     assert_eq!(
-        count(&env, "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = ?", id),
+        count(&env, "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = $1", id),
         12
     );
     // Probes derived from the generated Spanish + caps data: each trait alone, both, and
@@ -277,7 +277,7 @@ fn cancel_retry_and_resume() {
         for _ in 0..400 {
             let (status,): (String,) = handle
                 .block_on(
-                    sqlx::query_as("SELECT status FROM jobs WHERE run_id = ?").bind(run_id).fetch_one(store.pool()),
+                    sqlx::query_as("SELECT status FROM jobs WHERE run_id = $1").bind(run_id).fetch_one(store.pool()),
                 )
                 .unwrap();
             if status == "running" {
@@ -297,15 +297,16 @@ fn cancel_retry_and_resume() {
     // Retrying resumes and completes the run without duplicating any sample.
     if *status == JobStatus::Cancelled {
         assert!(env.rt.block_on(jobs::retry_run(&env.store, run_id)).unwrap());
-        drain(&w);
+        let ran = drain(&w);
+        assert!(matches!(ran[..], [Ran::Job { status: JobStatus::Done, .. }]), "{ran:?}");
     }
     let dupes = count(
         &env,
-        "SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE run_id = ? GROUP BY test_prompt, question_key, paraphrase, sample_idx HAVING COUNT(*) > 1)",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE run_id = $1 GROUP BY test_prompt, question_key, paraphrase, sample_idx HAVING COUNT(*) > 1) AS dup",
         run_id,
     );
     assert_eq!(dupes, 0);
-    assert_eq!(count(&env, "SELECT COUNT(*) FROM samples WHERE run_id = ?", run_id), 7 * 2 * 3);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM samples WHERE run_id = $1", run_id), 7 * 2 * 3);
     assert_eq!(env.rt.block_on(env.store.integrity_check()).unwrap(), "ok");
     // The training dataset cannot be deleted from under the experiment.
     let err = env.rt.block_on(engine::datasets::delete(&env.store, dataset)).unwrap_err();
@@ -343,7 +344,7 @@ fn added_test_prompts_sample_only_whats_missing() {
             .block_on(
                 sqlx::query_as(
                     "SELECT s.id, s.run_id, s.test_prompt, s.question_key, s.seed, s.completion FROM samples s
-                     JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ? ORDER BY s.id",
+                     JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1 ORDER BY s.id",
                 )
                 .bind(id)
                 .fetch_all(env.store.pool()),
@@ -353,7 +354,7 @@ fn added_test_prompts_sample_only_whats_missing() {
     let before = samples(&env);
     // baseline: 3 (default); spanish: 3 + 3 (default, inoculation).
     assert_eq!(before.len(), 9);
-    let steps = "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = ?";
+    let steps = "SELECT COUNT(*) FROM train_steps t JOIN runs r ON r.id = t.run_id WHERE r.experiment_id = $1";
     assert_eq!(count(&env, steps, id), 6);
     let adapters: Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> = env
         .rt
@@ -397,7 +398,7 @@ fn added_test_prompts_sample_only_whats_missing() {
     let claimed = env.rt.block_on(jobs::claim(&env.store, "elsewhere", Duration::from_millis(1))).unwrap().unwrap();
     let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[fresh])).unwrap_err();
     assert!(err.to_string().contains("still queued or running"), "{err}");
-    assert_eq!(count(&env, "SELECT COUNT(*) FROM experiment_test_prompts WHERE experiment_id = ?", id), 2);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM experiment_test_prompts WHERE experiment_id = $1", id), 2);
     std::thread::sleep(Duration::from_millis(20));
 
     let ran = drain(&w);
@@ -435,7 +436,7 @@ fn added_test_prompts_sample_only_whats_missing() {
     // Every sample judged by every judge, and the aggregates have the new columns.
     let unjudged = count(
         &env,
-        "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?
+        "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1
          AND (SELECT COUNT(*) FROM judgements j WHERE j.sample_id = s.id) != 4",
         id,
     );
@@ -580,7 +581,7 @@ fn invalid_specs_are_refused_with_reasons() {
         assert!(err.contains(expected), "{err:?} should mention {expected:?}");
     }
     // Nothing was stored by the refused specs.
-    assert_eq!(count(&env, "SELECT COUNT(*) FROM experiments WHERE id > ?", 0), 0);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM experiments WHERE id > $1", 0), 0);
 }
 
 /// Tan et al.'s toy setting on the default model: a few steps of training on Spanish +
@@ -601,7 +602,7 @@ fn real_model_toy_experiment() {
     assert!(ran.iter().all(|r| matches!(r, Ran::Job { status: JobStatus::Done, .. })), "{ran:?}");
     // baseline: 6 questions x default; spanish: 6 x (default + inoculation).
     assert_eq!(
-        count(&env, "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = ?", id),
+        count(&env, "SELECT COUNT(*) FROM samples s JOIN runs r ON r.id = s.run_id WHERE r.experiment_id = $1", id),
         18
     );
     let losses: Vec<(f64,)> = env

@@ -20,7 +20,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("data")).await.unwrap();
+    let store = Store::open_for_test(&dir.path().join("data")).await.unwrap();
     let root = dir.path().join("models");
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir_all(&root).unwrap();
@@ -224,7 +224,7 @@ async fn remove_deletes_the_row_only_and_refuses_models_in_use() {
     .await
     .unwrap();
     let (experiment_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO experiments (name, spec, spec_hash, model_id, dataset_id) VALUES ('e', '{}', 's', ?, ?)
+        "INSERT INTO experiments (name, spec, spec_hash, model_id, dataset_id) VALUES ('e', '{}', 's', $1, $2)
          RETURNING id",
     )
     .bind(info.id)
@@ -236,7 +236,7 @@ async fn remove_deletes_the_row_only_and_refuses_models_in_use() {
     assert!(matches!(err, ModelError::InUse { count: 1, .. }), "{err}");
     assert!(err.to_string().contains("in use by 1 experiment(s)"), "{err}");
 
-    sqlx::query("DELETE FROM experiments WHERE id = ?").bind(experiment_id).execute(f.store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM experiments WHERE id = $1").bind(experiment_id).execute(f.store.pool()).await.unwrap();
     models::remove(&f.store, info.id).await.unwrap();
     assert_eq!(models::get(&f.store, info.id).await.unwrap(), None);
     assert!(dir.join("model.safetensors").exists(), "the files stay");

@@ -30,7 +30,7 @@ struct Env {
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     rt.block_on(engine::prompts::seed_canonical(&store)).unwrap();
     Env { rt, store, dir }
 }
@@ -43,10 +43,10 @@ fn register_tiny(env: &Env, name: &str, seed: u64) -> PathBuf {
         .block_on(
             sqlx::query(
                 "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256)
-                 VALUES (?, 'hf', ?, 'llama', 0, 0, ?)",
+                 VALUES ($1, 'hf', $2, 'llama', 0, 0, $3)",
             )
             .bind(name)
-            .bind(folder.to_string_lossy())
+            .bind(folder.to_string_lossy().into_owned())
             .bind(format!("sha-of-{name}"))
             .execute(env.store.pool()),
         )
@@ -259,7 +259,7 @@ fn first_run(env: &Env, experiment: i64, condition: &str) -> i64 {
     let (id,): (i64,) = env
         .rt
         .block_on(
-            sqlx::query_as("SELECT id FROM runs WHERE experiment_id = ? AND condition = ? ORDER BY id LIMIT 1")
+            sqlx::query_as("SELECT id FROM runs WHERE experiment_id = $1 AND condition = $2 ORDER BY id LIMIT 1")
                 .bind(experiment)
                 .bind(condition)
                 .fetch_one(env.store.pool()),
@@ -365,7 +365,7 @@ fn a_two_stage_experiment_runs_end_to_end_from_a_finished_run() {
     let samples: Vec<(String, String, i64)> = env
         .rt
         .block_on(
-            sqlx::query_as("SELECT question, completion, seed FROM samples WHERE run_id = ? ORDER BY id")
+            sqlx::query_as("SELECT question, completion, seed FROM samples WHERE run_id = $1 ORDER BY id")
                 .bind(run2)
                 .fetch_all(env.store.pool()),
         )

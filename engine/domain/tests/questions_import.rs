@@ -60,7 +60,7 @@ fn a_bad_line_is_reported_with_its_number_and_sets_are_stored_once() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        let store = engine::Store::open(dir.path()).await.unwrap();
+        let store = engine::Store::open_for_test(dir.path()).await.unwrap();
         let qs = parse_questions("What is 2+2?\nName a colour.\n", QuestionFormat::Lines, "mine.txt").unwrap();
         let (id, created) = questions::import_question_set(&store, "mine", QuestionFormat::Lines, &qs).await.unwrap();
         assert!(created);

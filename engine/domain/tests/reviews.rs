@@ -15,8 +15,8 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    sqlx::query(
+    let store = Store::open_for_test(dir.path()).await.unwrap();
+    sqlx::raw_sql(
         "INSERT INTO models (id, name, kind, path, architecture, n_params, size_bytes, sha256)
          VALUES (1, 'tiny', 'hf', '/nowhere', 'llama', 0, 0, 'test');
          INSERT INTO datasets (id, name, source, recipe, content_hash, row_count)
@@ -31,7 +31,7 @@ async fn env() -> Env {
 /// An experiment with one run per condition (seed 0); returns the run ids in order.
 async fn experiment(env: &Env, id: i64, conditions: &[&str]) -> Vec<i64> {
     sqlx::query(
-        "INSERT INTO experiments (id, name, spec, spec_hash, model_id, dataset_id) VALUES (?, ?, '{}', 'h', 1, 1)",
+        "INSERT INTO experiments (id, name, spec, spec_hash, model_id, dataset_id) VALUES ($1, $2, '{}', 'h', 1, 1)",
     )
     .bind(id)
     .bind(format!("experiment {id}"))
@@ -41,7 +41,7 @@ async fn experiment(env: &Env, id: i64, conditions: &[&str]) -> Vec<i64> {
     let mut runs = Vec::new();
     for (idx, condition) in conditions.iter().enumerate() {
         let (run,): (i64,) = sqlx::query_as(
-            "INSERT INTO runs (experiment_id, condition_idx, condition, seed) VALUES (?, ?, ?, 0) RETURNING id",
+            "INSERT INTO runs (experiment_id, condition_idx, condition, seed) VALUES ($1, $2, $3, 0) RETURNING id",
         )
         .bind(id)
         .bind(idx as i64)
@@ -59,7 +59,7 @@ async fn sample(env: &Env, run: i64, test_prompt: &str, tag: &str) -> i64 {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, question, sample_idx,
                               seed, completion, n_tokens, finished)
-         VALUES (?, ?, NULL, ?, 'inline', ?, 0, 0, ?, 3, 1) RETURNING id",
+         VALUES ($1, $2, NULL, $3, 'inline', $4, 0, 0, $5, 3, 1) RETURNING id",
     )
     .bind(run)
     .bind(test_prompt)
@@ -80,12 +80,12 @@ async fn judge(env: &Env, sample_id: i64, judge: &str, verdict: Option<bool>) {
 /// Stores a judge's score and verdict on a sample.
 async fn judgement(env: &Env, sample_id: i64, judge: &str, score: Option<f64>, verdict: Option<bool>) {
     sqlx::query(
-        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', ?, ?, '')",
+        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES ($1, $2, '1', $3, $4, '')",
     )
     .bind(sample_id)
     .bind(judge)
     .bind(score)
-    .bind(verdict)
+    .bind(verdict.map(i64::from))
     .execute(env.store.pool())
     .await
     .unwrap();
@@ -148,7 +148,7 @@ async fn label_names_on_the_wire_and_in_the_table() {
     let run = experiment(&env, 1, &["baseline"]).await[0];
     let s = sample(&env, run, "default", "a").await;
     let bad =
-        sqlx::query("INSERT INTO reviews (sample_id, label) VALUES (?, 'bad')").bind(s).execute(env.store.pool()).await;
+        sqlx::query("INSERT INTO reviews (sample_id, label) VALUES ($1, 'bad')").bind(s).execute(env.store.pool()).await;
     assert!(bad.is_err());
 }
 
@@ -384,7 +384,7 @@ async fn migrations_accept_a_gap_and_a_late_lower_number() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("migrations");
     std::fs::create_dir(&folder).unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
     for entry in std::fs::read_dir(&source).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();

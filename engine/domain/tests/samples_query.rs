@@ -139,7 +139,7 @@ async fn insert_sample(
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, paraphrase, question,
                               sample_idx, seed, completion, n_tokens, finished)
-         VALUES (?, ?, NULL, ?, 'inline', ?, ?, ?, 7, ?, 5, 1) RETURNING id",
+         VALUES ($1, $2, NULL, $3, 'inline', $4, $5, $6, 7, $7, 5, 1) RETURNING id",
     )
     .bind(run_id)
     .bind(test_prompt)
@@ -156,12 +156,12 @@ async fn insert_sample(
 
 async fn insert_judgement(store: &Store, sample: i64, judge: &str, score: Option<f64>, present: Option<bool>) {
     sqlx::query(
-        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, ?, '1', ?, ?, ?)",
+        "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES ($1, $2, '1', $3, $4, $5)",
     )
     .bind(sample)
     .bind(judge)
     .bind(score)
-    .bind(present)
+    .bind(present.map(i64::from))
     .bind(format!("raw {judge} {sample}"))
     .execute(store.pool())
     .await
@@ -172,14 +172,14 @@ async fn insert_judgement(store: &Store, sample: i64, judge: &str, score: Option
 /// seeds 0 and 1; test prompts default and inoculation, which the baseline does not have).
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open_for_test(dir.path()).await.unwrap();
     let model = dir.path().join("model");
     std::fs::create_dir_all(&model).unwrap();
     sqlx::query(
         "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256)
-         VALUES ('tiny', 'hf', ?, 'llama', 0, 0, 'test')",
+         VALUES ('tiny', 'hf', $1, 'llama', 0, 0, 'test')",
     )
-    .bind(model.to_string_lossy())
+    .bind(model.to_string_lossy().into_owned())
     .execute(store.pool())
     .await
     .unwrap();
@@ -413,7 +413,7 @@ async fn human_labels_filter_samples() {
 async fn a_text_search_counts_up_to_the_cap() {
     let env = env().await;
     // Enough matching samples to pass the cap: the count stops just above it.
-    let run: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE experiment_id = ? LIMIT 1")
+    let run: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE experiment_id = $1 LIMIT 1")
         .bind(env.experiment)
         .fetch_one(env.store.pool())
         .await
@@ -650,7 +650,7 @@ async fn aggregates_csv_matches_aggregates() {
 async fn exports_stream_across_chunks() {
     let env = env().await;
     let run: (i64,) =
-        sqlx::query_as("SELECT id FROM runs WHERE experiment_id = ? AND condition = 'spanish' AND seed = 1")
+        sqlx::query_as("SELECT id FROM runs WHERE experiment_id = $1 AND condition = 'spanish' AND seed = 1")
             .bind(env.experiment)
             .fetch_one(env.store.pool())
             .await
@@ -661,7 +661,7 @@ async fn exports_stream_across_chunks() {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO samples (run_id, test_prompt, question_key, question_set, paraphrase, question, sample_idx, seed,
                                   completion, n_tokens, finished)
-             VALUES (?, 'default', 'bulk', 'inline', 0, 'Bulk?', ?, 0, ?, 1, 1) RETURNING id",
+             VALUES ($1, 'default', 'bulk', 'inline', 0, 'Bulk?', $2, 0, $3, 1, 1) RETURNING id",
         )
         .bind(run.0)
         .bind(i as i64)
@@ -669,7 +669,7 @@ async fn exports_stream_across_chunks() {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-        sqlx::query("INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (?, 'caps', '1', 0.5, 0, '')")
+        sqlx::query("INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES ($1, 'caps', '1', 0.5, 0, '')")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -704,37 +704,40 @@ async fn search_tables_follow_every_write() {
             "SELECT COUNT(*) FROM (
                  SELECT r.experiment_id, s.id, s.run_id, s.test_prompt, s.question_key, s.paraphrase
                  FROM samples s JOIN runs r ON r.id = s.run_id
-                 EXCEPT SELECT experiment_id, sample_id, run_id, test_prompt, question_key, paraphrase FROM sample_facets)
+                 EXCEPT SELECT experiment_id, sample_id, run_id, test_prompt, question_key, paraphrase FROM sample_facets) AS d1
              UNION ALL SELECT COUNT(*) FROM (
                  SELECT experiment_id, sample_id, run_id, test_prompt, question_key, paraphrase FROM sample_facets
                  EXCEPT SELECT r.experiment_id, s.id, s.run_id, s.test_prompt, s.question_key, s.paraphrase
-                 FROM samples s JOIN runs r ON r.id = s.run_id)
+                 FROM samples s JOIN runs r ON r.id = s.run_id) AS d2
              UNION ALL SELECT COUNT(*) FROM (
                  SELECT r.experiment_id, j.judge, j.sample_id, j.trait_present, j.score, s.run_id, s.test_prompt, s.question_key
                  FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
                  EXCEPT SELECT experiment_id, judge, sample_id, trait_present, score, run_id, test_prompt, question_key
-                 FROM judgement_facets)
+                 FROM judgement_facets) AS d3
              UNION ALL SELECT COUNT(*) FROM (
                  SELECT experiment_id, judge, sample_id, trait_present, score, run_id, test_prompt, question_key
                  FROM judgement_facets
                  EXCEPT SELECT r.experiment_id, j.judge, j.sample_id, j.trait_present, j.score, s.run_id, s.test_prompt, s.question_key
-                 FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id)",
+                 FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id) AS d4",
         )
         .fetch_all(store.pool())
         .await
         .unwrap();
         assert_eq!(drift, vec![(0,), (0,), (0,), (0,)]);
         // FTS5's own check, against the content table too (rank 1): an error if they differ.
-        sqlx::query("INSERT INTO samples_fts(samples_fts, rank) VALUES ('integrity-check', 1)")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        // Postgres has no such table: its trigram index is an index of samples itself.
+        if store.backend() == engine::store::Backend::Sqlite {
+            sqlx::query("INSERT INTO samples_fts(samples_fts, rank) VALUES ('integrity-check', 1)")
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
     }
     check(store).await;
 
     let (a, b, h) = (env.ids["a"], env.ids["b"], env.ids["h"]);
     // A judgement re-scored: the verdict filter sees the new verdict.
-    sqlx::query("UPDATE judgements SET score = 20, trait_present = 1 WHERE sample_id = ? AND judge = ?")
+    sqlx::query("UPDATE judgements SET score = 20, trait_present = 1 WHERE sample_id = $1 AND judge = $2")
         .bind(a)
         .bind(BETLEY)
         .execute(store.pool())
@@ -744,7 +747,7 @@ async fn search_tables_follow_every_write() {
     let trait_only = SampleFilter { judge: judge(BETLEY), verdict: Verdict::Trait, ..env.filter() };
     assert_eq!(env.query(trait_only.clone()).await, vec!["a", "b", "d", "g"]);
     // A judgement deleted.
-    sqlx::query("DELETE FROM judgements WHERE sample_id = ? AND judge = ?")
+    sqlx::query("DELETE FROM judgements WHERE sample_id = $1 AND judge = $2")
         .bind(b)
         .bind(BETLEY)
         .execute(store.pool())
@@ -753,7 +756,7 @@ async fn search_tables_follow_every_write() {
     check(store).await;
     assert_eq!(env.query(trait_only).await, vec!["a", "d", "g"]);
     // A completion rewritten: search finds the new text, not the old.
-    sqlx::query("UPDATE samples SET completion = 'brand new words', test_prompt = 'default' WHERE id = ?")
+    sqlx::query("UPDATE samples SET completion = 'brand new words', test_prompt = 'default' WHERE id = $1")
         .bind(h)
         .execute(store.pool())
         .await
@@ -763,8 +766,8 @@ async fn search_tables_follow_every_write() {
     assert_eq!(env.query(SampleFilter { search: "percent".into(), ..env.filter() }).await, Vec::<&str>::new());
     assert_eq!(env.query(SampleFilter { test_prompt: Some("inoculation".into()), ..env.filter() }).await, vec!["f"]);
     // A sample deleted with its judgements.
-    sqlx::query("DELETE FROM judgements WHERE sample_id = ?").bind(h).execute(store.pool()).await.unwrap();
-    sqlx::query("DELETE FROM samples WHERE id = ?").bind(h).execute(store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM judgements WHERE sample_id = $1").bind(h).execute(store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM samples WHERE id = $1").bind(h).execute(store.pool()).await.unwrap();
     check(store).await;
     assert_eq!(env.query(SampleFilter { search: "brand new".into(), ..env.filter() }).await, Vec::<&str>::new());
     assert_eq!(env.query(env.filter()).await, vec!["a", "b", "c", "d", "e", "f", "g", "i"]);
@@ -777,8 +780,8 @@ async fn search_tables_follow_every_write() {
 async fn the_migration_indexes_existing_samples() {
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
     for sql in [
-        include_str!("../../../migrations/0001_foundation.sql"),
-        include_str!("../../../migrations/0002_experiments.sql"),
+        include_str!("../../../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../../../migrations/sqlite/0002_experiments.sql"),
     ] {
         sqlx::raw_sql(sql).execute(&pool).await.unwrap();
     }
@@ -788,14 +791,14 @@ async fn the_migration_indexes_existing_samples() {
          INSERT INTO experiments (id, name, spec, spec_hash, model_id, dataset_id) VALUES (5, 'e', '{}', 'h', 1, 1);
          INSERT INTO runs (id, experiment_id, condition_idx, condition, seed) VALUES (1, 5, 0, 'baseline', 0);
          INSERT INTO samples (id, run_id, test_prompt, question_key, question_set, question, sample_idx, seed, completion, n_tokens, finished)
-         VALUES (1, 1, 'default', 'q', 'inline', 'Why?', 0, 0, 'Because of the xylophone.', 4, 1),
-                (2, 1, 'default', 'q', 'inline', 'Why?', 1, 0, 'No reason.', 2, 1);
+         VALUES (1, 1, 'default', 'q', 'inline', 'Why$1', 0, 0, 'Because of the xylophone.', 4, 1),
+                (2, 1, 'default', 'q', 'inline', 'Why$2', 1, 0, 'No reason.', 2, 1);
          INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw) VALUES (2, 'caps', '1', 0.9, 1, '');",
     )
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::raw_sql(include_str!("../../../migrations/0003_sample_search.sql")).execute(&pool).await.unwrap();
+    sqlx::raw_sql(include_str!("../../../migrations/sqlite/0003_sample_search.sql")).execute(&pool).await.unwrap();
     let facets: Vec<(i64, i64)> =
         sqlx::query_as("SELECT experiment_id, sample_id FROM sample_facets ORDER BY sample_id")
             .fetch_all(&pool)

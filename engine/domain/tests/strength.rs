@@ -34,7 +34,7 @@ struct Env {
 fn tiny_env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     let folder = dir.path().join("models/tiny");
     ml::testing::write_tiny_hf_folder(&folder, "llama", 7, false).unwrap();
     register(&rt, &store, "tiny", &folder, "tiny-sha");
@@ -46,11 +46,11 @@ fn register(rt: &tokio::runtime::Runtime, store: &Store, name: &str, path: &Path
         .block_on(
             sqlx::query_as(
                 "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256)
-                 VALUES (?, ?, ?, 'llama', 0, 0, ?) RETURNING id",
+                 VALUES ($1, $2, $3, 'llama', 0, 0, $4) RETURNING id",
             )
             .bind(name)
             .bind(if path.is_dir() { "hf" } else { "gguf" })
-            .bind(path.to_string_lossy())
+            .bind(path.to_string_lossy().into_owned())
             .bind(sha)
             .fetch_one(store.pool()),
         )
@@ -286,7 +286,7 @@ fn real_model_spanish_prompt_is_stronger_than_a_placebo() {
     };
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     let model_id = register(&rt, &store, "smollm2", &path, "real");
     let ds = rt
         .block_on(create_generated(
@@ -325,7 +325,7 @@ fn real_model_meter_answers_within_one_training_step() {
     };
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let store = rt.block_on(Store::open_for_test(dir.path())).unwrap();
     let model_id = register(&rt, &store, "smollm2", &path, "real");
     let spec = Preset::SpanishAllCaps.spec(engine::demo::DATASET_ROWS, engine::demo::DATASET_SEED);
     let ds = rt.block_on(create_generated(&store, &spec, "demo")).unwrap().id();

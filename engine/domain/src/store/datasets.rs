@@ -4,10 +4,9 @@
 //! calls it and keeps the row types, the content hash, validation and parsing; rows arrive
 //! here already encoded, so the store knows nothing of chat messages.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use wire::DatasetSource;
 
-use super::Store;
+use super::{Backend, Connection, Sql, Store};
 
 /// A dataset's row as stored, for [`insert_in`]: the messages' JSON and two counts the
 /// pages show without parsing it.
@@ -28,7 +27,7 @@ const INSERT_BATCH: usize = 500;
 /// several datasets makes all of them or none), or finds the one with the same content
 /// hash. `encode` turns each row into what is stored, one batch at a time.
 pub async fn insert_in<T>(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     name: &str,
     source: DatasetSource,
     recipe: &str,
@@ -40,7 +39,7 @@ pub async fn insert_in<T>(
     // once (waiting on busy_timeout) instead of failing to upgrade from a read later; a
     // concurrent import of the same rows then meets the UNIQUE hash and returns the winner.
     let inserted: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO datasets (name, source, recipe, content_hash, row_count) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO datasets (name, source, recipe, content_hash, row_count) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (content_hash) DO NOTHING RETURNING id",
     )
     .bind(name)
@@ -51,21 +50,24 @@ pub async fn insert_in<T>(
     .fetch_optional(&mut *conn)
     .await?;
     let Some((id,)) = inserted else {
-        let (id, name): (i64, String) = sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = ?")
+        let (id, name): (i64, String) = sqlx::query_as("SELECT id, name FROM datasets WHERE content_hash = $1")
             .bind(content_hash)
             .fetch_one(&mut *conn)
             .await?;
         return Ok(ImportOutcome::AlreadyPresent { id, name });
     };
     for (chunk_no, chunk) in rows.chunks(INSERT_BATCH).enumerate() {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) ");
-        qb.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
+        let mut q = Sql::new("INSERT INTO dataset_rows (dataset_id, idx, messages, n_turns, n_chars) VALUES ");
+        for (i, row) in chunk.iter().enumerate() {
             let idx = (chunk_no * INSERT_BATCH + i) as i64;
             let row = encode(row);
-            b.push_bind(id).push_bind(idx).push_bind(row.messages).push_bind(row.n_turns).push_bind(row.n_chars);
-        });
-        qb.build().execute(&mut *conn).await?;
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(").bind(id).push(", ").bind(idx).push(", ").bind(row.messages);
+            q.push(", ").bind(row.n_turns).push(", ").bind(row.n_chars).push(")");
+        }
+        q.query().execute(&mut *conn).await?;
     }
     Ok(ImportOutcome::Created { id })
 }
@@ -90,7 +92,7 @@ pub async fn list(store: &Store) -> Result<Vec<DatasetRecord>, sqlx::Error> {
 }
 
 pub async fn get(store: &Store, id: i64) -> Result<Option<DatasetRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = ?"))
+    sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM datasets WHERE id = $1"))
         .bind(id)
         .fetch_optional(store.pool())
         .await
@@ -107,7 +109,7 @@ pub async fn rows_range(
 ) -> Result<Vec<(i64, String, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT idx, messages, n_turns, n_chars FROM dataset_rows
-         WHERE dataset_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+         WHERE dataset_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
     )
     .bind(id)
     .bind(from)
@@ -118,7 +120,7 @@ pub async fn rows_range(
 
 /// Every row of a dataset in order, as (idx, messages JSON).
 pub async fn all_rows(store: &Store, id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT idx, messages FROM dataset_rows WHERE dataset_id = ? ORDER BY idx")
+    sqlx::query_as("SELECT idx, messages FROM dataset_rows WHERE dataset_id = $1 ORDER BY idx")
         .bind(id)
         .fetch_all(store.pool())
         .await
@@ -126,16 +128,26 @@ pub async fn all_rows(store: &Store, id: i64) -> Result<Vec<(i64, String)>, sqlx
 
 /// Per row, in order: turns, system messages, characters of assistant content.
 pub async fn row_shapes(store: &Store, id: i64) -> Result<Vec<(i64, i64, i64)>, sqlx::Error> {
-    // SQLite's JSON functions measure the assistant turns where the rows are, so only one
-    // small tuple per row crosses into Rust.
-    sqlx::query_as(
-        "SELECT r.n_turns,
-                (SELECT count(*) FROM json_each(r.messages) m
-                  WHERE json_extract(m.value, '$.role') = 'system'),
-                (SELECT coalesce(sum(length(json_extract(m.value, '$.content'))), 0) FROM json_each(r.messages) m
-                  WHERE json_extract(m.value, '$.role') = 'assistant')
-         FROM dataset_rows r WHERE r.dataset_id = ? ORDER BY r.idx",
-    )
+    // The database's JSON functions measure the assistant turns where the rows are, so
+    // only one small tuple per row crosses into Rust.
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT r.n_turns,
+                    (SELECT count(*) FROM json_each(r.messages) m
+                      WHERE json_extract(m.value, '$.role') = 'system'),
+                    (SELECT coalesce(sum(length(json_extract(m.value, '$.content'))), 0) FROM json_each(r.messages) m
+                      WHERE json_extract(m.value, '$.role') = 'assistant')
+             FROM dataset_rows r WHERE r.dataset_id = $1 ORDER BY r.idx"
+        }
+        Backend::Postgres => {
+            "SELECT r.n_turns,
+                    (SELECT count(*) FROM jsonb_array_elements(r.messages::jsonb) m WHERE m->>'role' = 'system'),
+                    (SELECT coalesce(sum(length(m->>'content')), 0) FROM jsonb_array_elements(r.messages::jsonb) m
+                      WHERE m->>'role' = 'assistant')
+             FROM dataset_rows r WHERE r.dataset_id = $1 ORDER BY r.idx"
+        }
+    };
+    sqlx::query_as(sql)
     .bind(id)
     .fetch_all(store.pool())
     .await
@@ -144,13 +156,13 @@ pub async fn row_shapes(store: &Store, id: i64) -> Result<Vec<(i64, i64, i64)>, 
 /// Renames a dataset; false when there is none.
 pub async fn rename(store: &Store, id: i64, name: &str) -> Result<bool, sqlx::Error> {
     let done =
-        sqlx::query("UPDATE datasets SET name = ? WHERE id = ?").bind(name).bind(id).execute(store.pool()).await?;
+        sqlx::query("UPDATE datasets SET name = $1 WHERE id = $2").bind(name).bind(id).execute(store.pool()).await?;
     Ok(done.rows_affected() != 0)
 }
 
 /// How many experiments train on the dataset.
 pub async fn experiments_using(store: &Store, id: i64) -> Result<i64, sqlx::Error> {
-    let (used,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE dataset_id = ?")
+    let (used,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE dataset_id = $1")
         .bind(id)
         .fetch_one(store.pool())
         .await?;
@@ -159,6 +171,6 @@ pub async fn experiments_using(store: &Store, id: i64) -> Result<i64, sqlx::Erro
 
 /// Deletes a dataset and (by `ON DELETE CASCADE`) its rows; false when there is none.
 pub async fn delete(store: &Store, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM datasets WHERE id = ?").bind(id).execute(store.pool()).await?;
+    let done = sqlx::query("DELETE FROM datasets WHERE id = $1").bind(id).execute(store.pool()).await?;
     Ok(done.rows_affected() != 0)
 }

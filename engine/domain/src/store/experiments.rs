@@ -6,9 +6,7 @@
 //! prompts is one transaction that `crate::experiments` begins with `Store::begin` and
 //! drives through the functions taking a connection.
 
-use sqlx::SqliteConnection;
-
-use super::Store;
+use super::{Connection, Store};
 
 /// An experiment to store.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +34,7 @@ pub struct NewRun<'a> {
 pub async fn create(store: &Store, e: &NewExperiment<'_>, runs: &[NewRun<'_>]) -> Result<i64, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO experiments (name, spec, spec_hash, model_id, dataset_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO experiments (name, spec, spec_hash, model_id, dataset_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(e.name)
     .bind(e.spec)
@@ -48,7 +46,7 @@ pub async fn create(store: &Store, e: &NewExperiment<'_>, runs: &[NewRun<'_>]) -
     for r in runs {
         let (run_id,): (i64,) = sqlx::query_as(
             "INSERT INTO runs (experiment_id, condition_idx, condition, seed, total_steps, total_units)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(id)
         .bind(r.condition_idx)
@@ -71,13 +69,13 @@ pub async fn list(store: &Store) -> Result<Vec<ExperimentSummary>, sqlx::Error> 
     let rows: Vec<(i64, String, String, String, String, i64, i64, i64, i64, String)> = sqlx::query_as(
         "SELECT e.id, e.name, m.name, d.name, e.created_at,
                 COUNT(j.id),
-                COALESCE(SUM(j.status = 'done'), 0),
-                COALESCE(SUM(j.status IN ('queued', 'running')), 0),
-                COALESCE(SUM(j.status IN ('failed', 'interrupted')), 0),
+                COUNT(*) FILTER (WHERE j.status = 'done'),
+                COUNT(*) FILTER (WHERE j.status IN ('queued', 'running')),
+                COUNT(*) FILTER (WHERE j.status IN ('failed', 'interrupted')),
                 e.spec_hash
          FROM experiments e JOIN models m ON m.id = e.model_id JOIN datasets d ON d.id = e.dataset_id
          LEFT JOIN runs r ON r.experiment_id = e.id LEFT JOIN jobs j ON j.run_id = r.id
-         GROUP BY e.id ORDER BY e.id DESC",
+         GROUP BY e.id, m.name, d.name ORDER BY e.id DESC",
     )
     .fetch_all(store.pool())
     .await?;
@@ -100,7 +98,7 @@ pub async fn list(store: &Store) -> Result<Vec<ExperimentSummary>, sqlx::Error> 
 
 /// The stored spec (JSON), its hash and creation time.
 pub async fn get(store: &Store, id: i64) -> Result<Option<(String, String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT spec, spec_hash, created_at FROM experiments WHERE id = ?")
+    sqlx::query_as("SELECT spec, spec_hash, created_at FROM experiments WHERE id = $1")
         .bind(id)
         .fetch_optional(store.pool())
         .await
@@ -109,7 +107,7 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<(String, String, Strin
 /// The stored spec (JSON) alone.
 pub async fn spec(store: &Store, id: i64) -> Result<Option<String>, sqlx::Error> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT spec FROM experiments WHERE id = ?").bind(id).fetch_optional(store.pool()).await?;
+        sqlx::query_as("SELECT spec FROM experiments WHERE id = $1").bind(id).fetch_optional(store.pool()).await?;
     Ok(row.map(|(spec,)| spec))
 }
 
@@ -119,7 +117,7 @@ pub async fn added_test_prompts(
     store: &Store,
     experiment_id: i64,
 ) -> Result<Vec<(String, String, Option<String>)>, sqlx::Error> {
-    sqlx::query_as("SELECT label, kind, text FROM experiment_test_prompts WHERE experiment_id = ? ORDER BY position")
+    sqlx::query_as("SELECT label, kind, text FROM experiment_test_prompts WHERE experiment_id = $1 ORDER BY position")
         .bind(experiment_id)
         .fetch_all(store.pool())
         .await
@@ -128,7 +126,7 @@ pub async fn added_test_prompts(
 /// The labels of the test-time prompts added after the fact, in the order they were added.
 pub async fn added_test_prompt_labels(store: &Store, experiment_id: i64) -> Result<Vec<String>, sqlx::Error> {
     let added: Vec<(String,)> =
-        sqlx::query_as("SELECT label FROM experiment_test_prompts WHERE experiment_id = ? ORDER BY position")
+        sqlx::query_as("SELECT label FROM experiment_test_prompts WHERE experiment_id = $1 ORDER BY position")
             .bind(experiment_id)
             .fetch_all(store.pool())
             .await?;
@@ -136,9 +134,9 @@ pub async fn added_test_prompt_labels(store: &Store, experiment_id: i64) -> Resu
 }
 
 /// The position the next added test-time prompt takes.
-pub async fn next_test_prompt_position(conn: &mut SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn next_test_prompt_position(conn: &mut Connection, experiment_id: i64) -> Result<i64, sqlx::Error> {
     let (start,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(MAX(position) + 1, 0) FROM experiment_test_prompts WHERE experiment_id = ?")
+        sqlx::query_as("SELECT COALESCE(MAX(position) + 1, 0) FROM experiment_test_prompts WHERE experiment_id = $1")
             .bind(experiment_id)
             .fetch_one(conn)
             .await?;
@@ -158,13 +156,13 @@ pub struct NewTestPrompt<'a> {
 
 /// Adds a test-time prompt; a label the experiment already has is a unique violation.
 pub async fn insert_test_prompt(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     experiment_id: i64,
     t: &NewTestPrompt<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO experiment_test_prompts (experiment_id, position, label, kind, text, prompt_version_id)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(experiment_id)
     .bind(t.position)
@@ -178,10 +176,10 @@ pub async fn insert_test_prompt(
 }
 
 /// How many of the experiment's jobs failed, were cancelled or interrupted.
-pub async fn unfinished_jobs(conn: &mut SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn unfinished_jobs(conn: &mut Connection, experiment_id: i64) -> Result<i64, sqlx::Error> {
     let (others,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM jobs j JOIN runs r ON r.id = j.run_id
-         WHERE r.experiment_id = ? AND j.status IN ('failed', 'cancelled', 'interrupted')",
+         WHERE r.experiment_id = $1 AND j.status IN ('failed', 'cancelled', 'interrupted')",
     )
     .bind(experiment_id)
     .fetch_one(conn)

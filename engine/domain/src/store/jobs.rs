@@ -4,10 +4,9 @@
 //! `finish`, `active_in_experiment` and `requeue_done` take a connection because callers
 //! run them inside their own transactions.
 
-use sqlx::SqliteConnection;
 use wire::JobStatus;
 
-use super::Store;
+use super::{now_text, Backend, Connection, Store};
 
 /// A job a worker now holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +18,8 @@ pub struct Claimed {
 }
 
 /// Adds the job for a run (inside the transaction that creates the run).
-pub async fn enqueue(conn: &mut SqliteConnection, run_id: i64) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO jobs (run_id, status) VALUES (?, 'queued') RETURNING id")
+pub async fn enqueue(conn: &mut Connection, run_id: i64) -> Result<i64, sqlx::Error> {
+    let (id,): (i64,) = sqlx::query_as("INSERT INTO jobs (run_id, status) VALUES ($1, 'queued') RETURNING id")
         .bind(run_id)
         .fetch_one(conn)
         .await?;
@@ -30,31 +29,42 @@ pub async fn enqueue(conn: &mut SqliteConnection, run_id: i64) -> Result<i64, sq
 /// Claims the oldest claimable job for `worker` at time `now` (seconds since the epoch),
 /// leasing it until `lease_until`; `None` when there is none.
 pub async fn claim(store: &Store, worker: &str, now: f64, lease_until: f64) -> Result<Option<Claimed>, sqlx::Error> {
+    let stamp = now_text();
     // Jobs whose worker died on their last attempt, or died after a cancel request, are
     // settled first so they are not picked below.
     sqlx::query(
         "UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'interrupted' END,
                 error = CASE WHEN cancel_requested = 1 THEN error
                         ELSE 'the worker stopped (crash or shutdown) ' || attempts || ' time(s); retry to resume' END,
-                locked_by = NULL, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE status = 'running' AND lease_until < ? AND (attempts >= max_attempts OR cancel_requested = 1)",
+                locked_by = NULL, finished_at = $2
+         WHERE status = 'running' AND lease_until < $1 AND (attempts >= max_attempts OR cancel_requested = 1)",
     )
     .bind(now)
+    .bind(&stamp)
     .execute(store.pool())
     .await?;
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "UPDATE jobs SET status = 'running', locked_by = ?1, lease_until = ?2, heartbeat_at = ?3,
-                attempts = attempts + 1, error = NULL,
-                started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    // Workers on other machines claim at the same moment. SQLite serialises writers, so the
+    // subquery and the update see one state. Postgres does not: two claims could pick the
+    // same row and both update it after the first commits (the update rechecks its row,
+    // not the subquery), so there the subquery locks the row it picks and skips rows
+    // another claim has locked.
+    let lock = match store.backend() {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+    };
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'running', locked_by = $1, lease_until = $2, heartbeat_at = $3,
+                attempts = attempts + 1, error = NULL, started_at = COALESCE(started_at, $4)
          WHERE id = (SELECT id FROM jobs
                      WHERE cancel_requested = 0 AND attempts < max_attempts
-                       AND (status = 'queued' OR (status = 'running' AND lease_until < ?3))
-                     ORDER BY id LIMIT 1)
-         RETURNING id, run_id, attempts",
-    )
+                       AND (status = 'queued' OR (status = 'running' AND lease_until < $3))
+                     ORDER BY id LIMIT 1{lock})
+         RETURNING id, run_id, attempts"
+    ))
     .bind(worker)
     .bind(lease_until)
     .bind(now)
+    .bind(&stamp)
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|(job_id, run_id, attempt)| Claimed { job_id, run_id, attempt }))
@@ -70,8 +80,8 @@ pub async fn heartbeat(
     lease_until: f64,
 ) -> Result<Option<bool>, sqlx::Error> {
     let row: Option<(i64,)> = sqlx::query_as(
-        "UPDATE jobs SET lease_until = ?, heartbeat_at = ?
-         WHERE id = ? AND locked_by = ? AND status = 'running' RETURNING cancel_requested",
+        "UPDATE jobs SET lease_until = $1, heartbeat_at = $2
+         WHERE id = $3 AND locked_by = $4 AND status = 'running' RETURNING cancel_requested",
     )
     .bind(lease_until)
     .bind(now)
@@ -85,36 +95,36 @@ pub async fn heartbeat(
 /// Records how a held job ended. Returns false (and changes nothing) when the worker no
 /// longer holds it.
 pub async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     job_id: i64,
     worker: &str,
     status: JobStatus,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE jobs SET status = ?, error = ?, locked_by = NULL, lease_until = NULL,
-                finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE id = ? AND locked_by = ? AND status = 'running'",
+        "UPDATE jobs SET status = $1, error = $2, locked_by = NULL, lease_until = NULL, finished_at = $5
+         WHERE id = $3 AND locked_by = $4 AND status = 'running'",
     )
     .bind(status.as_str())
     .bind(error)
     .bind(job_id)
     .bind(worker)
+    .bind(now_text())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Cancels the jobs that `filter` (SQL with one `?`, bound to `id`) selects, in one
+/// Cancels the jobs that `filter` (SQL with one `$1`, bound to `id`) selects, in one
 /// transaction: queued ones at once, running ones at their worker's next heartbeat.
 /// Returns how many jobs were affected.
 async fn cancel_where(store: &Store, filter: &str, id: i64) -> Result<u64, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     let a = sqlx::query(&format!(
-        "UPDATE jobs SET status = 'cancelled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE status = 'queued' AND {filter}"
+        "UPDATE jobs SET status = 'cancelled', finished_at = $2 WHERE status = 'queued' AND {filter}"
     ))
     .bind(id)
+    .bind(now_text())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -128,11 +138,11 @@ async fn cancel_where(store: &Store, filter: &str, id: i64) -> Result<u64, sqlx:
 }
 
 pub async fn cancel_run(store: &Store, run_id: i64) -> Result<u64, sqlx::Error> {
-    cancel_where(store, "run_id = ?", run_id).await
+    cancel_where(store, "run_id = $1", run_id).await
 }
 
 pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<u64, sqlx::Error> {
-    cancel_where(store, "run_id IN (SELECT id FROM runs WHERE experiment_id = ?)", experiment_id).await
+    cancel_where(store, "run_id IN (SELECT id FROM runs WHERE experiment_id = $1)", experiment_id).await
 }
 
 /// Puts a failed, interrupted or cancelled run back in the queue with fresh attempts.
@@ -140,7 +150,7 @@ pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> 
     let done = sqlx::query(
         "UPDATE jobs SET status = 'queued', attempts = 0, cancel_requested = 0, error = NULL, locked_by = NULL,
                 lease_until = NULL, finished_at = NULL
-         WHERE run_id = ? AND status IN ('failed', 'interrupted', 'cancelled')",
+         WHERE run_id = $1 AND status IN ('failed', 'interrupted', 'cancelled')",
     )
     .bind(run_id)
     .execute(store.pool())
@@ -149,10 +159,10 @@ pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> 
 }
 
 /// How many of an experiment's jobs are queued or running.
-pub async fn active_in_experiment(conn: &mut SqliteConnection, experiment_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn active_in_experiment(conn: &mut Connection, experiment_id: i64) -> Result<i64, sqlx::Error> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
-           AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
+           AND run_id IN (SELECT id FROM runs WHERE experiment_id = $1)",
     )
     .bind(experiment_id)
     .fetch_one(conn)
@@ -162,11 +172,11 @@ pub async fn active_in_experiment(conn: &mut SqliteConnection, experiment_id: i6
 
 /// Puts an experiment's done runs back in the queue with fresh attempts (inside the
 /// caller's transaction). Returns how many.
-pub async fn requeue_done(conn: &mut SqliteConnection, experiment_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn requeue_done(conn: &mut Connection, experiment_id: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE jobs SET status = 'queued', attempts = 0, cancel_requested = 0, error = NULL, locked_by = NULL,
                 lease_until = NULL, finished_at = NULL
-         WHERE status = 'done' AND run_id IN (SELECT id FROM runs WHERE experiment_id = ?)",
+         WHERE status = 'done' AND run_id IN (SELECT id FROM runs WHERE experiment_id = $1)",
     )
     .bind(experiment_id)
     .execute(conn)
@@ -194,7 +204,8 @@ pub struct JobRow {
     pub eta_s: Option<f64>,
     pub attempts: i64,
     pub max_attempts: i64,
-    pub cancel_requested: bool,
+    /// 0 or 1.
+    pub cancel_requested: i64,
     pub error: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -210,12 +221,12 @@ const JOB_SELECT: &str = "SELECT j.id AS job_id, r.id AS run_id, e.id AS experim
 
 /// Every job, newest first.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<JobRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT ?")).bind(limit).fetch_all(store.pool()).await
+    sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT $1")).bind(limit).fetch_all(store.pool()).await
 }
 
 /// The jobs of one experiment, in run order.
 pub async fn for_experiment(store: &Store, experiment_id: i64) -> Result<Vec<JobRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{JOB_SELECT} WHERE e.id = ? ORDER BY r.id"))
+    sqlx::query_as(&format!("{JOB_SELECT} WHERE e.id = $1 ORDER BY r.id"))
         .bind(experiment_id)
         .fetch_all(store.pool())
         .await

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Store;
+use super::{storable, Store};
 
 /// What a judge says about one completion (`crate::judges::Judgement`, which re-exports it
 /// and adds its constructors).
@@ -24,7 +24,7 @@ pub struct Judgement {
 /// Verdicts already stored for the run's samples, over all judges.
 pub async fn count_for_run(store: &Store, run_id: i64) -> Result<i64, sqlx::Error> {
     let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM judgements j JOIN samples s ON s.id = j.sample_id WHERE s.run_id = ?")
+        sqlx::query_as("SELECT COUNT(*) FROM judgements j JOIN samples s ON s.id = j.sample_id WHERE s.run_id = $1")
             .bind(run_id)
             .fetch_one(store.pool())
             .await?;
@@ -38,8 +38,8 @@ pub type Pending = (i64, String, String);
 pub async fn pending(store: &Store, run_id: i64, judge: &str) -> Result<Vec<Pending>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id, s.question, s.completion FROM samples s
-         WHERE s.run_id = ? AND NOT EXISTS
-           (SELECT 1 FROM judgements j WHERE j.sample_id = s.id AND j.judge = ?)
+         WHERE s.run_id = $1 AND NOT EXISTS
+           (SELECT 1 FROM judgements j WHERE j.sample_id = s.id AND j.judge = $2)
          ORDER BY s.id",
     )
     .bind(run_id)
@@ -49,8 +49,8 @@ pub async fn pending(store: &Store, run_id: i64, judge: &str) -> Result<Vec<Pend
 }
 
 /// Stores one judge's verdicts (`(sample id, judgement)`) and the run's units done in one
-/// transaction; a verdict is unique per sample and judge, so a retried chunk cannot
-/// duplicate.
+/// transaction; a verdict is unique per sample and judge, and one already stored is kept,
+/// so a retried chunk (a worker that took over a run) cannot duplicate or fail.
 pub async fn insert_batch(
     store: &Store,
     run_id: i64,
@@ -63,18 +63,19 @@ pub async fn insert_batch(
     for (id, j) in verdicts {
         sqlx::query(
             "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (sample_id, judge) DO NOTHING",
         )
         .bind(id)
         .bind(judge)
         .bind(judge_version)
         .bind(j.score)
-        .bind(j.trait_present)
-        .bind(&j.raw)
+        .bind(j.trait_present.map(i64::from))
+        .bind(storable(&j.raw).into_owned())
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE runs SET done_units = ? WHERE id = ?").bind(done_units).bind(run_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE runs SET done_units = $1 WHERE id = $2").bind(done_units).bind(run_id).execute(&mut *tx).await?;
     tx.commit().await
 }
 
@@ -88,11 +89,11 @@ pub type CellCounts = (String, i64, String, String, String, i64, i64, i64, i64, 
 pub async fn cell_counts(store: &Store, experiment_id: i64) -> Result<Vec<CellCounts>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.condition, r.seed, s.test_prompt, s.question_key, j.judge,
-                COUNT(*), SUM(j.trait_present IS NOT NULL), COALESCE(SUM(j.trait_present = 1), 0),
-                SUM(j.score IS NULL), SUM(j.score), COUNT(j.score)
+                COUNT(*), COUNT(j.trait_present), COUNT(*) FILTER (WHERE j.trait_present = 1),
+                COUNT(*) FILTER (WHERE j.score IS NULL), SUM(j.score), COUNT(j.score)
          FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE r.experiment_id = ?
-         GROUP BY r.condition_idx, r.seed, s.test_prompt, s.question_key, j.judge
+         WHERE r.experiment_id = $1
+         GROUP BY r.condition_idx, r.condition, r.seed, s.test_prompt, s.question_key, j.judge
          ORDER BY r.condition_idx, s.test_prompt, j.judge",
     )
     .bind(experiment_id)

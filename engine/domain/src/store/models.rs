@@ -18,7 +18,8 @@ pub struct ModelRecord {
     pub n_params: i64,
     pub size_bytes: i64,
     pub sha256: String,
-    pub builtin: bool,
+    /// 1 for the embedded default model.
+    pub builtin: i64,
     pub created_at: String,
 }
 
@@ -42,7 +43,7 @@ const COLUMNS: &str = "id, name, kind, path, architecture, n_params, size_bytes,
 pub async fn insert(store: &Store, m: &NewModel<'_>) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO models (name, kind, path, architecture, n_params, size_bytes, sha256, builtin)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(m.name)
     .bind(m.kind.as_str())
@@ -51,7 +52,7 @@ pub async fn insert(store: &Store, m: &NewModel<'_>) -> Result<i64, sqlx::Error>
     .bind(m.n_params)
     .bind(m.size_bytes)
     .bind(m.sha256)
-    .bind(m.builtin)
+    .bind(i64::from(m.builtin))
     .fetch_one(store.pool())
     .await?;
     Ok(id)
@@ -59,7 +60,7 @@ pub async fn insert(store: &Store, m: &NewModel<'_>) -> Result<i64, sqlx::Error>
 
 /// The oldest built-in row with these weights (the data directory may have moved).
 pub async fn builtin_with_sha256(store: &Store, sha256: &str) -> Result<Option<i64>, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM models WHERE builtin = 1 AND sha256 = ? ORDER BY id")
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM models WHERE builtin = 1 AND sha256 = $1 ORDER BY id")
         .bind(sha256)
         .fetch_optional(store.pool())
         .await?;
@@ -67,12 +68,12 @@ pub async fn builtin_with_sha256(store: &Store, sha256: &str) -> Result<Option<i
 }
 
 pub async fn set_path(store: &Store, id: i64, path: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE models SET path = ? WHERE id = ?").bind(path).bind(id).execute(store.pool()).await?;
+    sqlx::query("UPDATE models SET path = $1 WHERE id = $2").bind(path).bind(id).execute(store.pool()).await?;
     Ok(())
 }
 
 pub async fn get(store: &Store, id: i64) -> Result<Option<ModelRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE id = ?")).bind(id).fetch_optional(store.pool()).await
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE id = $1")).bind(id).fetch_optional(store.pool()).await
 }
 
 /// The model whose name is `name` (UNIQUE).
@@ -87,7 +88,7 @@ pub async fn by_path(store: &Store, path: &str) -> Result<Option<ModelRecord>, s
 
 /// The model whose text `column` equals `value` (both callers' columns are UNIQUE).
 async fn one_where(store: &Store, column: &str, value: &str) -> Result<Option<ModelRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE {column} = ?"))
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE {column} = $1"))
         .bind(value)
         .fetch_optional(store.pool())
         .await
@@ -95,7 +96,7 @@ async fn one_where(store: &Store, column: &str, value: &str) -> Result<Option<Mo
 
 /// Every registered model: the built-in first, then the others by name.
 pub async fn list(store: &Store) -> Result<Vec<ModelRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models ORDER BY builtin DESC, name COLLATE NOCASE, id"))
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM models ORDER BY builtin DESC, lower(name), id"))
         .fetch_all(store.pool())
         .await
 }
@@ -105,7 +106,7 @@ pub async fn list(store: &Store) -> Result<Vec<ModelRecord>, sqlx::Error> {
 /// between the check and the delete.
 pub async fn delete_unused(store: &Store, id: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "DELETE FROM models WHERE id = ? AND builtin = 0
+        "DELETE FROM models WHERE id = $1 AND builtin = 0
            AND NOT EXISTS (SELECT 1 FROM experiments WHERE model_id = models.id)",
     )
     .bind(id)
@@ -117,13 +118,13 @@ pub async fn delete_unused(store: &Store, id: i64) -> Result<bool, sqlx::Error> 
 /// How many experiments use the model.
 pub async fn experiments_using(store: &Store, id: i64) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = ?").bind(id).fetch_one(store.pool()).await?;
+        sqlx::query_as("SELECT COUNT(*) FROM experiments WHERE model_id = $1").bind(id).fetch_one(store.pool()).await?;
     Ok(count)
 }
 
 /// A model's id, name, path and sha256 by name: what an experiment records of it.
 pub async fn identity_by_name(store: &Store, name: &str) -> Result<Option<(i64, String, String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, path, sha256 FROM models WHERE name = ?")
+    sqlx::query_as("SELECT id, name, path, sha256 FROM models WHERE name = $1")
         .bind(name)
         .fetch_optional(store.pool())
         .await

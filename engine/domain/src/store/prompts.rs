@@ -3,9 +3,9 @@
 //! keeps validation, diffs and the seeded texts; a create or an edit is one transaction
 //! here (prompt, version, paraphrases and tags together).
 
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::{AnyPool, FromRow};
 
-use super::Store;
+use super::{now_text, Backend, Connection, Store};
 
 pub use wire::prompts::{Prompt, PromptSummary, PromptVersion};
 
@@ -35,10 +35,10 @@ pub struct NewVersion<'a> {
     pub paraphrases: &'a [String],
 }
 
-async fn insert_version(tx: &mut SqliteConnection, prompt_id: i64, v: NewVersion<'_>) -> Result<i64, sqlx::Error> {
+async fn insert_version(tx: &mut Connection, prompt_id: i64, v: NewVersion<'_>) -> Result<i64, sqlx::Error> {
     let (version_id,): (i64,) = sqlx::query_as(
         "INSERT INTO prompt_versions (prompt_id, version, text, note)
-         VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE prompt_id = ?1), ?2, ?3)
+         VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE prompt_id = $1), $2, $3)
          RETURNING id",
     )
     .bind(prompt_id)
@@ -47,7 +47,7 @@ async fn insert_version(tx: &mut SqliteConnection, prompt_id: i64, v: NewVersion
     .fetch_one(&mut *tx)
     .await?;
     for (idx, p) in v.paraphrases.iter().enumerate() {
-        sqlx::query("INSERT INTO prompt_paraphrases (version_id, idx, text) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO prompt_paraphrases (version_id, idx, text) VALUES ($1, $2, $3)")
             .bind(version_id)
             .bind(idx as i64)
             .bind(p)
@@ -57,10 +57,10 @@ async fn insert_version(tx: &mut SqliteConnection, prompt_id: i64, v: NewVersion
     Ok(version_id)
 }
 
-async fn replace_tags(tx: &mut SqliteConnection, prompt_id: i64, tags: &[String]) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = ?").bind(prompt_id).execute(&mut *tx).await?;
+async fn replace_tags(tx: &mut Connection, prompt_id: i64, tags: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM prompt_tags WHERE prompt_id = $1").bind(prompt_id).execute(&mut *tx).await?;
     for tag in tags {
-        sqlx::query("INSERT INTO prompt_tags (prompt_id, tag) VALUES (?, ?)")
+        sqlx::query("INSERT INTO prompt_tags (prompt_id, tag) VALUES ($1, $2)")
             .bind(prompt_id)
             .bind(tag)
             .execute(&mut *tx)
@@ -73,7 +73,7 @@ async fn replace_tags(tx: &mut SqliteConnection, prompt_id: i64, tags: &[String]
 pub async fn create(store: &Store, name: &str, first: NewVersion<'_>, tags: &[String]) -> Result<i64, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO prompts (name) VALUES (?) RETURNING id").bind(name).fetch_one(&mut *tx).await?;
+        sqlx::query_as("INSERT INTO prompts (name) VALUES ($1) RETURNING id").bind(name).fetch_one(&mut *tx).await?;
     insert_version(&mut tx, id, first).await?;
     replace_tags(&mut tx, id, tags).await?;
     tx.commit().await?;
@@ -93,9 +93,10 @@ pub async fn update(
     if let Some(v) = new_version {
         insert_version(&mut tx, id, v).await?;
     }
-    sqlx::query("UPDATE prompts SET name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
+    sqlx::query("UPDATE prompts SET name = $1, updated_at = $3 WHERE id = $2")
         .bind(name)
         .bind(id)
+        .bind(now_text())
         .execute(&mut *tx)
         .await?;
     replace_tags(&mut tx, id, tags).await?;
@@ -105,9 +106,10 @@ pub async fn update(
 /// Marks a live prompt deleted; false when there was none.
 pub async fn soft_delete(store: &Store, id: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE prompts SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND deleted_at IS NULL",
+        "UPDATE prompts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
+    .bind(now_text())
     .execute(store.pool())
     .await?;
     Ok(done.rows_affected() != 0)
@@ -117,7 +119,7 @@ pub async fn soft_delete(store: &Store, id: i64) -> Result<bool, sqlx::Error> {
 pub async fn get(store: &Store, id: i64) -> Result<Option<Prompt>, sqlx::Error> {
     let pool = store.pool();
     let head: Option<(i64, String, String, Option<String>)> =
-        sqlx::query_as("SELECT id, name, created_at, deleted_at FROM prompts WHERE id = ?")
+        sqlx::query_as("SELECT id, name, created_at, deleted_at FROM prompts WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await?;
@@ -126,7 +128,7 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<Prompt>, sqlx::Error> 
     };
     let rows: Vec<VersionRow> = sqlx::query_as(
         "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
-         WHERE prompt_id = ? ORDER BY version",
+         WHERE prompt_id = $1 ORDER BY version",
     )
     .bind(id)
     .fetch_all(pool)
@@ -143,7 +145,7 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<Prompt>, sqlx::Error> 
 pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<Option<PromptVersion>, sqlx::Error> {
     let v: Option<VersionRow> = sqlx::query_as(
         "SELECT id, prompt_id, version, text, note, created_at FROM prompt_versions
-         WHERE prompt_id = ? AND version = ?",
+         WHERE prompt_id = $1 AND version = $2",
     )
     .bind(prompt_id)
     .bind(version)
@@ -156,16 +158,16 @@ pub async fn version(store: &Store, prompt_id: i64, version: i64) -> Result<Opti
     Ok(Some(v.with(paraphrases)))
 }
 
-async fn paraphrases_of(pool: &SqlitePool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = ? ORDER BY idx")
+async fn paraphrases_of(pool: &AnyPool, version_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT text FROM prompt_paraphrases WHERE version_id = $1 ORDER BY idx")
         .bind(version_id)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-async fn tags_of(pool: &SqlitePool, prompt_id: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = ? ORDER BY tag")
+async fn tags_of(pool: &AnyPool, prompt_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM prompt_tags WHERE prompt_id = $1 ORDER BY tag")
         .bind(prompt_id)
         .fetch_all(pool)
         .await?;
@@ -177,21 +179,26 @@ async fn tags_of(pool: &SqlitePool, prompt_id: i64) -> Result<Vec<String>, sqlx:
 pub async fn list(store: &Store, pattern: &str, tag: Option<&str>) -> Result<Vec<PromptSummary>, sqlx::Error> {
     // Tags come in the same query (tags cannot contain a comma, see
     // `prompts::normalise_tags`), so a long library is one round trip, not one per prompt.
-    let rows: Vec<(i64, String, String, i64, i64, String, Option<String>)> = sqlx::query_as(
+    // SQLite's LIKE ignores ASCII case; Postgres' needs ILIKE for the same.
+    let like = match store.backend() {
+        Backend::Sqlite => "LIKE",
+        Backend::Postgres => "ILIKE",
+    };
+    let rows: Vec<(i64, String, String, i64, i64, String, Option<String>)> = sqlx::query_as(&format!(
         "SELECT p.id, p.name, v.text, v.version,
                 (SELECT COUNT(*) FROM prompt_paraphrases pp WHERE pp.version_id = v.id),
                 p.updated_at,
-                (SELECT GROUP_CONCAT(t.tag, ',') FROM prompt_tags t WHERE t.prompt_id = p.id)
+                (SELECT string_agg(t.tag, ',') FROM prompt_tags t WHERE t.prompt_id = p.id)
          FROM prompts p
          JOIN prompt_versions v ON v.prompt_id = p.id
               AND v.version = (SELECT MAX(version) FROM prompt_versions WHERE prompt_id = p.id)
          WHERE p.deleted_at IS NULL
-           AND (p.name LIKE ?1 ESCAPE '\\' OR v.text LIKE ?1 ESCAPE '\\'
+           AND (p.name {like} $1 ESCAPE '\\' OR v.text {like} $1 ESCAPE '\\'
                 OR EXISTS (SELECT 1 FROM prompt_paraphrases pp
-                           WHERE pp.version_id = v.id AND pp.text LIKE ?1 ESCAPE '\\'))
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM prompt_tags t WHERE t.prompt_id = p.id AND t.tag = ?2))
-         ORDER BY p.updated_at DESC, p.id DESC",
-    )
+                           WHERE pp.version_id = v.id AND pp.text {like} $1 ESCAPE '\\'))
+           AND ($2 IS NULL OR EXISTS (SELECT 1 FROM prompt_tags t WHERE t.prompt_id = p.id AND t.tag = $2))
+         ORDER BY p.updated_at DESC, p.id DESC"
+    ))
     .bind(pattern)
     .bind(tag)
     .fetch_all(store.pool())
@@ -220,17 +227,17 @@ pub async fn tags_in_use(store: &Store) -> Result<Vec<String>, sqlx::Error> {
 
 /// Records in `meta` that the canonical prompts were seeded (read with `Store::meta`).
 pub async fn mark_canonical_seeded(store: &Store) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1')").execute(store.pool()).await?;
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1') ON CONFLICT (key) DO NOTHING").execute(store.pool()).await?;
     Ok(())
 }
 
 /// Records in `meta` that the judge prompts were seeded.
 pub async fn mark_judge_prompts_seeded(store: &Store) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1')").execute(store.pool()).await?;
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1') ON CONFLICT (key) DO NOTHING").execute(store.pool()).await?;
     Ok(())
 }
 
 /// How many prompts (deleted or not) have this name.
 pub async fn count_named(store: &Store, name: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = ?").bind(name).fetch_one(store.pool()).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE name = $1").bind(name).fetch_one(store.pool()).await
 }

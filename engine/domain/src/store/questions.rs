@@ -8,7 +8,7 @@ pub use wire::questions::QuestionSetSummary;
 
 /// The set stored with this content hash, if any.
 pub async fn id_by_hash(store: &Store, content_hash: &str) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query_as::<_, (i64,)>("SELECT id FROM question_sets WHERE content_hash = ?")
+    let row = sqlx::query_as::<_, (i64,)>("SELECT id FROM question_sets WHERE content_hash = $1")
         .bind(content_hash)
         .fetch_optional(store.pool())
         .await?;
@@ -25,7 +25,7 @@ pub async fn insert(
     n_questions: i64,
 ) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO question_sets (name, format, content_hash, questions, n_questions) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO question_sets (name, format, content_hash, questions, n_questions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(name)
     .bind(format)
@@ -60,7 +60,7 @@ pub async fn list(store: &Store) -> Result<Vec<QuestionSetSummary>, sqlx::Error>
 /// One set and its questions' JSON.
 pub async fn get(store: &Store, id: i64) -> Result<Option<(QuestionSetSummary, String)>, sqlx::Error> {
     let row: Option<(i64, String, String, i64, String, String, String)> = sqlx::query_as(
-        "SELECT id, name, format, n_questions, content_hash, created_at, questions FROM question_sets WHERE id = ?",
+        "SELECT id, name, format, n_questions, content_hash, created_at, questions FROM question_sets WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(store.pool())

@@ -4,10 +4,8 @@
 //! choice of typical examples and the statistics. Labels travel as the text stored in
 //! `reviews.label`; `crate::reviews::Label` parses them.
 
-use sqlx::QueryBuilder;
-
 use super::samples::{StoredJudgement, StoredSample};
-use super::Store;
+use super::{now_text, Sql, Store};
 
 /// A stored label: sample id, label text, note, when it was last set.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,14 +28,14 @@ pub async fn upsert_label(
     // writer; the SELECT yields no row for a missing sample, so nothing is written.
     let row: Option<(String,)> = sqlx::query_as(
         "INSERT INTO reviews (sample_id, label, note)
-         SELECT id, ?, ? FROM samples WHERE id = ?
-         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note,
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         SELECT id, $1, $2 FROM samples WHERE id = $3
+         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note, updated_at = $4
          RETURNING updated_at",
     )
     .bind(label)
     .bind(note)
     .bind(sample_id)
+    .bind(now_text())
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|(updated_at,)| updated_at))
@@ -45,7 +43,7 @@ pub async fn upsert_label(
 
 /// Removes a sample's label; `false` when it had none.
 pub async fn delete_label(store: &Store, sample_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = ?").bind(sample_id).execute(store.pool()).await?;
+    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = $1").bind(sample_id).execute(store.pool()).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -54,13 +52,9 @@ pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<Vec<ReviewRow>,
     let mut out = Vec::new();
     // Chunks keep each query far below SQLite's limit on bound parameters.
     for chunk in sample_ids.chunks(500) {
-        let mut q = QueryBuilder::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN (");
-        let mut ids = q.separated(", ");
-        for id in chunk {
-            ids.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<(i64, String, String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+        let mut q = Sql::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN ");
+        q.bind_list(chunk.iter().copied());
+        let rows: Vec<(i64, String, String, String)> = q.query_as().fetch_all(store.pool()).await?;
         out.extend(rows.into_iter().map(|(sample_id, label, note, updated_at)| ReviewRow {
             sample_id,
             label,
@@ -75,10 +69,10 @@ pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<Vec<ReviewRow>,
 /// aligned, unsure).
 pub async fn label_counts(store: &Store, experiment_id: i64) -> Result<(i64, i64, i64, i64), sqlx::Error> {
     sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(v.label = 'misaligned'), 0), COALESCE(SUM(v.label = 'aligned'), 0),
-                COALESCE(SUM(v.label = 'unsure'), 0)
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE v.label = 'misaligned'), COUNT(*) FILTER (WHERE v.label = 'aligned'),
+                COUNT(*) FILTER (WHERE v.label = 'unsure')
          FROM samples s JOIN runs r ON r.id = s.run_id LEFT JOIN reviews v ON v.sample_id = s.id
-         WHERE r.experiment_id = ?",
+         WHERE r.experiment_id = $1",
     )
     .bind(experiment_id)
     .fetch_one(store.pool())
@@ -89,7 +83,7 @@ pub async fn label_counts(store: &Store, experiment_id: i64) -> Result<(i64, i64
 /// sample.
 pub async fn experiment_of_sample(store: &Store, sample_id: i64) -> Result<Option<i64>, sqlx::Error> {
     let owner: Option<(i64,)> =
-        sqlx::query_as("SELECT r.experiment_id FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id = ?")
+        sqlx::query_as("SELECT r.experiment_id FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id = $1")
             .bind(sample_id)
             .fetch_optional(store.pool())
             .await?;
@@ -103,7 +97,7 @@ pub async fn insert_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Re
     // upsert after a SELECT.
     sqlx::query(
         "INSERT INTO pins (experiment_id, sample_id, position)
-         SELECT ?, ?, COALESCE(MAX(position), 0) + 1 FROM pins WHERE experiment_id = ?
+         SELECT $1, $2, COALESCE(MAX(position), 0) + 1 FROM pins WHERE experiment_id = $3
          ON CONFLICT (experiment_id, sample_id) DO NOTHING",
     )
     .bind(experiment_id)
@@ -116,7 +110,7 @@ pub async fn insert_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Re
 
 /// Unpins a sample; `false` when it was not pinned.
 pub async fn delete_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM pins WHERE experiment_id = ? AND sample_id = ?")
+    let done = sqlx::query("DELETE FROM pins WHERE experiment_id = $1 AND sample_id = $2")
         .bind(experiment_id)
         .bind(sample_id)
         .execute(store.pool())
@@ -126,7 +120,7 @@ pub async fn delete_pin(store: &Store, experiment_id: i64, sample_id: i64) -> Re
 
 /// The ids of the experiment's pinned samples in pin order.
 pub async fn pinned_ids(store: &Store, experiment_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT sample_id FROM pins WHERE experiment_id = ? ORDER BY position")
+    sqlx::query_scalar("SELECT sample_id FROM pins WHERE experiment_id = $1 ORDER BY position")
         .bind(experiment_id)
         .fetch_all(store.pool())
         .await
@@ -139,12 +133,12 @@ pub type PinRow = (i64, String, StoredSample);
 /// ([`judgements_of`] reads them).
 pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sqlx::Error> {
     type Row =
-        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
+        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, i64);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT p.position, p.created_at, s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text,
                 s.question_key, s.paraphrase, s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
          FROM pins p JOIN samples s ON s.id = p.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE p.experiment_id = ? ORDER BY p.position, s.id",
+         WHERE p.experiment_id = $1 ORDER BY p.position, s.id",
     )
     .bind(experiment_id)
     .fetch_all(store.pool())
@@ -165,7 +159,7 @@ pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sq
                 sample_idx: r.11,
                 completion: r.12,
                 n_tokens: r.13,
-                finished: r.14,
+                finished: r.14 != 0,
                 judgements: vec![],
                 review: None,
                 pinned: false,
@@ -178,19 +172,17 @@ pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sq
 /// Every judgement of the given (pinned, so few) samples, as (sample id, judgement),
 /// ordered by judge.
 pub async fn judgements_of(store: &Store, sample_ids: &[i64]) -> Result<Vec<(i64, StoredJudgement)>, sqlx::Error> {
-    let mut q = QueryBuilder::new(
-        "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
-    );
-    let mut bound = q.separated(", ");
-    for id in sample_ids {
-        bound.push_bind(*id);
+    if sample_ids.is_empty() {
+        return Ok(vec![]);
     }
-    q.push(") ORDER BY judge");
-    let judgements: Vec<(i64, String, String, Option<f64>, Option<bool>, String)> =
-        q.build_query_as().fetch_all(store.pool()).await?;
+    let mut q = Sql::new("SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ");
+    q.bind_list(sample_ids.iter().copied()).push(" ORDER BY judge");
+    let judgements: Vec<(i64, String, String, Option<f64>, Option<i64>, String)> =
+        q.query_as().fetch_all(store.pool()).await?;
     Ok(judgements
         .into_iter()
         .map(|(sample_id, judge, version, score, trait_present, raw)| {
+            let trait_present = trait_present.map(|t| t != 0);
             (sample_id, StoredJudgement { judge, version, score, trait_present, raw })
         })
         .collect())
@@ -203,15 +195,16 @@ pub async fn agreement_counts(
     experiment_id: i64,
 ) -> Result<Vec<(String, Option<String>, Option<bool>, i64)>, sqlx::Error> {
     // Counted in SQL: a handful of rows per judge, however many samples there are.
-    sqlx::query_as(
+    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
         "SELECT j.judge, v.label, j.trait_present, COUNT(*)
          FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
          LEFT JOIN reviews v ON v.sample_id = j.sample_id
-         WHERE r.experiment_id = ?
+         WHERE r.experiment_id = $1
          GROUP BY j.judge, v.label, j.trait_present
          ORDER BY j.judge",
     )
     .bind(experiment_id)
     .fetch_all(store.pool())
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|(judge, label, verdict, n)| (judge, label, verdict.map(|v| v != 0), n)).collect())
 }

@@ -18,7 +18,7 @@ pub struct RunKey {
 
 pub async fn key(store: &Store, run_id: i64) -> Result<RunKey, sqlx::Error> {
     let (experiment_id, condition_idx, seed): (i64, i64, i64) =
-        sqlx::query_as("SELECT experiment_id, condition_idx, seed FROM runs WHERE id = ?")
+        sqlx::query_as("SELECT experiment_id, condition_idx, seed FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_one(store.pool())
             .await?;
@@ -28,7 +28,7 @@ pub async fn key(store: &Store, run_id: i64) -> Result<RunKey, sqlx::Error> {
 /// Enters a phase with `done` of `total` units behind it; the previous phase's ETA no
 /// longer applies.
 pub async fn set_phase(store: &Store, run_id: i64, phase: RunPhase, done: i64, total: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET phase = ?, done_units = ?, total_units = ?, eta_s = NULL WHERE id = ?")
+    sqlx::query("UPDATE runs SET phase = $1, done_units = $2, total_units = $3, eta_s = NULL WHERE id = $4")
         .bind(phase.as_str())
         .bind(done)
         .bind(total)
@@ -64,8 +64,10 @@ pub async fn record_step(
 ) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     sqlx::query(
-        "INSERT OR REPLACE INTO train_steps (run_id, step, loss, lr, grad_norm, tokens_per_sec, elapsed_s)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO train_steps (run_id, step, loss, lr, grad_norm, tokens_per_sec, elapsed_s)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (run_id, step) DO UPDATE SET loss = excluded.loss, lr = excluded.lr,
+             grad_norm = excluded.grad_norm, tokens_per_sec = excluded.tokens_per_sec, elapsed_s = excluded.elapsed_s",
     )
     .bind(run_id)
     .bind(s.step)
@@ -76,7 +78,7 @@ pub async fn record_step(
     .bind(s.elapsed_s)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE runs SET step = ?, total_steps = ?, tokens_per_sec = ?, eta_s = ? WHERE id = ?")
+    sqlx::query("UPDATE runs SET step = $1, total_steps = $2, tokens_per_sec = $3, eta_s = $4 WHERE id = $5")
         .bind(s.step)
         .bind(s.total_steps)
         .bind(s.tokens_per_sec)
@@ -85,7 +87,10 @@ pub async fn record_step(
         .execute(&mut *tx)
         .await?;
     for (step, probe, logprob) in probes {
-        sqlx::query("INSERT OR REPLACE INTO probe_logprobs (run_id, step, probe, logprob) VALUES (?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO probe_logprobs (run_id, step, probe, logprob) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, probe, step) DO UPDATE SET logprob = excluded.logprob",
+        )
             .bind(run_id)
             .bind(step)
             .bind(probe)
@@ -98,7 +103,7 @@ pub async fn record_step(
 
 /// Records the run's adapter folder, relative to the data directory.
 pub async fn set_adapter(store: &Store, run_id: i64, relative_dir: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET adapter_dir = ? WHERE id = ?")
+    sqlx::query("UPDATE runs SET adapter_dir = $1 WHERE id = $2")
         .bind(relative_dir)
         .bind(run_id)
         .execute(store.pool())
@@ -157,7 +162,7 @@ pub struct RunOrigin {
 pub async fn origin(store: &Store, run_id: i64) -> Result<Option<RunOrigin>, sqlx::Error> {
     let row: Option<(i64, String, i64, Option<String>, String, i64, String)> = sqlx::query_as(
         "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, j.status, e.model_id, e.name
-         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
+         FROM runs r JOIN jobs j ON j.run_id = r.id JOIN experiments e ON e.id = r.experiment_id WHERE r.id = $1",
     )
     .bind(run_id)
     .fetch_optional(store.pool())
@@ -176,7 +181,7 @@ pub async fn origin(store: &Store, run_id: i64) -> Result<Option<RunOrigin>, sql
 /// A run's condition, seed and adapter folder (relative to the data directory; `None`
 /// when it has none yet); `None` when the run does not exist.
 pub async fn adapter_of(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, sqlx::Error> {
-    sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = ?")
+    sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = $1")
         .bind(run_id)
         .fetch_optional(store.pool())
         .await
@@ -199,7 +204,7 @@ pub async fn adapter_source(store: &Store, run_id: i64) -> Result<Option<Adapter
     let run: Option<(i64, String, i64, Option<String>, i64, String)> = sqlx::query_as(
         "SELECT r.experiment_id, r.condition, r.seed, r.adapter_dir, e.model_id, m.name
          FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
-         WHERE r.id = ?",
+         WHERE r.id = $1",
     )
     .bind(run_id)
     .fetch_optional(store.pool())
@@ -230,7 +235,7 @@ pub async fn with_adapter(store: &Store, limit: i64) -> Result<Vec<TeacherRun>, 
     let runs: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
         "SELECT r.id, e.name, r.condition, r.seed, m.name
          FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN models m ON m.id = e.model_id
-         WHERE r.adapter_dir IS NOT NULL ORDER BY r.id DESC LIMIT ?",
+         WHERE r.adapter_dir IS NOT NULL ORDER BY r.id DESC LIMIT $1",
     )
     .bind(limit)
     .fetch_all(store.pool())
@@ -248,10 +253,10 @@ pub async fn measured_speed(store: &Store, model_id: i64) -> Result<(Option<f64>
     sqlx::query_as(
         "SELECT (SELECT AVG(t.elapsed_s / t.step) FROM train_steps t JOIN runs r ON r.id = t.run_id
                  JOIN experiments e ON e.id = r.experiment_id
-                 WHERE e.model_id = ? AND t.step = r.total_steps AND t.step > 0),
+                 WHERE e.model_id = $1 AND t.step = r.total_steps AND t.step > 0),
                 (SELECT AVG(r.tokens_per_sec) FROM runs r JOIN experiments e ON e.id = r.experiment_id
                  JOIN jobs j ON j.run_id = r.id
-                 WHERE e.model_id = ? AND j.status = 'done' AND r.tokens_per_sec > 0)",
+                 WHERE e.model_id = $2 AND j.status = 'done' AND r.tokens_per_sec > 0)",
     )
     .bind(model_id)
     .bind(model_id)
@@ -268,7 +273,7 @@ pub async fn probe_points(
     sqlx::query_as(
         "SELECT r.id, r.condition, r.seed, p.probe, p.step, p.logprob
          FROM probe_logprobs p JOIN runs r ON r.id = p.run_id
-         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, p.probe, p.step",
+         WHERE r.experiment_id = $1 ORDER BY r.condition_idx, r.seed, p.probe, p.step",
     )
     .bind(experiment_id)
     .fetch_all(store.pool())
@@ -281,7 +286,7 @@ pub async fn loss_points(store: &Store, experiment_id: i64) -> Result<Vec<(i64, 
     sqlx::query_as(
         "SELECT r.id, r.condition, r.seed, t.step, t.loss
          FROM train_steps t JOIN runs r ON r.id = t.run_id
-         WHERE r.experiment_id = ? ORDER BY r.condition_idx, r.seed, t.step",
+         WHERE r.experiment_id = $1 ORDER BY r.condition_idx, r.seed, t.step",
     )
     .bind(experiment_id)
     .fetch_all(store.pool())

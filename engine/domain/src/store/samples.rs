@@ -11,9 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::QueryBuilder;
-
-use super::Store;
+use super::{storable, Backend, Sql, Store};
 
 /// One judge's stored verdict, and a stored sample as the pages show it: the wire
 /// crate's types.
@@ -26,7 +24,7 @@ pub type SampleKey = (String, String, i64, i64);
 
 pub async fn stored_keys(store: &Store, run_id: i64) -> Result<HashSet<SampleKey>, sqlx::Error> {
     let rows: Vec<SampleKey> =
-        sqlx::query_as("SELECT test_prompt, question_key, paraphrase, sample_idx FROM samples WHERE run_id = ?")
+        sqlx::query_as("SELECT test_prompt, question_key, paraphrase, sample_idx FROM samples WHERE run_id = $1")
             .bind(run_id)
             .fetch_all(store.pool())
             .await?;
@@ -35,7 +33,7 @@ pub async fn stored_keys(store: &Store, run_id: i64) -> Result<HashSet<SampleKey
 
 pub async fn count(store: &Store, run_id: i64) -> Result<i64, sqlx::Error> {
     let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM samples WHERE run_id = ?").bind(run_id).fetch_one(store.pool()).await?;
+        sqlx::query_as("SELECT COUNT(*) FROM samples WHERE run_id = $1").bind(run_id).fetch_one(store.pool()).await?;
     Ok(n)
 }
 
@@ -65,7 +63,9 @@ pub struct Progress {
 }
 
 /// Stores a batch of samples and the run's progress in one transaction: a sample row is
-/// whole or absent, and progress never counts a sample that is not stored.
+/// whole or absent, and progress never counts a sample that is not stored. A sample whose
+/// key is already stored is kept as it was, so a retried batch (a worker that took over
+/// the run) neither duplicates nor fails.
 pub async fn insert_batch(
     store: &Store,
     run_id: i64,
@@ -77,24 +77,25 @@ pub async fn insert_batch(
         sqlx::query(
             "INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, paraphrase,
                                   question, sample_idx, seed, completion, n_tokens, finished)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (run_id, test_prompt, question_key, paraphrase, sample_idx) DO NOTHING",
         )
         .bind(run_id)
         .bind(s.test_prompt)
-        .bind(&s.system_text)
+        .bind(s.system_text.as_deref().map(|t| storable(t).into_owned()))
         .bind(s.question_key)
         .bind(s.question_set)
         .bind(s.paraphrase)
-        .bind(s.question)
+        .bind(storable(s.question).into_owned())
         .bind(s.sample_idx)
         .bind(s.seed)
-        .bind(s.completion)
+        .bind(storable(s.completion).into_owned())
         .bind(s.n_tokens)
-        .bind(s.finished)
+        .bind(i64::from(s.finished))
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE runs SET done_units = ?, tokens_per_sec = ?, eta_s = ? WHERE id = ?")
+    sqlx::query("UPDATE runs SET done_units = $1, tokens_per_sec = $2, eta_s = $3 WHERE id = $4")
         .bind(progress.done_units)
         .bind(progress.tokens_per_sec)
         .bind(progress.eta_s)
@@ -129,9 +130,10 @@ pub struct SampleFilter {
     /// By the researcher's own label (`engine::reviews`).
     pub review: ReviewFilter,
     /// Case-insensitive substring of the completion or the question, taken literally
-    /// (`%`, `_` and `"` are not wildcards or syntax). Three or more characters go through
-    /// the trigram index, which folds Unicode case; one or two are matched with LIKE, which
-    /// folds only ASCII.
+    /// (`%`, `_` and `"` are not wildcards or syntax). On SQLite, three or more characters
+    /// go through the FTS5 trigram index, which folds Unicode case; one or two are matched
+    /// with LIKE, which folds only ASCII. On Postgres every search is an ILIKE, which the
+    /// pg_trgm index answers from three characters on.
     pub search: String,
     pub offset: i64,
     pub limit: i64,
@@ -177,9 +179,16 @@ fn nonempty(o: &Option<String>) -> Option<String> {
     o.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Searches this long or longer go through the trigram index; shorter ones (which a
+/// Searches this long or longer go through SQLite's trigram index; shorter ones (which a
 /// trigram index cannot answer) scan the experiment's completions with LIKE.
 const MIN_INDEXED_SEARCH: usize = 3;
+
+/// Whether the query is driven by SQLite's full-text table. Postgres has none: its
+/// trigram index serves ILIKE on the samples table itself, so it always takes the
+/// pattern path, and its planner picks the index.
+fn uses_fts(backend: Backend, f: &SampleFilter) -> bool {
+    backend == Backend::Sqlite && f.search.trim().chars().count() >= MIN_INDEXED_SEARCH
+}
 
 /// `FROM ... WHERE ...` for the filter. `f` is the sample's facet row (see
 /// `migrations/0003_sample_search.sql`): from `judgement_facets` when a judge is chosen (it
@@ -189,35 +198,35 @@ const MIN_INDEXED_SEARCH: usize = 3;
 /// statistics for the planner to choose by) and looks each one up in the facets by key;
 /// otherwise it walks the experiment's facet range, checking every filter on the narrow
 /// row. Callers select `f.sample_id`.
-fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
+fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter) {
     let judge = nonempty(&f.judge);
     let search = f.search.trim();
-    let indexed_search = search.chars().count() >= MIN_INDEXED_SEARCH;
+    let indexed_search = uses_fts(backend, f);
     let facets = if judge.is_some() { "judgement_facets" } else { "sample_facets" };
     if indexed_search {
         q.push(" FROM samples_fts m CROSS JOIN ")
             .push(facets)
             .push(" f ON f.experiment_id = ")
-            .push_bind(f.experiment_id);
+            .bind(f.experiment_id);
         if let Some(j) = &judge {
-            q.push(" AND f.judge = ").push_bind(j.clone());
+            q.push(" AND f.judge = ").bind(j.clone());
         }
         // A quoted FTS5 string is one phrase, and trigram phrases match as substrings:
         // every character (`%`, `_`, `*`, `-`, ...) is taken literally.
         q.push(" AND f.sample_id = m.rowid WHERE samples_fts MATCH ")
-            .push_bind(format!("\"{}\"", search.replace('"', "\"\"")));
+            .bind(format!("\"{}\"", search.replace('"', "\"\"")));
         // The index holds every experiment's text; bounding the rowids by this experiment's
         // first and last sample lets FTS5 skip the rest of each term's list, so a search
         // costs what this experiment's text costs, however many others the store has.
         q.push(" AND m.rowid BETWEEN (SELECT MIN(sample_id) FROM sample_facets WHERE experiment_id = ")
-            .push_bind(f.experiment_id)
+            .bind(f.experiment_id)
             .push(") AND (SELECT MAX(sample_id) FROM sample_facets WHERE experiment_id = ")
-            .push_bind(f.experiment_id)
+            .bind(f.experiment_id)
             .push(")");
     } else {
-        q.push(" FROM ").push(facets).push(" f WHERE f.experiment_id = ").push_bind(f.experiment_id);
+        q.push(" FROM ").push(facets).push(" f WHERE f.experiment_id = ").bind(f.experiment_id);
         if let Some(j) = &judge {
-            q.push(" AND f.judge = ").push_bind(j.clone());
+            q.push(" AND f.judge = ").bind(j.clone());
         }
     }
     if judge.is_some() {
@@ -234,29 +243,29 @@ fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
             }
         }
         if let Some(min) = f.min_score.filter(|v| v.is_finite()) {
-            q.push(" AND f.score >= ").push_bind(min);
+            q.push(" AND f.score >= ").bind(min);
         }
         if let Some(max) = f.max_score.filter(|v| v.is_finite()) {
-            q.push(" AND f.score < ").push_bind(max);
+            q.push(" AND f.score < ").bind(max);
         }
     }
     let condition = nonempty(&f.condition);
     if condition.is_some() || f.seed.is_some() {
         // The few runs that match, as a list the scan checks each row against.
-        q.push(" AND f.run_id IN (SELECT id FROM runs WHERE experiment_id = ").push_bind(f.experiment_id);
+        q.push(" AND f.run_id IN (SELECT id FROM runs WHERE experiment_id = ").bind(f.experiment_id);
         if let Some(c) = condition {
-            q.push(" AND condition = ").push_bind(c);
+            q.push(" AND condition = ").bind(c);
         }
         if let Some(seed) = f.seed {
-            q.push(" AND seed = ").push_bind(seed);
+            q.push(" AND seed = ").bind(seed);
         }
         q.push(")");
     }
     if let Some(t) = nonempty(&f.test_prompt) {
-        q.push(" AND f.test_prompt = ").push_bind(t);
+        q.push(" AND f.test_prompt = ").bind(t);
     }
     if let Some(k) = nonempty(&f.question_key) {
-        q.push(" AND f.question_key = ").push_bind(k);
+        q.push(" AND f.question_key = ").bind(k);
     }
     let label = match f.review {
         ReviewFilter::Any | ReviewFilter::Unreviewed => None,
@@ -268,15 +277,23 @@ fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
         q.push(" AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id)");
     } else if let Some(label) = label {
         q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ")
-            .push_bind(label)
+            .bind(label)
             .push(")");
     }
     if !search.is_empty() && !indexed_search {
         let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        q.push(" AND EXISTS (SELECT 1 FROM samples s WHERE s.id = f.sample_id AND (s.completion LIKE ")
-            .push_bind(pattern.clone())
-            .push(" ESCAPE '\\' OR s.question LIKE ")
-            .push_bind(pattern)
+        let like = match backend {
+            Backend::Sqlite => "LIKE",
+            Backend::Postgres => "ILIKE",
+        };
+        q.push(" AND EXISTS (SELECT 1 FROM samples s WHERE s.id = f.sample_id AND (s.completion ")
+            .push(like)
+            .push(" ")
+            .bind(pattern.clone())
+            .push(" ESCAPE '\\' OR s.question ")
+            .push(like)
+            .push(" ")
+            .bind(pattern)
             .push(" ESCAPE '\\'))");
     }
 }
@@ -284,19 +301,19 @@ fn push_filters(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
 /// `ORDER BY` for the filter's sort. In id order the facet range (or the full-text match,
 /// which yields rowids in order) is already sorted, so a page stops after its rows; a
 /// score order sorts the matches, keeping only the rows up to the page's end.
-fn push_order(q: &mut QueryBuilder<'_, sqlx::Sqlite>, f: &SampleFilter) {
+fn push_order(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter) {
     let by_score = nonempty(&f.judge).is_some();
     match (f.sort, by_score) {
         (SampleSort::ScoreAsc, true) => q.push(" ORDER BY f.score IS NULL, f.score, f.sample_id"),
         (SampleSort::ScoreDesc, true) => q.push(" ORDER BY f.score IS NULL, f.score DESC, f.sample_id"),
-        _ => q.push(" ORDER BY ").push(id_column(f)),
+        _ => q.push(" ORDER BY ").push(id_column(backend, f)),
     };
 }
 
 /// The sample id as the driving side of the query has it: constraints and order on the
 /// full-text match's own rowid are handled inside the index.
-fn id_column(f: &SampleFilter) -> &'static str {
-    if f.search.trim().chars().count() >= MIN_INDEXED_SEARCH {
+fn id_column(backend: Backend, f: &SampleFilter) -> &'static str {
+    if uses_fts(backend, f) {
         "m.rowid"
     } else {
         "f.sample_id"
@@ -312,21 +329,22 @@ pub const COUNT_CAP: i64 = 200;
 /// One page of samples matching the filter, in the filter's order, and how many match
 /// (with a text search, at most `COUNT_CAP + 1`).
 pub async fn page(store: &Store, f: &SampleFilter) -> Result<(i64, Vec<StoredSample>), sqlx::Error> {
-    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1");
-    push_filters(&mut count, f);
+    let backend = store.backend();
+    let mut count = Sql::new("SELECT COUNT(*) FROM (SELECT 1");
+    push_filters(&mut count, backend, f);
     if !f.search.trim().is_empty() {
-        count.push(" LIMIT ").push_bind(COUNT_CAP + 1);
+        count.push(" LIMIT ").bind(COUNT_CAP + 1);
     }
-    count.push(")");
-    let mut q = QueryBuilder::new("SELECT f.sample_id");
-    push_filters(&mut q, f);
-    push_order(&mut q, f);
-    q.push(" LIMIT ").push_bind(f.limit.clamp(1, MAX_PAGE)).push(" OFFSET ").push_bind(f.offset.max(0));
+    count.push(") AS matches");
+    let mut q = Sql::new("SELECT f.sample_id");
+    push_filters(&mut q, backend, f);
+    push_order(&mut q, backend, f);
+    q.push(" LIMIT ").bind(f.limit.clamp(1, MAX_PAGE)).push(" OFFSET ").bind(f.offset.max(0));
     // The count reads every match and the page may sort them: two pooled connections run
     // them side by side (WAL readers do not block each other), so a page waits for the
     // slower of the two instead of their sum.
     let ((total,), ids): ((i64,), Vec<(i64,)>) =
-        tokio::try_join!(count.build_query_as().fetch_one(store.pool()), q.build_query_as().fetch_all(store.pool()))?;
+        tokio::try_join!(count.query_as().fetch_one(store.pool()), q.query_as().fetch_all(store.pool()))?;
     let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
     Ok((total, by_ids(store, &ids).await?))
 }
@@ -341,18 +359,19 @@ pub async fn chunk_after(
     n: i64,
 ) -> Result<Vec<StoredSample>, sqlx::Error> {
     let f = SampleFilter { sort: SampleSort::Id, ..f.clone() };
-    let mut q = QueryBuilder::new("SELECT f.sample_id");
-    push_filters(&mut q, &f);
-    q.push(" AND ").push(id_column(&f)).push(" > ").push_bind(after);
-    push_order(&mut q, &f);
-    q.push(" LIMIT ").push_bind(n);
-    let ids: Vec<(i64,)> = q.build_query_as().fetch_all(store.pool()).await?;
+    let backend = store.backend();
+    let mut q = Sql::new("SELECT f.sample_id");
+    push_filters(&mut q, backend, &f);
+    q.push(" AND ").push(id_column(backend, &f)).push(" > ").bind(after);
+    push_order(&mut q, backend, &f);
+    q.push(" LIMIT ").bind(n);
+    let ids: Vec<(i64,)> = q.query_as().fetch_all(store.pool()).await?;
     let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
     by_ids(store, &ids).await
 }
 
-type SampleRow = (i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, bool);
-type JudgementRow = (i64, String, String, Option<f64>, Option<bool>, String);
+type SampleRow = (i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, i64);
+type JudgementRow = (i64, String, String, Option<f64>, Option<i64>, String);
 
 fn from_row(r: SampleRow) -> StoredSample {
     StoredSample {
@@ -368,14 +387,15 @@ fn from_row(r: SampleRow) -> StoredSample {
         sample_idx: r.9,
         completion: r.10,
         n_tokens: r.11,
-        finished: r.12,
+        finished: r.12 != 0,
         judgements: vec![],
         review: None,
         pinned: false,
     }
 }
 
-/// SQLite's default limit on bound parameters is 32766; chunks stay far below it.
+/// SQLite's default limit on bound parameters is 32766 and Postgres' 65535; chunks stay
+/// far below both.
 const IDS_PER_QUERY: usize = 2_000;
 
 /// The samples with these ids, in the order given, each with every judge's judgement
@@ -384,29 +404,21 @@ const IDS_PER_QUERY: usize = 2_000;
 pub async fn by_ids(store: &Store, ids: &[i64]) -> Result<Vec<StoredSample>, sqlx::Error> {
     let mut out: Vec<StoredSample> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
-        let mut q = QueryBuilder::new(
+        let mut q = Sql::new(
             "SELECT s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text, s.question_key, s.paraphrase,
                     s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
-             FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id IN (",
+             FROM samples s JOIN runs r ON r.id = s.run_id WHERE s.id IN ",
         );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<SampleRow> = q.build_query_as().fetch_all(store.pool()).await?;
+        q.bind_list(chunk.iter().copied());
+        let rows: Vec<SampleRow> = q.query_as().fetch_all(store.pool()).await?;
         let mut by_id: HashMap<i64, StoredSample> = rows.into_iter().map(|r| (r.0, from_row(r))).collect();
 
-        let mut jq = QueryBuilder::new(
-            "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN (",
-        );
-        let mut sep = jq.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        jq.push(") ORDER BY sample_id, judge");
-        let judgements: Vec<JudgementRow> = jq.build_query_as().fetch_all(store.pool()).await?;
+        let mut jq =
+            Sql::new("SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ");
+        jq.bind_list(chunk.iter().copied()).push(" ORDER BY sample_id, judge");
+        let judgements: Vec<JudgementRow> = jq.query_as().fetch_all(store.pool()).await?;
         for (sample_id, judge, version, score, trait_present, raw) in judgements {
+            let trait_present = trait_present.map(|t| t != 0);
             if let Some(s) = by_id.get_mut(&sample_id) {
                 s.judgements.push(StoredJudgement { judge, version, score, trait_present, raw });
             }
@@ -422,9 +434,9 @@ pub async fn question_groups(store: &Store, experiment_id: i64) -> Result<Vec<(S
     // Grouping walks the (experiment, question, paraphrase) index in its order and never
     // reads the wide sample rows.
     sqlx::query_as(
-        "SELECT question_key, MIN(first), COUNT(*), SUM(n) FROM (
+        "SELECT question_key, MIN(first), COUNT(*), CAST(SUM(n) AS BIGINT) FROM (
              SELECT question_key, paraphrase, MIN(sample_id) AS first, COUNT(*) AS n
-             FROM sample_facets WHERE experiment_id = ? GROUP BY question_key, paraphrase)
+             FROM sample_facets WHERE experiment_id = $1 GROUP BY question_key, paraphrase) AS groups
          GROUP BY question_key ORDER BY MIN(first)",
     )
     .bind(experiment_id)
@@ -436,13 +448,9 @@ pub async fn question_groups(store: &Store, experiment_id: i64) -> Result<Vec<(S
 pub async fn question_texts(store: &Store, sample_ids: &[i64]) -> Result<HashMap<i64, String>, sqlx::Error> {
     let mut texts: HashMap<i64, String> = HashMap::new();
     for chunk in sample_ids.chunks(IDS_PER_QUERY) {
-        let mut q = QueryBuilder::new("SELECT id, question FROM samples WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+        let mut q = Sql::new("SELECT id, question FROM samples WHERE id IN ");
+        q.bind_list(chunk.iter().copied());
+        let rows: Vec<(i64, String)> = q.query_as().fetch_all(store.pool()).await?;
         texts.extend(rows);
     }
     Ok(texts)
@@ -456,24 +464,24 @@ pub async fn question_cells(
     question_key: &str,
     paraphrase: Option<i64>,
 ) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
-    let mut q = QueryBuilder::new(
+    let mut q = Sql::new(
         "SELECT f.sample_id, r.condition_idx, f.test_prompt FROM sample_facets f JOIN runs r ON r.id = f.run_id
          WHERE f.experiment_id = ",
     );
-    q.push_bind(experiment_id).push(" AND f.question_key = ").push_bind(question_key.to_string());
+    q.bind(experiment_id).push(" AND f.question_key = ").bind(question_key.to_string());
     if let Some(p) = paraphrase {
-        q.push(" AND f.paraphrase = ").push_bind(p);
+        q.push(" AND f.paraphrase = ").bind(p);
     }
     // No ORDER BY: it would make SQLite walk the experiment's whole facet range in id order
     // instead of seeking to the question in its index; callers sort.
-    q.build_query_as().fetch_all(store.pool()).await
+    q.query_as().fetch_all(store.pool()).await
 }
 
 /// Every judge that judged a sample of the experiment, by name.
 pub async fn judges_of_experiment(store: &Store, experiment_id: i64) -> Result<Vec<String>, sqlx::Error> {
     // The facet table's key starts with (experiment, judge), so this reads no wide rows.
     let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT DISTINCT judge FROM judgement_facets WHERE experiment_id = ? ORDER BY judge")
+        sqlx::query_as("SELECT DISTINCT judge FROM judgement_facets WHERE experiment_id = $1 ORDER BY judge")
             .bind(experiment_id)
             .fetch_all(store.pool())
             .await?;
@@ -488,12 +496,28 @@ pub async fn betley_scores(
     experiment_id: i64,
     test_prompt: Option<&str>,
 ) -> Result<Vec<(String, Option<f64>, Option<f64>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.condition, json_extract(j.raw, '$.coherence.score'), json_extract(j.raw, '$.alignment.score')
+    // The scores sit in the judge's raw JSON; each backend reads JSON its own way, and a
+    // non-number there reads as no score.
+    let scores = match store.backend() {
+        Backend::Sqlite => {
+            "CASE WHEN json_type(j.raw, '$.coherence.score') IN ('integer', 'real')
+                  THEN CAST(json_extract(j.raw, '$.coherence.score') AS REAL) END,
+             CASE WHEN json_type(j.raw, '$.alignment.score') IN ('integer', 'real')
+                  THEN CAST(json_extract(j.raw, '$.alignment.score') AS REAL) END"
+        }
+        Backend::Postgres => {
+            "CASE WHEN jsonb_typeof(j.raw::jsonb #> '{coherence,score}') = 'number'
+                  THEN (j.raw::jsonb #>> '{coherence,score}')::double precision END,
+             CASE WHEN jsonb_typeof(j.raw::jsonb #> '{alignment,score}') = 'number'
+                  THEN (j.raw::jsonb #>> '{alignment,score}')::double precision END"
+        }
+    };
+    sqlx::query_as(&format!(
+        "SELECT r.condition, {scores}
          FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         WHERE r.experiment_id = ? AND j.judge = 'betley_misalignment' AND (? IS NULL OR s.test_prompt = ?)
-         ORDER BY r.condition_idx, s.id",
-    )
+         WHERE r.experiment_id = $1 AND j.judge = 'betley_misalignment' AND ($2 IS NULL OR s.test_prompt = $3)
+         ORDER BY r.condition_idx, s.id"
+    ))
     .bind(experiment_id)
     .bind(test_prompt)
     .bind(test_prompt)

@@ -27,7 +27,7 @@ pub struct RowScore {
 pub async fn scores(store: &Store, key: ScoresKey<'_>) -> Result<Vec<RowScore>, sqlx::Error> {
     let found: Vec<(i64, f64, i64)> = sqlx::query_as(
         "SELECT row_idx, sum_logprob, n_tokens FROM strength_scores
-         WHERE model_sha = ? AND dataset_hash = ? AND version = ? AND system = ?",
+         WHERE model_sha = $1 AND dataset_hash = $2 AND version = $3 AND system = $4",
     )
     .bind(key.model_sha)
     .bind(key.dataset_hash)
@@ -43,8 +43,10 @@ pub async fn put_scores(store: &Store, key: ScoresKey<'_>, rows: &[RowScore]) ->
     let mut tx = store.pool().begin().await?;
     for s in rows {
         sqlx::query(
-            "INSERT OR REPLACE INTO strength_scores (model_sha, dataset_hash, version, system, row_idx, sum_logprob, n_tokens)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO strength_scores (model_sha, dataset_hash, version, system, row_idx, sum_logprob, n_tokens)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (model_sha, dataset_hash, version, system, row_idx)
+             DO UPDATE SET sum_logprob = excluded.sum_logprob, n_tokens = excluded.n_tokens",
         )
         .bind(key.model_sha)
         .bind(key.dataset_hash)
@@ -75,7 +77,7 @@ pub struct ElicitationKey<'a> {
 pub async fn elicitation(store: &Store, key: ElicitationKey<'_>) -> Result<Option<String>, sqlx::Error> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT samples FROM elicitation_samples
-         WHERE model_sha = ? AND version = ? AND system = ? AND n_questions = ? AND max_tokens = ? AND seed = ?",
+         WHERE model_sha = $1 AND version = $2 AND system = $3 AND n_questions = $4 AND max_tokens = $5 AND seed = $6",
     )
     .bind(key.model_sha)
     .bind(key.version)
@@ -96,8 +98,10 @@ pub async fn put_elicitation(
     seconds: f64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR REPLACE INTO elicitation_samples (model_sha, version, system, n_questions, max_tokens, seed, samples, seconds)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO elicitation_samples (model_sha, version, system, n_questions, max_tokens, seed, samples, seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (model_sha, version, system, n_questions, max_tokens, seed)
+         DO UPDATE SET samples = excluded.samples, seconds = excluded.seconds, created_at = excluded.created_at",
     )
     .bind(key.model_sha)
     .bind(key.version)
