@@ -13,7 +13,9 @@
 //! `BENCH_SAMPLES_PER_PARAPHRASE` (default 50) scales the experiment; `BENCH_REPS` (default
 //! 30) sets how many queries of each kind are timed; `BENCH_ONLY=TEXT` times only the kinds
 //! whose name contains TEXT; `BENCH_VERBOSE=1` prints every query; `BENCH_DIR` (a path that
-//! does not exist yet) keeps the database instead of a temporary one. Completions are
+//! does not exist yet) keeps the database instead of a temporary one;
+//! `BENCH_DATABASE_URL=postgres://USER@HOST:PORT/postgres` (a server) runs it on a new
+//! Postgres database made there instead of SQLite. Completions are
 //! seeded pseudo-text of 200-800 characters, so every run measures the same database.
 
 use std::time::{Duration, Instant};
@@ -512,7 +514,12 @@ async fn main() -> anyhow::Result<()> {
             (Some(t), d)
         }
     };
-    let store = Store::open(&dir).await?;
+    // BENCH_DATABASE_URL: a Postgres server, on which a new database is made for the run.
+    let store = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(server) => Store::connect(&dir, Some(&store::fresh_database(&server).await?)).await?,
+        Err(_) => Store::open(&dir).await?,
+    };
+    println!("backend: {}", store.backend().name());
 
     // Timings on a shared machine mean little without its load; print it before and after.
     let load = || {

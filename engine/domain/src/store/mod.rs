@@ -160,20 +160,10 @@ impl Store {
     /// (named after a random suffix, so tests running side by side never share one).
     /// `.ci/run` sets the variable for its second pass over the store suites.
     pub async fn open_for_test(data_dir: &Path) -> Result<Store, StoreError> {
-        let Ok(server) = std::env::var("INOCULAB_TEST_DATABASE_URL") else {
-            return Store::open(data_dir).await;
-        };
-        sqlx::any::install_default_drivers();
-        let admin = AnyPool::connect(&server)
-            .await
-            .map_err(|source| StoreError::Open { target: redact_url(&server), source })?;
-        let name = format!("inoculab_test_{:016x}", rand::random::<u64>());
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-        admin.close().await;
-        // The server URL's path names its maintenance database; the test's replaces it.
-        let base = server.split('?').next().unwrap_or(&server);
-        let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-        Store::connect(data_dir, Some(&format!("{base}/{name}"))).await
+        match test_database_url().await? {
+            None => Store::open(data_dir).await,
+            Some(url) => Store::connect(data_dir, Some(&url)).await,
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -222,6 +212,32 @@ impl Store {
             sqlx::query_as("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.0))
     }
+}
+
+/// A new empty database on the Postgres server that `INOCULAB_TEST_DATABASE_URL` names,
+/// for a test (or a benchmark) to use alone: its URL, or `None` when the variable is unset
+/// (SQLite, then).
+pub async fn test_database_url() -> Result<Option<String>, StoreError> {
+    let Ok(server) = std::env::var("INOCULAB_TEST_DATABASE_URL") else { return Ok(None) };
+    fresh_database(&server).await.map(Some)
+}
+
+/// Creates a database with a random name on the Postgres server at `server` (a URL whose
+/// path names a database to connect to first) and returns the new database's URL.
+pub async fn fresh_database(server: &str) -> Result<String, StoreError> {
+    sqlx::any::install_default_drivers();
+    let admin =
+        AnyPool::connect(server).await.map_err(|source| StoreError::Open { target: redact_url(server), source })?;
+    let name = format!("inoculab_test_{:016x}", rand::random::<u64>());
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    admin.close().await;
+    // The server URL's path names its maintenance database; the new one replaces it.
+    let (base, query) = server.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((server, None));
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    Ok(match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    })
 }
 
 /// The URL of a SQLite file, created if missing.
