@@ -535,9 +535,10 @@ async fn main() -> anyhow::Result<()> {
     let id = fill(&store, dataset, per_paraphrase, 42).await?;
     let fill_s = t.elapsed().as_secs_f64();
     store.wal_checkpoint().await?;
+    store.analyze().await?;
     let (n_samples, n_judgements) = stored_counts(&store, id).await?;
     let all_samples = n_samples + stored_counts(&store, earlier).await?.0;
-    let db_mib = std::fs::metadata(dir.join("inoculab.sqlite"))?.len() as f64 / (1024.0 * 1024.0);
+    let db_mib = store.size_bytes().await? as f64 / (1024.0 * 1024.0);
     println!(
         "measured experiment: {n_samples} samples, {n_judgements} judgements; store: {all_samples} samples, filled in \
          {fill_s:.1} s; database {db_mib:.1} MiB; peak RSS {:.0} MiB",

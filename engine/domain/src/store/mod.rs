@@ -206,6 +206,33 @@ impl Store {
         Ok(())
     }
 
+    /// The database's size on disk, in bytes: SQLite's file (without its write-ahead log;
+    /// see `wal_checkpoint`), or what Postgres reports for the database.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let (bytes,): (i64,) = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_as("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_as("SELECT pg_database_size(current_database())").fetch_one(&self.pool).await?
+            }
+        };
+        Ok(bytes.max(0) as u64)
+    }
+
+    /// Refreshes Postgres' planner statistics (`ANALYZE`), as autovacuum does within a
+    /// minute or so of a bulk load; the benchmark calls it after filling the store so that
+    /// it times the plans a running server gets. Nothing on SQLite, whose queries fix their
+    /// own join order and keep no statistics.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("ANALYZE").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Reads a value from the `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> =

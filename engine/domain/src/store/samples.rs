@@ -294,7 +294,19 @@ fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter) {
             .push(like)
             .push(" ")
             .bind(pattern)
-            .push(" ESCAPE '\\'))");
+            .push(" ESCAPE '\\')");
+        if backend == Backend::Postgres {
+            // Postgres may answer a common word by walking samples in id order and checking
+            // each; bounded by this experiment's first and last sample, that walk skips
+            // every earlier experiment's rows (SQLite's full-text path bounds its rowids
+            // the same way).
+            q.push(" AND s.id BETWEEN (SELECT MIN(sample_id) FROM sample_facets WHERE experiment_id = ")
+                .bind(f.experiment_id)
+                .push(") AND (SELECT MAX(sample_id) FROM sample_facets WHERE experiment_id = ")
+                .bind(f.experiment_id)
+                .push(")");
+        }
+        q.push(")");
     }
 }
 
