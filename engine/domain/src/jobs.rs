@@ -131,6 +131,10 @@ fn job_view(r: JobRow, now: f64) -> JobView {
         started_at: r.started_at,
         finished_at: r.finished_at,
         heartbeat_age_s: r.heartbeat_at.filter(|_| status == JobStatus::Running).map(|t| (now - t).max(0.0)),
+        worker: r.locked_by.filter(|_| status == JobStatus::Running),
+        // The worker renews this lease with its registry heartbeat, so an expired one is
+        // a lost worker (`crate::workers`): the run is claimable by any other.
+        waiting_for_takeover: status == JobStatus::Running && r.lease_until.is_some_and(|t| t < now),
         progress: 0.0,
         losses: vec![],
     };

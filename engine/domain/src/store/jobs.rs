@@ -200,12 +200,14 @@ pub struct JobRow {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub heartbeat_at: Option<f64>,
+    pub locked_by: Option<String>,
+    pub lease_until: Option<f64>,
 }
 
 const JOB_SELECT: &str = "SELECT j.id AS job_id, r.id AS run_id, e.id AS experiment_id, e.name AS experiment,
         r.condition, r.seed, j.status, r.phase, r.step, r.total_steps, r.done_units, r.total_units, r.tokens_per_sec,
         r.eta_s, j.attempts, j.max_attempts, j.cancel_requested, j.error, j.created_at, j.started_at, j.finished_at,
-        j.heartbeat_at
+        j.heartbeat_at, j.locked_by, j.lease_until
  FROM jobs j JOIN runs r ON r.id = j.run_id JOIN experiments e ON e.id = r.experiment_id";
 
 /// Every job, newest first.

@@ -50,7 +50,8 @@ pub async fn pending(store: &Store, run_id: i64, judge: &str) -> Result<Vec<Pend
 
 /// Stores one judge's verdicts (`(sample id, judgement)`) and the run's units done in one
 /// transaction; a verdict is unique per sample and judge, so a retried chunk cannot
-/// duplicate.
+/// duplicate: a verdict already stored (by a worker that held the run before) is kept and
+/// the chunk's others are written.
 pub async fn insert_batch(
     store: &Store,
     run_id: i64,
@@ -63,7 +64,8 @@ pub async fn insert_batch(
     for (id, j) in verdicts {
         sqlx::query(
             "INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (sample_id, judge) DO NOTHING",
         )
         .bind(id)
         .bind(judge)

@@ -6,7 +6,8 @@
 //! queue), `runs` (a run's progress, training steps, probes, adapter), `samples` (sampled
 //! answers: the runner's writes, the sample browser's and export's reads), `judgements`
 //! (the judges' verdicts), `prompts`, `questions`, `models`, `reviews` (labels and pins),
-//! `datasets`, `experiments` and `strength` (the prompt-strength caches). The domain
+//! `datasets`, `experiments`, `strength` (the prompt-strength caches) and `workers` (the
+//! workers registry and which worker held which run). The domain
 //! modules call them and hold no SQL. A store module imports no other domain module
 //! (`scripts/check-layers` checks both): the row types it returns live here and the domain
 //! re-exports them.
@@ -29,6 +30,7 @@ pub mod reviews;
 pub mod runs;
 pub mod samples;
 pub mod strength;
+pub mod workers;
 
 /// Errors from opening or using the store.
 #[derive(Debug, thiserror::Error)]

@@ -65,7 +65,11 @@ pub struct Progress {
 }
 
 /// Stores a batch of samples and the run's progress in one transaction: a sample row is
-/// whole or absent, and progress never counts a sample that is not stored.
+/// whole or absent, and progress never counts a sample that is not stored. A sample already
+/// stored under its key is kept as it is (the batch's other rows are still written): a
+/// batch redone by a worker that took the run over, or raced by one that lost its lease
+/// without knowing yet, never duplicates a sample nor fails on one. The resumed batch's seed
+/// is the same, so the kept row is the one it would have drawn.
 pub async fn insert_batch(
     store: &Store,
     run_id: i64,
@@ -77,7 +81,8 @@ pub async fn insert_batch(
         sqlx::query(
             "INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, paraphrase,
                                   question, sample_idx, seed, completion, n_tokens, finished)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (run_id, test_prompt, question_key, paraphrase, sample_idx) DO NOTHING",
         )
         .bind(run_id)
         .bind(s.test_prompt)
