@@ -102,9 +102,10 @@ fn worker(data: &Path, model: &Path, name: &str) -> Child {
 
 /// A run a worker holds now with a complete checkpoint and a recorded step past it.
 fn run_past_a_checkpoint(data: &Path, worker: &str) -> Option<i64> {
-    let run: i64 = scalar(data, &format!("SELECT run_id FROM jobs WHERE status = 'running' AND locked_by = '{worker}'"))
-        .parse()
-        .ok()?;
+    let run: i64 =
+        scalar(data, &format!("SELECT run_id FROM jobs WHERE status = 'running' AND locked_by = '{worker}'"))
+            .parse()
+            .ok()?;
     let step = int(data, &format!("SELECT COALESCE(MAX(step), 0) FROM train_steps WHERE run_id = {run}"));
     let has_checkpoint = std::fs::read_dir(data.join(format!("runs/{run}/checkpoints")))
         .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().join("trainer_state.json").exists()))
@@ -130,7 +131,8 @@ fn two_worker_processes_split_the_runs_and_one_takes_over_the_killed_ones_run() 
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 run(s) x 8 steps"), "{out:?}");
     assert_eq!(int(&data, "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"), 4);
 
-    let mut workers = vec![("worker-a", worker(&data, &model, "worker-a")), ("worker-b", worker(&data, &model, "worker-b"))];
+    let mut workers =
+        vec![("worker-a", worker(&data, &model, "worker-a")), ("worker-b", worker(&data, &model, "worker-b"))];
 
     // Kill a worker that has finished a run already (so both end up with finished runs)
     // while it trains another, past a checkpoint.
@@ -204,18 +206,15 @@ fn two_worker_processes_split_the_runs_and_one_takes_over_the_killed_ones_run() 
     assert!(data.join(format!("runs/{run}/adapter/adapter_config.json")).exists());
 
     // Runs split across both workers: each finished at least one.
-    let done_by = query(&data, "SELECT worker, COUNT(*) FROM worker_runs WHERE outcome = 'done' GROUP BY worker ORDER BY worker");
+    let done_by =
+        query(&data, "SELECT worker, COUNT(*) FROM worker_runs WHERE outcome = 'done' GROUP BY worker ORDER BY worker");
     assert_eq!(done_by.len(), 2, "{done_by:?}");
     assert_eq!(done_by.iter().map(|r| r[1].parse::<i64>().unwrap()).sum::<i64>(), 4, "{done_by:?}");
     let registry = query(&data, "SELECT name, status, runs_done FROM workers ORDER BY name");
     let row = |n: &str| registry.iter().find(|r| r[0] == n).unwrap().clone();
     assert_eq!(row(survivor)[1], "stopped", "{registry:?}");
     assert_eq!(row(victim)[1], "running", "the killed worker never said goodbye: {registry:?}");
-    assert_eq!(
-        row(survivor)[2].parse::<i64>().unwrap() + row(victim)[2].parse::<i64>().unwrap(),
-        4,
-        "{registry:?}"
-    );
+    assert_eq!(row(survivor)[2].parse::<i64>().unwrap() + row(victim)[2].parse::<i64>().unwrap(), 4, "{registry:?}");
 
     // Nothing twice: exactly the planned samples (4 runs x 2 questions x 1 test prompt)
     // and judgements (2 judges each), none duplicated.

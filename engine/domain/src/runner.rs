@@ -249,10 +249,7 @@ impl Worker {
             return Ok(Ran::Empty);
         };
         tracing::info!(run_id = claimed.run_id, attempt = claimed.attempt, worker = self.id, "claimed run");
-        self.note(
-            "record the claim",
-            workers::claimed(&self.store, &self.id, claimed.job_id, claimed.run_id),
-        );
+        self.note("record the claim", workers::claimed(&self.store, &self.id, claimed.job_id, claimed.run_id));
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = AtomicBool::new(false);
         let asked_to_cancel = AtomicBool::new(false);
@@ -307,7 +304,9 @@ impl Worker {
         }
         // Stopped by a shutdown, not by the user: the run did not end, so its job goes
         // back to the queue for the next worker (or this one's next start) to resume.
-        if self.shutdown.load(Ordering::Relaxed) && status != JobStatus::Done && !asked_to_cancel.load(Ordering::Relaxed)
+        if self.shutdown.load(Ordering::Relaxed)
+            && status != JobStatus::Done
+            && !asked_to_cancel.load(Ordering::Relaxed)
         {
             let released = self.block(workers::release_job(&self.store, claimed.job_id, &self.id))?;
             tracing::info!(run_id = claimed.run_id, released, "shutting down: run handed back to the queue");

@@ -70,12 +70,7 @@ fn view(row: WorkerRow, now: f64) -> WorkerView {
 /// Registers this process's worker `name` (see the module comment for when a name is
 /// refused). A row of the same name that is stopped, lost, or this very process's is
 /// replaced.
-pub async fn register(
-    store: &Store,
-    name: &str,
-    device: &str,
-    lease: Duration,
-) -> Result<(), WorkerError> {
+pub async fn register(store: &Store, name: &str, device: &str, lease: Duration) -> Result<(), WorkerError> {
     let (host, pid, now) = (host_name(), i64::from(std::process::id()), now());
     if let Some(old) = store::workers::get(store, name).await? {
         let live = old.status != WorkerStatus::Stopped.as_str() && !is_lost(&old, now);
@@ -166,7 +161,8 @@ mod tests {
             register(&store, "w1", "cpu", Duration::from_secs(30)).await.unwrap();
 
             // Another live process's name is refused.
-            let row = store::workers::NewWorker { name: "w2", host: "elsewhere", pid: 7, device: "cpu", lease_secs: 2.0 };
+            let row =
+                store::workers::NewWorker { name: "w2", host: "elsewhere", pid: 7, device: "cpu", lease_secs: 2.0 };
             let t0 = now();
             store::workers::register(&store, &row, t0).await.unwrap();
             let err = register(&store, "w2", "cpu", Duration::from_secs(30)).await.unwrap_err();

@@ -47,12 +47,10 @@ pub async fn get(store: &Store, name: &str) -> Result<Option<WorkerRow>, sqlx::E
 
 /// Every worker: the working and idle ones first, then the stopped, each by name.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<WorkerRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{WORKER_SELECT} ORDER BY CASE w.status WHEN 'stopped' THEN 1 ELSE 0 END, w.name LIMIT $1"
-    ))
-    .bind(limit)
-    .fetch_all(store.pool())
-    .await
+    sqlx::query_as(&format!("{WORKER_SELECT} ORDER BY CASE w.status WHEN 'stopped' THEN 1 ELSE 0 END, w.name LIMIT $1"))
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await
 }
 
 /// Registers a worker at `now` (idle, nothing done yet), replacing an earlier row of the
@@ -60,13 +58,11 @@ pub async fn list(store: &Store, limit: i64) -> Result<Vec<WorkerRow>, sqlx::Err
 /// as lost, in the same transaction.
 pub async fn register(store: &Store, w: &NewWorker<'_>, now: f64) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    sqlx::query(
-        "UPDATE worker_runs SET ended_at = $1, outcome = 'lost' WHERE worker = $2 AND ended_at IS NULL",
-    )
-    .bind(now)
-    .bind(w.name)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE worker_runs SET ended_at = $1, outcome = 'lost' WHERE worker = $2 AND ended_at IS NULL")
+        .bind(now)
+        .bind(w.name)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO workers (name, host, pid, device, lease_secs, started_at, heartbeat_at, current_run_id,
                               runs_done, tokens_per_sec, status)
@@ -139,14 +135,12 @@ pub async fn claimed(store: &Store, worker: &str, job_id: i64, run_id: i64, now:
 
 /// Records the checkpoint step `worker`'s training of `run_id` resumed from.
 pub async fn resumed(store: &Store, worker: &str, run_id: i64, step: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE worker_runs SET resumed_from_step = $1 WHERE worker = $2 AND run_id = $3 AND ended_at IS NULL",
-    )
-    .bind(step)
-    .bind(worker)
-    .bind(run_id)
-    .execute(store.pool())
-    .await?;
+    sqlx::query("UPDATE worker_runs SET resumed_from_step = $1 WHERE worker = $2 AND run_id = $3 AND ended_at IS NULL")
+        .bind(step)
+        .bind(worker)
+        .bind(run_id)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
