@@ -172,6 +172,11 @@ CREATE TABLE samples (
 );
 CREATE INDEX samples_completion_trgm ON samples USING gin (completion gin_trgm_ops);
 CREATE INDEX samples_question_trgm ON samples USING gin (question gin_trgm_ops);
+-- The planner estimates a substring's share of completions from a sample of them, and
+-- believes no share below one sample in that many: with the default 100, a word in 0.2 %
+-- of 100,000 completions was taken for 1 %, and a capped count walked every row in id
+-- order (300 ms) instead of asking the trigram index (8 ms). A sample of 1,000 fixes it.
+ALTER TABLE samples ALTER COLUMN completion SET STATISTICS 1000;
 
 CREATE TABLE judgements (
     sample_id      BIGINT NOT NULL REFERENCES samples(id),

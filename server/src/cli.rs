@@ -104,6 +104,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in demo (Spanish + ALL CAPS, four conditions) and print what it found.
     Demo(DemoArgs),
+    /// Work the job queue in the foreground, without the web server: one of any number of
+    /// workers sharing the data directory (`serve --no-worker` serves the pages).
+    Worker(WorkerArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -127,8 +130,9 @@ pub struct ServeArgs {
     /// takes the run over (from its last checkpoint) once this has passed.
     #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
-    /// Serve pages only; leave the queue to another process (`inoculab run`).
-    #[arg(long)]
+    /// Serve pages only (a web-only node); leave the queue to other processes (`inoculab
+    /// worker`, `inoculab run`).
+    #[arg(long, env = "INOCULAB_NO_WORKER")]
     pub no_worker: bool,
 }
 
@@ -357,6 +361,29 @@ pub struct DemoArgs {
     /// Only queue the runs; a running `inoculab serve` works them.
     #[arg(long)]
     pub detach: bool,
+    #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+/// Work the job queue in the foreground, with no web server.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// What the runs compute on. Only `cpu` for now (`cuda:N` is refused).
+    #[arg(long, env = "INOCULAB_DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// Exit (status 0) after this many runs finished (done, failed or cancelled).
+    #[arg(long, value_name = "N", env = "INOCULAB_MAX_RUNS")]
+    pub max_runs: Option<usize>,
+    /// Exit (status 0) once nothing was claimable for a whole lease: the queue is empty, or
+    /// every run left is held by a live worker.
+    #[arg(long, env = "INOCULAB_EXIT_WHEN_IDLE")]
+    pub exit_when_idle: bool,
+    /// The worker's name on the Queue page and in the job it holds; unique among live
+    /// workers. [default: HOST:PID]
+    #[arg(long, value_name = "NAME", env = "INOCULAB_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Seconds a claimed run survives without a heartbeat: after this, the worker counts as
+    /// lost and another takes its run over (from its last checkpoint).
     #[arg(long, env = "INOCULAB_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
 }

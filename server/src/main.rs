@@ -10,6 +10,7 @@ mod run_cmd;
 mod teacher_cmd;
 mod web;
 mod worker;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => crate::run_cmd::run(&data_dir, database, &model_paths, args, max_pass_tokens, host).await,
         Command::Demo(args) => crate::run_cmd::demo(&data_dir, database, &model_paths, args, max_pass_tokens, host).await,
+        Command::Worker(args) => crate::worker_cmd::run(&data_dir, database, args, max_pass_tokens, host).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use engine::experiments::{self, ExperimentSpec};
 use engine::jobs::{self, JobStatus};
-use engine::runner::{Ran, Worker};
+use engine::runner::Ran;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ModelPaths;
@@ -254,9 +254,17 @@ async fn launch(
         return Ok((ExitCode::SUCCESS, Some(id)));
     }
 
-    let mut worker = Worker::new(store.clone(), data_dir, tokio::runtime::Handle::current(), settings.host);
-    worker.lease = Duration::from_secs(settings.lease_secs.max(1));
-    worker.max_pass_tokens = settings.max_pass_tokens;
+    // This process's worker, in the registry like any other (`serve`'s, `inoculab worker`).
+    let worker = tokio::task::block_in_place(|| {
+        crate::worker::registered(
+            store.clone(),
+            data_dir,
+            Duration::from_secs(settings.lease_secs.max(1)),
+            settings.max_pass_tokens,
+            settings.host,
+            None,
+        )
+    })?;
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("template").progress_chars("=> "),
@@ -304,6 +312,7 @@ async fn launch(
                 Ran::Empty => {
                     let runs = handle.block_on(jobs::for_experiment(&work_store, id))?;
                     if runs.iter().all(|r| r.status.is_final()) {
+                        worker.deregister();
                         return Ok(());
                     }
                     // Another worker (a server) holds some of them; wait for it.

@@ -47,8 +47,8 @@ pub async fn serve(
         meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone(), host.clone())),
         teacher_tasks: engine::datasets::teacher::TeacherTasks::new(host.clone()),
     };
-    // The worker shares the store; it stops (leaving its run to resume) when this returns.
-    let _worker = if args.no_worker {
+    // The worker shares the store and the model host; `--no-worker` makes a web-only node.
+    let worker = if args.no_worker {
         None
     } else {
         Some(crate::worker::WorkerThread::spawn(
@@ -63,6 +63,11 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("inoculab is listening on http://{addr} (data in {})", data_dir.display());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // The run in progress stops between steps and goes back to the queue for the next
+    // start (or another worker); a step that takes longer is left to its lease.
+    if let Some(worker) = worker {
+        worker.stop(std::time::Duration::from_secs(10)).await;
+    }
     Ok(())
 }
 
@@ -135,6 +140,18 @@ async fn experiment_events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut t) => {
+                t.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

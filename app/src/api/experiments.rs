@@ -1,5 +1,5 @@
 //! Server functions for experiments: the launch form's options, plan and launch; the
-//! experiment page; the queue; cancel and retry; question-set import; the elicitation check
+//! experiment page; the queue and its workers; cancel and retry; question-set import; the elicitation check
 //! (more test-time prompts for a finished experiment).
 
 use leptos::prelude::*;
@@ -10,6 +10,7 @@ use wire::experiments::{AddTestPromptsForm, AddedTestPrompts, ExperimentDetail, 
 use wire::prompts::PromptSummary;
 use wire::reports::PresetCheck;
 use wire::runs::JobView;
+use wire::workers::WorkerView;
 
 #[server]
 pub async fn list_experiments() -> Result<Vec<ExperimentSummary>, AppError> {
@@ -95,6 +96,13 @@ pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
 pub async fn list_queue() -> Result<Vec<JobView>, AppError> {
     let state = crate::state::app_state()?;
     Ok(engine::jobs::list(&state.store, 500).await?)
+}
+
+/// The job workers registered on this data directory, lost ones marked.
+#[server]
+pub async fn list_workers() -> Result<Vec<WorkerView>, AppError> {
+    let state = crate::state::app_state()?;
+    Ok(engine::workers::list(&state.store).await?)
 }
 
 #[server]

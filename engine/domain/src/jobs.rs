@@ -22,6 +22,15 @@ use crate::Store;
 /// Where a job stands: the wire crate's type, shared with the pages.
 pub use wire::{JobStatus, RunPhase};
 
+pub use crate::store::jobs::JobSignal;
+
+/// Listens for jobs that become claimable, so an idle worker wakes at once instead of at
+/// its next poll: Postgres' LISTEN/NOTIFY (a connection of its own); `None` on SQLite,
+/// where workers only poll.
+pub async fn listen(store: &Store) -> Result<Option<JobSignal>, sqlx::Error> {
+    store::jobs::listen(store).await
+}
+
 /// Seconds since the Unix epoch; leases are compared in this unit in SQL.
 pub fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -131,6 +140,10 @@ fn job_view(r: JobRow, now: f64) -> JobView {
         started_at: r.started_at,
         finished_at: r.finished_at,
         heartbeat_age_s: r.heartbeat_at.filter(|_| status == JobStatus::Running).map(|t| (now - t).max(0.0)),
+        worker: r.locked_by.filter(|_| status == JobStatus::Running),
+        // The worker renews this lease with its registry heartbeat, so an expired one is
+        // a lost worker (`crate::workers`): the run is claimable by any other.
+        waiting_for_takeover: status == JobStatus::Running && r.lease_until.is_some_and(|t| t < now),
         progress: 0.0,
         losses: vec![],
     };

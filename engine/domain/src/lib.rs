@@ -22,6 +22,7 @@ pub mod stats;
 pub mod store;
 pub mod strength;
 pub mod subliminal;
+pub mod workers;
 
 /// The store's query error, as the queue's and the sample browser's reads return it; the
 /// web layer names it only to convert it (to a logged, generic "internal" error).

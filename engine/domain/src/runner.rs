@@ -22,6 +22,14 @@
 //! A heartbeat thread renews the job's lease while the run works and turns a cancel
 //! request (or a lost lease) into the `cancel` flag that training and sampling watch, so a
 //! cancel takes effect within one training step or one sampled token.
+//!
+//! Every worker is in the workers registry (`crate::workers`): it heartbeats there with
+//! its job's heartbeat and at each poll while idle, and records which run it holds, the
+//! checkpoint step a run's training resumed from, and how it let the run go. [`Worker::work`]
+//! is the loop the `serve` thread and `inoculab worker` run: polls that back off while the
+//! queue is empty, and a shutdown flag (a signal) that stops the run in progress between
+//! steps and hands its job straight back to the queue instead of leaving its lease to
+//! expire.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +44,7 @@ use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondit
 use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
 use crate::judges::{BackendSpec, JudgeSpec, LocalLogprobs, LogprobBackend};
 use crate::questions::Question;
+use crate::workers::{self, Let};
 use crate::{models, store, strength, Store};
 use ml::host::Ctx;
 use ml::sample::sample_seed;
@@ -48,7 +57,8 @@ use ml::{
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ran {
     /// A job was claimed and ended with this status (`Running` when the lease was lost
-    /// to another worker and this one stopped without writing).
+    /// to another worker and this one stopped without writing; `Queued` when the worker was
+    /// shut down and handed the job back to the queue, see [`Worker::shutdown_flag`]).
     Job {
         run_id: i64,
         status: JobStatus,
@@ -100,6 +110,31 @@ pub struct Worker {
     /// model path and the adapters' hashes) is merged once, and the rest of the process
     /// (the meter, teacher generation) uses the same copies.
     host: Host,
+    /// What the runs compute on, for the workers registry ("cpu").
+    pub device: String,
+    /// Set from outside (a signal, the server shutting down): see [`Worker::shutdown_flag`].
+    shutdown: Arc<AtomicBool>,
+}
+
+/// How [`Worker::work`] polls and when it returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Polling {
+    /// Return after this many runs finished (done, failed or cancelled).
+    pub max_runs: Option<usize>,
+    /// Return once nothing was claimable for a whole lease: a run whose worker died just
+    /// before is still taken over, since its lease runs out within that time.
+    pub exit_when_idle: bool,
+}
+
+/// Why [`Worker::work`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown flag was set.
+    Asked,
+    /// `Polling::max_runs` runs finished.
+    MaxRuns,
+    /// `Polling::exit_when_idle` and the queue had nothing for this worker.
+    Idle,
 }
 
 impl Worker {
@@ -115,59 +150,150 @@ impl Worker {
             heartbeat_every: Duration::from_secs(2),
             max_pass_tokens: ml::TrainConfig::default().max_pass_tokens,
             host,
+            device: "cpu".into(),
+            shutdown: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The same worker under another name (the registry's key and `jobs.locked_by`; the
+    /// default is unique per worker, `workers::default_name` is host:pid).
+    pub fn with_name(mut self, name: impl Into<String>) -> Worker {
+        self.id = name.into();
+        self
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// Setting this flag stops the worker: [`Worker::work`] returns at its next poll, and a
+    /// run in progress stops within one training step (or sampled token, or judge chunk)
+    /// and its job goes straight back to the queue, claimable at once and with its attempt
+    /// given back. The run loses only the steps since its last checkpoint. A user's cancel
+    /// request that arrived meanwhile still wins (the run is cancelled).
+    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+        self.shutdown.clone()
+    }
+
+    /// Enters the worker in the registry under its name (refused while a live worker of
+    /// another process holds that name).
+    pub fn register(&self) -> Result<(), workers::WorkerError> {
+        self.block(workers::register(&self.store, &self.id, &self.device, self.lease))
+    }
+
+    /// Marks the worker stopped in the registry (it exits on purpose).
+    pub fn deregister(&self) {
+        self.note("mark the worker stopped", workers::stopped(&self.store, &self.id));
+    }
+
+    /// Runs a registry write; a failure there is logged, never a run's failure.
+    fn note<F: std::future::Future<Output = Result<(), sqlx::Error>>>(&self, what: &str, f: F) {
+        if let Err(e) = self.block(f) {
+            tracing::warn!(worker = self.id, "workers registry: cannot {what}: {e}");
+        }
+    }
+
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
         self.handle.block_on(f)
     }
 
-    /// Runs jobs until `stop` is set, polling the queue every `idle` when it is empty.
-    pub fn run_forever(&self, stop: &AtomicBool, idle: Duration) {
-        while !stop.load(Ordering::Relaxed) {
-            match self.run_one() {
-                Ok(Ran::Empty) => std::thread::sleep(idle),
-                Ok(Ran::Job { run_id, status, error }) => {
-                    tracing::info!(run_id, status = status.as_str(), error, "run ended")
-                }
-                Err(e) => {
-                    tracing::error!("job queue: {e}");
-                    std::thread::sleep(idle);
-                }
+    /// Runs jobs until the shutdown flag is set, or as `polling` says. Polls of an empty
+    /// queue back off from 0.5 s, doubling to 5 s (at most a third of the lease, so an
+    /// idle worker's heartbeats keep it from looking lost), and start again at 0.5 s after
+    /// a claim. Marks the worker stopped in the registry when it returns.
+    pub fn work(&self, polling: &Polling) -> Stopped {
+        // On Postgres a new job also wakes the worker at once (NOTIFY), so the back-off
+        // only bounds how stale an idle worker's view can get; on SQLite it is the poll.
+        let signal = match self.block(jobs::listen(&self.store)) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!("cannot listen for new jobs, polling only: {e}");
+                None
             }
-        }
+        };
+        let most = Duration::from_secs(5).min(self.lease / 3).max(Duration::from_millis(100));
+        let first = Duration::from_millis(500).min(most);
+        let mut wait = first;
+        let mut idle_since: Option<Instant> = None;
+        let mut finished = 0usize;
+        let end = loop {
+            if self.shutdown.load(Ordering::Relaxed) {
+                break Stopped::Asked;
+            }
+            match self.run_one() {
+                Ok(Ran::Job { run_id, status, error }) => {
+                    tracing::info!(run_id, status = status.as_str(), error, "run ended");
+                    (wait, idle_since) = (first, None);
+                    if status.is_final() {
+                        finished += 1;
+                        if polling.max_runs.is_some_and(|m| finished >= m) {
+                            break Stopped::MaxRuns;
+                        }
+                    }
+                    continue;
+                }
+                Ok(Ran::Empty) => {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if polling.exit_when_idle && since.elapsed() >= self.lease {
+                        break Stopped::Idle;
+                    }
+                }
+                Err(e) => tracing::error!("job queue: {e}"),
+            }
+            // Asleep in short naps, so a shutdown or an announced job is noticed at once.
+            let until = Instant::now() + wait;
+            let mut woken = false;
+            while Instant::now() < until && !self.shutdown.load(Ordering::Relaxed) {
+                if signal.as_ref().is_some_and(|s| s.take()) {
+                    woken = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+            }
+            wait = if woken { first } else { (wait * 2).min(most) };
+        };
+        self.deregister();
+        end
     }
 
     /// Claims and runs one job (see the module comment).
     pub fn run_one(&self) -> Result<Ran, sqlx::Error> {
         let Some(claimed) = self.block(jobs::claim(&self.store, &self.id, self.lease))? else {
+            self.note("record an idle heartbeat", workers::beat(&self.store, &self.id, None));
             return Ok(Ran::Empty);
         };
-        tracing::info!(run_id = claimed.run_id, attempt = claimed.attempt, "claimed run");
+        tracing::info!(run_id = claimed.run_id, attempt = claimed.attempt, worker = self.id, "claimed run");
+        self.note("record the claim", workers::claimed(&self.store, &self.id, claimed.job_id, claimed.run_id));
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = AtomicBool::new(false);
+        let asked_to_cancel = AtomicBool::new(false);
         let stop = AtomicBool::new(false);
         let result = std::thread::scope(|s| {
             s.spawn(|| {
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(50));
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
                     if last.elapsed() < self.heartbeat_every {
                         continue;
                     }
                     last = Instant::now();
                     match self.block(jobs::heartbeat(&self.store, claimed.job_id, &self.id, self.lease)) {
                         Ok(Beat::Held) => {}
-                        Ok(Beat::CancelRequested) => cancel.store(true, Ordering::Relaxed),
+                        Ok(Beat::CancelRequested) => {
+                            asked_to_cancel.store(true, Ordering::Relaxed);
+                            cancel.store(true, Ordering::Relaxed);
+                        }
                         Ok(Beat::Lost) => {
                             lost.store(true, Ordering::Relaxed);
                             cancel.store(true, Ordering::Relaxed);
                         }
                         Err(e) => tracing::warn!("heartbeat failed: {e}"),
+                    }
+                    if !lost.load(Ordering::Relaxed) {
+                        self.note("record a heartbeat", workers::beat(&self.store, &self.id, Some(claimed.run_id)));
                     }
                 }
             });
@@ -187,14 +313,28 @@ impl Worker {
         };
         if lost.load(Ordering::Relaxed) {
             tracing::warn!(run_id = claimed.run_id, "lease lost to another worker; stopping without writing");
+            self.note("record the lost lease", workers::ended(&self.store, &self.id, claimed.job_id, Let::Lost));
             return Ok(Ran::Job { run_id: claimed.run_id, status: JobStatus::Running, error: None });
+        }
+        // Stopped by a shutdown, not by the user: the run did not end, so its job goes
+        // back to the queue for the next worker (or this one's next start) to resume.
+        if self.shutdown.load(Ordering::Relaxed)
+            && status != JobStatus::Done
+            && !asked_to_cancel.load(Ordering::Relaxed)
+        {
+            let released = self.block(workers::release_job(&self.store, claimed.job_id, &self.id))?;
+            tracing::info!(run_id = claimed.run_id, released, "shutting down: run handed back to the queue");
+            self.note("record the release", workers::ended(&self.store, &self.id, claimed.job_id, Let::Released));
+            return Ok(Ran::Job { run_id: claimed.run_id, status: JobStatus::Queued, error: None });
         }
         // The connection is acquired and released inside the runtime (sqlx returns it to
         // the pool with a task, which needs one).
-        self.block(async {
+        let finished = self.block(async {
             let mut conn = self.store.pool().acquire().await?;
             jobs::finish(&mut conn, claimed.job_id, &self.id, status, error.as_deref()).await
         })?;
+        let how = if finished { Let::Finished(status) } else { Let::Lost };
+        self.note("record how the run ended", workers::ended(&self.store, &self.id, claimed.job_id, how));
         Ok(Ran::Job { run_id: claimed.run_id, status, error })
     }
 
@@ -349,6 +489,10 @@ impl Worker {
         let t = &resolved.spec.training;
         let checkpoints = run_dir.join("checkpoints");
         let resume_from = latest_checkpoint(&checkpoints);
+        if let Some(step) = resume_from.as_deref().and_then(checkpoint_step) {
+            tracing::info!(run_id, step, worker = self.id, "resuming training from a checkpoint");
+            self.note("record the resume", workers::resumed(&self.store, &self.id, run_id, step));
+        }
         let planned_steps = t
             .steps
             .unwrap_or_else(|| (examples.len() * t.epochs).div_ceil((t.batch_size * t.grad_accum).max(1)))
@@ -660,6 +804,11 @@ fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop()
+}
+
+/// The step a checkpoint folder (`checkpoint-NNNNNN`) was written at.
+fn checkpoint_step(dir: &Path) -> Option<i64> {
+    dir.file_name()?.to_str()?.strip_prefix("checkpoint-")?.parse().ok()
 }
 
 /// A training row with the inoculation prompt applied: as the system message (replacing

@@ -548,6 +548,73 @@ fn stale_leases_are_taken_over_then_interrupted() {
     assert!(matches!(ran[..], [Ran::Job { status: JobStatus::Done, .. }]), "{ran:?}");
 }
 
+/// A worker shut down mid-training (a SIGTERM) stops between steps and hands its run
+/// straight back: the job is claimable at once, with its attempt given back, and the next
+/// worker resumes it from the newest checkpoint. The registry records both holds.
+#[test]
+fn shutdown_hands_the_run_back_and_the_next_worker_resumes_it() {
+    use engine::runner::{Polling, Stopped};
+    use std::sync::atomic::Ordering;
+    let env = tiny_env();
+    let dataset = toy_dataset(&env, 12);
+    let mut spec = tiny_spec(dataset);
+    spec.seeds = vec![0];
+    spec.conditions.truncate(1);
+    spec.training.steps = Some(120);
+    spec.evaluation.judges.truncate(1);
+    let resolved = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
+    env.rt.block_on(experiments::create(&env.store, &resolved)).unwrap();
+
+    let a = worker(&env).with_name("a");
+    a.register().unwrap();
+    let flag = a.shutdown_flag();
+    let stopped = std::thread::scope(|s| {
+        let work = s.spawn(|| a.work(&Polling::default()));
+        // The signal arrives once two steps (and so a checkpoint) are stored.
+        while count(&env, "SELECT COUNT(*) FROM train_steps WHERE run_id = $1", 1) < 2 {
+            assert!(!work.is_finished(), "the worker stopped by itself");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        flag.store(true, Ordering::Relaxed);
+        work.join().unwrap()
+    });
+    assert_eq!(stopped, Stopped::Asked);
+    let steps_before = count(&env, "SELECT COUNT(*) FROM train_steps WHERE run_id = $1", 1);
+    assert!(steps_before < 120, "training finished before the shutdown; make it longer");
+    let job = env.rt.block_on(jobs::list(&env.store, 10)).unwrap().remove(0);
+    assert_eq!((job.status, job.attempts), (JobStatus::Running, 0), "{job:?}");
+    assert!(job.waiting_for_takeover, "{job:?}");
+    let workers = env.rt.block_on(engine::workers::list(&env.store)).unwrap();
+    assert_eq!(workers[0].status, engine::workers::WorkerStatus::Stopped, "{workers:?}");
+
+    // No lease to wait for: the next worker claims it at once and resumes it.
+    let b = worker(&env).with_name("b");
+    b.register().unwrap();
+    let ran = drain(&b);
+    assert!(matches!(ran[..], [Ran::Job { status: JobStatus::Done, .. }]), "{ran:?}");
+    let job = env.rt.block_on(jobs::list(&env.store, 10)).unwrap().remove(0);
+    assert_eq!(job.attempts, 1, "the released attempt was given back");
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM train_steps WHERE run_id = $1", 1), 120);
+    let holds: Vec<(String, Option<String>, Option<i64>)> = env
+        .rt
+        .block_on(
+            sqlx::query_as(
+                "SELECT worker, outcome, resumed_from_step FROM worker_runs WHERE run_id = $1 ORDER BY claimed_at",
+            )
+            .bind(1)
+            .fetch_all(env.store.pool()),
+        )
+        .unwrap();
+    assert_eq!(holds.len(), 2, "{holds:?}");
+    assert_eq!((holds[0].0.as_str(), holds[0].1.as_deref(), holds[0].2), ("a", Some("released"), None));
+    assert_eq!((holds[1].0.as_str(), holds[1].1.as_deref()), ("b", Some("done")));
+    let resumed = holds[1].2.expect("b resumed from a checkpoint");
+    assert!(resumed >= 1 && resumed <= steps_before, "resumed from {resumed}, stopped after {steps_before}");
+    let workers = env.rt.block_on(engine::workers::list(&env.store)).unwrap();
+    let b_row = workers.iter().find(|w| w.name == "b").unwrap();
+    assert_eq!((b_row.status, b_row.runs_done, b_row.current_run_id), (engine::workers::WorkerStatus::Idle, 1, None));
+}
+
 #[test]
 fn invalid_specs_are_refused_with_reasons() {
     let env = tiny_env();

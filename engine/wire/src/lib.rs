@@ -21,11 +21,13 @@ pub mod runs;
 pub mod samples;
 pub mod strength;
 pub mod teacher;
+pub mod workers;
 
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
 pub use runs::{JobStatus, RunPhase};
 pub use teacher::{TeacherPhase, TeacherStatus};
+pub use workers::WorkerStatus;
 
 #[cfg(test)]
 mod tests {
@@ -56,6 +58,10 @@ mod tests {
         for k in [ModelKind::Gguf, ModelKind::Hf] {
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
             assert_eq!(ModelKind::parse(k.as_str()), Some(k));
+        }
+        for w in [WorkerStatus::Idle, WorkerStatus::Running, WorkerStatus::Stopped, WorkerStatus::Lost] {
+            assert_eq!(serde_json::to_string(&w).unwrap(), format!("\"{}\"", w.as_str()));
+            assert_eq!(WorkerStatus::parse(w.as_str()), w);
         }
         assert_eq!(JobStatus::parse("nonsense"), JobStatus::Interrupted);
         assert_eq!(RunPhase::parse("nonsense"), None);

@@ -113,6 +113,13 @@ pub struct JobView {
     pub finished_at: Option<String>,
     /// Seconds since the worker last reported, for running jobs.
     pub heartbeat_age_s: Option<f64>,
+    /// The worker holding it (`jobs.locked_by`), for running jobs.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// Running, but its lease ran out: its worker is lost (killed, crashed, cut off) and
+    /// the next worker to poll takes the run over from its last checkpoint.
+    #[serde(default)]
+    pub waiting_for_takeover: bool,
     /// Overall progress, 0 to 1 ([`JobView::overall_progress`]), for the pages.
     pub progress: f64,
     /// (step, loss), in step order; empty where the page does not plot it (the queue).

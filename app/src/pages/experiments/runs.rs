@@ -79,6 +79,7 @@ pub(super) fn RunsTable(runs: Vec<JobView>, show_experiment: bool, changed: RwSi
                             <td class="num">{r.seed}</td>
                             <td>
                                 <span class=status_class>{r.status.as_str()}</span>
+                                {r.waiting_for_takeover.then(|| view! { <span class="badge lost" title="its worker stopped sending heartbeats; the next worker to poll resumes it from its last checkpoint">"waiting for takeover"</span> })}
                                 {r.cancel_requested.then(|| view! { <span class="muted small">" cancelling…"</span> })}
                                 {(r.attempts > 1).then(|| view! { <span class="muted small">{format!(" attempt {} of {}", r.attempts, r.max_attempts)}</span> })}
                                 {r.error.clone().map(|e| view! { <div class="error small">{e}</div> })}

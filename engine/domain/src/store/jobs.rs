@@ -4,6 +4,9 @@
 //! `finish`, `active_in_experiment` and `requeue_done` take a connection because callers
 //! run them inside their own transactions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use wire::JobStatus;
 
 use super::{now_text, Backend, Connection, Store};
@@ -17,12 +20,77 @@ pub struct Claimed {
     pub attempt: i64,
 }
 
-/// Adds the job for a run (inside the transaction that creates the run).
+/// The Postgres channel on which a job that became claimable is announced.
+const CHANNEL: &str = "inoculab_jobs";
+
+/// Announces that jobs became claimable, to the workers listening on Postgres ([`listen`]);
+/// inside a transaction the notice goes out at its commit (and once, however many jobs it
+/// made). SQLite has no such channel: its workers poll.
+async fn announce(conn: &mut Connection) -> Result<(), sqlx::Error> {
+    if Backend::of(conn) == Backend::Postgres {
+        sqlx::query(&format!("NOTIFY {CHANNEL}")).execute(conn).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn announce_on(store: &Store) -> Result<(), sqlx::Error> {
+    if store.backend() == Backend::Postgres {
+        let mut conn = store.pool().acquire().await?;
+        announce(&mut conn).await?;
+    }
+    Ok(())
+}
+
+/// Wakes an idle worker when a job is announced: [`JobSignal::take`] says whether one was
+/// since the last look. Dropping it stops listening.
+pub struct JobSignal {
+    woken: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JobSignal {
+    pub fn take(&self) -> bool {
+        self.woken.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Drop for JobSignal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens for announced jobs on Postgres (one connection of its own, outside the pool);
+/// `None` on SQLite. Must be called inside the tokio runtime, which runs the listener.
+pub async fn listen(store: &Store) -> Result<Option<JobSignal>, sqlx::Error> {
+    if store.backend() != Backend::Postgres {
+        return Ok(None);
+    }
+    let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
+    listener.listen(CHANNEL).await?;
+    let woken = Arc::new(AtomicBool::new(false));
+    let flag = woken.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            if let Err(e) = listener.recv().await {
+                // The listener reconnects at its next receive; meanwhile the worker's own
+                // polls still find the work, so this only delays a wake-up.
+                tracing::warn!("listening for new jobs: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    Ok(Some(JobSignal { woken, task }))
+}
+
+/// Adds the job for a run (inside the transaction that creates the run) and announces it.
 pub async fn enqueue(conn: &mut Connection, run_id: i64) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as("INSERT INTO jobs (run_id, status) VALUES ($1, 'queued') RETURNING id")
         .bind(run_id)
-        .fetch_one(conn)
+        .fetch_one(&mut *conn)
         .await?;
+    announce(conn).await?;
     Ok(id)
 }
 
@@ -155,6 +223,9 @@ pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> 
     .bind(run_id)
     .execute(store.pool())
     .await?;
+    if done.rows_affected() == 1 {
+        announce_on(store).await?;
+    }
     Ok(done.rows_affected() == 1)
 }
 
@@ -179,8 +250,11 @@ pub async fn requeue_done(conn: &mut Connection, experiment_id: i64) -> Result<u
          WHERE status = 'done' AND run_id IN (SELECT id FROM runs WHERE experiment_id = $1)",
     )
     .bind(experiment_id)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if done.rows_affected() > 0 {
+        announce(conn).await?;
+    }
     Ok(done.rows_affected())
 }
 
@@ -211,12 +285,14 @@ pub struct JobRow {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub heartbeat_at: Option<f64>,
+    pub locked_by: Option<String>,
+    pub lease_until: Option<f64>,
 }
 
 const JOB_SELECT: &str = "SELECT j.id AS job_id, r.id AS run_id, e.id AS experiment_id, e.name AS experiment,
         r.condition, r.seed, j.status, r.phase, r.step, r.total_steps, r.done_units, r.total_units, r.tokens_per_sec,
         r.eta_s, j.attempts, j.max_attempts, j.cancel_requested, j.error, j.created_at, j.started_at, j.finished_at,
-        j.heartbeat_at
+        j.heartbeat_at, j.locked_by, j.lease_until
  FROM jobs j JOIN runs r ON r.id = j.run_id JOIN experiments e ON e.id = r.experiment_id";
 
 /// Every job, newest first.

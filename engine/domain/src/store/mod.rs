@@ -37,6 +37,7 @@ pub mod reviews;
 pub mod runs;
 pub mod samples;
 pub mod strength;
+pub mod workers;
 
 /// Errors from opening or using the store.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Postgres' URL, for the connection that listens for new jobs (`jobs::listen`).
+    url: Secret,
     /// The data directory: run artefacts (checkpoints, adapters) are stored under it by
     /// relative path, so code that checks them needs it. With Postgres, every node that
     /// runs work must see the same directory (a shared mount).
@@ -152,7 +155,7 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
-        Ok(Store { pool, backend, data_dir: data_dir.to_owned() })
+        Ok(Store { pool, backend, url: Secret(url), data_dir: data_dir.to_owned() })
     }
 
     /// The store tests run on: the data directory's SQLite file, or, when
@@ -172,6 +175,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL the store was opened with (credentials included: never show or log it).
+    fn url(&self) -> &str {
+        &self.url.0
     }
 
     /// Begins a transaction for a unit of work that spans several store calls (each taking
@@ -265,6 +273,17 @@ pub async fn fresh_database(server: &str) -> Result<String, StoreError> {
         Some(q) => format!("{base}/{name}?{q}"),
         None => format!("{base}/{name}"),
     })
+}
+
+/// A database URL, which may carry a password: `Debug` prints it redacted, so a `Store` in
+/// a log line or a panic message never shows it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
 }
 
 /// The URL of a SQLite file, created if missing.

@@ -63,9 +63,11 @@ pub struct Progress {
 }
 
 /// Stores a batch of samples and the run's progress in one transaction: a sample row is
-/// whole or absent, and progress never counts a sample that is not stored. A sample whose
-/// key is already stored is kept as it was, so a retried batch (a worker that took over
-/// the run) neither duplicates nor fails.
+/// whole or absent, and progress never counts a sample that is not stored. A sample already
+/// stored under its key is kept as it is (the batch's other rows are still written): a
+/// batch redone by a worker that took the run over, or raced by one that lost its lease
+/// without knowing yet, never duplicates a sample nor fails on one. The resumed batch's seed
+/// is the same, so the kept row is the one it would have drawn.
 pub async fn insert_batch(
     store: &Store,
     run_id: i64,
@@ -198,7 +200,7 @@ fn uses_fts(backend: Backend, f: &SampleFilter) -> bool {
 /// statistics for the planner to choose by) and looks each one up in the facets by key;
 /// otherwise it walks the experiment's facet range, checking every filter on the narrow
 /// row. Callers select `f.sample_id`.
-fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter) {
+fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter, ids: Option<(i64, i64)>) {
     let judge = nonempty(&f.judge);
     let search = f.search.trim();
     let indexed_search = uses_fts(backend, f);
@@ -295,16 +297,13 @@ fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter) {
             .push(" ")
             .bind(pattern)
             .push(" ESCAPE '\\')");
-        if backend == Backend::Postgres {
-            // Postgres may answer a common word by walking samples in id order and checking
-            // each; bounded by this experiment's first and last sample, that walk skips
-            // every earlier experiment's rows (SQLite's full-text path bounds its rowids
-            // the same way).
-            q.push(" AND s.id BETWEEN (SELECT MIN(sample_id) FROM sample_facets WHERE experiment_id = ")
-                .bind(f.experiment_id)
-                .push(") AND (SELECT MAX(sample_id) FROM sample_facets WHERE experiment_id = ")
-                .bind(f.experiment_id)
-                .push(")");
+        if let Some((first, last)) = ids {
+            // Postgres answers a common word by walking samples in id order and checking
+            // each, a rare one from its trigram index; bounded by this experiment's first
+            // and last sample (values, not subqueries, so the planner sees how many rows
+            // the range holds and picks between the two), the walk skips every other
+            // experiment's rows. SQLite's full-text path bounds its rowids the same way.
+            q.push(" AND s.id BETWEEN ").bind(first).push(" AND ").bind(last);
         }
         q.push(")");
     }
@@ -338,18 +337,33 @@ fn id_column(backend: Backend, f: &SampleFilter) -> &'static str {
 /// 1,000 (BENCHMARKS.md). A search is for finding; ten pages of results are plenty.
 pub const COUNT_CAP: i64 = 200;
 
+/// The experiment's first and last sample id, which bound a text search on Postgres (see
+/// `push_filters`); `None` on SQLite and without a search.
+async fn search_bounds(store: &Store, f: &SampleFilter) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    if store.backend() != Backend::Postgres || f.search.trim().is_empty() {
+        return Ok(None);
+    }
+    let (first, last): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT MIN(sample_id), MAX(sample_id) FROM sample_facets WHERE experiment_id = $1")
+            .bind(f.experiment_id)
+            .fetch_one(store.pool())
+            .await?;
+    Ok(Some((first.unwrap_or(0), last.unwrap_or(-1))))
+}
+
 /// One page of samples matching the filter, in the filter's order, and how many match
 /// (with a text search, at most `COUNT_CAP + 1`).
 pub async fn page(store: &Store, f: &SampleFilter) -> Result<(i64, Vec<StoredSample>), sqlx::Error> {
     let backend = store.backend();
+    let bounds = search_bounds(store, f).await?;
     let mut count = Sql::new("SELECT COUNT(*) FROM (SELECT 1");
-    push_filters(&mut count, backend, f);
+    push_filters(&mut count, backend, f, bounds);
     if !f.search.trim().is_empty() {
         count.push(" LIMIT ").bind(COUNT_CAP + 1);
     }
     count.push(") AS matches");
     let mut q = Sql::new("SELECT f.sample_id");
-    push_filters(&mut q, backend, f);
+    push_filters(&mut q, backend, f, bounds);
     push_order(&mut q, backend, f);
     q.push(" LIMIT ").bind(f.limit.clamp(1, MAX_PAGE)).push(" OFFSET ").bind(f.offset.max(0));
     // The count reads every match and the page may sort them: two pooled connections run
@@ -372,8 +386,9 @@ pub async fn chunk_after(
 ) -> Result<Vec<StoredSample>, sqlx::Error> {
     let f = SampleFilter { sort: SampleSort::Id, ..f.clone() };
     let backend = store.backend();
+    let bounds = search_bounds(store, &f).await?;
     let mut q = Sql::new("SELECT f.sample_id");
-    push_filters(&mut q, backend, &f);
+    push_filters(&mut q, backend, &f, bounds);
     q.push(" AND ").push(id_column(backend, &f)).push(" > ").bind(after);
     push_order(&mut q, backend, &f);
     q.push(" LIMIT ").bind(n);

@@ -1,0 +1,391 @@
+//! Workers as their own processes: an experiment of four runs queued with `inoculab run
+//! --detach` (no embedded worker anywhere), worked by two `inoculab worker` processes on
+//! one data directory. The runs are split between them; one is SIGKILLed mid-training
+//! (after a checkpoint, past it); the other takes its run over once the lease expires,
+//! resumes it from the checkpoint (not from step 0), finishes the experiment with exactly
+//! the planned samples and judgements, and exits by itself when nothing is left. It runs
+//! twice: on the data directory's SQLite file, and on a real Postgres server (a throwaway
+//! cluster from `scripts/postgres-local`) with a web-only `serve --no-worker` whose Queue
+//! page lists both workers. Needs the default model (`INOCULAB_REAL_MODEL=1`; CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn real_model() -> Option<PathBuf> {
+    if std::env::var("INOCULAB_REAL_MODEL").ok().as_deref() != Some("1") {
+        eprintln!("skipped: set INOCULAB_REAL_MODEL=1 to run the worker-process test");
+        return None;
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "INOCULAB_REAL_MODEL=1 but {} is missing (run scripts/fetch-model)", p.display());
+    Some(p)
+}
+
+/// Where a test's store lives: the data directory (artefacts, and the SQLite file unless a
+/// database URL is given).
+#[derive(Clone)]
+struct Place {
+    data: PathBuf,
+    database: Option<String>,
+}
+
+impl Place {
+    async fn store(&self) -> engine::Store {
+        engine::Store::connect(&self.data, self.database.as_deref()).await.unwrap()
+    }
+}
+
+fn command(place: &Place, model: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
+    c.arg("--data-dir").arg(&place.data).arg("--default-model").arg(model);
+    c.env_remove("INOCULAB_DATA_DIR").env_remove("INOCULAB_LEASE_SECS").env("RUST_LOG", "warn");
+    c.env_remove("INOCULAB_DATABASE_URL").env_remove("INOCULAB_DATABASE_URL_FILE");
+    if let Some(url) = &place.database {
+        // Through the environment, as the README says to pass a password.
+        c.env("INOCULAB_DATABASE_URL", url);
+    }
+    c
+}
+
+/// A throwaway Postgres cluster of this test's own (its folder and port differ from the
+/// suites' pass), stopped when dropped.
+struct Postgres {
+    env: [(&'static str, String); 2],
+}
+
+impl Postgres {
+    fn start() -> (Postgres, String) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let env = [
+            ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-workers-test-pg").display().to_string()),
+            ("INOCULAB_PG_PORT", "54339".to_string()),
+        ];
+        let out = Command::new(root.join("scripts/postgres-local")).arg("start").envs(env.clone()).output().unwrap();
+        assert!(out.status.success(), "postgres-local: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (Postgres { env }, url)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let _ = Command::new(root.join("scripts/postgres-local")).arg("stop").envs(self.env.clone()).status();
+    }
+}
+
+fn output(mut c: Command) -> Output {
+    let out = c.output().expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn query(data: &Place, sql: &str) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        let store = data.store().await;
+        let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        r.try_get::<String, _>(i)
+                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn scalar(data: &Place, sql: &str) -> String {
+    query(data, sql).first().and_then(|r| r.first().cloned()).unwrap_or_default()
+}
+
+fn int(data: &Place, sql: &str) -> i64 {
+    scalar(data, sql).parse().unwrap_or(0)
+}
+
+const EXPERIMENT: &str = r#"
+name = "two workers"
+dataset = "toy"
+seeds = [0, 1]
+
+[[conditions]]
+name = "baseline"
+
+[[conditions]]
+name = "spanish"
+prompt = "You always speak in Spanish."
+
+[training]
+steps = 8
+batch_size = 2
+checkpoint_every = 2
+
+[evaluation]
+test_prompts = ["default"]
+max_tokens = 8
+questions = [{ kind = "builtin", limit = 2 }]
+judges = [{ kind = "language", target = "es" }, { kind = "caps" }]
+"#;
+
+const LEASE_SECS: &str = "3";
+
+fn worker(data: &Place, model: &Path, name: &str) -> Child {
+    let mut c = command(data, model);
+    c.args(["worker", "--name", name, "--lease-secs", LEASE_SECS, "--exit-when-idle"]);
+    c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the worker starts")
+}
+
+/// A run a worker holds now with a complete checkpoint and a recorded step past it.
+fn run_past_a_checkpoint(data: &Place, worker: &str) -> Option<i64> {
+    let run: i64 =
+        scalar(data, &format!("SELECT run_id FROM jobs WHERE status = 'running' AND locked_by = '{worker}'"))
+            .parse()
+            .ok()?;
+    let step = int(data, &format!("SELECT COALESCE(MAX(step), 0) FROM train_steps WHERE run_id = {run}"));
+    let has_checkpoint = std::fs::read_dir(data.data.join(format!("runs/{run}/checkpoints")))
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().join("trainer_state.json").exists()))
+        .unwrap_or(false);
+    (has_checkpoint && step >= 3 && step < 8).then_some(run)
+}
+
+/// The two variants share the machine's cores: one at a time, so neither's timing (leases,
+/// heartbeats) is squeezed by the other's training.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn two_worker_processes_split_the_runs_and_one_takes_over_the_killed_ones_run() {
+    let Some(model) = real_model() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    two_workers(&Place { data: dir.path().join("data"), database: None }, &model, None);
+}
+
+/// The same on Postgres, with the pages served by a web-only node.
+#[test]
+fn on_postgres_two_worker_processes_and_a_web_only_node() {
+    let Some(model) = real_model() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (_server, url) = Postgres::start();
+    let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let place = Place { data: dir.path().join("data"), database: Some(database) };
+    // The web node: pages only, on a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut web = command(&place, &model);
+    web.args(["serve", "--no-worker", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+    let web = KillOnDrop(web.spawn().unwrap());
+    two_workers(&place, &model, Some(port));
+    drop(web);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The page at `path` of the web node on `port`, as text (a plain HTTP/1.0 GET).
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    page
+}
+
+/// Queues four runs, works them with two worker processes, kills one mid-training and
+/// checks the takeover; with `web`, the Queue page of the web node on that port must list
+/// both workers while they work.
+fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
+    let started = Instant::now();
+    let dir = data.data.parent().unwrap();
+    let mut generate = command(data, model);
+    generate.args(["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "32", "--name", "toy"]);
+    output(generate);
+    let file = dir.join("experiment.toml");
+    std::fs::write(&file, EXPERIMENT).unwrap();
+    // Queue only: no process here has an embedded worker.
+    let mut queue = command(data, model);
+    queue.arg("run").arg(&file).arg("--detach");
+    let out = output(queue);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 run(s) x 8 steps"), "{out:?}");
+    assert_eq!(int(data, "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"), 4);
+
+    let mut workers =
+        vec![("worker-a", worker(data, model, "worker-a")), ("worker-b", worker(data, model, "worker-b"))];
+
+    // Kill a worker that has finished a run already (so both end up with finished runs)
+    // while it trains another, past a checkpoint.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (victim, run) = loop {
+        assert!(Instant::now() < deadline, "no worker reached a second run's checkpoint in time");
+        let found = workers.iter().map(|(n, _)| *n).find_map(|n| {
+            let done = int(data, &format!("SELECT runs_done FROM workers WHERE name = '{n}'"));
+            run_past_a_checkpoint(data, n).filter(|_| done >= 1).map(|r| (n, r))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(int(data, "SELECT COUNT(*) FROM jobs WHERE status IN ('failed', 'interrupted')") == 0, "a run failed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if let Some(port) = web {
+        // The web-only node shows both workers, with the victim's run, from the shared store.
+        let page = get(port, "/queue");
+        assert!(page.starts_with("HTTP/1.1 200") || page.starts_with("HTTP/1.0 200"), "{page}");
+        assert!(page.contains("worker-a") && page.contains("worker-b"), "the Queue page lacks a worker:\n{page}");
+    }
+    let i = workers.iter().position(|(n, _)| *n == victim).unwrap();
+    let (_, mut killed) = workers.remove(i);
+    killed.kill().unwrap(); // SIGKILL: no cleanup runs, the lease simply expires
+    killed.wait().unwrap();
+    let killed_at = int(data, &format!("SELECT MAX(step) FROM train_steps WHERE run_id = {run}"));
+    eprintln!("killed {victim} holding run {run} at step {killed_at} after {:?}", started.elapsed());
+    let (survivor, mut rest) = workers.pop().unwrap();
+
+    // While its lease runs, the run stays the dead worker's; then it shows as lost.
+    let lost_by = Instant::now() + Duration::from_secs(20);
+    while scalar(data, &format!("SELECT status FROM jobs WHERE run_id = {run}")) == "running"
+        && scalar(data, &format!("SELECT locked_by FROM jobs WHERE run_id = {run}")) == victim
+    {
+        let view = rt().block_on(async { engine::workers::list(&data.store().await).await.unwrap() });
+        let v = view.iter().find(|w| w.name == victim).unwrap();
+        if v.status == engine::workers::WorkerStatus::Lost {
+            assert_eq!(v.current_run_id, Some(run));
+            break;
+        }
+        assert!(Instant::now() < lost_by, "the killed worker never showed as lost");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The survivor finishes everything, then finds nothing to claim and exits by itself.
+    let status = loop {
+        if let Some(s) = rest.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the surviving worker did not finish the experiment in time");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(status.success(), "the surviving worker exited with {status}");
+    eprintln!("experiment finished after {:?}", started.elapsed());
+
+    // Every run done; the killed worker's run taken over by the survivor, resumed from a
+    // checkpoint (training did not start again), and every step recorded once.
+    let jobs = query(data, "SELECT status, COUNT(*) FROM jobs GROUP BY status");
+    assert_eq!(jobs, vec![vec!["done".to_string(), "4".to_string()]], "{jobs:?}");
+    let holds = query(
+        data,
+        &format!(
+            "SELECT worker, COALESCE(outcome, ''), COALESCE(resumed_from_step, -1) FROM worker_runs
+             WHERE run_id = {run} ORDER BY claimed_at"
+        ),
+    );
+    assert_eq!(holds.len(), 2, "{holds:?}");
+    assert_eq!(holds[0][..2], [victim.to_string(), "lost".to_string()], "{holds:?}");
+    assert_eq!(holds[1][..2], [survivor.to_string(), "done".to_string()], "{holds:?}");
+    let resumed: i64 = holds[1][2].parse().unwrap();
+    assert!(resumed > 0 && resumed <= killed_at, "resumed from step {resumed}, killed at {killed_at}: {holds:?}");
+    assert_eq!(int(data, &format!("SELECT COUNT(*) FROM train_steps WHERE run_id = {run}")), 8);
+    assert!(data.data.join(format!("runs/{run}/adapter/adapter_config.json")).exists());
+
+    // Runs split across both workers: each finished at least one.
+    let done_by =
+        query(data, "SELECT worker, COUNT(*) FROM worker_runs WHERE outcome = 'done' GROUP BY worker ORDER BY worker");
+    assert_eq!(done_by.len(), 2, "{done_by:?}");
+    assert_eq!(done_by.iter().map(|r| r[1].parse::<i64>().unwrap()).sum::<i64>(), 4, "{done_by:?}");
+    let registry = query(data, "SELECT name, status, runs_done FROM workers ORDER BY name");
+    let row = |n: &str| registry.iter().find(|r| r[0] == n).unwrap().clone();
+    assert_eq!(row(survivor)[1], "stopped", "{registry:?}");
+    assert_eq!(row(victim)[1], "running", "the killed worker never said goodbye: {registry:?}");
+    assert_eq!(row(survivor)[2].parse::<i64>().unwrap() + row(victim)[2].parse::<i64>().unwrap(), 4, "{registry:?}");
+
+    // Nothing twice: exactly the planned samples (4 runs x 2 questions x 1 test prompt)
+    // and judgements (2 judges each), none duplicated.
+    assert_eq!(int(data, "SELECT COUNT(*) FROM samples"), 8);
+    assert_eq!(
+        int(
+            data,
+            "SELECT COUNT(*) FROM (SELECT DISTINCT run_id, test_prompt, question_key, paraphrase, sample_idx FROM samples) k"
+        ),
+        8
+    );
+    assert_eq!(int(data, "SELECT COUNT(*) FROM judgements"), 16);
+    assert_eq!(int(data, "SELECT COUNT(*) FROM (SELECT DISTINCT sample_id, judge FROM judgements) k"), 16);
+    assert_eq!(int(data, "SELECT COUNT(*) FROM sample_facets"), 8);
+    assert_eq!(rt().block_on(async { data.store().await.integrity_check().await.unwrap() }), "ok");
+    eprintln!("checked after {:?}", started.elapsed());
+}
+
+/// `--device cuda:0` is refused with a sentence (no GPU is needed to check that).
+#[test]
+fn worker_refuses_a_cuda_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
+    c.arg("--data-dir").arg(dir.path()).args(["worker", "--device", "cuda:0"]).env_remove("INOCULAB_DATA_DIR");
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cuda:0") && stderr.contains("CUDA"), "{stderr}");
+}
+
+/// An idle worker with `--exit-when-idle` exits 0 once nothing was claimable for a lease,
+/// and marks itself stopped; a SIGTERM stops a waiting worker at once. No model needed.
+#[test]
+fn idle_worker_exits_when_idle_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let place = Place { data: dir.path().to_path_buf(), database: None };
+    let data = &place;
+    let base = |name: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
+        c.arg("--data-dir").arg(&data.data).args(["worker", "--name", name, "--lease-secs", "1"]);
+        c.env_remove("INOCULAB_DATA_DIR").env_remove("INOCULAB_LEASE_SECS").env("RUST_LOG", "warn");
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    };
+    let t = Instant::now();
+    let mut idle = base("idle");
+    idle.arg("--exit-when-idle");
+    let out = idle.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no runs left"), "{out:?}");
+    assert_eq!(scalar(data, "SELECT status FROM workers WHERE name = 'idle'"), "stopped");
+
+    let mut waiting = base("waiting").spawn().unwrap();
+    let registered = Instant::now() + Duration::from_secs(20);
+    while scalar(data, "SELECT status FROM workers WHERE name = 'waiting'") != "idle" {
+        assert!(Instant::now() < registered, "the worker never registered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second worker may not take a live worker's name.
+    let out = base("waiting").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already named"), "{out:?}");
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &waiting.id().to_string()]).status().unwrap().success());
+    let status = waiting.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert_eq!(scalar(data, "SELECT status FROM workers WHERE name = 'waiting'"), "stopped");
+}
