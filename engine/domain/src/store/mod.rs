@@ -124,6 +124,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (url, backend) = match database_url.map(str::trim).filter(|u| !u.is_empty()) {
             None => (sqlite_url(&data_dir.join("inoculab.sqlite")), Backend::Sqlite),
+            // Created when missing, like the default file, unless the URL says otherwise.
+            Some(u) if u.starts_with("sqlite:") && !u.contains("mode=") => {
+                (format!("{u}{}mode=rwc", if u.contains('?') { '&' } else { '?' }), Backend::Sqlite)
+            }
             Some(u) if u.starts_with("sqlite:") => (u.to_owned(), Backend::Sqlite),
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 (without_statement_cache(u), Backend::Postgres)
@@ -429,6 +433,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = rt.block_on(Store::connect(dir.path(), Some("mysql://u:pw@h/db"))).unwrap_err();
         assert!(matches!(&err, StoreError::Url(u) if !u.contains("pw")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_url_names_a_file_created_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("elsewhere.sqlite");
+        let url = format!("sqlite://{}", file.display());
+        let store = Store::connect(dir.path(), Some(&url)).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(file.exists());
+        assert!(!format!("{store:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_stores_debug_hides_the_password() {
+        let s = Secret("postgres://me:hunter2@db/lab".into());
+        assert_eq!(format!("{s:?}"), "\"postgres://me:***@db/lab\"");
     }
 
     #[test]
