@@ -3,7 +3,7 @@
 //! question's answers side by side across conditions and test-time prompts.
 //!
 //! Everything is filtered, counted and paged in SQL over the narrow search tables of
-//! `migrations/0003_sample_search.sql` (per-experiment facet rows and a trigram full-text
+//! `migrations/sqlite/0003_sample_search.sql` (per-experiment facet rows and a trigram full-text
 //! index), so a page of a 100,000-sample experiment costs tens of milliseconds
 //! (`examples/bench_samples.rs` measures it; `BENCHMARKS.md` has the numbers); the wide
 //! rows (completions, raw judge output) are read only for the page shown. Export

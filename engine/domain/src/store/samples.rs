@@ -1,6 +1,6 @@
 //! The `samples` and `judgements` tables, and the search tables derived from them by
 //! triggers (`sample_facets`, `judgement_facets`, `samples_fts`, see
-//! `migrations/0003_sample_search.sql`). Writes: the runner's batches of sampled answers
+//! `migrations/sqlite/0003_sample_search.sql`). Writes: the runner's batches of sampled answers
 //! (`stored_keys`, `count`, `insert_batch`). Reads: the sample browser's filtered, sorted,
 //! paged view (`page`, the filter types), export's id-ordered chunks (`chunk_after`), an
 //! experiment's questions and one question's samples across conditions (`question_groups`,
@@ -193,7 +193,7 @@ fn uses_fts(backend: Backend, f: &SampleFilter) -> bool {
 }
 
 /// `FROM ... WHERE ...` for the filter. `f` is the sample's facet row (see
-/// `migrations/0003_sample_search.sql`): from `judgement_facets` when a judge is chosen (it
+/// `migrations/sqlite/0003_sample_search.sql`): from `judgement_facets` when a judge is chosen (it
 /// carries that judge's verdict and score), from `sample_facets` otherwise; `m` is the
 /// full-text match when the search is long enough for the index. When searching, the
 /// query starts from the text matches (CROSS JOIN fixes that order: the store keeps no
