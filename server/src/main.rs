@@ -59,7 +59,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => crate::run_cmd::run(&data_dir, database, &model_paths, args, max_pass_tokens, host).await,
-        Command::Demo(args) => crate::run_cmd::demo(&data_dir, database, &model_paths, args, max_pass_tokens, host).await,
+        Command::Demo(args) => {
+            crate::run_cmd::demo(&data_dir, database, &model_paths, args, max_pass_tokens, host).await
+        }
         Command::Worker(args) => crate::worker_cmd::run(&data_dir, database, args, max_pass_tokens, host).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;

@@ -147,8 +147,10 @@ async fn label_names_on_the_wire_and_in_the_table() {
     let env = env().await;
     let run = experiment(&env, 1, &["baseline"]).await[0];
     let s = sample(&env, run, "default", "a").await;
-    let bad =
-        sqlx::query("INSERT INTO reviews (sample_id, label) VALUES ($1, 'bad')").bind(s).execute(env.store.pool()).await;
+    let bad = sqlx::query("INSERT INTO reviews (sample_id, label) VALUES ($1, 'bad')")
+        .bind(s)
+        .execute(env.store.pool())
+        .await;
     assert!(bad.is_err());
 }
 

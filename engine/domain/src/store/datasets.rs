@@ -147,10 +147,7 @@ pub async fn row_shapes(store: &Store, id: i64) -> Result<Vec<(i64, i64, i64)>, 
              FROM dataset_rows r WHERE r.dataset_id = $1 ORDER BY r.idx"
         }
     };
-    sqlx::query_as(sql)
-    .bind(id)
-    .fetch_all(store.pool())
-    .await
+    sqlx::query_as(sql).bind(id).fetch_all(store.pool()).await
 }
 
 /// Renames a dataset; false when there is none.

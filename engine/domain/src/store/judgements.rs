@@ -75,7 +75,11 @@ pub async fn insert_batch(
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE runs SET done_units = $1 WHERE id = $2").bind(done_units).bind(run_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE runs SET done_units = $1 WHERE id = $2")
+        .bind(done_units)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await
 }
 

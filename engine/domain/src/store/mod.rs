@@ -151,10 +151,8 @@ impl Store {
                 })
             });
         }
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Open { target: redact_url(&url), source })?;
+        let pool =
+            options.connect(&url).await.map_err(|source| StoreError::Open { target: redact_url(&url), source })?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,

@@ -105,13 +105,11 @@ pub async fn update(
 
 /// Marks a live prompt deleted; false when there was none.
 pub async fn soft_delete(store: &Store, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE prompts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(now_text())
-    .execute(store.pool())
-    .await?;
+    let done = sqlx::query("UPDATE prompts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .bind(now_text())
+        .execute(store.pool())
+        .await?;
     Ok(done.rows_affected() != 0)
 }
 
@@ -227,13 +225,17 @@ pub async fn tags_in_use(store: &Store) -> Result<Vec<String>, sqlx::Error> {
 
 /// Records in `meta` that the canonical prompts were seeded (read with `Store::meta`).
 pub async fn mark_canonical_seeded(store: &Store) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1') ON CONFLICT (key) DO NOTHING").execute(store.pool()).await?;
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_prompts', '1') ON CONFLICT (key) DO NOTHING")
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
 /// Records in `meta` that the judge prompts were seeded.
 pub async fn mark_judge_prompts_seeded(store: &Store) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1') ON CONFLICT (key) DO NOTHING").execute(store.pool()).await?;
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_judge_prompts', '1') ON CONFLICT (key) DO NOTHING")
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 

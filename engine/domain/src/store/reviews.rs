@@ -132,8 +132,7 @@ pub type PinRow = (i64, String, StoredSample);
 /// The experiment's pins in pin order, each sample without its judgements
 /// ([`judgements_of`] reads them).
 pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinRow>, sqlx::Error> {
-    type Row =
-        (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, i64);
+    type Row = (i64, String, i64, i64, String, i64, String, Option<String>, String, i64, String, i64, String, i64, i64);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT p.position, p.created_at, s.id, s.run_id, r.condition, r.seed, s.test_prompt, s.system_text,
                 s.question_key, s.paraphrase, s.question, s.sample_idx, s.completion, s.n_tokens, s.finished
@@ -175,7 +174,9 @@ pub async fn judgements_of(store: &Store, sample_ids: &[i64]) -> Result<Vec<(i64
     if sample_ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut q = Sql::new("SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ");
+    let mut q = Sql::new(
+        "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ",
+    );
     q.bind_list(sample_ids.iter().copied()).push(" ORDER BY judge");
     let judgements: Vec<(i64, String, String, Option<f64>, Option<i64>, String)> =
         q.query_as().fetch_all(store.pool()).await?;

@@ -91,12 +91,12 @@ pub async fn record_step(
             "INSERT INTO probe_logprobs (run_id, step, probe, logprob) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_id, probe, step) DO UPDATE SET logprob = excluded.logprob",
         )
-            .bind(run_id)
-            .bind(step)
-            .bind(probe)
-            .bind(logprob)
-            .execute(&mut *tx)
-            .await?;
+        .bind(run_id)
+        .bind(step)
+        .bind(probe)
+        .bind(logprob)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await
 }

@@ -10,8 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
 use super::{storable, Backend, Sql, Store};
+use serde::{Deserialize, Serialize};
 
 /// One judge's stored verdict, and a stored sample as the pages show it: the wire
 /// crate's types.
@@ -206,10 +206,7 @@ fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter, ids: Option
     let indexed_search = uses_fts(backend, f);
     let facets = if judge.is_some() { "judgement_facets" } else { "sample_facets" };
     if indexed_search {
-        q.push(" FROM samples_fts m CROSS JOIN ")
-            .push(facets)
-            .push(" f ON f.experiment_id = ")
-            .bind(f.experiment_id);
+        q.push(" FROM samples_fts m CROSS JOIN ").push(facets).push(" f ON f.experiment_id = ").bind(f.experiment_id);
         if let Some(j) = &judge {
             q.push(" AND f.judge = ").bind(j.clone());
         }
@@ -440,8 +437,9 @@ pub async fn by_ids(store: &Store, ids: &[i64]) -> Result<Vec<StoredSample>, sql
         let rows: Vec<SampleRow> = q.query_as().fetch_all(store.pool()).await?;
         let mut by_id: HashMap<i64, StoredSample> = rows.into_iter().map(|r| (r.0, from_row(r))).collect();
 
-        let mut jq =
-            Sql::new("SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ");
+        let mut jq = Sql::new(
+            "SELECT sample_id, judge, judge_version, score, trait_present, raw FROM judgements WHERE sample_id IN ",
+        );
         jq.bind_list(chunk.iter().copied()).push(" ORDER BY sample_id, judge");
         let judgements: Vec<JudgementRow> = jq.query_as().fetch_all(store.pool()).await?;
         for (sample_id, judge, version, score, trait_present, raw) in judgements {
