@@ -105,8 +105,10 @@ pub struct Store {
     data_dir: PathBuf,
 }
 
-/// Connections per process. SQLite: readers never wait on the writer in WAL mode; Postgres:
-/// a server's default 100 connections cover a web node and a dozen workers.
+/// Connections per process, at most. SQLite: readers never wait on the writer in WAL mode.
+/// Postgres: with a worker's listening connection that is 9 per worker, so a server's
+/// default `max_connections` of 100 serves a web node and about ten workers; raise it for
+/// more.
 const MAX_CONNECTIONS: u32 = 8;
 
 impl Store {
@@ -163,7 +165,7 @@ impl Store {
     /// The store tests run on: the data directory's SQLite file, or, when
     /// `INOCULAB_TEST_DATABASE_URL` names a Postgres server, a new empty database on it
     /// (named after a random suffix, so tests running side by side never share one).
-    /// `.ci/run` sets the variable for its second pass over the store suites.
+    /// `scripts/test` sets the variable for its second pass over the domain's suites.
     pub async fn open_for_test(data_dir: &Path) -> Result<Store, StoreError> {
         match test_database_url().await? {
             None => Store::open(data_dir).await,
