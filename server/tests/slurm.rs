@@ -8,7 +8,7 @@
 //! Debian's slurm packages when missing, as root).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
@@ -47,10 +47,13 @@ struct Service {
 
 impl Service {
     fn start(script: &'static str, env: Vec<(&'static str, String)>) -> (Service, String) {
+        // The guard first: a start that fails half-way (a daemon up, another not) is
+        // stopped too.
+        let service = Service { script, env };
         let mut c = Command::new(root().join(script));
-        c.arg("start").envs(env.clone());
+        c.arg("start").envs(service.env.clone());
         let out = ok(c);
-        (Service { script, env }, String::from_utf8_lossy(&out.stdout).trim().to_string())
+        (service, String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 }
 
@@ -58,6 +61,63 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = Command::new(root().join(self.script)).arg("stop").envs(self.env.clone()).status();
     }
+}
+
+/// Cancels the array job when dropped and waits until it has left the queue, before the
+/// database and the cluster stop: Slurm keeps a job's processes running when slurmd stops,
+/// and a worker whose store is gone retries it for ever, so a failed or timed-out test
+/// would otherwise leave its workers behind. (Seen: with slurmd stopped right after
+/// scancel, one task never got its SIGTERM.) A finished job is gone already.
+struct Cancel {
+    job: String,
+    conf: PathBuf,
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        let slurm = |program: &str, args: &[&str]| {
+            Command::new(program).args(args).env("SLURM_CONF", &self.conf).stderr(Stdio::null()).output()
+        };
+        let _ = slurm("scancel", &[&self.job]);
+        // A worker stops at its next training step on SIGTERM; Slurm sends SIGKILL after
+        // KillWait (30 s by default).
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            match slurm("squeue", &["-h", "-j", &self.job]) {
+                Ok(o) if o.status.success() && !o.stdout.trim_ascii().is_empty() => {
+                    std::thread::sleep(Duration::from_millis(500))
+                }
+                _ => return,
+            }
+        }
+        eprintln!("array job {} is still in the queue a minute after scancel", self.job);
+    }
+}
+
+/// Everything that helps when the array went wrong: the tasks' output files, the job as
+/// the controller sees it (the cluster has no accounting, so no sacct) and the daemons' logs.
+fn diagnostics(job: &str, out_dir: &Path, slurm_dir: &Path) -> String {
+    let mut text = String::new();
+    for e in std::fs::read_dir(out_dir).into_iter().flatten().flatten() {
+        text += &format!("== {}\n{}\n", e.path().display(), std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    let conf = slurm_dir.join("slurm.conf");
+    for args in [vec!["scontrol", "show", "job", job], vec!["squeue", "-a"]] {
+        if let Ok(o) = Command::new(args[0]).args(&args[1..]).env("SLURM_CONF", &conf).output() {
+            text += &format!(
+                "== {}\n{}{}\n",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    for log in ["slurmctld.log", "slurmd.log"] {
+        let all = std::fs::read_to_string(slurm_dir.join("log").join(log)).unwrap_or_default();
+        let lines: Vec<&str> = all.lines().collect();
+        text += &format!("== {log} (tail)\n{}\n", lines[lines.len().saturating_sub(30)..].join("\n"));
+    }
+    text
 }
 
 const EXPERIMENT: &str = r#"
@@ -94,7 +154,16 @@ fn an_sbatch_array_of_workers_runs_an_experiment() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = std::env::temp_dir();
     let slurm_dir = tmp.join("inoculab-slurm-test");
-    let (_slurm, _) = Service::start("scripts/slurm-local", vec![("INOCULAB_SLURM_DIR", slurm_dir.display().to_string())]);
+    // Ports of its own, so a cluster started by hand (scripts/slurm-local's defaults, 6817
+    // and 6818) may run beside it.
+    let (_slurm, _) = Service::start(
+        "scripts/slurm-local",
+        vec![
+            ("INOCULAB_SLURM_DIR", slurm_dir.display().to_string()),
+            ("INOCULAB_SLURMCTLD_PORT", "6837".to_string()),
+            ("INOCULAB_SLURMD_PORT", "6838".to_string()),
+        ],
+    );
     let (_pg, server) = Service::start(
         "scripts/postgres-local",
         vec![
@@ -138,22 +207,30 @@ fn an_sbatch_array_of_workers_runs_an_experiment() {
         .env("RUST_LOG", "warn");
     let job = String::from_utf8(ok(sbatch).stdout).unwrap().trim().to_string();
     eprintln!("submitted array job {job} after {:?}", started.elapsed());
+    let _cancel = Cancel { job: job.clone(), conf: slurm_dir.join("slurm.conf") };
+    let diagnostics = || diagnostics(&job, &out_dir, &slurm_dir);
 
-    let squeue = || {
-        let mut c = Command::new("squeue");
-        c.args(["-h", "-j", &job]).env("SLURM_CONF", slurm_dir.join("slurm.conf"));
-        String::from_utf8_lossy(&ok(c).stdout).trim().to_string()
-    };
-    let outputs = || {
-        let mut text = String::new();
-        for e in std::fs::read_dir(&out_dir).unwrap().flatten() {
-            text += &format!("== {}\n{}\n", e.path().display(), std::fs::read_to_string(e.path()).unwrap_or_default());
+    // Whether a task of the array is still pending or running. A job the controller has
+    // forgotten (MinJobAge) is gone too; any other squeue failure is retried.
+    let queued = || {
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &job])
+            .env("SLURM_CONF", slurm_dir.join("slurm.conf"))
+            .output()
+            .expect("squeue runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        } else if stderr.contains("Invalid job id") {
+            false
+        } else {
+            eprintln!("squeue failed ({}), retrying: {stderr}", out.status);
+            true
         }
-        text
     };
     let deadline = Instant::now() + Duration::from_secs(900);
-    while !squeue().is_empty() {
-        assert!(Instant::now() < deadline, "the array did not finish in time:\n{}\n{}", squeue(), outputs());
+    while queued() {
+        assert!(Instant::now() < deadline, "the array did not finish in time:\n{}", diagnostics());
         std::thread::sleep(Duration::from_secs(1));
     }
     eprintln!("array finished after {:?}", started.elapsed());
@@ -161,22 +238,38 @@ fn an_sbatch_array_of_workers_runs_an_experiment() {
     let store = rt.block_on(engine::Store::connect(&data, Some(&database))).unwrap();
     let rows = |sql: &str| -> Vec<(String, i64)> { rt.block_on(sqlx::query_as(sql).fetch_all(store.pool())).unwrap() };
     let jobs = rows("SELECT status, COUNT(*) FROM jobs GROUP BY status");
-    assert_eq!(jobs, vec![("done".to_string(), 4)], "{jobs:?}\n{}", outputs());
-    let holders = rows("SELECT worker, COUNT(*) FROM worker_runs WHERE outcome = 'done' GROUP BY worker ORDER BY worker");
-    assert_eq!(holders.iter().map(|h| h.1).sum::<i64>(), 4, "{holders:?}");
-    assert!(holders.iter().all(|(w, _)| w.starts_with(&format!("slurm-{job}_"))), "{holders:?}");
+    assert_eq!(jobs, vec![("done".to_string(), 4)], "{jobs:?}\n{}", diagnostics());
+    let holders =
+        rows("SELECT worker, COUNT(*) FROM worker_runs WHERE outcome = 'done' GROUP BY worker ORDER BY worker");
+    assert_eq!(holders.iter().map(|h| h.1).sum::<i64>(), 4, "{holders:?}\n{}", diagnostics());
+    assert!(holders.iter().all(|(w, _)| w.starts_with(&format!("slurm-{job}_"))), "{holders:?}\n{}", diagnostics());
     let stopped = rows("SELECT status, COUNT(*) FROM workers GROUP BY status");
-    assert_eq!(stopped, vec![("stopped".to_string(), 2)], "both workers exit when idle: {stopped:?}");
+    assert_eq!(
+        stopped,
+        vec![("stopped".to_string(), 2)],
+        "both workers exit when idle: {stopped:?}\n{}",
+        diagnostics()
+    );
     let count = |sql: &str| rows(&format!("SELECT 'n', COUNT(*) FROM ({sql}) AS k"))[0].1;
     assert_eq!(count("SELECT 1 FROM samples"), 8);
     assert_eq!(count("SELECT DISTINCT run_id, test_prompt, question_key, paraphrase, sample_idx FROM samples"), 8);
     assert_eq!(count("SELECT 1 FROM judgements"), 16);
 
-    // Every task wrote its log; none shows the database password.
-    let logs = outputs();
-    assert_eq!(logs.matches("== ").count(), 2, "{logs}");
-    assert!(logs.contains("worker.sbatch: slurm-"), "{logs}");
-    assert!(!logs.contains(PASSWORD), "a job's output shows the database password:\n{logs}");
+    // Every task wrote its log, which names its worker; none shows the database URL or
+    // its password.
+    let logs: Vec<(PathBuf, String)> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), std::fs::read_to_string(e.path()).unwrap()))
+        .collect();
+    let all = diagnostics();
+    assert_eq!(logs.len(), 2, "{all}");
+    for (path, log) in &logs {
+        assert!(path.file_name().unwrap().to_string_lossy().starts_with(&format!("slurm-{job}_")), "{all}");
+        assert!(log.contains(&format!("worker.sbatch: slurm-{job}_")), "{}: {log}", path.display());
+        assert!(!log.contains(&database), "{} shows the database URL:\n{log}", path.display());
+        assert!(!log.contains(PASSWORD), "{} shows the database password:\n{log}", path.display());
+    }
     eprintln!("{holders:?}; checked after {:?}", started.elapsed());
     check_path(&data);
 }
