@@ -3,6 +3,8 @@
 //! resumes the run from its last checkpoint. Both need the default model
 //! (`INOCULAB_REAL_MODEL=1`; CI sets it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -82,24 +84,7 @@ fn setup(steps: usize) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
 }
 
 fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use sqlx::Row;
-        let store = engine::Store::open(data).await.unwrap();
-        let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.try_get::<String, _>(i)
-                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
-                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+    common::query(data, None, sql)
 }
 
 fn scalar(data: &Path, sql: &str) -> String {

@@ -7,13 +7,13 @@
 //! (`INOCULAB_REAL_MODEL=1`) and `INOCULAB_SLURM=1` (CI sets both; the cluster installs
 //! Debian's slurm packages when missing, as root).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{root, Service};
 
 fn enabled() -> Option<PathBuf> {
     if std::env::var("INOCULAB_REAL_MODEL").ok().as_deref() != Some("1")
@@ -37,30 +37,6 @@ fn ok(mut c: Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// A service started by one of the project's scripts, stopped (`SCRIPT stop`) when dropped.
-struct Service {
-    script: &'static str,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Service {
-    fn start(script: &'static str, env: Vec<(&'static str, String)>) -> (Service, String) {
-        // The guard first: a start that fails half-way (a daemon up, another not) is
-        // stopped too.
-        let service = Service { script, env };
-        let mut c = Command::new(root().join(script));
-        c.arg("start").envs(service.env.clone());
-        let out = ok(c);
-        (service, String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join(self.script)).arg("stop").envs(self.env.clone()).status();
-    }
 }
 
 /// Cancels the array job when dropped and waits until it has left the queue, before the

@@ -8,6 +8,8 @@
 //! cluster from `scripts/postgres-local`) with a web-only `serve --no-worker` whose Queue
 //! page lists both workers. Needs the default model (`INOCULAB_REAL_MODEL=1`; CI sets it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -48,33 +50,6 @@ fn command(place: &Place, model: &Path) -> Command {
     c
 }
 
-/// A throwaway Postgres cluster of this test's own (its folder and port differ from the
-/// suites' pass), stopped when dropped.
-struct Postgres {
-    env: [(&'static str, String); 2],
-}
-
-impl Postgres {
-    fn start() -> (Postgres, String) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let env = [
-            ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-workers-test-pg").display().to_string()),
-            ("INOCULAB_PG_PORT", "54339".to_string()),
-        ];
-        let out = Command::new(root.join("scripts/postgres-local")).arg("start").envs(env.clone()).output().unwrap();
-        assert!(out.status.success(), "postgres-local: {}", String::from_utf8_lossy(&out.stderr));
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        (Postgres { env }, url)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let _ = Command::new(root.join("scripts/postgres-local")).arg("stop").envs(self.env.clone()).status();
-    }
-}
-
 fn output(mut c: Command) -> Output {
     let out = c.output().expect("the binary runs");
     assert!(
@@ -88,24 +63,7 @@ fn output(mut c: Command) -> Output {
 }
 
 fn query(data: &Place, sql: &str) -> Vec<Vec<String>> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use sqlx::Row;
-        let store = data.store().await;
-        let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.try_get::<String, _>(i)
-                            .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
-                            .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+    common::query(&data.data, data.database.as_deref(), sql)
 }
 
 fn scalar(data: &Place, sql: &str) -> String {
@@ -178,7 +136,15 @@ fn two_worker_processes_split_the_runs_and_one_takes_over_the_killed_ones_run() 
 fn on_postgres_two_worker_processes_and_a_web_only_node() {
     let Some(model) = real_model() else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (_server, url) = Postgres::start();
+    // A throwaway cluster of this test's own: its folder and port differ from the suites'
+    // pass and the Slurm test's.
+    let (_server, url) = common::Service::start(
+        "scripts/postgres-local",
+        vec![
+            ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-workers-test-pg").display().to_string()),
+            ("INOCULAB_PG_PORT", "54339".to_string()),
+        ],
+    );
     let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let place = Place { data: dir.path().join("data"), database: Some(database) };

@@ -33,10 +33,10 @@ async fn announce(conn: &mut Connection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// [`announce`] outside a transaction.
 pub(super) async fn announce_on(store: &Store) -> Result<(), sqlx::Error> {
     if store.backend() == Backend::Postgres {
-        let mut conn = store.pool().acquire().await?;
-        announce(&mut conn).await?;
+        sqlx::query(&format!("NOTIFY {CHANNEL}")).execute(store.pool()).await?;
     }
     Ok(())
 }
