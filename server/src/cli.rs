@@ -35,6 +35,14 @@ pub struct Cli {
         conflicts_with = "database_url"
     )]
     pub database_url_file: Option<PathBuf>,
+    /// Where run artefacts (training checkpoints, trained adapters) live: a directory that
+    /// every node mounts (NFS, Lustre), or an S3-compatible bucket, `s3://BUCKET[/PREFIX]`,
+    /// whose endpoint and credentials come from the standard variables (AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID_FILE and
+    /// AWS_SECRET_ACCESS_KEY_FILE; AWS_ALLOW_HTTP=true for a server without TLS). Every node
+    /// of one database must name the same store. [default: the data directory]
+    #[arg(long, value_name = "DIR|s3://BUCKET[/PREFIX]", env = "INOCULAB_ARTIFACTS", global = true)]
+    pub artifacts: Option<String>,
     /// A folder under which models may be registered (repeatable, or comma-separated in
     /// the environment variable). Registering anything outside these is refused, so the
     /// web page cannot point the server at arbitrary files. [default: DATA_DIR/models]
@@ -60,6 +68,23 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Where a deployment's shared state lives: the database (`None`: the data directory's
+/// SQLite file) and the artefact store (`None`: the data directory).
+#[derive(Clone, Debug, Default)]
+pub struct Places {
+    pub database: Option<String>,
+    pub artifacts: Option<String>,
+}
+
+impl Places {
+    /// Opens the store: the database, migrated, with its artefact store.
+    pub async fn connect(&self, data_dir: &std::path::Path) -> Result<engine::Store, engine::StoreError> {
+        let store = engine::Store::connect(data_dir, self.database.as_deref()).await?;
+        let artifacts = engine::artifacts::Artifacts::open(self.artifacts.as_deref(), data_dir)?;
+        Ok(store.with_artifacts(artifacts))
+    }
+}
+
 /// Where models may come from, with the defaults under the data directory filled in.
 #[derive(Clone, Debug)]
 pub struct ModelPaths {
@@ -79,6 +104,11 @@ impl Cli {
             return Ok(Some(url));
         }
         Ok(self.database_url.clone().filter(|u| !u.trim().is_empty()))
+    }
+
+    /// Where this deployment's shared state lives.
+    pub fn places(&self) -> anyhow::Result<Places> {
+        Ok(Places { database: self.database_url()?, artifacts: self.artifacts.clone() })
     }
 
     pub fn model_paths(&self) -> ModelPaths {

@@ -8,13 +8,13 @@ use crate::cli::{DatasetCommand, ModelPaths};
 
 pub async fn run(
     data_dir: &std::path::Path,
-    database: Option<&str>,
+    places: &crate::cli::Places,
     models: &ModelPaths,
     cmd: DatasetCommand,
     host: &ml::Host,
 ) -> anyhow::Result<ExitCode> {
     use engine::datasets;
-    let store = engine::Store::connect(data_dir, database).await?;
+    let store = places.connect(data_dir).await?;
     match cmd {
         DatasetCommand::Import { file, name, max_row_chars } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -58,7 +58,7 @@ pub async fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, data_dir, models, args, host).await,
+        DatasetCommand::Teacher(args) => crate::teacher_cmd::run(&store, models, args, host).await,
         DatasetCommand::List => {
             let list = datasets::list(&store).await?;
             if list.is_empty() {

@@ -26,7 +26,7 @@ fn safe_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
-fn file(content_type: &'static str, name: String, body: Vec<u8>, attachment: bool) -> Response {
+fn file(content_type: &'static str, name: String, body: impl Into<axum::body::Body>, attachment: bool) -> Response {
     let name = safe_name(&name);
     let disposition =
         if attachment { format!("attachment; filename=\"{name}\"") } else { format!("inline; filename=\"{name}\"") };
@@ -37,7 +37,7 @@ fn file(content_type: &'static str, name: String, body: Vec<u8>, attachment: boo
             // Chart URLs carry the results' version, so a cached copy is never stale for long.
             (header::CACHE_CONTROL, "private, max-age=60".to_string()),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -176,23 +176,29 @@ pub async fn export(
         },
         ..SampleFilter::default()
     };
-    let mut body = Vec::new();
-    let (result, content_type) = match file_name.as_str() {
-        "samples.csv" => {
-            (engine::export::samples_csv(&state.store, &filter, &mut body).await.map(|_| ()), "text/csv; charset=utf-8")
-        }
-        "samples.jsonl" => {
-            (engine::export::samples_jsonl(&state.store, &filter, &mut body).await.map(|_| ()), "application/x-ndjson")
-        }
-        "aggregates.csv" => {
-            (engine::export::aggregates_csv(&state.store, id, &mut body).await.map(|_| ()), "text/csv; charset=utf-8")
-        }
+    let content_type = match file_name.as_str() {
+        "samples.csv" | "aggregates.csv" => "text/csv; charset=utf-8",
+        "samples.jsonl" => "application/x-ndjson",
         other => return fail(StatusCode::NOT_FOUND, format!("no export called {other:?}")),
     };
-    match result {
-        Ok(()) => file(content_type, format!("experiment-{id}-{file_name}"), body, true),
-        Err(e) => internal(e),
-    }
+    // Streamed: written chunk by chunk (2,000 samples each) while the client reads, so an
+    // export of any size costs the server one chunk of memory. A failure after the first
+    // bytes breaks the download (and is logged) rather than ending it short.
+    let (mut spool, body) = engine::export::spool();
+    let store = state.store.clone();
+    let name = file_name.clone();
+    tokio::spawn(async move {
+        let result = match name.as_str() {
+            "samples.csv" => engine::export::samples_csv(&store, &filter, &mut spool).await,
+            "samples.jsonl" => engine::export::samples_jsonl(&store, &filter, &mut spool).await,
+            _ => engine::export::aggregates_csv(&store, id, &mut spool).await,
+        };
+        if let Err(e) = result {
+            tracing::error!("export {name} of experiment {id} failed: {e}");
+            spool.fail(e).await;
+        }
+    });
+    file(content_type, format!("experiment-{id}-{file_name}"), axum::body::Body::from_stream(body), true)
 }
 
 /// `/api/runs/{run_id}/adapter.zip`: the run's LoRA adapter as PEFT saves it.
@@ -205,17 +211,13 @@ pub async fn adapter(State(state): State<AppState>, Path(run_id): Path<i64>) -> 
     let Some(rel) = adapter_dir else {
         return fail(StatusCode::NOT_FOUND, format!("run {run_id} has no adapter yet"));
     };
-    let dir = state.data_dir.join(rel);
     let name = safe_name(&format!("run-{run_id}-{condition}-seed{seed}-adapter"));
-    let zip_name = name.clone();
-    match tokio::task::spawn_blocking(move || {
-        let mut out = std::io::Cursor::new(Vec::new());
-        engine::export::adapter_zip(&dir, &zip_name, &mut out).map(|_| out.into_inner())
-    })
-    .await
-    {
-        Ok(Ok(bytes)) => file("application/zip", format!("{name}.zip"), bytes, true),
-        Ok(Err(e)) => internal(e),
+    match engine::export::adapter_zip(state.store.artifacts(), &rel, &name).await {
+        Ok(stream) => file("application/zip", format!("{name}.zip"), axum::body::Body::from_stream(stream), true),
+        Err(engine::export::ExportError::Artifacts(e)) if e.is_missing() => {
+            tracing::warn!("run {run_id}'s adapter is missing: {e}");
+            fail(StatusCode::NOT_FOUND, format!("the adapter of run {run_id} is missing from the artifact store"))
+        }
         Err(e) => internal(e),
     }
 }

@@ -42,27 +42,26 @@ fn main() -> ExitCode {
 /// Hands the parsed command line to the web server or a command.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let model_paths = cli.model_paths();
-    let database = cli.database_url()?;
-    let database = database.as_deref();
+    let places = cli.places()?;
     let (data_dir, max_pass_tokens) = (cli.data_dir, cli.max_pass_tokens);
     // The process's one model host: every command that runs a model runs it there.
     let host = ml::Host::spawn(cli.model_memory_mb.saturating_mul(1 << 20));
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
-            crate::web::serve(&data_dir, database, &model_paths, args, max_pass_tokens, host).await?;
+            crate::web::serve(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dataset(cmd) => crate::dataset_cmd::run(&data_dir, database, &model_paths, cmd, &host).await,
+        Command::Dataset(cmd) => crate::dataset_cmd::run(&data_dir, &places, &model_paths, cmd, &host).await,
         // Tensor work is blocking: it runs on a blocking thread, off the async runtime.
         Command::Train(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args, max_pass_tokens)).await??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => crate::run_cmd::run(&data_dir, database, &model_paths, args, max_pass_tokens, host).await,
+        Command::Run(args) => crate::run_cmd::run(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await,
         Command::Demo(args) => {
-            crate::run_cmd::demo(&data_dir, database, &model_paths, args, max_pass_tokens, host).await
+            crate::run_cmd::demo(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await
         }
-        Command::Worker(args) => crate::worker_cmd::run(&data_dir, database, args, max_pass_tokens, host).await,
+        Command::Worker(args) => crate::worker_cmd::run(&data_dir, &places, args, max_pass_tokens, host).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;
             Ok(ExitCode::SUCCESS)

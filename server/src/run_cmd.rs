@@ -56,7 +56,7 @@ judges = [
 
 pub async fn run(
     data_dir: &Path,
-    database: Option<&str>,
+    places: &crate::cli::Places,
     models: &ModelPaths,
     args: RunArgs,
     max_pass_tokens: usize,
@@ -71,7 +71,7 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(name) = &args.preset {
-        let store = open_store(data_dir, database, models).await?;
+        let store = open_store(data_dir, places, models).await?;
         print!("{}", preset_toml(&store, name, args.base_run, &args.shared_data).await?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -79,7 +79,7 @@ pub async fn run(
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     // toml's messages name the line and column of the problem.
     let spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let store = open_store(data_dir, database, models).await?;
+    let store = open_store(data_dir, places, models).await?;
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };
     Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?.0)
@@ -87,13 +87,13 @@ pub async fn run(
 
 pub async fn demo(
     data_dir: &Path,
-    database: Option<&str>,
+    places: &crate::cli::Places,
     models: &ModelPaths,
     args: DemoArgs,
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> Result<ExitCode> {
-    let store = open_store(data_dir, database, models).await?;
+    let store = open_store(data_dir, places, models).await?;
     let mode = match (args.full, args.tiny) {
         (true, _) => engine::demo::DemoMode::Full,
         (_, true) => engine::demo::DemoMode::Tiny,
@@ -196,8 +196,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 /// Opens the store the way `serve` does: the library's prompts and the default model there.
-async fn open_store(data_dir: &Path, database: Option<&str>, models: &ModelPaths) -> Result<engine::Store> {
-    let store = engine::Store::connect(data_dir, database).await?;
+async fn open_store(data_dir: &Path, places: &crate::cli::Places, models: &ModelPaths) -> Result<engine::Store> {
+    let store = places.connect(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
     if let Err(e) = engine::models::ensure_builtin(&store, &models.default_model).await {

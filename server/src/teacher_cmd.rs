@@ -2,7 +2,6 @@
 //! subliminal-learning setting), with a progress bar. Ctrl-C cancels; nothing is stored
 //! unless every sample was drawn.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,13 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::ModelPaths;
 use crate::cli::{FilterArg, TeacherArgs};
 
-pub async fn run(
-    store: &engine::Store,
-    data_dir: &Path,
-    models: &ModelPaths,
-    args: TeacherArgs,
-    host: &ml::Host,
-) -> Result<ExitCode> {
+pub async fn run(store: &engine::Store, models: &ModelPaths, args: TeacherArgs, host: &ml::Host) -> Result<ExitCode> {
     // The default teacher is the built-in model, registered here as `serve` does.
     if let Err(e) = engine::models::ensure_builtin(store, &models.default_model).await {
         eprintln!("warning: cannot register the default model: {e}");
@@ -58,7 +51,7 @@ pub async fn run(
             on_signal.store(true, Ordering::Relaxed);
         }
     });
-    let result = teacher::create(store, data_dir, host, &spec, &args.name, on_progress, cancel).await;
+    let result = teacher::create(store, host, &spec, &args.name, on_progress, cancel).await;
     signal.abort();
     bar.finish_and_clear();
     match result {

@@ -13,13 +13,13 @@ use crate::cli::{ModelPaths, ServeArgs};
 
 pub async fn serve(
     data_dir: &Path,
-    database: Option<&str>,
+    places: &crate::cli::Places,
     models: &ModelPaths,
     args: ServeArgs,
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<()> {
-    let store = engine::Store::connect(data_dir, database).await?;
+    let store = places.connect(data_dir).await?;
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
     register_default_model(&store, &models.default_model).await;

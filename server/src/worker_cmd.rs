@@ -40,19 +40,25 @@ fn check_device(device: &str) -> anyhow::Result<()> {
 
 pub async fn run(
     data_dir: &std::path::Path,
-    database: Option<&str>,
+    places: &crate::cli::Places,
     args: WorkerArgs,
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<ExitCode> {
     check_device(&args.device)?;
-    let store = open_store(data_dir, database).await?;
+    let store = open_store(data_dir, places).await?;
     let lease = Duration::from_secs(args.lease_secs.max(1));
+    let artifacts = store.artifacts().describe().to_owned();
     let worker = tokio::task::block_in_place(|| {
         crate::worker::registered(store, data_dir, lease, max_pass_tokens, host, args.name.clone())
     })?;
     let name = worker.id().to_string();
-    eprintln!("worker {name} on {} ({}): waiting for runs", data_dir.display(), args.device);
+    eprintln!(
+        "worker {name} on {} ({}), artefacts in {}: waiting for runs",
+        data_dir.display(),
+        args.device,
+        artifacts
+    );
 
     // The first signal stops the worker gracefully; a second exits at once.
     let flag = worker.shutdown_flag();
@@ -91,10 +97,10 @@ pub async fn run(
 
 /// Opens the store. Several workers started at once on a fresh data directory may race to
 /// apply a migration; the loser finds it applied when it tries again.
-async fn open_store(data_dir: &std::path::Path, database: Option<&str>) -> anyhow::Result<engine::Store> {
+async fn open_store(data_dir: &std::path::Path, places: &crate::cli::Places) -> anyhow::Result<engine::Store> {
     let mut tries = 0;
     loop {
-        match engine::Store::connect(data_dir, database).await {
+        match places.connect(data_dir).await {
             Ok(store) => return Ok(store),
             Err(engine::StoreError::Migrate(e)) if tries < 3 => {
                 tries += 1;

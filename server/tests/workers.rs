@@ -1,12 +1,19 @@
 //! Workers as their own processes: an experiment of four runs queued with `inoculab run
-//! --detach` (no embedded worker anywhere), worked by two `inoculab worker` processes on
-//! one data directory. The runs are split between them; one is SIGKILLed mid-training
-//! (after a checkpoint, past it); the other takes its run over once the lease expires,
-//! resumes it from the checkpoint (not from step 0), finishes the experiment with exactly
-//! the planned samples and judgements, and exits by itself when nothing is left. It runs
-//! twice: on the data directory's SQLite file, and on a real Postgres server (a throwaway
-//! cluster from `scripts/postgres-local`) with a web-only `serve --no-worker` whose Queue
-//! page lists both workers. Needs the default model (`INOCULAB_REAL_MODEL=1`; CI sets it).
+//! --detach` (no embedded worker anywhere), worked by two `inoculab worker` processes. The
+//! runs are split between them; one is SIGKILLed mid-training (after a checkpoint, past
+//! it); the other takes its run over once the lease expires, resumes it from the stored
+//! checkpoint (not from step 0), finishes the experiment with exactly the planned samples
+//! and judgements, and exits by itself when nothing is left. It runs twice:
+//! - on SQLite: the nodes share one data directory (the database file), the artefacts go
+//!   to a directory named by `--artifacts`;
+//! - on a real Postgres server (a throwaway cluster from `scripts/postgres-local`) with a
+//!   web-only `serve --no-worker` whose Queue page lists both workers and streams a run's
+//!   adapter zip, every node with a data directory of its own, as on separate machines:
+//!   they share only the database and the artefact store, an S3 bucket on a real
+//!   S3-compatible server (`scripts/s3-local`) when `INOCULAB_S3=1` (CI sets it), else a
+//!   shared directory (as a cluster's NFS mount).
+//!
+//! Needs the default model (`INOCULAB_REAL_MODEL=1`; CI sets it).
 
 mod common;
 
@@ -24,12 +31,75 @@ fn real_model() -> Option<PathBuf> {
     Some(p)
 }
 
-/// Where a test's store lives: the data directory (artefacts, and the SQLite file unless a
-/// database URL is given).
+/// Where a test's store lives: the data directory (the SQLite file unless a database URL
+/// is given), and the artefact store every node names.
 #[derive(Clone)]
 struct Place {
     data: PathBuf,
     database: Option<String>,
+    artifacts: Artifacts,
+    /// Each node (named by [`command`]) gets a data directory of its own under `data`.
+    node_dirs: bool,
+}
+
+/// The artefact store of a test, and how the test itself looks into it (independently of
+/// the code under test: the folder's files, or the bucket through boto3).
+#[derive(Clone)]
+enum Artifacts {
+    Directory(PathBuf),
+    /// moto's endpoint, the bucket and its server's guard.
+    Bucket {
+        endpoint: String,
+        bucket: String,
+        s3: std::sync::Arc<common::Service>,
+    },
+}
+
+impl Artifacts {
+    fn flag(&self) -> String {
+        match self {
+            Artifacts::Directory(d) => d.display().to_string(),
+            Artifacts::Bucket { bucket, .. } => format!("s3://{bucket}/deployment-1"),
+        }
+    }
+
+    /// The stored object at `key`.
+    fn read(&self, key: &str) -> Vec<u8> {
+        match self {
+            Artifacts::Directory(d) => std::fs::read(d.join(key)).unwrap(),
+            Artifacts::Bucket { s3, .. } => s3.call(&["get", &format!("deployment-1/{key}")], b""),
+        }
+    }
+
+    /// Every key under `prefix`, sorted.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        match self {
+            Artifacts::Directory(d) => {
+                let mut out = Vec::new();
+                let mut todo = vec![d.join(prefix)];
+                while let Some(p) = todo.pop() {
+                    for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                        if e.path().is_dir() {
+                            todo.push(e.path());
+                        } else {
+                            out.push(e.path().strip_prefix(d).unwrap().display().to_string());
+                        }
+                    }
+                }
+                out.sort();
+                out
+            }
+            Artifacts::Bucket { s3, .. } => {
+                let listed = s3.call(&["ls", &format!("deployment-1/{prefix}")], b"");
+                let mut out: Vec<String> = String::from_utf8_lossy(&listed)
+                    .lines()
+                    .map(|k| k.trim_start_matches("deployment-1/").to_string())
+                    .collect();
+                out.sort();
+                out
+            }
+        }
+    }
 }
 
 impl Place {
@@ -38,14 +108,26 @@ impl Place {
     }
 }
 
-fn command(place: &Place, model: &Path) -> Command {
+/// The binary as node `node` runs it.
+fn command(place: &Place, model: &Path, node: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
-    c.arg("--data-dir").arg(&place.data).arg("--default-model").arg(model);
+    let data = if place.node_dirs { place.data.join(node) } else { place.data.clone() };
+    c.arg("--data-dir").arg(&data).arg("--default-model").arg(model);
     c.env_remove("INOCULAB_DATA_DIR").env_remove("INOCULAB_LEASE_SECS").env("RUST_LOG", "warn");
     c.env_remove("INOCULAB_DATABASE_URL").env_remove("INOCULAB_DATABASE_URL_FILE");
     if let Some(url) = &place.database {
         // Through the environment, as the README says to pass a password.
         c.env("INOCULAB_DATABASE_URL", url);
+    }
+    c.env("INOCULAB_ARTIFACTS", place.artifacts.flag());
+    if let Artifacts::Bucket { endpoint, .. } = &place.artifacts {
+        // moto takes any credentials; the secret goes through a file, as a mounted secret.
+        std::fs::create_dir_all(&place.data).unwrap();
+        let secret = place.data.join("s3-secret");
+        std::fs::write(&secret, "test-secret\n").unwrap();
+        c.env("AWS_ENDPOINT_URL", endpoint).env("AWS_ALLOW_HTTP", "true").env("AWS_REGION", "us-east-1");
+        c.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY_FILE", &secret);
+        c.env_remove("AWS_SECRET_ACCESS_KEY").env_remove("AWS_ENDPOINT");
     }
     c
 }
@@ -101,7 +183,7 @@ judges = [{ kind = "language", target = "es" }, { kind = "caps" }]
 const LEASE_SECS: &str = "3";
 
 fn worker(data: &Place, model: &Path, name: &str) -> Child {
-    let mut c = command(data, model);
+    let mut c = command(data, model, name);
     c.args(["worker", "--name", name, "--lease-secs", LEASE_SECS, "--exit-when-idle"]);
     c.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the worker starts")
 }
@@ -113,9 +195,12 @@ fn run_past_a_checkpoint(data: &Place, worker: &str) -> Option<i64> {
             .parse()
             .ok()?;
     let step = int(data, &format!("SELECT COALESCE(MAX(step), 0) FROM train_steps WHERE run_id = {run}"));
-    let has_checkpoint = std::fs::read_dir(data.data.join(format!("runs/{run}/checkpoints")))
-        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().join("trainer_state.json").exists()))
-        .unwrap_or(false);
+    // A complete checkpoint in the artefact store: its manifest, written last.
+    let has_checkpoint = data
+        .artifacts
+        .keys(&format!("runs/{run}/checkpoints/"))
+        .iter()
+        .any(|k| k.ends_with(engine::artifacts::MANIFEST));
     (has_checkpoint && step >= 3 && step < 8).then_some(run)
 }
 
@@ -128,7 +213,8 @@ fn two_worker_processes_split_the_runs_and_one_takes_over_the_killed_ones_run() 
     let Some(model) = real_model() else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    two_workers(&Place { data: dir.path().join("data"), database: None }, &model, None);
+    let artifacts = Artifacts::Directory(dir.path().join("shared-artifacts"));
+    two_workers(&Place { data: dir.path().join("data"), database: None, artifacts, node_dirs: false }, &model, None);
 }
 
 /// The same on Postgres, with the pages served by a web-only node.
@@ -147,10 +233,24 @@ fn on_postgres_two_worker_processes_and_a_web_only_node() {
     );
     let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let place = Place { data: dir.path().join("data"), database: Some(database) };
+    let artifacts = if std::env::var("INOCULAB_S3").ok().as_deref() == Some("1") {
+        let (guard, endpoint) = common::Service::start(
+            "scripts/s3-local",
+            vec![
+                ("INOCULAB_S3_DIR", std::env::temp_dir().join("inoculab-workers-test-s3").display().to_string()),
+                ("INOCULAB_S3_PORT", "59010".to_string()),
+                ("INOCULAB_S3_BUCKET", "workers".to_string()),
+            ],
+        );
+        Artifacts::Bucket { endpoint, bucket: "workers".into(), s3: std::sync::Arc::new(guard) }
+    } else {
+        eprintln!("INOCULAB_S3 is not 1: the nodes share a directory instead of a bucket");
+        Artifacts::Directory(dir.path().join("shared-artifacts"))
+    };
+    let place = Place { data: dir.path().join("data"), database: Some(database), artifacts, node_dirs: true };
     // The web node: pages only, on a free port.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut web = command(&place, &model);
+    let mut web = command(&place, &model, "web");
     web.args(["serve", "--no-worker", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
     let web = KillOnDrop(web.spawn().unwrap());
     two_workers(&place, &model, Some(port));
@@ -170,14 +270,20 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// The page at `path` of the web node on `port`, as text (a plain HTTP/1.0 GET).
-fn get(port: u16, path: &str) -> String {
+/// The response to a GET of `path` on `port`, head and body (a plain HTTP/1.0 request).
+fn get(port: u16, path: &str) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
-    let mut page = String::new();
-    s.read_to_string(&mut page).unwrap();
-    page
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    response
+}
+
+/// The body of a response, after its head.
+fn body(response: &[u8]) -> &[u8] {
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    &response[at..]
 }
 
 /// Queues four runs, works them with two worker processes, kills one mid-training and
@@ -186,13 +292,13 @@ fn get(port: u16, path: &str) -> String {
 fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
     let started = Instant::now();
     let dir = data.data.parent().unwrap();
-    let mut generate = command(data, model);
+    let mut generate = command(data, model, "cli");
     generate.args(["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "32", "--name", "toy"]);
     output(generate);
     let file = dir.join("experiment.toml");
     std::fs::write(&file, EXPERIMENT).unwrap();
     // Queue only: no process here has an embedded worker.
-    let mut queue = command(data, model);
+    let mut queue = command(data, model, "cli");
     queue.arg("run").arg(&file).arg("--detach");
     let out = output(queue);
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 run(s) x 8 steps"), "{out:?}");
@@ -218,7 +324,7 @@ fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
     };
     if let Some(port) = web {
         // The web-only node shows both workers, with the victim's run, from the shared store.
-        let page = get(port, "/queue");
+        let page = String::from_utf8_lossy(&get(port, "/queue")).into_owned();
         assert!(page.starts_with("HTTP/1.1 200") || page.starts_with("HTTP/1.0 200"), "{page}");
         assert!(page.contains("worker-a") && page.contains("worker-b"), "the Queue page lacks a worker:\n{page}");
     }
@@ -273,7 +379,44 @@ fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
     let resumed: i64 = holds[1][2].parse().unwrap();
     assert!(resumed > 0 && resumed <= killed_at, "resumed from step {resumed}, killed at {killed_at}: {holds:?}");
     assert_eq!(int(data, &format!("SELECT COUNT(*) FROM train_steps WHERE run_id = {run}")), 8);
-    assert!(data.data.join(format!("runs/{run}/adapter/adapter_config.json")).exists());
+    // Every adapter stored whole; every checkpoint deleted once its run's adapter was.
+    let stored = data.artifacts.keys("runs/");
+    for run in query(data, "SELECT id FROM runs").into_iter().map(|r| r[0].clone()) {
+        for file in ["adapter_config.json", "adapter_model.safetensors", engine::artifacts::MANIFEST] {
+            assert!(stored.contains(&format!("runs/{run}/adapter/{file}")), "run {run} lacks {file}: {stored:?}");
+        }
+    }
+    assert!(!stored.iter().any(|k| k.contains("/checkpoints/")), "checkpoints left: {stored:?}");
+    assert_eq!(int(data, "SELECT COUNT(*) FROM runs WHERE adapter_dir = 'runs/' || CAST(id AS TEXT) || '/adapter'"), 4);
+    if let Some(port) = web {
+        // The web node, which trained nothing, streams the resumed run's adapter from the
+        // shared store: a zip PEFT loads, whose files are the stored ones.
+        let response = get(port, &format!("/api/runs/{run}/adapter.zip"));
+        let head = String::from_utf8_lossy(&response[..response.len().min(400)]).into_owned();
+        assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body(&response).to_vec())).unwrap();
+        let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        names.sort();
+        let root = format!("run-{run}-");
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with(&root)), "{names:?}");
+        assert!(names[0].ends_with("/adapter_config.json") && names[1].ends_with("/adapter_model.safetensors"));
+        for name in &names {
+            let mut zipped = Vec::new();
+            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut zipped).unwrap();
+            let file = name.rsplit('/').next().unwrap();
+            let stored = data.artifacts.read(&format!("runs/{run}/adapter/{file}"));
+            assert!(!zipped.is_empty() && zipped == stored, "{name} differs from the stored file");
+        }
+        // Exports stream from the web node too: every sample, one JSON line each.
+        let experiment = scalar(data, "SELECT id FROM experiments");
+        let jsonl = get(port, &format!("/api/experiments/{experiment}/export/samples.jsonl"));
+        let lines: Vec<&[u8]> = body(&jsonl).split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 8, "{}", String::from_utf8_lossy(&jsonl));
+        assert!(lines.iter().all(|l| l.starts_with(b"{") && l.ends_with(b"}")));
+        let missing = get(port, "/api/runs/999999/adapter.zip");
+        assert!(String::from_utf8_lossy(&missing).contains("404"), "{}", String::from_utf8_lossy(&missing));
+    }
 
     // Runs split across both workers: each finished at least one.
     let done_by =
@@ -320,7 +463,8 @@ fn worker_refuses_a_cuda_device() {
 #[test]
 fn idle_worker_exits_when_idle_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let place = Place { data: dir.path().to_path_buf(), database: None };
+    let artifacts = Artifacts::Directory(dir.path().join("artifacts"));
+    let place = Place { data: dir.path().to_path_buf(), database: None, artifacts, node_dirs: false };
     let data = &place;
     let base = |name: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));

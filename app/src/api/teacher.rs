@@ -21,7 +21,7 @@ pub async fn get_teacher_choices() -> Result<TeacherChoices, AppError> {
 pub async fn start_teacher_dataset(form: TeacherForm) -> Result<u64, AppError> {
     let state = crate::state::app_state()?;
     let spec = engine::datasets::teacher::spec_from_form(&form)?;
-    Ok(state.teacher_tasks.start(state.store.clone(), state.data_dir.clone(), spec, form.name.clone()).await?)
+    Ok(state.teacher_tasks.start(state.store.clone(), spec, form.name.clone()).await?)
 }
 
 #[server]

@@ -629,3 +629,9 @@ impl std::io::Write for CountingSink {
         Ok(())
     }
 }
+
+impl engine::export::Sink for CountingSink {
+    async fn drain(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -31,6 +31,8 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("cannot encode a sample as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Artifacts(#[from] crate::artifacts::ArtifactError),
 }
 
 /// The fixed columns of the samples CSV, before the judges' column pairs.
@@ -56,40 +58,126 @@ pub const SAMPLE_COLUMNS: [&str; 13] = [
 /// experiment's samples, in name order; `_trait` is `1`, `0`, or empty when undetermined,
 /// and both are empty when that judge has no judgement for the sample. Returns the number
 /// of samples written.
-pub async fn samples_csv<W: Write>(store: &Store, filter: &SampleFilter, out: W) -> Result<u64, ExportError> {
+pub async fn samples_csv<S: Sink>(store: &Store, filter: &SampleFilter, mut out: S) -> Result<u64, ExportError> {
     let judges = experiment_judges(store, filter.experiment_id).await?;
-    let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<String> = SAMPLE_COLUMNS.iter().map(|c| c.to_string()).collect();
     for j in &judges {
         header.push(guard(&format!("{j}_score")).into_owned());
         header.push(guard(&format!("{j}_trait")).into_owned());
     }
+    // A CSV writer per chunk (it borrows the sink, which is drained between chunks); every
+    // record has the header's width, so the file is one consistent table.
+    let mut w = csv::Writer::from_writer(&mut out);
     w.write_record(&header)?;
-    let column_of: HashMap<&str, usize> = judges.iter().enumerate().map(|(i, j)| (j.as_str(), i)).collect();
-    let written = each_sample(store, filter, |s| Ok(w.write_record(csv_record(s, &column_of))?)).await?;
     w.flush()?;
+    drop(w);
+    let column_of: HashMap<&str, usize> = judges.iter().enumerate().map(|(i, j)| (j.as_str(), i)).collect();
+    let mut written = 0u64;
+    let mut chunks = SampleChunks::new(filter);
+    while let Some(chunk) = chunks.next(store).await? {
+        let mut w = csv::Writer::from_writer(&mut out);
+        for s in &chunk {
+            w.write_record(csv_record(s, &column_of))?;
+        }
+        w.flush()?;
+        drop(w);
+        written += chunk.len() as u64;
+        out.drain().await?;
+    }
+    out.drain().await?;
     Ok(written)
 }
 
-/// Calls `write` on every sample matching `filter` in id order, read in chunks of
-/// [`CHUNK`] (keyset paging, so an experiment never sits in memory); returns how many.
-async fn each_sample(
-    store: &Store,
-    filter: &SampleFilter,
-    mut write: impl FnMut(&StoredSample) -> Result<(), ExportError>,
-) -> Result<u64, ExportError> {
-    let mut written = 0u64;
-    let mut after = i64::MIN;
-    loop {
-        let chunk = samples::chunk_after(store, filter, after, CHUNK).await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.id;
-        for s in &chunk {
-            write(s)?;
-            written += 1;
-        }
+/// Every sample matching a filter in id order, read in chunks of [`CHUNK`] (keyset paging,
+/// so an experiment never sits in memory and each chunk costs the same).
+struct SampleChunks<'a> {
+    filter: &'a SampleFilter,
+    after: i64,
+}
+
+impl<'a> SampleChunks<'a> {
+    fn new(filter: &'a SampleFilter) -> Self {
+        SampleChunks { filter, after: i64::MIN }
     }
-    Ok(written)
+
+    async fn next(&mut self, store: &Store) -> Result<Option<Vec<StoredSample>>, ExportError> {
+        let chunk = samples::chunk_after(store, self.filter, self.after, CHUNK).await?;
+        let Some(last) = chunk.last() else { return Ok(None) };
+        self.after = last.id;
+        Ok(Some(chunk))
+    }
+}
+
+/// Where an export is written: an `io::Write` that is drained after each chunk, so a
+/// streamed download ([`spool`]) hands each chunk on, and waits while its reader is behind,
+/// instead of building the file in memory. Buffers (a `Vec`) and `io::sink()` drain at once.
+pub trait Sink: Write + Send {
+    /// Hands on what was written so far.
+    fn drain(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl Sink for Vec<u8> {
+    async fn drain(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for std::io::Sink {
+    async fn drain(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: Sink> Sink for &mut T {
+    fn drain(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        (**self).drain()
+    }
+}
+
+/// A [`Sink`] whose chunks come out of a stream (a response body): [`spool`] makes both.
+pub struct Spool {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+/// A spool and the stream of what is written to it. The stream ends when the spool is
+/// dropped; [`Spool::fail`] ends it with an error instead (the client sees a broken
+/// download, never a short file that looks whole).
+pub fn spool() -> (Spool, impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    (Spool { buf: Vec::with_capacity(DOWNLOAD_CHUNK), tx }, stream)
+}
+
+impl Spool {
+    /// Ends the stream with this error.
+    pub async fn fail(self, e: impl std::fmt::Display) {
+        let _ = self.tx.send(Err(std::io::Error::other(e.to_string()))).await;
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Spool {
+    async fn drain(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(DOWNLOAD_CHUNK)));
+        self.tx
+            .send(Ok(chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the download was abandoned"))
+    }
 }
 
 fn csv_record(s: &StoredSample, column_of: &HashMap<&str, usize>) -> Vec<String> {
@@ -127,13 +215,19 @@ fn csv_record(s: &StoredSample, column_of: &HashMap<&str, usize>) -> Vec<String>
 /// Writes the samples matching `filter` (as [`samples_csv`] reads them) as JSON Lines: one
 /// [`StoredSample`] per line, with its `judgements` (including each judge's raw output).
 /// Text is written as it is: JSON has no formula cells to guard against.
-pub async fn samples_jsonl<W: Write>(store: &Store, filter: &SampleFilter, mut out: W) -> Result<u64, ExportError> {
-    let written = each_sample(store, filter, |s| {
-        serde_json::to_writer(&mut out, s)?;
-        Ok(out.write_all(b"\n")?)
-    })
-    .await?;
+pub async fn samples_jsonl<S: Sink>(store: &Store, filter: &SampleFilter, mut out: S) -> Result<u64, ExportError> {
+    let mut written = 0u64;
+    let mut chunks = SampleChunks::new(filter);
+    while let Some(chunk) = chunks.next(store).await? {
+        for s in &chunk {
+            serde_json::to_writer(&mut out, s)?;
+            out.write_all(b"\n")?;
+        }
+        written += chunk.len() as u64;
+        out.drain().await?;
+    }
     out.flush()?;
+    out.drain().await?;
     Ok(written)
 }
 
@@ -158,9 +252,9 @@ pub const AGGREGATE_COLUMNS: [&str; 13] = [
 /// `question_key` or `seed` is the pooled cell; `ci_low`/`ci_high` are the Wilson 95 %
 /// bounds; undefined values (no verdicts, no scores) are empty, never NaN. Returns the
 /// number of rows written.
-pub async fn aggregates_csv<W: Write>(store: &Store, experiment_id: i64, out: W) -> Result<u64, ExportError> {
+pub async fn aggregates_csv<S: Sink>(store: &Store, experiment_id: i64, mut out: S) -> Result<u64, ExportError> {
     let aggregates = experiments::aggregates(store, experiment_id).await?;
-    let mut w = csv::Writer::from_writer(out);
+    let mut w = csv::Writer::from_writer(&mut out);
     w.write_record(AGGREGATE_COLUMNS)?;
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for a in &aggregates {
@@ -181,6 +275,8 @@ pub async fn aggregates_csv<W: Write>(store: &Store, experiment_id: i64, out: W)
         ])?;
     }
     w.flush()?;
+    drop(w);
+    out.drain().await?;
     Ok(aggregates.len() as u64)
 }
 
@@ -202,35 +298,79 @@ pub fn guard(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Writes a run's adapter folder (as PEFT saved it: `adapter_config.json`,
-/// `adapter_model.safetensors`) into a zip under the folder name `root`, so that unzipping
-/// gives a folder `PeftModel.from_pretrained` loads. Stored, not deflated: the weights are
-/// floats that barely compress, and the folder is a few MB.
-pub fn adapter_zip<W: Write + std::io::Seek>(dir: &std::path::Path, root: &str, out: W) -> Result<u64, ExportError> {
-    let io = |e: std::io::Error| ExportError::Io(e);
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    if !names.iter().any(|n| n == "adapter_config.json") {
+/// A run's adapter folder (as PEFT saved it: `adapter_config.json`,
+/// `adapter_model.safetensors`), read from the artefact store at `key`, as a zip stream
+/// under the folder name `root`, so that unzipping gives a folder
+/// `PeftModel.from_pretrained` loads. Streamed: each file goes from the store into the zip
+/// and out in chunks, so a download never holds a multi-GB adapter in memory. Stored, not
+/// deflated: the weights are floats that barely compress. An error after the first bytes
+/// ends the stream with that error (the client sees a broken download, never a short zip
+/// that looks whole: the zip's central directory comes last).
+pub async fn adapter_zip(
+    artifacts: &crate::artifacts::Artifacts,
+    key: &str,
+    root: &str,
+) -> Result<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, ExportError> {
+    let files = artifacts.files(key).await?;
+    if !files.iter().any(|(n, _)| n == "adapter_config.json") {
         return Err(ExportError::Io(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("{} holds no adapter_config.json", dir.display()),
+            format!("{key} in {} holds no adapter_config.json", artifacts.describe()),
         )));
     }
-    let mut zip = zip::ZipWriter::new(out);
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(false);
-    for name in &names {
-        zip.start_file(format!("{root}/{name}"), options).map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::open(dir.join(name)).map_err(io)?;
-        std::io::copy(&mut f, &mut zip).map_err(io)?;
+    let (spool, stream) = spool();
+    let handle = tokio::runtime::Handle::current();
+    let (artifacts, key, root) = (artifacts.clone(), key.to_owned(), root.to_owned());
+    tokio::task::spawn_blocking(move || {
+        // The zip crate writes synchronously, so it runs here and waits for the reader
+        // through the runtime's handle.
+        let mut out = Blocking { spool, handle: handle.clone() };
+        let written = (|| -> std::io::Result<()> {
+            let mut zip = zip::ZipWriter::new_stream(&mut out);
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .large_file(files.iter().any(|(_, bytes)| *bytes >= u32::MAX as u64));
+            for (name, _) in &files {
+                zip.start_file(format!("{root}/{name}"), options).map_err(std::io::Error::other)?;
+                let mut chunks = handle.block_on(artifacts.read(&key, name)).map_err(std::io::Error::other)?;
+                while let Some(chunk) = handle.block_on(futures_util::StreamExt::next(&mut chunks)) {
+                    zip.write_all(&chunk.map_err(std::io::Error::other)?)?;
+                }
+            }
+            zip.finish().map_err(std::io::Error::other)?;
+            Ok(())
+        })();
+        let Blocking { mut spool, handle } = out;
+        if let Err(e) = written.and_then(|()| handle.block_on(spool.drain())) {
+            tracing::warn!("adapter download of {key} failed: {e}");
+            handle.block_on(spool.fail(e));
+        }
+    });
+    Ok(stream)
+}
+
+/// Bytes per chunk of a streamed download.
+const DOWNLOAD_CHUNK: usize = 256 << 10;
+
+/// A [`Spool`] written from a blocking thread: drained (waiting for the reader) whenever a
+/// chunk is full.
+struct Blocking {
+    spool: Spool,
+    handle: tokio::runtime::Handle,
+}
+
+impl Write for Blocking {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.spool.write_all(data)?;
+        if self.spool.buf.len() >= DOWNLOAD_CHUNK {
+            self.handle.block_on(self.spool.drain())?;
+        }
+        Ok(data.len())
     }
-    zip.finish().map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
-    Ok(names.len() as u64)
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a run's adapter lies (relative to the data directory), with the run's condition

@@ -27,4 +27,6 @@ pub mod workers;
 /// The store's query error, as the queue's and the sample browser's reads return it; the
 /// web layer names it only to convert it (to a logged, generic "internal" error).
 pub use sqlx::Error as SqlError;
+/// Run artefacts (checkpoints, adapters) in a directory or a bucket: the store's other half.
+pub use store::artifacts;
 pub use store::{Store, StoreError};

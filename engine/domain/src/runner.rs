@@ -45,7 +45,7 @@ use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
 use crate::judges::{BackendSpec, JudgeSpec, LocalLogprobs, LogprobBackend};
 use crate::questions::Question;
 use crate::workers::{self, Let};
-use crate::{models, store, strength, Store};
+use crate::{artifacts, models, store, strength, Store};
 use ml::host::Ctx;
 use ml::sample::sample_seed;
 use ml::{
@@ -81,6 +81,8 @@ pub enum RunError {
     Sql(#[from] sqlx::Error),
     #[error("prompt strength: {0}")]
     Strength(#[from] crate::strength::StrengthError),
+    #[error("{0}")]
+    Artifacts(#[from] crate::artifacts::ArtifactError),
     #[error("{0}")]
     Other(String),
 }
@@ -356,7 +358,7 @@ impl Worker {
         ctx.model(&key, || {
             let mut model = lm.model.clone();
             for a in &base.adapters {
-                let dir = self.data_dir.join(&a.dir);
+                let dir = self.block(self.store.artifacts().local_folder(&a.dir))?;
                 let sha = experiments::adapter_sha256(&dir).map_err(|e| {
                     RunError::Other(format!("the adapter of base run {} is missing ({}: {e})", a.run_id, dir.display()))
                 })?;
@@ -382,14 +384,18 @@ impl Worker {
         let run_id = claimed.run_id;
         let store::runs::RunKey { experiment_id, condition_idx, seed } =
             self.block(store::runs::key(&self.store, run_id))?;
-        let (resolved, _, _) = self.block(experiments::get(&self.store, experiment_id))?;
+        let (resolved, experiment_hash, _) = self.block(experiments::get(&self.store, experiment_id))?;
         let condition = resolved
             .conditions
             .get(condition_idx as usize)
             .ok_or_else(|| RunError::Other(format!("run {run_id} names a condition the experiment lacks")))?;
         let seed = seed as u64;
         let lm = self.load_model(ctx, &resolved.model.path)?;
-        let run_dir = self.data_dir.join("runs").join(run_id.to_string());
+        // Who the run's artefacts belong to: see `artifacts` (a store reused by another
+        // database must not hand this run that database's run of the same id).
+        let owner = format!(
+            "run {run_id} of experiment {experiment_id} ({experiment_hash}), condition {condition_idx}, seed {seed}"
+        );
         // A second stage trains its new adapter on, and samples from, the model its base
         // run made; local LLM judges keep using the plain base model (`lm`).
         let start = match &resolved.base {
@@ -404,7 +410,12 @@ impl Worker {
                 return Ok(Outcome::Cancelled);
             }
         }
-        let Some(lora) = self.train_phase(ctx, run_id, &resolved, condition, seed, &start, &run_dir, cancel)? else {
+        // Training's local files: this node's, deleted when the phase ends however it ends
+        // (what a resume needs is in the artefact store).
+        let scratch = self.data_dir.join("scratch").join(run_id.to_string());
+        let trained = self.train_phase(ctx, run_id, &resolved, condition, seed, &start, &owner, &scratch, cancel);
+        let _ = std::fs::remove_dir_all(&scratch);
+        let Some(lora) = trained? else {
             return Ok(Outcome::Cancelled);
         };
         let merged = start.model.merged(&lora).map_err(MlError::from)?;
@@ -468,6 +479,10 @@ impl Worker {
     }
 
     /// Trains (or resumes, or finds already trained) the run's adapter; `None` if cancelled.
+    /// Checkpoints are written into `scratch` and copied to the artefact store as they come
+    /// (the newest two kept there); a run resumes from the newest complete one, falling back
+    /// to the one before if it is damaged. The adapter goes to the store, is recorded, and
+    /// the checkpoints are deleted.
     #[allow(clippy::too_many_arguments)]
     fn train_phase(
         &self,
@@ -477,18 +492,62 @@ impl Worker {
         condition: &ResolvedCondition,
         seed: u64,
         lm: &LoadedModel,
-        run_dir: &Path,
+        owner: &str,
+        scratch: &Path,
         cancel: &AtomicBool,
     ) -> Result<Option<Lora>, RunError> {
-        let adapter_dir = run_dir.join("adapter");
-        if adapter_dir.join("adapter_config.json").exists() {
-            return Ok(Some(Lora::load_peft(&adapter_dir, &lm.model)?));
+        let artifacts = self.store.artifacts();
+        let adapter_key = artifacts::run_key(run_id, "adapter");
+        let foreign = |key: &str, other: &str| {
+            RunError::Other(format!(
+                "the artifact store {} already holds {key}, written for another database's {other}; \
+                 give each database its own artifact store (a directory, or a bucket prefix)",
+                artifacts.describe()
+            ))
+        };
+        // Trained before: recorded (a retried run), or stored by a worker that died before
+        // recording it.
+        let recorded = self.block(store::runs::adapter_of(&self.store, run_id))?.and_then(|(_, _, dir)| dir);
+        let found = match recorded {
+            Some(key) => Some(key),
+            None => match self.block(artifacts.folder_owner(&adapter_key))? {
+                Some(o) if o == owner => {
+                    self.block(store::runs::set_adapter(&self.store, run_id, &adapter_key))?;
+                    Some(adapter_key.clone())
+                }
+                Some(other) => return Err(foreign(&adapter_key, &other)),
+                None => None,
+            },
+        };
+        if let Some(key) = found {
+            let dir = self.block(artifacts.local_folder(&key))?;
+            return Ok(Some(Lora::load_peft(&dir, &lm.model)?));
         }
         self.set_phase(run_id, RunPhase::Train, 0, 0)?;
         let examples = self.training_examples(resolved, condition, seed)?;
         let t = &resolved.spec.training;
-        let checkpoints = run_dir.join("checkpoints");
-        let resume_from = latest_checkpoint(&checkpoints);
+        if scratch.exists() {
+            std::fs::remove_dir_all(scratch).map_err(|e| RunError::Other(format!("{}: {e}", scratch.display())))?;
+        }
+        let checkpoints = scratch.join("checkpoints");
+        std::fs::create_dir_all(&checkpoints)
+            .map_err(|e| RunError::Other(format!("{}: {e}", checkpoints.display())))?;
+        let checkpoints_key = artifacts::run_key(run_id, "checkpoints");
+        let mut resume_from = None;
+        for (name, complete) in self.block(artifacts.folders(&checkpoints_key))?.into_iter().rev() {
+            if !complete {
+                continue;
+            }
+            let key = format!("{checkpoints_key}/{name}");
+            match self.block(artifacts.fetch_folder(&key, &checkpoints.join(&name))) {
+                Ok(m) if m.owner != owner => return Err(foreign(&key, &m.owner)),
+                Ok(_) => {
+                    resume_from = Some(checkpoints.join(&name));
+                    break;
+                }
+                Err(e) => tracing::warn!(run_id, "checkpoint {key} is unusable, trying the one before: {e}"),
+            }
+        }
         if let Some(step) = resume_from.as_deref().and_then(checkpoint_step) {
             tracing::info!(run_id, step, worker = self.id, "resuming training from a checkpoint");
             self.note("record the resume", workers::resumed(&self.store, &self.id, run_id, step));
@@ -563,6 +622,9 @@ impl Worker {
                 if let Err(e) = self.block(write) {
                     tracing::warn!(run_id, "cannot record training step: {e}");
                 }
+                if let Some(dir) = &m.checkpoint {
+                    self.keep_checkpoint(run_id, &checkpoints_key, dir, owner);
+                }
                 // Between steps: a strength measurement or a teacher generation someone
                 // is waiting for runs now, not after the whole run.
                 ctx.serve_waiting();
@@ -573,29 +635,61 @@ impl Worker {
         if outcome.cancelled || cancel.load(Ordering::Relaxed) && outcome.steps_done < outcome.total_steps {
             return Ok(None);
         }
-        // Saved beside its final name and renamed, so `adapter/` is complete or absent.
-        let tmp = run_dir.join("adapter.partial");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| RunError::Other(format!("{}: {e}", tmp.display())))?;
-        }
         // Experiments always train adapters (their TrainConfig never sets `full`).
         let ml::Trained::Lora(lora) = outcome.trained else {
             return Err(RunError::Other("an experiment run produced a full model instead of an adapter".into()));
         };
-        lora.save_peft(&tmp, &resolved.model.name)?;
+        let local = scratch.join("adapter");
+        lora.save_peft(&local, &resolved.model.name)?;
         if let Some(base) = &resolved.base {
             // PEFT's config can only name the base model; a reader of the zip must know
             // that these deltas apply to the model with the earlier stages merged in.
-            let p = tmp.join("README.md");
+            let p = local.join("README.md");
             std::fs::write(&p, stage_readme(&resolved.model.name, base))
                 .map_err(|e| RunError::Other(format!("{}: {e}", p.display())))?;
         }
-        std::fs::rename(&tmp, &adapter_dir).map_err(|e| RunError::Other(format!("{}: {e}", adapter_dir.display())))?;
-        let rel = adapter_dir.strip_prefix(&self.data_dir).unwrap_or(&adapter_dir).to_string_lossy().into_owned();
-        self.block(store::runs::set_adapter(&self.store, run_id, &rel))?;
+        // Stored whole (manifest last), then recorded: a worker dying in between leaves an
+        // adapter the next attempt finds and records (above).
+        self.block(artifacts.put_folder(&adapter_key, &local, owner))?;
+        self.block(store::runs::set_adapter(&self.store, run_id, &adapter_key))?;
         // The adapter supersedes the checkpoints; they are only needed to resume training.
-        let _ = std::fs::remove_dir_all(&checkpoints);
+        if let Err(e) = self.block(artifacts.delete_folder(&checkpoints_key)) {
+            tracing::warn!(run_id, "cannot delete the finished run's checkpoints: {e}");
+        }
         Ok(Some(lora))
+    }
+
+    /// Copies a checkpoint training just wrote to the artefact store, then deletes what it
+    /// supersedes: every older checkpoint but one there (the fallback, should this one turn
+    /// out damaged), every older one here. A failed copy only warns: training goes on, and a
+    /// resume starts from the last checkpoint that was stored.
+    fn keep_checkpoint(&self, run_id: i64, prefix: &str, dir: &Path, owner: &str) {
+        let artifacts = self.store.artifacts();
+        let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { return };
+        if let Err(e) = self.block(artifacts.put_folder(&format!("{prefix}/{name}"), dir, owner)) {
+            tracing::warn!(run_id, "cannot store checkpoint {name} (a resume would start from an older one): {e}");
+            return;
+        }
+        let kept = match self.block(artifacts.folders(prefix)) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(run_id, "cannot list the run's stored checkpoints: {e}");
+                return;
+            }
+        };
+        let fallback = kept.iter().filter(|(n, complete)| *complete && n.as_str() < name).map(|(n, _)| n).max();
+        for (old, _) in kept.iter().filter(|(n, _)| n.as_str() < name && Some(n) != fallback) {
+            if let Err(e) = self.block(artifacts.delete_folder(&format!("{prefix}/{old}"))) {
+                tracing::warn!(run_id, "cannot delete superseded checkpoint {old}: {e}");
+            }
+        }
+        if let Some(parent) = dir.parent() {
+            for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+                if e.file_name().to_str().is_some_and(|n| n != name) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
     }
 
     /// The run's training conversations: the trained rows with the condition's prompt
@@ -788,22 +882,6 @@ fn stage_readme(model: &str, base: &ResolvedBase) -> String {
         s.push_str(&format!("- run {}: `{}` (sha256 {})\n", a.run_id, a.dir, a.sha256));
     }
     s
-}
-
-/// The newest complete checkpoint folder (`checkpoint-NNNNNN`, not `.partial`).
-fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("checkpoint-") && !n.ends_with(".partial"))
-                && p.join("trainer_state.json").exists()
-        })
-        .collect();
-    found.sort();
-    found.pop()
 }
 
 /// The step a checkpoint folder (`checkpoint-NNNNNN`) was written at.

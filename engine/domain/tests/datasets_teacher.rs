@@ -48,7 +48,6 @@ fn tiny_spec(samples: usize, seed: u64) -> TeacherSpec {
 fn create(env: &Env, spec: &TeacherSpec, name: &str) -> Result<teacher::TeacherOutcome, TeacherError> {
     env.rt.block_on(teacher::create(
         &env.store,
-        env.dir.path(),
         &ml::Host::default(),
         spec,
         name,
@@ -163,10 +162,8 @@ fn cancelling_mid_way_leaves_no_dataset() {
         }
     };
     let spec = tiny_spec(40, 0);
-    let err = env
-        .rt
-        .block_on(teacher::create(&env.store, env.dir.path(), &ml::Host::default(), &spec, "", on_progress, cancel))
-        .unwrap_err();
+    let err =
+        env.rt.block_on(teacher::create(&env.store, &ml::Host::default(), &spec, "", on_progress, cancel)).unwrap_err();
     assert!(matches!(err, TeacherError::Cancelled), "{err}");
     assert_eq!(err.to_string(), "cancelled; nothing was stored");
     assert_eq!(dataset_count(&env), 0);
@@ -190,7 +187,7 @@ fn background_tasks_report_progress_refuse_a_second_and_cancel_cleanly() {
     let tasks = TeacherTasks::new(ml::Host::default());
     let start = |spec: TeacherSpec| {
         let _guard = env.rt.enter();
-        env.rt.block_on(tasks.start(env.store.clone(), env.dir.path().to_path_buf(), spec, String::new()))
+        env.rt.block_on(tasks.start(env.store.clone(), spec, String::new()))
     };
     // Mistakes are refused before anything starts.
     let mut bad = tiny_spec(5, 0);

@@ -245,6 +245,50 @@ fn tiny_model_experiment_is_complete_and_consistent() {
     assert_eq!(env.rt.block_on(env.store.integrity_check()).unwrap(), "ok");
 }
 
+/// A second database pointed at the first one's artefact store (a reset database, or two
+/// deployments on one bucket prefix) must not take the first one's adapter for its own run
+/// of the same id: the run fails with a sentence saying what to do, and nothing of the
+/// first database's artefacts is touched.
+#[test]
+fn a_run_refuses_artefacts_another_database_wrote() {
+    let first = tiny_env();
+    let dataset = toy_dataset(&first, 12);
+    let mut spec = tiny_spec(dataset);
+    spec.seeds = vec![0];
+    spec.conditions.truncate(1);
+    let resolved = first.rt.block_on(experiments::resolve(&first.store, &spec)).unwrap();
+    let id = first.rt.block_on(experiments::create(&first.store, &resolved)).unwrap();
+    let ran = drain(&worker(&first));
+    assert!(ran.iter().all(|r| matches!(r, Ran::Job { status: JobStatus::Done, .. })), "{ran:?}");
+    let (run,): (i64,) = first
+        .rt
+        .block_on(sqlx::query_as("SELECT id FROM runs WHERE experiment_id = $1").bind(id).fetch_one(first.store.pool()))
+        .unwrap();
+    let adapter = first.dir.path().join(format!("runs/{run}/adapter/adapter_model.safetensors"));
+    let before = std::fs::read(&adapter).unwrap();
+
+    let second = env();
+    let shared = engine::artifacts::Artifacts::directory(first.dir.path()).unwrap();
+    let second = Env { store: second.store.clone().with_artifacts(shared), ..second };
+    register(&second, "tiny", &first.dir.path().join("models/tiny"));
+    let dataset = toy_dataset(&second, 12);
+    let mut spec = tiny_spec(dataset);
+    spec.name = "another database".into();
+    spec.seeds = vec![3];
+    spec.conditions.truncate(1);
+    let resolved = second.rt.block_on(experiments::resolve(&second.store, &spec)).unwrap();
+    second.rt.block_on(experiments::create(&second.store, &resolved)).unwrap();
+    let ran = drain(&worker(&second));
+    let refused = ran.iter().any(|r| match r {
+        Ran::Job { run_id, status: JobStatus::Failed, error: Some(e) } => {
+            *run_id == run && e.contains("another database") && e.contains("its own artifact store")
+        }
+        _ => false,
+    });
+    assert!(refused, "{ran:?}");
+    assert!(std::fs::read(&adapter).unwrap() == before, "the first database's adapter changed");
+}
+
 #[test]
 fn cancel_retry_and_resume() {
     let env = tiny_env();

@@ -141,6 +141,9 @@ pub struct StepMetrics {
     /// The probes before the first update, on the first step of a run started from scratch
     /// (so a caller can store them as they come, not only when training ends).
     pub initial_probes: Vec<(String, f64)>,
+    /// The checkpoint folder written after this step, if one was (so a caller can copy it
+    /// somewhere durable before training goes on).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// What training produced: an adapter, or (full fine-tuning) a whole model.
@@ -574,17 +577,12 @@ pub fn train_tokenised(
         step += 1;
         last_loss = Some(loss_sum);
 
+        let mut checkpoint = None;
         if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &cfg.checkpoint_dir) {
             if every > 0 && (step % every == 0 || step == total_steps) {
-                save_checkpoint(
-                    &trained,
-                    &opt,
-                    &vars,
-                    &dir.join(format!("checkpoint-{step:06}")),
-                    step,
-                    total_steps,
-                    cfg.seed,
-                )?;
+                let to = dir.join(format!("checkpoint-{step:06}"));
+                save_checkpoint(&trained, &opt, &vars, &to, step, total_steps, cfg.seed)?;
+                checkpoint = Some(to);
             }
         }
         let probes = if cfg.probe_every > 0 && (step % cfg.probe_every == 0 || step == total_steps) {
@@ -604,6 +602,7 @@ pub fn train_tokenised(
             elapsed_s: t0.elapsed().as_secs_f64(),
             probes,
             initial_probes: if step == 1 { initial_probes.clone() } else { vec![] },
+            checkpoint,
         });
         if cancel.load(Ordering::Relaxed) {
             cancelled = step < total_steps;

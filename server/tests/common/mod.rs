@@ -58,6 +58,32 @@ impl Service {
     }
 }
 
+impl Service {
+    /// `SCRIPT ARGS...` with the service's environment and `input` on stdin; its stdout.
+    #[allow(dead_code)]
+    pub fn call(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new(root().join(self.script))
+            .args(args)
+            .envs(self.env.clone())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed ({}): {}",
+            self.script,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = Command::new(root().join(self.script)).arg("stop").envs(self.env.clone()).status();

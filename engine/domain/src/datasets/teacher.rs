@@ -21,7 +21,7 @@
 //! for why not the job queue).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -371,7 +371,7 @@ impl From<MlError> for TeacherError {
 
 /// Finds the teacher's model (and adapter) in the store. The adapter's run must have
 /// finished training (its adapter is saved) with the same base model.
-pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Result<ResolvedTeacher, TeacherError> {
+pub async fn resolve(store: &Store, spec: &TeacherSpec) -> Result<ResolvedTeacher, TeacherError> {
     spec.validate()?;
     let model = store::models::identity_by_name(store, spec.model.trim()).await?;
     let (model_id, model_name, path, model_sha256) = model.ok_or_else(|| {
@@ -402,7 +402,9 @@ pub async fn resolve(store: &Store, data_dir: &Path, spec: &TeacherSpec) -> Resu
                     "run {run_id} trained an adapter for {run_model_name:?}, not for {model_name:?}"
                 )));
             }
-            let dir = data_dir.join(&adapter_dir);
+            let dir = store.artifacts().local_folder(&adapter_dir).await.map_err(|e| {
+                TeacherError::NotFound(format!("the adapter of run {run_id} is missing or unreadable: {e}"))
+            })?;
             if !dir.join("adapter_config.json").exists() {
                 return Err(TeacherError::NotFound(format!(
                     "the adapter of run {run_id} is missing ({})",
@@ -588,7 +590,6 @@ pub struct TeacherOutcome {
 /// Nothing is written unless every sample was drawn.
 pub async fn create(
     store: &Store,
-    data_dir: &Path,
     host: &Host,
     spec: &TeacherSpec,
     name: &str,
@@ -597,7 +598,7 @@ pub async fn create(
 ) -> Result<TeacherOutcome, TeacherError> {
     let name = if name.trim().is_empty() { spec.default_name() } else { name.to_owned() };
     let name = validate_name(&super::transform::short(&name))?;
-    let resolved = resolve(store, data_dir, spec).await?;
+    let resolved = resolve(store, spec).await?;
     let (r, s) = (resolved.clone(), spec.clone());
     let drawn = host
         .submit(Priority::Interactive, move |ctx| {
@@ -725,17 +726,11 @@ impl TeacherTasks {
     /// Checks the spec and the teacher, then starts the generation in the background
     /// (on the current tokio runtime) and returns its task id. Refused while another
     /// generation runs.
-    pub async fn start(
-        &self,
-        store: Store,
-        data_dir: PathBuf,
-        spec: TeacherSpec,
-        name: String,
-    ) -> Result<u64, TeacherError> {
+    pub async fn start(&self, store: Store, spec: TeacherSpec, name: String) -> Result<u64, TeacherError> {
         // Checked now so that the form shows a mistake at once, not a failed task later.
         let shown = if name.trim().is_empty() { spec.default_name() } else { name.clone() };
         let shown = validate_name(&super::transform::short(&shown))?;
-        resolve(&store, &data_dir, &spec).await?;
+        resolve(&store, &spec).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         let id = {
             let mut tasks = self.lock();
@@ -756,7 +751,7 @@ impl TeacherTasks {
         tokio::spawn(async move {
             let reporter = this.clone();
             let on_progress = move |p: TeacherProgress| reporter.set(id, TaskState::Running(p));
-            let state = match create(&store, &data_dir, &this.host, &spec, &name, on_progress, cancel).await {
+            let state = match create(&store, &this.host, &spec, &name, on_progress, cancel).await {
                 Ok(outcome) => TaskState::Done(outcome),
                 Err(TeacherError::Cancelled) => TaskState::Cancelled,
                 Err(e) => TaskState::Failed(e.to_string()),

@@ -93,7 +93,11 @@ async fn resolve_base(store: &Store, run_id: i64, model: &ResolvedModel) -> Resu
         )));
     }
     let dir = adapter_dir.ok_or_else(|| invalid(format!("{what} has no adapter recorded")))?;
-    let path = store.data_dir().join(&dir);
+    let path = store
+        .artifacts()
+        .local_folder(&dir)
+        .await
+        .map_err(|e| invalid(format!("the adapter of {what} is missing or unreadable: {e}")))?;
     let sha256 = adapter_sha256(&path)
         .map_err(|e| invalid(format!("the adapter of {what} is missing or unreadable ({}: {e})", path.display())))?;
     let mut adapters = base.base.map(|b| b.adapters).unwrap_or_default();

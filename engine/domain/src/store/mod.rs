@@ -38,6 +38,8 @@ pub mod runs;
 pub mod samples;
 pub mod strength;
 pub mod workers;
+// Not SQL, but the store's other half: run artefacts by key (see the module).
+pub mod artifacts;
 
 /// Errors from opening or using the store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Artifacts(#[from] artifacts::ArtifactError),
 }
 
 /// The embedded migrations of each backend; `sqlx::migrate!` reads the folders at compile
@@ -99,10 +103,13 @@ pub struct Store {
     backend: Backend,
     /// Postgres' URL, for the connection that listens for new jobs (`jobs::listen`).
     url: Secret,
-    /// The data directory: run artefacts (checkpoints, adapters) are stored under it by
-    /// relative path, so code that checks them needs it. With Postgres, every node that
-    /// runs work must see the same directory (a shared mount).
+    /// The data directory: this node's own files (the SQLite file by default, the model
+    /// cache, a worker's scratch folders).
     data_dir: PathBuf,
+    /// Where run artefacts (checkpoints, adapters) live, by key (`runs.adapter_dir`): the
+    /// data directory unless `--artifacts` names a shared directory or a bucket. The
+    /// database and the artefacts travel together, so the store carries both.
+    artifacts: artifacts::Artifacts,
 }
 
 /// Connections per process, at most. SQLite: readers never wait on the writer in WAL mode.
@@ -159,7 +166,8 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
-        Ok(Store { pool, backend, url: Secret(url), data_dir: data_dir.to_owned() })
+        let artifacts = artifacts::Artifacts::directory(data_dir)?;
+        Ok(Store { pool, backend, url: Secret(url), data_dir: data_dir.to_owned(), artifacts })
     }
 
     /// The store tests run on: the data directory's SQLite file, or, when
@@ -193,9 +201,20 @@ impl Store {
         self.pool.begin().await
     }
 
-    /// The data directory: paths stored relative to it (a run's `adapter_dir`) resolve here.
+    /// This node's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The artefact store (see [`crate::artifacts`]).
+    pub fn artifacts(&self) -> &artifacts::Artifacts {
+        &self.artifacts
+    }
+
+    /// The same store with its artefacts elsewhere (`--artifacts`).
+    pub fn with_artifacts(mut self, artifacts: artifacts::Artifacts) -> Store {
+        self.artifacts = artifacts;
+        self
     }
 
     /// SQLite's `PRAGMA integrity_check` (`"ok"` when healthy); on Postgres, which checks
