@@ -20,6 +20,7 @@ pub async fn serve(
     host: ml::Host,
 ) -> anyhow::Result<()> {
     let store = places.connect(data_dir).await?;
+    tracing::info!("run artefacts in {}", store.artifacts().describe());
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
     register_default_model(&store, &models.default_model).await;

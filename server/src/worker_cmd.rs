@@ -84,15 +84,15 @@ pub async fn run(
     let polling = Polling { max_runs: args.max_runs, exit_when_idle: args.exit_when_idle };
     let stopped = tokio::task::spawn_blocking(move || worker.work(&polling)).await?;
     signals.abort();
-    eprintln!(
-        "worker {name}: {}",
-        match stopped {
-            Stopped::Asked => "stopped on a signal",
-            Stopped::MaxRuns => "finished --max-runs runs",
-            Stopped::Idle => "no runs left to claim",
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+    let said = match &stopped {
+        Stopped::Asked => "stopped on a signal".to_string(),
+        Stopped::MaxRuns => "finished --max-runs runs".to_string(),
+        Stopped::Idle => "no runs left to claim".to_string(),
+        Stopped::Unreachable(e) => format!("the store failed every poll for a lease, giving up: {e}"),
+    };
+    eprintln!("worker {name}: {said}");
+    // Under Slurm a failed task shows; an idle exit is the normal end.
+    Ok(if matches!(stopped, Stopped::Unreachable(_)) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Opens the store. Several workers started at once on a fresh data directory may race to

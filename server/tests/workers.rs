@@ -446,6 +446,46 @@ fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
     eprintln!("checked after {:?}", started.elapsed());
 }
 
+/// A worker with `--exit-when-idle` whose database goes away gives up after a lease of
+/// failed polls and exits non-zero, saying why (under Slurm it would otherwise hold its
+/// allocation for ever); it never prints the database URL.
+#[test]
+fn an_idle_worker_gives_up_when_the_database_is_gone() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = vec![
+        ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-gone-test-pg").display().to_string()),
+        ("INOCULAB_PG_PORT", "54359".to_string()),
+    ];
+    let (server, url) = common::Service::start("scripts/postgres-local", env);
+    let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inoculab"));
+    c.arg("--data-dir").arg(dir.path()).args(["worker", "--name", "orphan", "--lease-secs", "3", "--exit-when-idle"]);
+    c.env_remove("INOCULAB_DATA_DIR").env_remove("INOCULAB_LEASE_SECS").env("RUST_LOG", "warn");
+    c.env("INOCULAB_DATABASE_URL", &database).stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let registered = Instant::now() + Duration::from_secs(20);
+    let place = Place {
+        data: dir.path().to_path_buf(),
+        database: Some(database.clone()),
+        artifacts: Artifacts::Directory(dir.path().to_path_buf()),
+        node_dirs: false,
+    };
+    while scalar(&place, "SELECT status FROM workers WHERE name = 'orphan'") != "idle" {
+        assert!(Instant::now() < registered, "the worker never registered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = Instant::now();
+    drop(server); // scripts/postgres-local stop: the server is shut down at once
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("giving up"), "{stderr}");
+    assert!(!stderr.contains(&database), "the URL was printed: {stderr}");
+    // One poll waits out the pool's 30 s connection timeout, then the worker gives up.
+    assert!(gone.elapsed() < Duration::from_secs(50), "took {:?}", gone.elapsed());
+}
+
 /// `--device cuda:0` is refused with a sentence (no GPU is needed to check that).
 #[test]
 fn worker_refuses_a_cuda_device() {

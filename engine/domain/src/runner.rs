@@ -129,7 +129,7 @@ pub struct Polling {
 }
 
 /// Why [`Worker::work`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// The shutdown flag was set.
     Asked,
@@ -137,6 +137,10 @@ pub enum Stopped {
     MaxRuns,
     /// `Polling::exit_when_idle` and the queue had nothing for this worker.
     Idle,
+    /// `Polling::exit_when_idle` and the store failed every poll for a whole lease (the
+    /// database is gone): the last error. A worker without `exit_when_idle` keeps trying,
+    /// since a database restart should not end a long-lived worker.
+    Unreachable(String),
 }
 
 impl Worker {
@@ -217,15 +221,17 @@ impl Worker {
         let first = Duration::from_millis(500).min(most);
         let mut wait = first;
         let mut idle_since: Option<Instant> = None;
+        let mut failing_since: Option<Instant> = None;
         let mut finished = 0usize;
         let end = loop {
             if self.shutdown.load(Ordering::Relaxed) {
                 break Stopped::Asked;
             }
+            let polled = Instant::now();
             match self.run_one() {
                 Ok(Ran::Job { run_id, status, error }) => {
                     tracing::info!(run_id, status = status.as_str(), error, "run ended");
-                    (wait, idle_since) = (first, None);
+                    (wait, idle_since, failing_since) = (first, None, None);
                     if status.is_final() {
                         finished += 1;
                         if polling.max_runs.is_some_and(|m| finished >= m) {
@@ -235,12 +241,23 @@ impl Worker {
                     continue;
                 }
                 Ok(Ran::Empty) => {
+                    failing_since = None;
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if polling.exit_when_idle && since.elapsed() >= self.lease {
                         break Stopped::Idle;
                     }
                 }
-                Err(e) => tracing::error!("job queue: {e}"),
+                Err(e) => {
+                    tracing::error!("job queue: {e}");
+                    // From the first failed poll's start: a poll of a vanished database
+                    // takes the pool's 30 s connection timeout before it fails.
+                    let since = *failing_since.get_or_insert(polled);
+                    if polling.exit_when_idle && since.elapsed() >= self.lease {
+                        // Not deregistered: that would wait out the timeout again, and the
+                        // registry shows the worker lost once its heartbeat is a lease old.
+                        return Stopped::Unreachable(e.to_string());
+                    }
+                }
             }
             // Asleep in short naps, so a shutdown or an announced job is noticed at once.
             let until = Instant::now() + wait;
