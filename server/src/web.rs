@@ -107,7 +107,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Live progress of an experiment as server-sent events: a JSON array of its runs
 /// (`wire::runs::JobView`) whenever it changes (polled from the store once a second, which is where
-/// the worker writes progress), then a `done` event once every run is final.
+/// the worker writes progress), then a `done` event once every run is final. At most one
+/// poll a second whatever changes: a view carries its heartbeat's age, which differs on
+/// every poll, and without the pause a client received thousands of events a second.
 async fn experiment_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     axum::extract::Path(id): axum::extract::Path<i64>,
@@ -119,6 +121,9 @@ async fn experiment_events(
         futures_util::stream::unfold((state.store, None::<String>, false), move |(store, last, ended)| async move {
             if ended {
                 return None;
+            }
+            if last.is_some() {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             loop {
                 let runs = match engine::experiments::run_views(&store, id).await.map_err(app::error::AppError::from) {

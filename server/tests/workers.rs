@@ -280,6 +280,24 @@ fn get(port: u16, path: &str) -> Vec<u8> {
     response
 }
 
+/// How many `data:` events a server-sent-events stream sends in `window`.
+fn events_for(port: u16, path: &str, window: Duration) -> usize {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let until = Instant::now() + window;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).matches("\ndata:").count()
+}
+
 /// The body of a response, after its head.
 fn body(response: &[u8]) -> &[u8] {
     let at = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
@@ -327,6 +345,11 @@ fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
         let page = String::from_utf8_lossy(&get(port, "/queue")).into_owned();
         assert!(page.starts_with("HTTP/1.1 200") || page.starts_with("HTTP/1.0 200"), "{page}");
         assert!(page.contains("worker-a") && page.contains("worker-b"), "the Queue page lacks a worker:\n{page}");
+        // The live-progress stream of a training experiment sends at most one event a
+        // second (each view's heartbeat age changes on every poll of the store).
+        let experiment = scalar(data, "SELECT id FROM experiments");
+        let events = events_for(port, &format!("/api/experiments/{experiment}/events"), Duration::from_secs(3));
+        assert!((1..=5).contains(&events), "{events} progress events in 3 s");
     }
     let i = workers.iter().position(|(n, _)| *n == victim).unwrap();
     let (_, mut killed) = workers.remove(i);
