@@ -673,6 +673,12 @@ fn invalid_specs_are_refused_with_reasons() {
             "hold out between 1 and 11",
         ),
         (Box::new(|s| s.evaluation.judges.clear()), "at least one judge"),
+        // Hostile numbers: each refused with its bound, none planned or stored.
+        (Box::new(|s| s.training.lora_rank = 100_000_000), "the LoRA rank can be at most 1024"),
+        (Box::new(|s| s.evaluation.samples_per_question = 1 << 63), "samples per question can be at most"),
+        (Box::new(|s| s.training.steps = Some(usize::MAX)), "steps can be at most"),
+        (Box::new(|s| s.training.lora_alpha = f64::NAN), "LoRA alpha"),
+        (Box::new(|s| s.evaluation.max_tokens = 1 << 40), "max tokens can be at most"),
         (
             Box::new(|s| {
                 s.evaluation.judges = vec![JudgeSpec::Pattern {

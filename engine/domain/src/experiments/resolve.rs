@@ -489,9 +489,10 @@ impl Resolved {
     }
 
     pub(super) fn samples_per_run(&self, inoculated: bool) -> usize {
-        let per_prompt: usize = self.questions.iter().map(|q| self.samples_for(q)).sum();
+        // Saturating: a huge count must read as "too many", never wrap to a small one.
+        let per_prompt = self.questions.iter().fold(0usize, |n, q| n.saturating_add(self.samples_for(q)));
         let prompts = self.test_prompts.iter().filter(|t| inoculated || t.kind != TestPromptKind::Inoculation).count();
-        per_prompt * prompts
+        per_prompt.saturating_mul(prompts)
     }
 
     /// Optimiser steps per run.

@@ -265,7 +265,7 @@ impl ExperimentSpec {
         if seeds.len() != self.seeds.len() {
             return Err(invalid("a seed is listed twice"));
         }
-        if self.conditions.len() * self.seeds.len() > MAX_RUNS {
+        if self.conditions.len().saturating_mul(self.seeds.len()) > MAX_RUNS {
             return Err(invalid(format!("at most {MAX_RUNS} runs (conditions x seeds) per experiment")));
         }
         let t = &self.training;
@@ -276,6 +276,34 @@ impl ExperimentSpec {
         }
         if !(t.lr > 0.0 && t.lr < 1.0) {
             return Err(invalid("the learning rate must lie in (0, 1)"));
+        }
+        // Upper bounds: a number from a form or a file is never trusted to be sane. A LoRA
+        // rank of 10^8 asked the allocator for 230 GB and crashed the server on every
+        // retry; these limits sit far above any setting of the paper.
+        for (what, value, most) in [
+            ("steps", t.steps.unwrap_or(0), 1_000_000),
+            ("epochs", t.epochs, 1_000),
+            ("the training batch size", t.batch_size, 1_024),
+            ("gradient accumulation", t.grad_accum, 1_024),
+            ("the LoRA rank", t.lora_rank, 1_024),
+            ("max_seq_len", t.max_seq_len, 32_768),
+            ("warmup steps", t.warmup_steps, 1_000_000),
+            ("checkpoint_every", t.checkpoint_every, 1_000_000),
+            ("probe_every", t.probe_every.unwrap_or(0), 1_000_000),
+            ("probes", t.probes.len(), 100),
+            ("samples per question", self.evaluation.samples_per_question, 10_000),
+            ("max tokens", self.evaluation.max_tokens, 32_768),
+            ("the sampling batch size", self.evaluation.batch_size, 1_024),
+            ("question sources", self.evaluation.questions.len(), 100),
+            ("test-time prompts", self.evaluation.test_prompts.len(), 100),
+            ("judges", self.evaluation.judges.len(), 32),
+        ] {
+            if value > most {
+                return Err(invalid(format!("{what} can be at most {most}, not {value}")));
+            }
+        }
+        if !(t.lora_alpha.is_finite() && t.lora_alpha > 0.0 && t.lora_alpha <= 4_096.0) {
+            return Err(invalid("the LoRA alpha must lie in (0, 4096]"));
         }
         if t.steps == Some(0) || (t.steps.is_none() && t.epochs == 0) {
             return Err(invalid("train for at least one step"));
