@@ -373,7 +373,7 @@ impl Write for Blocking {
     }
 }
 
-/// Where a run's adapter lies (relative to the data directory), with the run's condition
+/// Where a run's adapter lies (its key in the artefact store), with the run's condition
 /// and seed to name the download; `None` when the run does not exist, an inner `None`
 /// when it has no adapter yet.
 pub async fn run_adapter(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, ExportError> {

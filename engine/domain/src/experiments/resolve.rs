@@ -52,7 +52,7 @@ pub struct ResolvedBase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaseAdapter {
     pub run_id: i64,
-    /// The PEFT folder, relative to the data directory.
+    /// The PEFT folder: its key in the artefact store (`runs/ID/adapter`).
     pub dir: String,
     /// [`adapter_sha256`] of the folder; the worker refuses an adapter that changed since.
     pub sha256: String,

@@ -101,7 +101,7 @@ pub async fn record_step(
     tx.commit().await
 }
 
-/// Records the run's adapter folder, relative to the data directory.
+/// Records the run's adapter folder: its key in the artefact store.
 pub async fn set_adapter(store: &Store, run_id: i64, relative_dir: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE runs SET adapter_dir = $1 WHERE id = $2")
         .bind(relative_dir)
@@ -178,7 +178,7 @@ pub async fn origin(store: &Store, run_id: i64) -> Result<Option<RunOrigin>, sql
     }))
 }
 
-/// A run's condition, seed and adapter folder (relative to the data directory; `None`
+/// A run's condition, seed and adapter folder (its key in the artefact store; `None`
 /// when it has none yet); `None` when the run does not exist.
 pub async fn adapter_of(store: &Store, run_id: i64) -> Result<Option<(String, i64, Option<String>)>, sqlx::Error> {
     sqlx::query_as("SELECT condition, seed, adapter_dir FROM runs WHERE id = $1")
