@@ -60,10 +60,27 @@ pub async fn serve(
             host,
         )?)
     };
-    let app = router(state);
+    // The first Ctrl-C or SIGTERM starts a graceful shutdown and ends every live-progress
+    // stream (which would otherwise hold it open for as long as a page stays open); a
+    // second exits at once.
+    let (stopping, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: the run in progress goes back to the queue; signal again to exit now");
+        let _ = stopping.send(true);
+        shutdown_signal().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    let app = router(state).layer(axum::Extension(Shutdown(shutdown.clone())));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("inoculab is listening on http://{addr} (data in {})", data_dir.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let mut until = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = until.wait_for(|stop| *stop).await;
+        })
+        .await?;
     // The run in progress stops between steps and goes back to the queue for the next
     // start (or another worker); a step that takes longer is left to its lease.
     if let Some(worker) = worker {
@@ -113,10 +130,13 @@ pub fn router(state: AppState) -> Router {
 async fn experiment_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     axum::extract::Path(id): axum::extract::Path<i64>,
+    shutdown: Option<axum::Extension<Shutdown>>,
 ) -> axum::response::sse::Sse<
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt;
+    let mut shutdown = shutdown.map(|s| s.0 .0);
     let stream =
         futures_util::stream::unfold((state.store, None::<String>, false), move |(store, last, ended)| async move {
             if ended {
@@ -143,8 +163,21 @@ async fn experiment_events(
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // Ends when the server shuts down (the page reconnects to the next server).
+    let stopped = async move {
+        match shutdown.as_mut() {
+            Some(rx) => {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default())
 }
+
+/// Set when the server begins to shut down (see `serve`).
+#[derive(Clone)]
+struct Shutdown(tokio::sync::watch::Receiver<bool>);
 
 /// Ctrl-C or SIGTERM.
 async fn shutdown_signal() {

@@ -509,6 +509,53 @@ fn an_idle_worker_gives_up_when_the_database_is_gone() {
     assert!(gone.elapsed() < Duration::from_secs(50), "took {:?}", gone.elapsed());
 }
 
+/// `serve` stops on Ctrl-C even while a page's live-progress stream is open (the stream
+/// used to hold the graceful shutdown open for as long as the page stayed): the stream
+/// ends and the process exits within seconds.
+#[test]
+fn serve_stops_on_a_signal_with_a_progress_stream_open() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = Artifacts::Directory(dir.path().join("artifacts"));
+    let place = Place { data: dir.path().join("data"), database: None, artifacts, node_dirs: false };
+    let mut generate = command(&place, &model, "cli");
+    generate.args(["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "32", "--name", "toy"]);
+    output(generate);
+    let file = dir.path().join("experiment.toml");
+    std::fs::write(&file, EXPERIMENT).unwrap();
+    let mut queue = command(&place, &model, "cli");
+    queue.arg("run").arg(&file).arg("--detach");
+    output(queue);
+    // No worker: the runs stay queued, so the stream never ends by itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut web = command(&place, &model, "web");
+    web.args(["serve", "--no-worker", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut web = KillOnDrop(web.spawn().unwrap());
+    let up = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < up, "serve never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let experiment = scalar(&place, "SELECT id FROM experiments");
+    let reader = std::thread::spawn(move || {
+        events_for(port, &format!("/api/experiments/{experiment}/events"), Duration::from_secs(30))
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &web.0.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = web.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "serve still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let events = reader.join().unwrap();
+    assert!(events >= 1, "the stream sent nothing before the signal");
+    assert!(t.elapsed() < Duration::from_secs(10), "the stream stayed open: {:?}", t.elapsed());
+}
+
 /// `--device cuda:0` is refused with a sentence (no GPU is needed to check that).
 #[test]
 fn worker_refuses_a_cuda_device() {
