@@ -281,22 +281,23 @@ impl Artifacts {
         serde_json::from_slice(&bytes).map_err(|e| self.corrupt(key, format!("unreadable {MANIFEST}: {e}")))
     }
 
-    /// Whether a complete folder is at `key`.
-    pub async fn has_folder(&self, key: &str) -> Result<bool, ArtifactError> {
+    /// The manifest of the folder at `key`, `None` when there is no complete folder there.
+    async fn manifest_if_any(&self, key: &str) -> Result<Option<Manifest>, ArtifactError> {
         match self.manifest(key).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_missing() => Ok(false),
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_missing() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// Whether a complete folder is at `key`.
+    pub async fn has_folder(&self, key: &str) -> Result<bool, ArtifactError> {
+        Ok(self.manifest_if_any(key).await?.is_some())
+    }
+
     /// The owner recorded in the folder's manifest (`None`: no complete folder there).
     pub async fn folder_owner(&self, key: &str) -> Result<Option<String>, ArtifactError> {
-        match self.manifest(key).await {
-            Ok(m) => Ok(Some(m.owner)),
-            Err(e) if e.is_missing() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.manifest_if_any(key).await?.map(|m| m.owner))
     }
 
     /// The folders directly under `prefix`, sorted by name, each with whether it is
@@ -323,6 +324,12 @@ impl Artifacts {
     /// absent.
     pub async fn fetch_folder(&self, key: &str, dest: &Path) -> Result<Manifest, ArtifactError> {
         let manifest = self.manifest(key).await?;
+        self.download(key, &manifest, dest).await?;
+        Ok(manifest)
+    }
+
+    /// [`Artifacts::fetch_folder`] with the manifest already read.
+    async fn download(&self, key: &str, manifest: &Manifest, dest: &Path) -> Result<(), ArtifactError> {
         let folder = self.key(key)?;
         let tmp = dest.with_extension("partial");
         if tmp.exists() {
@@ -361,14 +368,14 @@ impl Artifacts {
                 ));
             }
         }
-        let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+        let json = serde_json::to_vec_pretty(manifest).expect("a manifest serialises");
         let m = tmp.join(MANIFEST);
         tokio::fs::write(&m, json).await.map_err(io(&m))?;
         if dest.exists() {
             tokio::fs::remove_dir_all(dest).await.map_err(io(dest))?;
         }
         tokio::fs::rename(&tmp, dest).await.map_err(io(dest))?;
-        Ok(manifest)
+        Ok(())
     }
 
     /// A local folder with the files of the folder at `key`, for code that reads files
@@ -396,7 +403,7 @@ impl Artifacts {
                     if let Some(parent) = dest.parent() {
                         tokio::fs::create_dir_all(parent).await.map_err(io(parent))?;
                     }
-                    self.fetch_folder(key, &dest).await?;
+                    self.download(key, &manifest, &dest).await?;
                 }
                 Ok(dest)
             }
