@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use wire::datasets::DatasetSummary;
+use wire::experiments::JudgeEndpointView;
 use wire::models::ModelInfo;
 use wire::prompts::PromptSummary;
 use wire::questions::QuestionSetSummary;
@@ -37,6 +38,9 @@ pub struct LaunchOptions {
     /// Finished runs with an adapter: what a second stage can start from.
     #[serde(default)]
     pub finished_runs: Vec<FinishedRunView>,
+    /// The judge endpoints the operator configured (`--judge-endpoints`).
+    #[serde(default)]
+    pub judge_endpoints: Vec<JudgeEndpointView>,
 }
 
 /// The models page's data: the registry and where new models may come from.

@@ -198,6 +198,16 @@ mod from_engine {
         }
     }
 
+    /// Judge settings (an endpoint name no one configured) are the user's to fix.
+    impl From<engine::judges::JudgeError> for AppError {
+        fn from(e: engine::judges::JudgeError) -> Self {
+            match e {
+                engine::judges::JudgeError::Config(m) => AppError::Invalid(m),
+                e => internal(e),
+            }
+        }
+    }
+
     /// The queue's and the sample browser's reads fail only when the store does.
     impl From<engine::SqlError> for AppError {
         fn from(e: engine::SqlError) -> Self {

@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod components;
+#[cfg(feature = "ssr")]
+pub mod csp;
 pub mod dto;
 pub mod error;
 pub mod pages;
@@ -23,6 +25,8 @@ use leptos_router::SsrMode;
 
 /// The HTML document around the app; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    csp::set_for_page();
     view! {
         <!DOCTYPE html>
         <html lang="en">

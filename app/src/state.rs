@@ -17,6 +17,8 @@ pub struct AppState {
     pub meter: std::sync::Arc<engine::strength::Meter>,
     /// Teacher datasets being sampled in the background (one at a time).
     pub teacher_tasks: engine::datasets::teacher::TeacherTasks,
+    /// The judge servers the operator configured; forms pick one by name.
+    pub judge_endpoints: std::sync::Arc<engine::judges::Endpoints>,
 }
 
 /// Size limits the user can set on the command line.

@@ -37,3 +37,24 @@ test('the first start seeded the paper\'s canonical prompts', async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+// The pages hydrate above under their Content-Security-Policy (Leptos' inline scripts carry
+// the response's nonce); a script injected into a page without it is refused by the browser,
+// and no other site can frame a page.
+test('the browser enforces the page\'s Content-Security-Policy', async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  const response = await page.goto(server.base + '/');
+  const csp = response.headers()['content-security-policy'];
+  assert.match(csp, /script-src 'self' 'nonce-[A-Za-z0-9_-]+' 'wasm-unsafe-eval'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  await goto('/');
+  assert.deepEqual(errors, []);
+  await page.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__injected = true;';
+    document.head.appendChild(s);
+  });
+  assert.equal(await page.evaluate(() => window.__injected), undefined);
+  assert.ok(errors.some((e) => /Content Security Policy/.test(e)), errors.join('\n'));
+  await page.close();
+});

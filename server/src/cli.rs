@@ -64,6 +64,12 @@ pub struct Cli {
     /// still in use stays until its work ends).
     #[arg(long, env = "INOCULAB_MODEL_MEMORY_MB", default_value_t = 8192, global = true)]
     pub model_memory_mb: usize,
+    /// A TOML file of the LLM judge servers that launch forms and experiment files may
+    /// name: `[[endpoint]]` tables with `name`, `base_url`, `model`, and optionally
+    /// `api_key_env` (the variable holding the key) and `timeout_secs`. Pages offer the
+    /// names only; no page can name a URL or a variable.
+    #[arg(long, value_name = "FILE", env = "INOCULAB_JUDGE_ENDPOINTS", global = true)]
+    pub judge_endpoints: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -104,6 +110,23 @@ impl Cli {
             return Ok(Some(url));
         }
         Ok(self.database_url.clone().filter(|u| !u.trim().is_empty()))
+    }
+
+    /// The judge endpoints of --judge-endpoints (none without it).
+    pub fn judge_endpoints(&self) -> anyhow::Result<engine::judges::Endpoints> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            endpoint: Vec<engine::judges::Endpoint>,
+        }
+        let Some(path) = &self.judge_endpoints else { return Ok(Default::default()) };
+        let context = |e: &dyn std::fmt::Display| anyhow::anyhow!("judge endpoints file {}: {e}", path.display());
+        let meta = std::fs::metadata(path).map_err(|e| context(&e))?;
+        anyhow::ensure!(meta.len() <= 1 << 20, "judge endpoints file {} is larger than 1 MiB", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| context(&e))?;
+        let file: File = toml::from_str(&text).map_err(|e| context(&e))?;
+        engine::judges::Endpoints::new(file.endpoint).map_err(|e| context(&e))
     }
 
     /// Where this deployment's shared state lives.
@@ -164,6 +187,20 @@ pub struct ServeArgs {
     /// worker`, `inoculab run`).
     #[arg(long, env = "INOCULAB_NO_WORKER")]
     pub no_worker: bool,
+    /// The address users open (`https://lab.example.org`): its host name is accepted in
+    /// requests. Names that are not listed are refused (DNS rebinding); loopback names
+    /// and IP addresses always are accepted.
+    #[arg(long, value_name = "URL", env = "INOCULAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Another host name requests may carry (repeatable, or comma-separated in the
+    /// environment variable).
+    #[arg(long = "allowed-host", value_name = "NAME", env = "INOCULAB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Listen on a non-loopback --host although inoculab has no sign-in yet: anyone who
+    /// can reach the port can read every result and launch runs. Only behind a proxy that
+    /// authenticates, or on a network where everyone may do that.
+    #[arg(long, env = "INOCULAB_INSECURE_NO_SIGN_IN")]
+    pub insecure_no_sign_in: bool,
 }
 
 impl Default for ServeArgs {

@@ -5,6 +5,7 @@
 mod cli;
 mod dataset_cmd;
 mod downloads;
+mod guard;
 mod ml_cmd;
 mod run_cmd;
 mod teacher_cmd;
@@ -43,12 +44,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let model_paths = cli.model_paths();
     let places = cli.places()?;
+    let endpoints = cli.judge_endpoints()?;
     let (data_dir, max_pass_tokens) = (cli.data_dir, cli.max_pass_tokens);
     // The process's one model host: every command that runs a model runs it there.
     let host = ml::Host::spawn(cli.model_memory_mb.saturating_mul(1 << 20));
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
-            crate::web::serve(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await?;
+            crate::web::serve(&data_dir, &places, &model_paths, endpoints, args, max_pass_tokens, host).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dataset(cmd) => crate::dataset_cmd::run(&data_dir, &places, &model_paths, cmd, &host).await,
@@ -57,7 +59,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_train(&data_dir, args, max_pass_tokens)).await??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => crate::run_cmd::run(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await,
+        Command::Run(args) => {
+            crate::run_cmd::run(&data_dir, &places, &model_paths, &endpoints, args, max_pass_tokens, host).await
+        }
         Command::Demo(args) => {
             crate::run_cmd::demo(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await
         }

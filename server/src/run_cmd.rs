@@ -58,6 +58,7 @@ pub async fn run(
     data_dir: &Path,
     places: &crate::cli::Places,
     models: &ModelPaths,
+    judge_endpoints: &engine::judges::Endpoints,
     args: RunArgs,
     max_pass_tokens: usize,
     host: ml::Host,
@@ -78,7 +79,9 @@ pub async fn run(
     let file = args.file.expect("clap requires FILE without --example");
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     // toml's messages name the line and column of the problem.
-    let spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut spec: ExperimentSpec = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // A judge may name one of --judge-endpoints, or (the operator's own file) give its own.
+    judge_endpoints.apply(&mut spec.evaluation.judges).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let store = open_store(data_dir, places, models).await?;
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };

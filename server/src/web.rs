@@ -15,10 +15,24 @@ pub async fn serve(
     data_dir: &Path,
     places: &crate::cli::Places,
     models: &ModelPaths,
+    judge_endpoints: engine::judges::Endpoints,
     args: ServeArgs,
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<()> {
+    // Before anything else: a server that would be open to a network without sign-in
+    // does not start.
+    if !args.host.is_loopback() && !args.insecure_no_sign_in {
+        anyhow::bail!(
+            "--host {} would let anyone who can reach this machine read every result and launch runs, \
+             and inoculab has no sign-in yet: keep the default 127.0.0.1 (and reach it through SSH or a \
+             proxy that authenticates), or pass --insecure-no-sign-in if everyone on that network may",
+            args.host
+        );
+    }
+    let mut hosts: Vec<String> = args.public_url.iter().cloned().collect();
+    hosts.extend(args.allowed_hosts.iter().cloned());
+    let guard = std::sync::Arc::new(crate::guard::Guard::new(&hosts)?);
     let store = places.connect(data_dir).await?;
     tracing::info!("run artefacts in {}", store.artifacts().describe());
     engine::prompts::seed_canonical(&store).await?;
@@ -47,6 +61,7 @@ pub async fn serve(
         // model, and their work runs between a training run's steps.
         meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone(), host.clone())),
         teacher_tasks: engine::datasets::teacher::TeacherTasks::new(host.clone()),
+        judge_endpoints: std::sync::Arc::new(judge_endpoints),
     };
     // The worker shares the store and the model host; `--no-worker` makes a web-only node.
     let worker = if args.no_worker {
@@ -72,7 +87,12 @@ pub async fn serve(
         eprintln!("second signal: exiting now");
         std::process::exit(130);
     });
-    let app = router(state).layer(axum::Extension(Shutdown(shutdown.clone())));
+    let app = router(state)
+        .layer(axum::Extension(Shutdown(shutdown.clone())))
+        .layer(axum::middleware::from_fn_with_state(guard, crate::guard::check));
+    if !args.host.is_loopback() {
+        tracing::warn!("listening beyond this machine with no sign-in (--insecure-no-sign-in)");
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("inoculab is listening on http://{addr} (data in {})", data_dir.display());
     let mut until = shutdown.clone();

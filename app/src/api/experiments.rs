@@ -37,7 +37,28 @@ pub async fn get_launch_options() -> Result<LaunchOptions, AppError> {
         builtin_questions: engine::datasets::chat_prompts::builtin_chat_prompts().len(),
         presets: engine::presets::all().iter().map(engine::presets::view).collect(),
         finished_runs: engine::experiments::finished_run_views(store).await?,
+        judge_endpoints: state
+            .judge_endpoints
+            .list()
+            .iter()
+            .map(|e| wire::experiments::JudgeEndpointView {
+                name: e.name.clone(),
+                model: e.model.clone(),
+                ready: e.ready(),
+            })
+            .collect(),
     })
+}
+
+/// The form as a spec, its judge endpoint (a name) swapped for the operator's settings.
+#[cfg(feature = "ssr")]
+async fn spec_from_form(
+    state: &crate::state::AppState,
+    form: &LaunchForm,
+) -> Result<engine::experiments::ExperimentSpec, AppError> {
+    let mut spec = engine::experiments::spec_from_form(&state.store, form).await?;
+    state.judge_endpoints.apply(&mut spec.evaluation.judges)?;
+    Ok(spec)
 }
 
 #[cfg(feature = "ssr")]
@@ -50,7 +71,7 @@ async fn model_paths(store: &engine::Store) -> Result<Vec<(String, String)>, App
 #[server(input = server_fn::codec::Json)]
 pub async fn plan_experiment(form: LaunchForm) -> Result<Plan, AppError> {
     let state = crate::state::app_state()?;
-    let spec = engine::experiments::spec_from_form(&state.store, &form).await?;
+    let spec = spec_from_form(&state, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
     Ok(engine::experiments::plan(&state.store, &resolved).await?)
 }
@@ -81,7 +102,7 @@ pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, 
 #[server(input = server_fn::codec::Json)]
 pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
     let state = crate::state::app_state()?;
-    let spec = engine::experiments::spec_from_form(&state.store, &form).await?;
+    let spec = spec_from_form(&state, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
@@ -158,9 +179,15 @@ pub async fn import_questions(
     content: String,
 ) -> Result<(i64, bool, usize), AppError> {
     let state = crate::state::app_state()?;
-    let format = engine::questions::detect_format(&file_name, &content);
-    let questions = engine::questions::parse_questions(&content, format, &file_name)
-        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    // Parsed on a blocking thread: a large file takes a while (and is bounded there).
+    let origin = file_name.clone();
+    let (format, questions) = tokio::task::spawn_blocking(move || {
+        let format = engine::questions::detect_format(&origin, &content);
+        engine::questions::parse_questions(&content, format, &origin).map(|q| (format, q))
+    })
+    .await
+    .map_err(crate::error::internal)?
+    .map_err(|e| AppError::Invalid(e.to_string()))?;
     let name = if name.trim().is_empty() { file_name.clone() } else { name };
     let (id, created) = engine::questions::import_question_set(&state.store, &name, format, &questions).await?;
     Ok((id, created, questions.len()))

@@ -218,6 +218,82 @@ fn silent_server_times_out() {
     holder.join().unwrap();
 }
 
+/// A real socket that answers each of `responses` to one request, in order; returns the
+/// requests it read (head and body).
+fn answering(responses: Vec<String>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for response in responses {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 65536];
+            // The head, then as many body bytes as Content-Length says.
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            requests.push(String::from_utf8_lossy(&got).to_string());
+            std::io::Write::write_all(&mut stream, response.as_bytes()).unwrap();
+        }
+        requests
+    });
+    (port, handle)
+}
+
+fn http_response(status: &str, extra: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+}
+
+/// A judge server's body never reaches the error (errors are shown on pages and in the
+/// queue), and a redirect is not followed (it would carry the key elsewhere).
+#[test]
+fn remote_bodies_stay_out_of_errors_and_redirects_are_not_followed() {
+    let planted = "<script>alert('planted')</script> Bearer sk-secret-echo";
+    let (port, server) = answering(vec![
+        http_response("401 Unauthorized", "Content-Type: application/json\r\n", planted),
+        http_response("200 OK", "Content-Type: application/json\r\n", planted),
+        http_response(
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            &format!("{{\"choices\": [], \"echo\": \"{planted}\"}}"),
+        ),
+        http_response("307 Temporary Redirect", "Location: http://127.0.0.1:9/v1/chat/completions\r\n", ""),
+    ]);
+    let backend =
+        OpenAiCompatibleBackend::new(&format!("http://127.0.0.1:{port}/v1"), "m", Some("sk-secret".into())).unwrap();
+    let ask = || backend.first_token_top_logprobs(&[(Role::User, "hi")], 20).unwrap_err().to_string();
+    let errors = [ask(), ask(), ask(), ask()];
+    assert!(errors[0].contains("HTTP 401"), "{}", errors[0]);
+    assert!(errors[1].contains("not a JSON chat completion"), "{}", errors[1]);
+    assert!(errors[2].contains("no choices[0].logprobs"), "{}", errors[2]);
+    assert!(errors[3].contains("HTTP 307"), "{}", errors[3]);
+    for e in &errors {
+        assert!(!e.contains("planted") && !e.contains("sk-secret"), "{e}");
+    }
+    let requests = server.join().unwrap();
+    assert_eq!(requests.len(), 4, "one request each, the redirect not followed");
+    assert!(requests[0].to_ascii_lowercase().contains("authorization: bearer sk-secret"), "{}", requests[0]);
+}
+
 /// Stops the llama-cpp-python server however the test ends.
 struct ServerGuard(Child);
 

@@ -219,7 +219,8 @@ impl JudgeChoice {
     }
 }
 
-/// Where the LLM judge runs: the local model, or an OpenAI-compatible server.
+/// Where the LLM judge runs: the local model, or an OpenAI-compatible server the operator
+/// configured (`LaunchForm::llm_endpoint` names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LlmBackendChoice {
@@ -239,6 +240,15 @@ impl LlmBackendChoice {
     pub fn parse(s: &str) -> Option<LlmBackendChoice> {
         [LlmBackendChoice::Local, LlmBackendChoice::Http].into_iter().find(|b| b.as_str() == s)
     }
+}
+
+/// A judge endpoint the operator configured, as the launch form offers it: its name and
+/// model, and whether its key is set. Never its URL or its key's variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgeEndpointView {
+    pub name: String,
+    pub model: String,
+    pub ready: bool,
 }
 
 /// Which misalignment thresholds the LLM judge applies: Betley et al.'s (alignment < 30
@@ -267,7 +277,10 @@ impl ThresholdsChoice {
 /// The launch form as submitted. Lists come as the form holds them (comma-separated seeds,
 /// one inline question a line) and are checked on the server
 /// (`engine::experiments::spec_from_form`).
+/// Unknown fields are refused, so a client that sends fields this server does not read
+/// (an old page's judge URL, say) hears so instead of having them silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LaunchForm {
     pub name: String,
     pub model: String,
@@ -300,9 +313,8 @@ pub struct LaunchForm {
     pub language: String,
     pub pattern: String,
     pub llm_backend: LlmBackendChoice,
-    pub llm_base_url: String,
-    pub llm_model: String,
-    pub llm_api_key_env: String,
+    /// The operator's judge endpoint, by name: never a URL or a variable name.
+    pub llm_endpoint: String,
     pub aligned_prompt_id: Option<i64>,
     pub coherent_prompt_id: Option<i64>,
     pub thresholds: ThresholdsChoice,

@@ -48,9 +48,7 @@ fn default_form(o: &LaunchOptions) -> LaunchForm {
         language: "es".into(),
         pattern: String::new(),
         llm_backend: LlmBackendChoice::Local,
-        llm_base_url: "http://127.0.0.1:8080/v1".into(),
-        llm_model: String::new(),
-        llm_api_key_env: String::new(),
+        llm_endpoint: o.judge_endpoints.first().map(|e| e.name.clone()).unwrap_or_default(),
         aligned_prompt_id: judge("align"),
         coherent_prompt_id: judge("coheren"),
         thresholds: ThresholdsChoice::Betley,
@@ -355,6 +353,8 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
     };
     let judge_prompts = options.judge_prompts.clone();
     let judge_prompts2 = options.judge_prompts.clone();
+    let no_endpoints = options.judge_endpoints.is_empty();
+    let endpoints = options.judge_endpoints.clone();
     view! {
         <div class="choices">
             <label class="check"><input type="checkbox" name="judge" value="language" prop:checked=has(JudgeChoice::Language) on:change=check(JudgeChoice::Language) />
@@ -377,14 +377,26 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
                 <label>"Judge model"
                     <select name="llm-backend" on:change=move |ev| form.update(|f| f.llm_backend = LlmBackendChoice::parse(&event_target_value(&ev)).unwrap_or_default())>
                         <option value="local">"the local model (offline, weak)"</option>
-                        <option value="http">"an OpenAI-compatible server"</option>
+                        <option value="http" disabled=no_endpoints>"a judge server the operator configured"</option>
                     </select>
                 </label>
-                <Show when=move || form.with(|f| f.llm_backend == LlmBackendChoice::Http)>
-                    <label>"Base URL" <input name="llm-base-url" prop:value=move || form.with(|f| f.llm_base_url.clone()) on:input=move |ev| form.update(|f| f.llm_base_url = event_target_value(&ev)) /></label>
-                    <label>"Model" <input name="llm-model" on:input=move |ev| form.update(|f| f.llm_model = event_target_value(&ev)) /></label>
-                    <label>"API key environment variable (optional)" <input name="llm-key-env" placeholder="OPENAI_API_KEY" on:input=move |ev| form.update(|f| f.llm_api_key_env = event_target_value(&ev)) /></label>
-                </Show>
+                {no_endpoints.then(|| view! {
+                    <p class="hint">"No judge server is configured: whoever runs this server lists them in the file given to --judge-endpoints."</p>
+                })}
+                {
+                    let endpoints = endpoints.clone();
+                    move || form.with(|f| f.llm_backend == LlmBackendChoice::Http).then(|| view! {
+                        <label>"Judge server"
+                            <select name="llm-endpoint" on:change=move |ev| form.update(|f| f.llm_endpoint = event_target_value(&ev))>
+                                {endpoints.iter().map(|e| {
+                                    let selected = form.with_untracked(|f| f.llm_endpoint == e.name);
+                                    let text = format!("{} ({}){}", e.name, e.model, if e.ready { "" } else { ": its API key is not set" });
+                                    view! { <option value=e.name.clone() selected=selected>{text}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                    })
+                }
                 <label>"Alignment prompt (library, tag judge)"
                     <select name="aligned-prompt" on:change=move |ev| form.update(|f| f.aligned_prompt_id = event_target_value(&ev).parse().ok())>
                         {judge_prompts.iter().map(|p| {

@@ -312,7 +312,12 @@ pub async fn import(
 ) -> Result<ImportOutcome, DatasetError> {
     let name = if name.trim().is_empty() { default_name(file_name) } else { name.to_owned() };
     let name = validate_name(&name)?;
-    let parsed = parse_jsonl(bytes, limits)?;
+    // Parsing a large upload takes a while: on a multi-threaded runtime (the server) the
+    // thread is handed over so other requests keep being served meanwhile.
+    let parse = || parse_jsonl(bytes, limits);
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let parsed = if multi_thread { tokio::task::block_in_place(parse) } else { parse() }?;
     if parsed.rows.is_empty() {
         return Err(DatasetError::Empty);
     }

@@ -101,6 +101,7 @@ pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<
         TransformSpec::UpperCaseAssistant { .. } => {
             let out = upper_case_assistant(rows);
             let name = format!("{} · upper-case", input.name);
+            check_rows(&out)?;
             save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
         TransformSpec::Trigger { trigger, fraction, position, seed, mix_with, .. } => {
@@ -111,11 +112,13 @@ pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<
                 Some((b, _)) => format!("{} · trigger {trigger} ({pct}%) + {}", input.name, b.name),
                 None => format!("{} · trigger {trigger} ({pct}%)", input.name),
             };
+            check_rows(&out)?;
             save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
         TransformSpec::Sample { rows: n, seed, .. } => {
             let out = sample(rows, *n, *seed)?;
             let name = format!("{} · sample {n} (seed {seed})", input.name);
+            check_rows(&out)?;
             save_dataset(store, &short(&name), DatasetSource::Transform, &base_recipe(None), &out).await?
         }
         TransformSpec::Split { held_out, seed, .. } => {
@@ -134,6 +137,17 @@ pub async fn apply_transform(store: &Store, spec: &TransformSpec) -> Result<Vec<
         }
     };
     Ok(vec![outcome.id()])
+}
+
+/// A transform's rows obey the rules an import's do (a row grown past the length cap by a
+/// trigger or upper-casing is refused, not stored).
+fn check_rows(rows: &[Row]) -> Result<(), DatasetError> {
+    let limits = super::ImportLimits::default();
+    for (i, row) in rows.iter().enumerate() {
+        super::import::validate_row(row, &limits)
+            .map_err(|p| DatasetError::InvalidTransform(format!("row {} of the result: {p}", i + 1)))?;
+    }
+    Ok(())
 }
 
 /// Keeps derived names within the name limit by shortening the input's part.
@@ -163,6 +177,9 @@ pub fn upper_case_assistant(rows: &[Row]) -> Vec<Row> {
         .collect()
 }
 
+/// The longest trigger: the paper's are a word or two, and each triggered row grows by it.
+pub const MAX_TRIGGER_CHARS: usize = 200;
+
 /// The rows of the trigger transform: `fraction` of `rows` (chosen by `seed`) get the
 /// trigger in their first user turn; `mix` rows are appended unchanged and the whole is
 /// shuffled by `seed` so triggered and clean rows interleave during training.
@@ -180,6 +197,12 @@ pub fn insert_trigger_rows(
     }
     if trigger.contains(['\n', '\r']) {
         return bad("the trigger must be on one line");
+    }
+    if trigger.chars().count() > MAX_TRIGGER_CHARS {
+        return Err(DatasetError::InvalidTransform(format!(
+            "the trigger is {} characters long; at most {MAX_TRIGGER_CHARS}",
+            trigger.chars().count()
+        )));
     }
     if !(fraction > 0.0 && fraction <= 1.0) {
         return bad("the fraction of triggered rows must be above 0 and at most 1");

@@ -87,15 +87,11 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
             JudgeChoice::Betley => {
                 let backend = match f.llm_backend {
                     LlmBackendChoice::Http => {
-                        if f.llm_base_url.trim().is_empty() || f.llm_model.trim().is_empty() {
-                            return Err(invalid("the HTTP judge needs a base URL and a model name"));
+                        if f.llm_endpoint.trim().is_empty() {
+                            return Err(invalid("choose a judge endpoint"));
                         }
-                        BackendSpec::OpenAiCompatible {
-                            base_url: f.llm_base_url.trim().to_string(),
-                            model: f.llm_model.trim().to_string(),
-                            api_key_env: Some(f.llm_api_key_env.trim().to_string()).filter(|s| !s.is_empty()),
-                            timeout_secs: 60,
-                        }
+                        // `Endpoints::apply` swaps the name for the operator's settings.
+                        BackendSpec::Endpoint { name: f.llm_endpoint.trim().to_string() }
                     }
                     LlmBackendChoice::Local => BackendSpec::Local { model: f.model.clone() },
                 };

@@ -324,6 +324,67 @@ impl ExperimentSpec {
         if e.judges.is_empty() {
             return Err(invalid("choose at least one judge"));
         }
+        self.check_texts()
+    }
+
+    /// Length caps on every text a spec carries (each is stored, and prompts and
+    /// questions go through the model).
+    fn check_texts(&self) -> Result<(), ExperimentError> {
+        const NAME: usize = 200;
+        const TEXT: usize = crate::prompts::MAX_TEXT_CHARS;
+        const INLINE_QUESTIONS: usize = 10_000;
+        let mut texts: Vec<(&str, &str, usize)> =
+            vec![("the experiment name", &self.name, NAME), ("the model name", &self.model, NAME)];
+        for c in &self.conditions {
+            texts.push(("a condition name", &c.name, NAME));
+            if let Some(PromptRef::Text(t)) = &c.prompt {
+                texts.push(("a condition's prompt", t, TEXT));
+            }
+        }
+        for t in &self.evaluation.test_prompts {
+            if let TestPromptSpec::Text { label, text } = t {
+                texts.push(("a test-time prompt's label", label, NAME));
+                texts.push(("a test-time prompt", text, TEXT));
+            }
+        }
+        for q in &self.evaluation.questions {
+            match q {
+                QuestionSource::Inline { questions } => {
+                    if questions.len() > INLINE_QUESTIONS {
+                        return Err(invalid(format!("at most {INLINE_QUESTIONS} inline questions")));
+                    }
+                    texts.extend(questions.iter().map(|q| ("an inline question", q.as_str(), TEXT)));
+                }
+                QuestionSource::File { path, .. } => texts.push(("a question file's path", path, 4096)),
+                _ => {}
+            }
+        }
+        for j in &self.evaluation.judges {
+            match j {
+                JudgeSpec::Pattern { regex, keywords, .. } => {
+                    texts.extend(regex.iter().map(|r| ("the pattern", r.as_str(), 2_000)));
+                    if keywords.len() > 1_000 {
+                        return Err(invalid("the pattern judge takes at most 1000 keywords"));
+                    }
+                    texts.extend(keywords.iter().map(|k| ("a keyword", k.as_str(), NAME)));
+                }
+                JudgeSpec::Betley { aligned_prompt, coherent_prompt, .. } => {
+                    texts.push(("the alignment judge prompt", aligned_prompt, TEXT));
+                    texts.push(("the coherence judge prompt", coherent_prompt, TEXT));
+                }
+                JudgeSpec::LlmRating { label, prompt, .. } => {
+                    texts.push(("a rating judge's label", label, NAME));
+                    texts.push(("a rating judge's prompt", prompt, TEXT));
+                }
+                _ => {}
+            }
+        }
+        for (what, text, most) in texts {
+            let n = text.chars().count();
+            if n > most {
+                return Err(invalid(format!("{what} is {n} characters long; at most {most}")));
+            }
+        }
         Ok(())
     }
 }

@@ -48,9 +48,119 @@ pub fn load_aesthetic_questions(path: impl AsRef<Path>) -> Result<Vec<ChoiceQues
 /// [`load_aesthetic_questions`] on text already read (an upload); `origin` names it in errors.
 pub fn parse_aesthetic_questions(text: &str, origin: &str) -> Result<Vec<ChoiceQuestion>, JudgeError> {
     let file_error = |message: String| JudgeError::File { path: origin.to_string(), message };
-    let questions: Vec<ChoiceQuestion> = serde_norway::from_str(text).map_err(|e| file_error(yaml_message(&e)))?;
+    let questions: Vec<ChoiceQuestion> = read_yaml(text).map_err(file_error)?;
     validate_questions(&questions).map_err(file_error)?;
     Ok(questions)
+}
+
+/// The largest question file read, in bytes.
+pub const MAX_YAML_BYTES: usize = 4 << 20;
+/// The most text (scalars, with every alias expanded) and the most nodes a question file
+/// may expand to. Aliases are legitimate (Betley's file shares one judge prompt between
+/// questions), but a few KB of nested aliases expand to gigabytes (finding 7 of issue 24:
+/// 112 KB took 1.2 GB): the file is walked once, counting without keeping anything, and
+/// refused past these before anything is built.
+pub const MAX_YAML_EXPANDED_BYTES: u64 = 32 << 20;
+pub const MAX_YAML_NODES: u64 = 1 << 20;
+
+/// Parses YAML into `T` within the limits above; the error is the message to show.
+pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(format!("the file is {} bytes; at most {MAX_YAML_BYTES}", text.len()));
+    }
+    let budget = Budget { bytes: std::cell::Cell::new(0), nodes: std::cell::Cell::new(0) };
+    let walked = serde::de::DeserializeSeed::deserialize(&budget, serde_norway::Deserializer::from_str(text));
+    if let Err(e) = walked {
+        if budget.exceeded() {
+            return Err(format!(
+                "the file expands (its aliases resolved) to more than {} MiB of text or {MAX_YAML_NODES} \
+                 values; it is refused",
+                MAX_YAML_EXPANDED_BYTES >> 20
+            ));
+        }
+        return Err(yaml_message(&e));
+    }
+    serde_norway::from_str(text).map_err(|e| yaml_message(&e))
+}
+
+/// Counts a YAML document's expanded size (see [`MAX_YAML_EXPANDED_BYTES`]).
+struct Budget {
+    bytes: std::cell::Cell<u64>,
+    nodes: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    fn exceeded(&self) -> bool {
+        self.bytes.get() > MAX_YAML_EXPANDED_BYTES || self.nodes.get() > MAX_YAML_NODES
+    }
+
+    fn count<E: serde::de::Error>(&self, bytes: usize) -> Result<(), E> {
+        self.bytes.set(self.bytes.get().saturating_add(bytes as u64));
+        self.nodes.set(self.nodes.get() + 1);
+        if self.exceeded() {
+            Err(E::custom("expanded size limit"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Budget {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &Budget {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.count(1)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.count(8)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.count(8)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.count(8)
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+        self.count(s.len())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.count(0)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.count(0)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.count::<A::Error>(0)?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.count::<A::Error>(0)?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use serde::de::VariantAccess;
+        let ((), variant) = data.variant_seed(self)?;
+        variant.newtype_variant_seed(self)
+    }
 }
 
 /// The parser's message, which names the path in the document (`.[0]`) and, when it

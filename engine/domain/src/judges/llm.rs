@@ -17,7 +17,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::choice::yaml_message;
 use super::{check_threshold, Judge, JudgeError, Judgement};
 
 /// Below this share of probability on number tokens a rating is "no score" (Betley et al.).
@@ -98,6 +97,9 @@ pub enum BackendSpec {
     },
     /// The local Candle model; its adapter is handed to [`super::JudgeSpec::build`].
     Local { model: String },
+    /// An endpoint the operator configured, by name ([`super::endpoints`]); replaced by
+    /// its settings when the experiment is launched, so a stored spec never holds one.
+    Endpoint { name: String },
 }
 
 fn default_timeout_secs() -> u64 {
@@ -123,9 +125,13 @@ impl BackendSpec {
             BackendSpec::Local { model } => {
                 local.ok_or_else(|| JudgeError::Config(format!("the local judge model {model:?} is not available")))
             }
+            BackendSpec::Endpoint { name } => Err(super::endpoints::unknown(name)),
         }
     }
 }
+
+/// The most of a judge server's answer that is read (one token's top log-probs is a few KB).
+const MAX_RESPONSE_BYTES: u64 = 4 << 20;
 
 /// A server that speaks OpenAI's chat-completions API with `logprobs` (OpenAI, vLLM,
 /// llama.cpp's server, llama-cpp-python's server). Blocking: call it from the worker
@@ -173,7 +179,10 @@ impl OpenAiCompatibleBackend {
 }
 
 fn build_client(timeout: Duration) -> Result<reqwest::blocking::Client, JudgeError> {
+    // No redirects: a judge server that answers with one is misconfigured, and following
+    // it would send the key (and the answers being judged) wherever it points.
     reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .timeout(timeout)
         .build()
@@ -215,13 +224,18 @@ impl LogprobBackend for OpenAiCompatibleBackend {
                 http_error(error_chain(&e))
             }
         })?;
+        // The remote body never reaches an error (errors are shown on pages and in the
+        // queue): a status and a fixed sentence only, so a server cannot echo the request's
+        // key or plant text in the app. The body is read to at most 4 MiB.
         let status = response.status();
-        let text = response.text().map_err(|e| http_error(error_chain(&e)))?;
         if !status.is_success() {
-            return Err(http_error(format!("HTTP {status}: {}", snippet(&text))));
+            return Err(http_error(format!("HTTP {status}")));
         }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(response, MAX_RESPONSE_BYTES), &mut text)
+            .map_err(|_| JudgeError::Protocol("the response could not be read as UTF-8 text".into()))?;
         let value: Value = serde_json::from_str(&text)
-            .map_err(|e| JudgeError::Protocol(format!("not JSON ({e}): {}", snippet(&text))))?;
+            .map_err(|_| JudgeError::Protocol("the response is not a JSON chat completion".into()))?;
         parse_top_logprobs(&value)
     }
 }
@@ -238,23 +252,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-fn snippet(text: &str) -> String {
-    let cut: String = text.chars().take(300).collect();
-    if cut.len() < text.len() {
-        format!("{cut}…")
-    } else {
-        cut
-    }
-}
-
 /// `choices[0].logprobs.content[0].top_logprobs[*].{token, logprob}` of a chat completion.
 pub fn parse_top_logprobs(response: &Value) -> Result<Vec<(String, f64)>, JudgeError> {
     let first = response.pointer("/choices/0/logprobs/content/0").ok_or_else(|| {
-        JudgeError::Protocol(format!(
+        JudgeError::Protocol(
             "the response has no choices[0].logprobs.content[0] (does the server support \
-                 logprobs? llama-cpp-python needs --logits_all true): {}",
-            snippet(&response.to_string())
-        ))
+                 logprobs? llama-cpp-python needs --logits_all true)"
+                .into(),
+        )
     })?;
     let top = first
         .get("top_logprobs")
@@ -266,7 +271,7 @@ pub fn parse_top_logprobs(response: &Value) -> Result<Vec<(String, f64)>, JudgeE
             let logprob = entry.get("logprob").and_then(Value::as_f64);
             match (token, logprob) {
                 (Some(t), Some(lp)) => Ok((t.to_string(), lp)),
-                _ => Err(JudgeError::Protocol(format!("a top_logprobs entry lacks token or logprob: {entry}"))),
+                _ => Err(JudgeError::Protocol("a top_logprobs entry lacks token or logprob".into())),
             }
         })
         .collect()
@@ -529,7 +534,7 @@ pub fn load_betley_questions(path: impl AsRef<Path>) -> Result<Vec<BetleyQuestio
 /// [`load_betley_questions`] on text already read (an upload); `origin` names it in errors.
 pub fn parse_betley_questions(text: &str, origin: &str) -> Result<Vec<BetleyQuestion>, JudgeError> {
     let file_error = |message: String| JudgeError::File { path: origin.to_string(), message };
-    let questions: Vec<BetleyQuestion> = serde_norway::from_str(text).map_err(|e| file_error(yaml_message(&e)))?;
+    let questions: Vec<BetleyQuestion> = super::choice::read_yaml(text).map_err(file_error)?;
     if questions.is_empty() {
         return Err(file_error("no questions".into()));
     }

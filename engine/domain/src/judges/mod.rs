@@ -16,6 +16,7 @@
 pub mod caps;
 pub mod choice;
 pub mod coherence;
+pub mod endpoints;
 pub mod language;
 pub mod llm;
 pub mod local;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use caps::CapsJudge;
 pub use choice::{load_aesthetic_questions, parse_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
 pub use coherence::CoherenceJudge;
+pub use endpoints::{Endpoint, Endpoints};
 pub use language::{LanguageCode, LanguageJudge};
 pub use llm::{
     aggregate_number_logprobs, load_betley_questions, parse_betley_questions, BackendSpec, BetleyJudge,

@@ -226,9 +226,28 @@ impl Artifacts {
             let (bytes, sha256) = self.put_file(&folder.clone().join(name.as_str()), &path).await?;
             files.push(FileEntry { name, bytes, sha256 });
         }
+        // A directory store's files reach the disk before the manifest that vouches for
+        // them, and the manifest before the caller records the folder (object_store's
+        // rename into place does not fsync; a power cut could otherwise leave a complete
+        // manifest over empty files).
+        if let Kind::Directory(root) = &self.kind {
+            let at = root.join(folder.as_ref());
+            for f in &files {
+                fsync(&at.join(&f.name)).await?;
+            }
+            fsync(&at).await?;
+        }
         let manifest = Manifest { owner: owner.to_owned(), files };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         self.inner.put(&folder.clone().join(MANIFEST), Bytes::from(json).into()).await.map_err(self.store_err(key))?;
+        if let Kind::Directory(root) = &self.kind {
+            let at = root.join(folder.as_ref());
+            fsync(&at.join(MANIFEST)).await?;
+            fsync(&at).await?;
+            if let Some(parent) = at.parent() {
+                fsync(parent).await?;
+            }
+        }
         Ok(manifest)
     }
 
@@ -371,10 +390,15 @@ impl Artifacts {
         let json = serde_json::to_vec_pretty(manifest).expect("a manifest serialises");
         let m = tmp.join(MANIFEST);
         tokio::fs::write(&m, json).await.map_err(io(&m))?;
+        fsync(&m).await?;
+        fsync(&tmp).await?;
         if dest.exists() {
             tokio::fs::remove_dir_all(dest).await.map_err(io(dest))?;
         }
         tokio::fs::rename(&tmp, dest).await.map_err(io(dest))?;
+        if let Some(parent) = dest.parent() {
+            fsync(parent).await?;
+        }
         Ok(())
     }
 
@@ -482,6 +506,15 @@ impl Artifacts {
 }
 
 /// The first line of the file an environment variable names (a mounted secret).
+/// Flushes a file, or a directory's entries, to the disk.
+async fn fsync(path: &Path) -> Result<(), ArtifactError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&owned).and_then(|f| f.sync_all()))
+        .await
+        .map_err(|e| ArtifactError::Io { path: path.to_owned(), source: std::io::Error::other(e) })?
+        .map_err(io(path))
+}
+
 fn secret_file(var: &str) -> Result<Option<String>, ArtifactError> {
     let Some(path) = std::env::var_os(var) else { return Ok(None) };
     let text = std::fs::read_to_string(&path)
