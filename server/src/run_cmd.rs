@@ -50,7 +50,8 @@ questions = [
 judges = [
   { kind = "language", target = "es" },
   { kind = "caps" },
-  # { kind = "betley", aligned_prompt = "...{answer}...", coherent_prompt = "...", backend = { type = "open_ai_compatible", base_url = "http://127.0.0.1:8080/v1", model = "judge" } },
+  # { kind = "betley", aligned_prompt = "...{answer}...", coherent_prompt = "...", backend = { type = "endpoint", name = "gpt-4o" } },
+  #   (an endpoint of the --judge-endpoints file; or inline: { type = "open_ai_compatible", base_url = "http://127.0.0.1:8080/v1", model = "judge" })
 ]
 "#;
 
