@@ -47,9 +47,9 @@ COPY scripts/container-entrypoint /usr/local/bin/container-entrypoint
 # The binary's default site root is the build tree's target/site; here it lives elsewhere.
 # The default model stays in the image (registered as the built-in model on start), the
 # data directory is a volume. 0.0.0.0: inside a container 127.0.0.1 is unreachable from
-# outside, and serve refuses a non-loopback address unless told that the missing sign-in is
-# accepted; publish the port on the host's 127.0.0.1 (compose.yaml does) unless the app
-# sits behind a proxy that authenticates.
+# outside, and beyond loopback serve requires accounts unless told not to: this image is
+# for one person (the port published on the host's 127.0.0.1, as compose.yaml does). To
+# share it, unset INOCULAB_INSECURE_NO_SIGN_IN and add an owner (`inoculab user add`).
 ENV INOCULAB_DATA_DIR=/data \
     INOCULAB_SITE_ROOT=/usr/share/inoculab/site \
     INOCULAB_DEFAULT_MODEL=/usr/share/inoculab/models/SmolLM2-135M-Instruct.Q4_1.gguf \

@@ -16,6 +16,12 @@ pub enum AppError {
     /// A dataset import with line-numbered problems (HTTP 422).
     #[error("the file has {total} bad line(s); nothing was imported")]
     BadLines { total: usize, lines: Vec<(usize, String)> },
+    /// Sign-in needed, or a wrong name or password (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The account's role does not allow it (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Something broke on our side; logged on the server (HTTP 500).
     #[error("{0}")]
     Internal(String),
@@ -46,6 +52,8 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Invalid(_) => StatusCode::BAD_REQUEST,
             AppError::BadLines { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Internal(_) | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,6 +202,19 @@ mod from_engine {
                 | TeacherError::Cancelled => AppError::Invalid(e.to_string()),
                 TeacherError::Dataset(d) => d.into(),
                 TeacherError::Ml(_) | TeacherError::Sql(_) => internal(e),
+            }
+        }
+    }
+
+    impl From<engine::accounts::AccountError> for AppError {
+        fn from(e: engine::accounts::AccountError) -> Self {
+            use engine::accounts::AccountError;
+            match e {
+                AccountError::Invalid(m) => AppError::Invalid(m),
+                AccountError::NotFound(m) => AppError::NotFound(m),
+                AccountError::WrongPassword => AppError::Unauthorized(e.to_string()),
+                AccountError::Forbidden(m) => AppError::Forbidden(m),
+                AccountError::Hash(_) | AccountError::Sql(_) => internal(e),
             }
         }
     }

@@ -58,17 +58,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="inoculab" href="/pkg/inoculab.css" />
         <Title formatter=|page: String| if page.is_empty() { "inoculab".to_string() } else { format!("{page} · inoculab") } />
         <Router>
-            <header class="topbar">
-                <a class="brand" href="/">"inoculab"</a>
-                <nav>
-                    <A href="/prompts">"Prompts"</A>
-                    <A href="/designer">"Designer"</A>
-                    <A href="/datasets">"Datasets"</A>
-                    <A href="/models">"Models"</A>
-                    <A href="/experiments">"Experiments"</A>
-                    <A href="/queue">"Queue"</A>
-                </nav>
-            </header>
+            <TopBar />
             <main>
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage />
@@ -86,9 +76,36 @@ pub fn App() -> impl IntoView {
                     // (and prints) the same without JavaScript.
                     <Route path=path!("/experiments/:id/report") view=pages::report::ReportPage ssr=SsrMode::Async />
                     <Route path=path!("/queue") view=pages::experiments::QueuePage />
+                    <Route path=path!("/sign-in") view=pages::accounts::SignInPage />
+                    // What a share link opens: the report alone, rendered whole on the server.
+                    <Route path=path!("/share/:token") view=pages::report::SharedReportPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// The navigation, and who is signed in. A report seen through a share link has neither:
+/// its viewer may open nothing else.
+#[component]
+fn TopBar() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let shared = move || location.pathname.with(|p| p.starts_with("/share/"));
+    view! {
+        <Show when=move || !shared() fallback=|| view! { <header class="topbar"><span class="brand">"inoculab"</span></header> }>
+            <header class="topbar">
+                <a class="brand" href="/">"inoculab"</a>
+                <nav>
+                    <A href="/prompts">"Prompts"</A>
+                    <A href="/designer">"Designer"</A>
+                    <A href="/datasets">"Datasets"</A>
+                    <A href="/models">"Models"</A>
+                    <A href="/experiments">"Experiments"</A>
+                    <A href="/queue">"Queue"</A>
+                </nav>
+                <pages::accounts::SessionBar />
+            </header>
+        </Show>
     }
 }
 

@@ -19,6 +19,27 @@ pub struct AppState {
     pub teacher_tasks: engine::datasets::teacher::TeacherTasks,
     /// The judge servers the operator configured; forms pick one by name.
     pub judge_endpoints: std::sync::Arc<engine::judges::Endpoints>,
+    pub access: Access,
+}
+
+/// How this server lets people in (`server::access` enforces it on every request).
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    /// Every page and server function needs a signed-in account (beyond loopback, or with
+    /// `--sign-in`); otherwise everyone who reaches the server may do everything.
+    pub sign_in: bool,
+    /// Session cookies carry `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
+/// Who sent the request being served: put into the request's extensions by the access
+/// middleware; `None` when nobody is signed in (or sign-in is off).
+#[derive(Clone, Debug, Default)]
+pub struct Visitor(pub Option<wire::accounts::SessionView>);
+
+/// The visitor of the request being served.
+pub fn visitor() -> Option<wire::accounts::SessionView> {
+    use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<Visitor>().and_then(|v| v.0.clone()))
 }
 
 /// Size limits the user can set on the command line.

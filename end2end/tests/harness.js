@@ -25,8 +25,10 @@ function freePort() {
   });
 }
 
-export async function startServer(extraArgs = []) {
+// `prepare(dataDir)` runs before the server starts (to make accounts, say).
+export async function startServer(extraArgs = [], { prepare } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'inoculab-e2e-'));
+  if (prepare) await prepare(dataDir);
   const port = await freePort();
   const child = spawn(BINARY, ['--data-dir', dataDir, 'serve', '--port', String(port), ...extraArgs], {
     stdio: ['ignore', 'inherit', 'pipe'],

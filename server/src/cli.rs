@@ -160,6 +160,28 @@ pub enum Command {
     /// Work the job queue in the foreground, without the web server: one of any number of
     /// workers sharing the data directory (`serve --no-worker` serves the pages).
     Worker(WorkerArgs),
+    /// Manage the accounts that sign in (needed when serve listens beyond loopback, or
+    /// with --sign-in). Passwords are read from standard input (first line).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add an account: `echo PASSWORD | inoculab user add NAME --role owner`.
+    Add {
+        name: String,
+        /// owner (everything, every share link), editor (launch, label, edit, share) or
+        /// viewer (read only).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// List the accounts and their roles.
+    List,
+    /// Remove an account and end its sessions (the last owner stays).
+    Remove { name: String },
+    /// Set a new password (from standard input) and end every session of the account.
+    Password { name: String },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -196,9 +218,11 @@ pub struct ServeArgs {
     /// environment variable).
     #[arg(long = "allowed-host", value_name = "NAME", env = "INOCULAB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Listen on a non-loopback --host although inoculab has no sign-in yet: anyone who
-    /// can reach the port can read every result and launch runs. Only behind a proxy that
-    /// authenticates, or on a network where everyone may do that.
+    /// Require sign-in on a loopback address too (always required beyond loopback).
+    #[arg(long, env = "INOCULAB_SIGN_IN", conflicts_with = "insecure_no_sign_in")]
+    pub sign_in: bool,
+    /// Listen on a non-loopback --host without sign-in: anyone who can reach the port can
+    /// read every result and launch runs. Only behind a proxy that authenticates.
     #[arg(long, env = "INOCULAB_INSECURE_NO_SIGN_IN")]
     pub insecure_no_sign_in: bool,
 }

@@ -55,6 +55,20 @@ async fn resolved(state: &AppState, id: i64) -> Result<engine::experiments::Reso
 /// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` and `heatmap` (condition x
 /// test-time prompt; both with `judge`, the first judge when absent), `loss`,
 /// `probes`, `scatter` (with an optional `test_prompt`).
+/// A chart of the experiment a live share link shows (`/share/TOKEN/charts/FILE`): what
+/// the shared report's images load, with no session.
+pub async fn shared_chart(
+    State(state): State<AppState>,
+    Path((token, file_name)): Path<(String, String)>,
+    query: Params,
+) -> Response {
+    match engine::accounts::shared_experiment(&state.store, &token).await {
+        Ok(Some(id)) => chart(State(state), Path((id, file_name)), query).await,
+        Ok(None) => fail(StatusCode::NOT_FOUND, "this link does not exist, was revoked or has expired"),
+        Err(e) => internal(e),
+    }
+}
+
 pub async fn chart(
     State(state): State<AppState>,
     Path((id, file_name)): Path<(i64, String)>,

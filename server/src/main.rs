@@ -2,6 +2,7 @@
 //! The `inoculab` binary. This file only wires things together: it parses the command
 //! line (`cli`), opens the store and hands off to the web server (`web`) or a command.
 
+mod access;
 mod cli;
 mod dataset_cmd;
 mod downloads;
@@ -9,6 +10,7 @@ mod guard;
 mod ml_cmd;
 mod run_cmd;
 mod teacher_cmd;
+mod user_cmd;
 mod web;
 mod worker;
 mod worker_cmd;
@@ -65,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => {
             crate::run_cmd::demo(&data_dir, &places, &model_paths, args, max_pass_tokens, host).await
         }
+        Command::User(cmd) => crate::user_cmd::run(&data_dir, &places, cmd).await,
         Command::Worker(args) => crate::worker_cmd::run(&data_dir, &places, args, max_pass_tokens, host).await,
         Command::Sample(args) => {
             tokio::task::spawn_blocking(move || crate::ml_cmd::run_sample(&data_dir, args)).await??;

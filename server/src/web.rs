@@ -20,20 +20,21 @@ pub async fn serve(
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<()> {
-    // Before anything else: a server that would be open to a network without sign-in
-    // does not start.
-    if !args.host.is_loopback() && !args.insecure_no_sign_in {
-        anyhow::bail!(
-            "--host {} would let anyone who can reach this machine read every result and launch runs, \
-             and inoculab has no sign-in yet: keep the default 127.0.0.1 (and reach it through SSH or a \
-             proxy that authenticates), or pass --insecure-no-sign-in if everyone on that network may",
-            args.host
-        );
-    }
     let mut hosts: Vec<String> = args.public_url.iter().cloned().collect();
     hosts.extend(args.allowed_hosts.iter().cloned());
     let guard = std::sync::Arc::new(crate::guard::Guard::new(&hosts)?);
     let store = places.connect(data_dir).await?;
+    // Beyond loopback everyone must sign in (unless the operator says a proxy does it);
+    // a server that would need accounts and has no owner does not start.
+    let sign_in = args.sign_in || (!args.host.is_loopback() && !args.insecure_no_sign_in);
+    if sign_in && !engine::accounts::has_owner(&store).await? {
+        anyhow::bail!(
+            "{} needs sign-in, and there is no owner account yet: create one with `echo PASSWORD | \
+             inoculab user add NAME --role owner` (same --data-dir or --database-url), then start again. \
+             (Behind a proxy that authenticates, --insecure-no-sign-in serves without accounts.)",
+            if args.sign_in { "--sign-in".to_string() } else { format!("--host {}", args.host) }
+        );
+    }
     tracing::info!("run artefacts in {}", store.artifacts().describe());
     engine::prompts::seed_canonical(&store).await?;
     engine::prompts::seed_judge_prompts(&store).await?;
@@ -62,7 +63,12 @@ pub async fn serve(
         meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone(), host.clone())),
         teacher_tasks: engine::datasets::teacher::TeacherTasks::new(host.clone()),
         judge_endpoints: std::sync::Arc::new(judge_endpoints),
+        access: app::state::Access {
+            sign_in,
+            secure_cookies: args.public_url.as_deref().is_some_and(|u| u.trim().starts_with("https://")),
+        },
     };
+    let access = std::sync::Arc::new(crate::access::Access::new(store.clone(), sign_in));
     // The worker shares the store and the model host; `--no-worker` makes a web-only node.
     let worker = if args.no_worker {
         None
@@ -89,8 +95,10 @@ pub async fn serve(
     });
     let app = router(state)
         .layer(axum::Extension(Shutdown(shutdown.clone())))
+        .layer(axum::middleware::from_fn_with_state(access, crate::access::check))
+        // Outermost: a request for an unknown host or from another site goes no further.
         .layer(axum::middleware::from_fn_with_state(guard, crate::guard::check));
-    if !args.host.is_loopback() {
+    if !sign_in && !args.host.is_loopback() {
         tracing::warn!("listening beyond this machine with no sign-in (--insecure-no-sign-in)");
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -132,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/experiments/{id}/charts/{file}", axum::routing::get(crate::downloads::chart))
         .route("/api/experiments/{id}/export/{file}", axum::routing::get(crate::downloads::export))
         .route("/api/runs/{run_id}/adapter.zip", axum::routing::get(crate::downloads::adapter))
+        .route("/share/{token}/charts/{file}", axum::routing::get(crate::downloads::shared_chart))
         .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

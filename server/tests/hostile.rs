@@ -253,15 +253,68 @@ fn cross_site_requests_foreign_hosts_and_odd_bodies_are_refused() {
     assert!(!again.head.contains(&nonce), "a nonce was used twice");
 }
 
-/// Finding 4: a server reachable from other machines needs the operator to say so.
+/// Finding 4: a server reachable from other machines needs accounts: without an owner it
+/// does not start; with one, nothing but the sign-in page answers a visitor who has not
+/// signed in, and a viewer cannot change anything.
 #[test]
-fn a_non_loopback_bind_is_refused_without_the_operator_saying_so() {
+fn a_non_loopback_bind_needs_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let out = inoculab(dir.path()).args(["serve", "--host", "0.0.0.0", "--port", "0"]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no sign-in") && stderr.contains("--insecure-no-sign-in"), "{stderr}");
-    assert!(!dir.path().join("inoculab.sqlite").exists(), "it got as far as opening the store");
+    assert!(stderr.contains("no owner account") && stderr.contains("inoculab user add"), "{stderr}");
+
+    let add = |name: &str, role: &str| {
+        let mut c = inoculab(dir.path());
+        c.args(["user", "add", name, "--role", role])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(format!("{name}'s long password\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    add("olga", "owner");
+    add("vic", "viewer");
+    let server = start(dir.path(), &["--host", "0.0.0.0"]);
+    let port = server.port;
+    let page = request(port, "GET", "/experiments", &[], "");
+    assert_eq!(page.status, 303, "{page:?}");
+    assert_eq!(page.header("location"), Some("/sign-in?next=/experiments"));
+    for path in ["/api/experiments/1/export/samples.csv", "/api/runs/1/adapter.zip"] {
+        assert_eq!(request(port, "GET", path, &[], "").status, 401, "{path}");
+    }
+    let list = call(port, app::api::experiments::ListExperiments::PATH, FORM, "");
+    assert_eq!(list.status, 401, "{list:?}");
+    assert_eq!(request(port, "GET", "/sign-in", &[], "").status, 200);
+    assert_eq!(request(port, "GET", "/pkg/inoculab.css", &[], "").status, 200);
+
+    // Signed in as a viewer: reads work, changes are refused.
+    let sign_in = |name: &str, password: &str| {
+        let body = format!("name={name}&password={}&next=%2F", urlencode(password));
+        call(port, app::api::accounts::SignIn::PATH, FORM, &body)
+    };
+    assert_eq!(sign_in("vic", "wrong password").status, 401);
+    assert_eq!(sign_in("nobody", "vic's long password").status, 401);
+    let signed = sign_in("vic", "vic's long password");
+    let set = signed.header("set-cookie").unwrap_or_default().to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{signed:?} {set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let [o, s] = same_origin(port);
+    let as_vic = |path: &str, body: &str| post(port, path, &[FORM, &o, &s, &format!("Cookie: {cookie}")], body);
+    assert_eq!(as_vic(app::api::experiments::ListExperiments::PATH, "").status, 200);
+    let generate = as_vic(
+        app::api::datasets::GenerateDataset::PATH,
+        "form[preset]=spanish_all_caps&form[language]=es&form[all_caps]=true&form[rows]=8&form[seed]=1&form[name]=x",
+    );
+    assert_eq!(generate.status, 403, "{generate:?}");
+    assert_eq!(count(dir.path(), "datasets"), 0);
+    let page = request(port, "GET", "/experiments", &[&format!("Cookie: {cookie}")], "");
+    assert_eq!(page.status, 200, "{page:?}");
+    // A forged or stale cookie is nobody.
+    let forged = request(port, "GET", "/experiments", &[&format!("Cookie: inoculab_session={}", "0".repeat(64))], "");
+    assert_eq!(forged.status, 303);
 }
 
 /// Finding 5: the browser names a judge endpoint the operator configured, never a URL or

@@ -1,5 +1,6 @@
 //! One module per page (or page family).
 
+pub mod accounts;
 pub mod datasets;
 pub mod designer;
 pub mod experiments;

@@ -14,10 +14,14 @@ use crate::pages::samples::SampleCard;
 use wire::experiments::Aggregate;
 use wire::reports::ReportView;
 
-/// Where a chart of this experiment is served (SVG for the page, PNG for slides).
-pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64) -> String {
+/// Where a chart of this experiment is served (SVG for the page, PNG for slides); through
+/// the share link's own route when the report is seen through one.
+pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64, share: Option<&str>) -> String {
     let judge = judge.map(|j| format!("&judge={}", urlencode(j))).unwrap_or_default();
-    format!("/api/experiments/{id}/charts/{name}.{ext}?v={version}{judge}")
+    match share {
+        Some(token) => format!("/share/{token}/charts/{name}.{ext}?v={version}{judge}"),
+        None => format!("/api/experiments/{id}/charts/{name}.{ext}?v={version}{judge}"),
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -31,9 +35,18 @@ fn urlencode(s: &str) -> String {
 
 /// A chart as an image with its caption and download links.
 #[component]
-pub fn Chart(id: i64, name: &'static str, judge: Option<String>, version: i64, caption: String) -> impl IntoView {
-    let svg = chart_url(id, name, "svg", judge.as_deref(), version);
-    let png = chart_url(id, name, "png", judge.as_deref(), version);
+pub fn Chart(
+    id: i64,
+    name: &'static str,
+    judge: Option<String>,
+    version: i64,
+    caption: String,
+    /// The share link's token when the report is seen through one.
+    #[prop(default = None)]
+    share: Option<String>,
+) -> impl IntoView {
+    let svg = chart_url(id, name, "svg", judge.as_deref(), version, share.as_deref());
+    let png = chart_url(id, name, "png", judge.as_deref(), version, share.as_deref());
     view! {
         <figure class="chart" data-chart=name>
             <img src=svg.clone() alt=caption.clone() loading="lazy" />
@@ -54,17 +67,127 @@ pub fn ReportPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match report.await {
                     Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
-                    Ok(r) => view! { <Report report=r /> }.into_any(),
+                    Ok(r) => view! { <Report report=r /> <SharePanel id=id() /> }.into_any(),
                 }
             })}
         </Suspense>
     }
 }
 
+/// A report seen through a share link (`/share/TOKEN`): the report alone, with no
+/// navigation, no links into the app and charts served through the link.
 #[component]
-fn Report(report: ReportView) -> impl IntoView {
+pub fn SharedReportPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = move || params.with(|p| p.get("token").unwrap_or_default());
+    let report = Resource::new(token, crate::api::accounts::get_shared_report);
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
+                    Ok(r) => view! { <Report report=r share=Some(token()) /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Making, listing and revoking the report's read-only links.
+#[component]
+fn SharePanel(id: i64) -> impl IntoView {
+    use crate::api::accounts::{CreateShareLink, RevokeShareLink};
+    let create = ServerAction::<CreateShareLink>::new();
+    let revoke = ServerAction::<RevokeShareLink>::new();
+    let days = RwSignal::new(String::new());
+    let links = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        move |_| crate::api::accounts::list_share_links(id),
+    );
+    view! {
+        <section class="share no-print" data-testid="share">
+            <h2>"Share"</h2>
+            <p class="small">"A read-only link shows this report, its charts and examples to anyone who has it, with no sign-in, and nothing else of inoculab. Revoke it when it is no longer needed."</p>
+            <div class="row">
+                <label>"Lasts "
+                    <select name="share-days" on:change=move |ev| days.set(event_target_value(&ev))>
+                        <option value="">"until revoked"</option>
+                        <option value="1">"1 day"</option>
+                        <option value="7">"7 days"</option>
+                        <option value="30">"30 days"</option>
+                    </select>
+                </label>
+                <button on:click=move |_| { create.dispatch(CreateShareLink { experiment_id: id, days: days.get_untracked().parse().ok() }); }>
+                    "Make a read-only link"
+                </button>
+            </div>
+            {move || create.value().get().map(|r| match r {
+                Ok(new) => {
+                    let origin = window_origin();
+                    view! {
+                        <p class="note">"Copy it now; it is not shown again: "
+                            <input class="share-url" readonly=true size="80" value=format!("{origin}{}", new.path) /></p>
+                    }.into_any()
+                }
+                Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+            })}
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match links.await {
+                        Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                        Ok(l) if l.is_empty() => ().into_any(),
+                        Ok(l) => view! {
+                            <table class="results share-links">
+                                <thead><tr><th>"link"</th><th>"made"</th><th>"by"</th><th>"expires"</th><th>"state"</th><th></th></tr></thead>
+                                <tbody>
+                                    {l.into_iter().map(|link| {
+                                        let live = !link.revoked && !link.expired;
+                                        let state = if link.revoked { "revoked" } else if link.expired { "expired" } else { "live" };
+                                        let handle = link.id.clone();
+                                        view! {
+                                            <tr data-link=link.id.clone()>
+                                                <td><code>{link.id.clone()}</code></td>
+                                                <td>{short_time(&link.created_at)}</td>
+                                                <td>{link.created_by.clone().unwrap_or_default()}</td>
+                                                <td>{link.expires_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
+                                                <td>{state}</td>
+                                                <td>{live.then(|| view! {
+                                                    <button class="small" on:click=move |_| { revoke.dispatch(RevokeShareLink { id: handle.clone() }); }>"Revoke"</button>
+                                                })}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+            {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
+        </section>
+    }
+}
+
+/// `https://host:port` of the page, for a link to copy (empty on the server).
+fn window_origin() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    String::new()
+}
+
+#[component]
+fn Report(
+    report: ReportView,
+    /// The share link's token when the report is seen through one.
+    #[prop(default = None)]
+    share: Option<String>,
+) -> impl IntoView {
     let r = report;
     let id = r.id;
+    let shared = share.is_some();
     let headline: Vec<_> = r.findings.iter().filter(|f| f.test_prompt == "default").cloned().collect();
     let others: Vec<_> = r.findings.iter().filter(|f| f.test_prompt != "default").cloned().collect();
     let first_judge = r.judges.first().cloned();
@@ -75,7 +198,7 @@ fn Report(report: ReportView) -> impl IntoView {
                 <p class="kicker">"Inoculation prompting · experiment report"</p>
                 <h1>{r.name.clone()}</h1>
                 <p class="muted small">{format!("Created {} · specification sha256 {}", short_time(&r.created_at), &r.spec_hash[..12.min(r.spec_hash.len())])}
-                    <span class="no-print">" · " <a href=format!("/experiments/{id}")>"the experiment's working page"</a></span>
+                    {(!shared).then(|| view! { <span class="no-print">" · " <a href=format!("/experiments/{id}")>"the experiment's working page"</a></span> })}
                 </p>
             </header>
             {(r.runs_done < r.runs_total).then(|| view! {
@@ -108,18 +231,18 @@ fn Report(report: ReportView) -> impl IntoView {
             </section>
             <section class="charts">
                 {r.judges.iter().map(|(j, words)| view! {
-                    <Chart id name="rates" judge=Some(j.clone()) version=r.version
+                    <Chart id share=share.clone() name="rates" judge=Some(j.clone()) version=r.version
                         caption=format!("How often the model {words}, per training condition (x) and test-time system prompt (colour); bars are 95 % intervals. Judge: {j}.") />
                 }).collect_view()}
             </section>
-            <Predictions id version=r.version />
+            {(!shared).then(|| view! { <Predictions id version=r.version /> })}
             // The elicitation view only says something when there are prompts to compare.
             {(r.test_prompts.len() > 1 && !r.judges.is_empty()).then(|| view! {
                 <section class="charts">
                     <h2>"Under other test-time prompts"</h2>
                     <p class="muted small">"Each row is a training condition, each column a system prompt the model was given when answering. A trait kept low by inoculation can come back under some prompts; darker cells mean the trait showed more often."</p>
                     {r.judges.iter().map(|(j, words)| view! {
-                        <Chart id name="heatmap" judge=Some(j.clone()) version=r.version
+                        <Chart id share=share.clone() name="heatmap" judge=Some(j.clone()) version=r.version
                             caption=format!("How often the model {words}, per training condition (row) and test-time system prompt (column), with the number of judged answers. Judge: {j}.") />
                     }).collect_view()}
                 </section>
@@ -168,9 +291,9 @@ fn Report(report: ReportView) -> impl IntoView {
             </section>
             <section class="charts">
                 <h2>"Training"</h2>
-                <Chart id name="loss" judge=None version=r.version caption="Training loss of every run (mean cross-entropy per answer token).".to_string() />
+                <Chart id share=share.clone() name="loss" judge=None version=r.version caption="Training loss of every run (mean cross-entropy per answer token).".to_string() />
                 {r.has_probes.then(|| view! {
-                    <Chart id name="probes" judge=None version=r.version
+                    <Chart id share=share.clone() name="probes" judge=None version=r.version
                         caption="Learning dynamics: mean log-prob per token of fixed probe answers under the default prompt, as training goes. An inoculated trait's curve stays flat.".to_string() />
                 })}
             </section>

@@ -3,6 +3,7 @@
 //! job worker and the web app's server functions share one implementation. It builds on the
 //! ML crate (`ml`: models, training, sampling) and never imports axum or leptos.
 
+pub mod accounts;
 pub mod charts;
 pub mod datasets;
 pub mod demo;

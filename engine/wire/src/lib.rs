@@ -10,6 +10,7 @@
 //! keeps in its TEXT column (or the form's input carries); `as_str` and `parse` are that
 //! mapping, in one place. One module per noun; the most used enums are re-exported here.
 
+pub mod accounts;
 pub mod datasets;
 pub mod experiments;
 pub mod models;

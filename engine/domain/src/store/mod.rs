@@ -26,6 +26,7 @@ use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Arguments, ConnectOptions, Executor};
 
+pub mod accounts;
 pub mod datasets;
 pub mod experiments;
 pub mod jobs;
