@@ -10,6 +10,7 @@ if (!base) {
 const paths = rest.length ? rest : ['/', '/prompts', '/datasets', '/models', '/experiments', '/queue'];
 const until = Date.now() + Number(seconds) * 1000;
 const times = [];
+const byPath = Object.fromEntries(paths.map((p) => [p, []]));
 let failures = 0;
 
 async function client(offset) {
@@ -24,12 +25,18 @@ async function client(offset) {
       failures++;
     }
     times.push(performance.now() - t0);
+    byPath[path].push(performance.now() - t0);
   }
 }
 
 await Promise.all(Array.from({ length: Number(clients) }, (_, k) => client(k)));
 times.sort((a, b) => a - b);
-const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+const quantile = (xs, p) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+const q = (p) => quantile(times, p);
+const p99_by_path = Object.fromEntries(Object.entries(byPath).map(([p, xs]) => {
+  xs.sort((a, b) => a - b);
+  return [p, xs.length ? +quantile(xs, 0.99).toFixed(1) : null];
+}));
 console.log(JSON.stringify({
   task: 'page_load_under_load',
   requests: times.length,
@@ -41,4 +48,5 @@ console.log(JSON.stringify({
   p99_ms: +q(0.99).toFixed(1),
   max_ms: +times[times.length - 1].toFixed(1),
   paths,
+  p99_by_path,
 }));

@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/experiments/:id/report") view=pages::report::ReportPage ssr=SsrMode::Async />
                     <Route path=path!("/queue") view=pages::experiments::QueuePage />
                     <Route path=path!("/sign-in") view=pages::accounts::SignInPage />
+                    <Route path=path!("/links") view=pages::accounts::LinksPage />
                     // What a share link opens: the report alone, rendered whole on the server.
                     <Route path=path!("/share/:token") view=pages::report::SharedReportPage ssr=SsrMode::Async />
                 </Routes>

@@ -47,6 +47,17 @@ pub fn visitor() -> Option<wire::accounts::SessionView> {
 pub struct Limits {
     pub max_upload_bytes: usize,
     pub max_row_chars: usize,
+    /// The most samples, and training tokens (padded), one launch from a page may ask for.
+    pub max_launch_samples: usize,
+    pub max_launch_train_tokens: u64,
+}
+
+impl AppState {
+    /// Refuses a launch past this server's totals (see [`Limits`]).
+    pub fn check_totals(&self, resolved: &engine::experiments::Resolved) -> Result<(), AppError> {
+        let l = &self.limits;
+        Ok(engine::experiments::check_totals(resolved, l.max_launch_samples, l.max_launch_train_tokens)?)
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -118,3 +118,29 @@ test('an editor shares the report; a fresh browser sees it and nothing else; rev
   await stranger.close();
   await page.close();
 });
+
+test('an owner sees every share link; a viewer does not', { skip, timeout: 60_000 }, async () => {
+  const owner = await browser.newContext();
+  const page = await owner.newPage();
+  await page.goto(server.base + '/sign-in?next=/links');
+  await page.waitForSelector('body[data-hydrated]');
+  await signIn(page, 'olga');
+  await page.waitForURL(/\/links$/);
+  await page.getByRole('heading', { name: 'Share links' }).waitFor();
+  const row = page.locator('table.share-links tbody tr').first();
+  await row.waitFor();
+  assert.match(await row.innerText(), /#1[\s\S]*ed[\s\S]*revoked/);
+  await owner.close();
+
+  const viewer = await browser.newContext();
+  const vpage = await viewer.newPage();
+  await vpage.goto(server.base + '/sign-in?next=/links');
+  await vpage.waitForSelector('body[data-hydrated]');
+  await signIn(vpage, 'vic');
+  await vpage.waitForURL(/\/links$/);
+  await vpage.getByText(/only an owner sees these share links|a viewer account can read, not change anything/).waitFor();
+  await vpage.goto(server.base + '/experiments/1/report');
+  await vpage.getByRole('heading', { name: 'shared report' }).waitFor();
+  assert.equal(await vpage.getByTestId('share').count(), 0, 'a viewer is not offered sharing');
+  await viewer.close();
+});

@@ -218,6 +218,13 @@ pub struct ServeArgs {
     /// environment variable).
     #[arg(long = "allowed-host", value_name = "NAME", env = "INOCULAB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// The most samples one launch from a page may draw (all runs together).
+    #[arg(long, env = "INOCULAB_MAX_LAUNCH_SAMPLES", default_value_t = 1_000_000)]
+    pub max_launch_samples: usize,
+    /// The most training tokens one launch from a page may process, counted as runs x
+    /// steps x batch x gradient accumulation x max_seq_len.
+    #[arg(long, env = "INOCULAB_MAX_LAUNCH_TRAIN_TOKENS", default_value_t = 5_000_000_000)]
+    pub max_launch_train_tokens: u64,
     /// Require sign-in on a loopback address too (always required beyond loopback).
     #[arg(long, env = "INOCULAB_SIGN_IN", conflicts_with = "insecure_no_sign_in")]
     pub sign_in: bool,

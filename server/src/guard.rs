@@ -23,22 +23,36 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Which Host names this server answers to.
+/// Which Host names this server answers to, and its public origin.
 #[derive(Clone, Debug)]
 pub struct Guard {
     /// Lower-case host names, without ports.
     names: Vec<String>,
+    /// `scheme://host[:port]` of `--public-url`: behind a proxy that passes its own
+    /// address as Host, the browser's Origin is this, not the Host the server sees.
+    public_origin: Option<String>,
 }
 
 impl Guard {
-    /// Loopback names plus `extra` (host names, or URLs whose host is taken).
-    pub fn new(extra: &[String]) -> anyhow::Result<Guard> {
+    /// Loopback names plus `--public-url`'s host and the `--allowed-host` names.
+    pub fn new(public_url: Option<&str>, allowed: &[String]) -> anyhow::Result<Guard> {
         let mut names: Vec<String> = vec!["localhost".into()];
-        for e in extra {
+        for e in public_url.iter().copied().chain(allowed.iter().map(String::as_str)) {
             let host = host_of(e).ok_or_else(|| anyhow::anyhow!("{e:?} is not a host name or an http(s) URL"))?;
             names.push(host);
         }
-        Ok(Guard { names })
+        let public_origin = match public_url.map(str::trim) {
+            Some(url) => {
+                let (scheme, rest) = url
+                    .split_once("://")
+                    .filter(|(s, _)| matches!(*s, "http" | "https"))
+                    .ok_or_else(|| anyhow::anyhow!("--public-url {url:?} must start with http:// or https://"))?;
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+            }
+            None => None,
+        };
+        Ok(Guard { names, public_origin })
     }
 
     fn allows_host(&self, host: &str) -> bool {
@@ -99,7 +113,7 @@ pub async fn check(
         );
     };
     if !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        if let Err(why) = same_origin(request.headers(), &host) {
+        if let Err(why) = same_origin(request.headers(), &host, guard.public_origin.as_deref()) {
             return refuse(StatusCode::FORBIDDEN, why);
         }
         if !known_body_type(request.headers()) {
@@ -114,8 +128,9 @@ pub async fn check(
     response
 }
 
-/// Refuses requests a browser labels as coming from another site.
-fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), &'static str> {
+/// Refuses requests a browser labels as coming from another site: an Origin must be the
+/// address the request was sent to (its Host) or the public URL's.
+fn same_origin(headers: &HeaderMap, host: &str, public_origin: Option<&str>) -> Result<(), &'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         // `none`: the user did it (typed or bookmarked), not a page.
         if !matches!(site.as_bytes(), b"same-origin" | b"none") {
@@ -125,7 +140,8 @@ fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), &'static str> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-        if authority.is_none_or(|a| !a.eq_ignore_ascii_case(host)) {
+        let public = public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin));
+        if !public && authority.is_none_or(|a| !a.eq_ignore_ascii_case(host)) {
             return Err("requests from another origin are refused");
         }
     }

@@ -20,9 +20,7 @@ pub async fn serve(
     max_pass_tokens: usize,
     host: ml::Host,
 ) -> anyhow::Result<()> {
-    let mut hosts: Vec<String> = args.public_url.iter().cloned().collect();
-    hosts.extend(args.allowed_hosts.iter().cloned());
-    let guard = std::sync::Arc::new(crate::guard::Guard::new(&hosts)?);
+    let guard = std::sync::Arc::new(crate::guard::Guard::new(args.public_url.as_deref(), &args.allowed_hosts)?);
     let store = places.connect(data_dir).await?;
     // Beyond loopback everyone must sign in (unless the operator says a proxy does it);
     // a server that would need accounts and has no owner does not start.
@@ -57,7 +55,12 @@ pub async fn serve(
         store: store.clone(),
         data_dir: data_dir.to_owned(),
         model_roots: models.roots.clone(),
-        limits: Limits { max_upload_bytes: args.max_upload_mb * 1024 * 1024, max_row_chars: args.max_row_chars },
+        limits: Limits {
+            max_upload_bytes: args.max_upload_mb * 1024 * 1024,
+            max_row_chars: args.max_row_chars,
+            max_launch_samples: args.max_launch_samples,
+            max_launch_train_tokens: args.max_launch_train_tokens,
+        },
         // The meter and teacher generation share the worker's model host: one copy of a
         // model, and their work runs between a training run's steps.
         meter: std::sync::Arc::new(engine::strength::Meter::new(store.clone(), host.clone())),

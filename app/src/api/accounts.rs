@@ -77,11 +77,20 @@ pub async fn create_share_link(experiment_id: i64, days: Option<u32>) -> Result<
         .await?)
 }
 
-/// An experiment's share links.
+/// An experiment's share links, or (for an owner) every link.
 #[server]
-pub async fn list_share_links(experiment_id: i64) -> Result<Vec<ShareLinkView>, AppError> {
+pub async fn list_share_links(experiment_id: Option<i64>) -> Result<Vec<ShareLinkView>, AppError> {
+    use wire::accounts::Role;
     let state = crate::state::app_state()?;
-    Ok(engine::accounts::share_links(&state.store, Some(experiment_id)).await?)
+    if state.access.sign_in {
+        // Pages call this while rendering on the server, past the access middleware.
+        let role = crate::state::visitor().map(|v| v.role);
+        let needed = if experiment_id.is_none() { Role::Owner } else { Role::Editor };
+        if role.is_none_or(|r| r < needed) {
+            return Err(AppError::Forbidden(format!("only an {} sees these share links", needed.as_str())));
+        }
+    }
+    Ok(engine::accounts::share_links(&state.store, experiment_id).await?)
 }
 
 #[server]

@@ -73,6 +73,7 @@ pub async fn plan_experiment(form: LaunchForm) -> Result<Plan, AppError> {
     let state = crate::state::app_state()?;
     let spec = spec_from_form(&state, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    state.check_totals(&resolved)?;
     Ok(engine::experiments::plan(&state.store, &resolved).await?)
 }
 
@@ -95,6 +96,7 @@ pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, 
         return Err(AppError::Invalid(format!("import {} first", i.path)));
     }
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    state.check_totals(&resolved)?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 
@@ -104,6 +106,7 @@ pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
     let state = crate::state::app_state()?;
     let spec = spec_from_form(&state, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    state.check_totals(&resolved)?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 

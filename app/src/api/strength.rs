@@ -128,6 +128,7 @@ pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
     let state = crate::state::app_state()?;
     let spec = engine::strength::sweep_from_form(&state.store, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
+    state.check_totals(&resolved)?;
     engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
 }
 

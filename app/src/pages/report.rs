@@ -85,7 +85,14 @@ pub fn SharedReportPage() -> impl IntoView {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match report.await {
-                    Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
+                    Err(e) => {
+                        // A dead link answers 404, so link checkers and proxies see it too.
+                        #[cfg(feature = "ssr")]
+                        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                            response.set_status(http::StatusCode::NOT_FOUND);
+                        }
+                        view! { <Title text="Report" /><ErrorBox error=e /> }.into_any()
+                    }
                     Ok(r) => view! { <Report report=r share=Some(token()) /> }.into_any(),
                 }
             })}
@@ -102,9 +109,15 @@ fn SharePanel(id: i64) -> impl IntoView {
     let days = RwSignal::new(String::new());
     let links = Resource::new(
         move || (create.version().get(), revoke.version().get()),
-        move |_| crate::api::accounts::list_share_links(id),
+        move |_| crate::api::accounts::list_share_links(Some(id)),
     );
+    // Viewers read; sharing is for editors and owners (or anyone, without sign-in).
+    let session = Resource::new(|| (), |_| crate::api::accounts::get_session());
+    let may_share = move || {
+        session.get().and_then(|s| s.ok()).is_some_and(|s| s.is_none_or(|v| v.role >= wire::accounts::Role::Editor))
+    };
     view! {
+        <Show when=may_share>
         <section class="share no-print" data-testid="share">
             <h2>"Share"</h2>
             <p class="small">"A read-only link shows this report, its charts and examples to anyone who has it, with no sign-in, and nothing else of inoculab. Revoke it when it is no longer needed."</p>
@@ -136,35 +149,13 @@ fn SharePanel(id: i64) -> impl IntoView {
                     match links.await {
                         Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                         Ok(l) if l.is_empty() => ().into_any(),
-                        Ok(l) => view! {
-                            <table class="results share-links">
-                                <thead><tr><th>"link"</th><th>"made"</th><th>"by"</th><th>"expires"</th><th>"state"</th><th></th></tr></thead>
-                                <tbody>
-                                    {l.into_iter().map(|link| {
-                                        let live = !link.revoked && !link.expired;
-                                        let state = if link.revoked { "revoked" } else if link.expired { "expired" } else { "live" };
-                                        let handle = link.id.clone();
-                                        view! {
-                                            <tr data-link=link.id.clone()>
-                                                <td><code>{link.id.clone()}</code></td>
-                                                <td>{short_time(&link.created_at)}</td>
-                                                <td>{link.created_by.clone().unwrap_or_default()}</td>
-                                                <td>{link.expires_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
-                                                <td>{state}</td>
-                                                <td>{live.then(|| view! {
-                                                    <button class="small" on:click=move |_| { revoke.dispatch(RevokeShareLink { id: handle.clone() }); }>"Revoke"</button>
-                                                })}</td>
-                                            </tr>
-                                        }
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any(),
+                        Ok(l) => view! { <crate::pages::accounts::ShareLinksTable links=l revoke with_experiment=false /> }.into_any(),
                     }
                 })}
             </Suspense>
             {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
         </section>
+        </Show>
     }
 }
 

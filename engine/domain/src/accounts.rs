@@ -78,8 +78,13 @@ async fn hash(password: &str) -> Result<String, AccountError> {
     .map_err(|e| AccountError::Hash(e.to_string()))?
 }
 
+/// At most this many password checks at once: each takes 19 MiB and tens of milliseconds
+/// of a core, and a flood of sign-in attempts must not take the server's memory or CPU.
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Whether `password` matches `phc`; a stored hash that does not parse matches nothing.
 async fn verify(password: &str, phc: &str) -> bool {
+    let Ok(_turn) = CHECKS.acquire().await else { return false };
     let (password, phc) = (password.to_owned(), phc.to_owned());
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};

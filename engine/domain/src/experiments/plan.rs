@@ -59,3 +59,35 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
         estimate_basis: format!("{basis_train} {step_s:.1} s/step, {basis_sample} {tok_s:.0} tokens/s"),
     })
 }
+
+/// What a launch puts through the machines: the samples it draws, and the training tokens
+/// it processes (an upper bound: every row padded to `max_seq_len`, as the budget a
+/// server's operator sets is about the worst case).
+pub fn totals(resolved: &Resolved) -> (usize, u64) {
+    let seeds = resolved.spec.seeds.len();
+    let samples =
+        resolved.samples_per_condition().iter().fold(0usize, |a, n| a.saturating_add(*n)).saturating_mul(seeds);
+    let t = &resolved.spec.training;
+    let runs = (resolved.conditions.len() * seeds) as u64;
+    let per_step = (t.batch_size as u64).saturating_mul(t.grad_accum as u64).saturating_mul(t.max_seq_len as u64);
+    (samples, runs.saturating_mul(resolved.steps_per_run() as u64).saturating_mul(per_step))
+}
+
+/// Refuses a launch past a server's totals (`serve --max-launch-samples`,
+/// `--max-launch-train-tokens`), with the numbers.
+pub fn check_totals(resolved: &Resolved, max_samples: usize, max_train_tokens: u64) -> Result<(), ExperimentError> {
+    let (samples, tokens) = totals(resolved);
+    if samples > max_samples {
+        return Err(invalid(format!(
+            "this launch would draw {samples} samples; this server allows at most {max_samples} per launch \
+             (its operator sets --max-launch-samples)"
+        )));
+    }
+    if tokens > max_train_tokens {
+        return Err(invalid(format!(
+            "this launch would train on up to {tokens} tokens; this server allows at most {max_train_tokens} \
+             per launch (its operator sets --max-launch-train-tokens)"
+        )));
+    }
+    Ok(())
+}

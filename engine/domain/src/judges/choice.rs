@@ -70,16 +70,15 @@ pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
     }
     let budget = Budget { bytes: std::cell::Cell::new(0), nodes: std::cell::Cell::new(0) };
     let walked = serde::de::DeserializeSeed::deserialize(&budget, serde_norway::Deserializer::from_str(text));
-    if let Err(e) = walked {
-        if budget.exceeded() {
-            return Err(format!(
-                "the file expands (its aliases resolved) to more than {} MiB of text or {MAX_YAML_NODES} \
-                 values; it is refused",
-                MAX_YAML_EXPANDED_BYTES >> 20
-            ));
-        }
-        return Err(yaml_message(&e));
+    if walked.is_err() && budget.exceeded() {
+        return Err(format!(
+            "the file expands (its aliases resolved) to more than {} MiB of text or {MAX_YAML_NODES} \
+             values; it is refused",
+            MAX_YAML_EXPANDED_BYTES >> 20
+        ));
     }
+    // Any other problem the typed parse reports too, at the first place it meets one (a
+    // wrong type before a later syntax error), and within the size the walk just counted.
     serde_norway::from_str(text).map_err(|e| yaml_message(&e))
 }
 
