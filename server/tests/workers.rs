@@ -542,18 +542,25 @@ fn serve_stops_on_a_signal_with_a_progress_stream_open() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
-    assert!(Command::new("kill").args(["-INT", &web.0.id().to_string()]).status().unwrap().success());
-    let status = loop {
-        if let Some(s) = web.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "serve still running 10 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+    signal_and_wait(&mut web.0, "-INT");
     let events = reader.join().unwrap();
     assert!(events >= 1, "the stream sent nothing before the signal");
     assert!(t.elapsed() < Duration::from_secs(10), "the stream stayed open: {:?}", t.elapsed());
+}
+
+/// Sends `signal` (`-INT`, `-TERM`) to a process and checks that it exits successfully
+/// within 10 seconds.
+fn signal_and_wait(child: &mut Child, signal: &str) {
+    let t = Instant::now();
+    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still running 10 s after kill {signal}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }
 
 /// `--device cuda:0` is refused with a sentence (no GPU is needed to check that).
@@ -649,16 +656,7 @@ fn a_stopped_worker_hands_its_run_back_and_a_truncated_checkpoint_falls_back() {
         assert!(first.0.try_wait().unwrap().is_none(), "the worker exited early");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let t = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &first.0.id().to_string()]).status().unwrap().success());
-    let status = loop {
-        if let Some(s) = first.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "the worker still ran 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+    signal_and_wait(&mut first.0, "-TERM");
     let job = query(&place, &format!("SELECT status, attempts FROM jobs WHERE run_id = {run}"));
     assert_eq!(job[0][1], "0", "the hand-back cost an attempt: {job:?}");
     assert_eq!(scalar(&place, "SELECT outcome FROM worker_runs WHERE worker = 'first'"), "released");
