@@ -299,7 +299,10 @@ fn a_non_loopback_bind_needs_accounts() {
     let list = call(port, app::api::experiments::ListExperiments::PATH, FORM, "");
     assert_eq!(list.status, 401, "{list:?}");
     assert_eq!(request(port, "GET", "/sign-in", &[], "").status, 200);
-    assert_eq!(request(port, "GET", "/pkg/inoculab.css", &[], "").status, 200);
+    // The bundle is open to all (404 rather than 200 where scripts/build-site has not run:
+    // CI runs these tests before it builds the bundle).
+    let bundle = request(port, "GET", "/pkg/inoculab.css", &[], "").status;
+    assert!(bundle == 200 || bundle == 404, "{bundle}");
 
     // Signed in as a viewer: reads work, changes are refused.
     let sign_in = |name: &str, password: &str| {
