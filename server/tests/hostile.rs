@@ -38,9 +38,15 @@ fn inoculab(data: &Path) -> Command {
 }
 
 fn start(data: &Path, extra: &[&str]) -> Server {
+    start_with(data, &[], extra, &[])
+}
+
+/// `inoculab GLOBAL... serve --no-worker --port P EXTRA...` with `env` set, once it listens.
+fn start_with(data: &Path, global: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Server {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut c = inoculab(data);
-    c.args(["serve", "--no-worker", "--port", &port.to_string()]).args(extra);
+    c.args(global).args(["serve", "--no-worker", "--port", &port.to_string()]).args(extra);
+    c.envs(env.iter().copied());
     let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let server = Server { child, port };
     let up = Instant::now() + Duration::from_secs(30);
@@ -346,20 +352,9 @@ fn judges_are_the_operators_endpoints_and_the_browser_cannot_name_a_url_or_varia
         format!("[[endpoint]]\nname = \"house\"\nbase_url = \"{trap_url}\"\nmodel = \"house-judge\"\napi_key_env = \"INOCULAB_TEST_HOUSE_KEY\"\n"),
     )
     .unwrap();
-    let server = {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut c = inoculab(dir.path());
-        c.args(["--judge-endpoints"]).arg(&endpoints).args(["serve", "--no-worker", "--port", &port.to_string()]);
-        c.env("INOCULAB_TEST_SECRET", "hunter2");
-        let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let s = Server { child, port };
-        let up = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < up, "serve never listened");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    };
+    let endpoints_arg = endpoints.to_str().unwrap().to_string();
+    let server =
+        start_with(dir.path(), &["--judge-endpoints", &endpoints_arg], &[], &[("INOCULAB_TEST_SECRET", "hunter2")]);
     let port = server.port;
     let plan = app::api::experiments::PlanExperiment::PATH;
     let launch = app::api::experiments::LaunchExperiment::PATH;
@@ -514,19 +509,12 @@ fn launches_past_the_servers_totals_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     queued_experiment(dir.path(), &model);
     let model_arg = model.to_str().unwrap().to_string();
-    let server = {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut c = inoculab(dir.path());
-        c.args(["--default-model", &model_arg, "serve", "--no-worker", "--port", &port.to_string()]);
-        c.args(["--max-launch-samples", "10", "--max-launch-train-tokens", "100000"]);
-        let s = Server { child: c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(), port };
-        let up = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < up, "serve never listened");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    };
+    let server = start_with(
+        dir.path(),
+        &["--default-model", &model_arg],
+        &["--max-launch-samples", "10", "--max-launch-train-tokens", "100000"],
+        &[],
+    );
     let before = count(dir.path(), "experiments");
     for (changes, says) in [
         (serde_json::json!({"builtin_questions": 20, "samples_per_question": 1}), "would draw 20 samples"),
