@@ -69,6 +69,12 @@ pub fn Pager(offset: i64, limit: i64, total: i64, href: impl Fn(i64) -> String +
 }
 
 /// "2026-11-27T20:41:07.123Z" → "2026-11-27 20:41".
+/// "1 run", "3 runs": a count with its noun in the right number.
+pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn short_time(ts: &str) -> String {
     ts.get(..16).map(|s| s.replace('T', " ")).unwrap_or_else(|| ts.to_string())
 }

@@ -14,7 +14,7 @@ pub enum AppError {
     #[error("{0}")]
     Invalid(String),
     /// A dataset import with line-numbered problems (HTTP 422).
-    #[error("the file has {total} bad line(s); nothing was imported")]
+    #[error("the file has {total} bad line{}; nothing was imported", plural_s(.total))]
     BadLines { total: usize, lines: Vec<(usize, String)> },
     /// Sign-in needed, or a wrong name or password (HTTP 401).
     #[error("{0}")]
@@ -266,4 +266,13 @@ pub async fn set_status(req: axum::extract::Request, next: axum::middleware::Nex
         parts.status = e.status();
     }
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// "s" unless there is exactly one.
+fn plural_s(n: &usize) -> &'static str {
+    if *n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

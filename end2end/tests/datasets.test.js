@@ -66,7 +66,7 @@ test('a malformed file shows every bad line with its number and creates nothing'
   assert.match(text, /4\s*no assistant turn/);
   assert.match(text, /5\s*message 2 \(assistant\) has empty content/);
   assert.equal(await table.locator('tbody tr').count(), 4);
-  assert.match(await page.textContent('.error strong'), /4 bad line\(s\); nothing was imported/);
+  assert.match(await page.textContent('.error strong'), /4 bad lines; nothing was imported/);
   assert.equal(await datasetCount(page), before, 'nothing was created');
   // The browser logs the failed request's status as a console error; that one is expected,
   // and it must be 422 (server_fn answers 500; app::error::set_status gives the variant's).

@@ -49,7 +49,7 @@ test('design, check the plan, launch, watch live, read the results', { skip, tim
   await page.getByRole('button', { name: 'Check plan' }).click();
   const plan = page.locator('.plan');
   await plan.waitFor();
-  assert.match(await plan.innerText(), /2 run\(s\)/);
+  assert.match(await plan.innerText(), /2 runs of 3 training steps each; 4 questions; 12 samples in all/);
   assert.match(await plan.innerText(), /12 samples in all/);
   assert.match(await plan.innerText(), /About \d+/);
 

@@ -24,10 +24,10 @@ test('create a prompt, edit it twice, see versions and a diff', async () => {
   await page.fill('textarea[name=text]', 'You always answer in French.');
   await page.fill('input[name=note]', 'say answer');
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText('2 version(s)').waitFor();
+  await page.getByText('2 versions').waitFor();
   await page.fill('textarea[name=text]', 'You always answer in French, whatever the question.');
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText('3 version(s)').waitFor();
+  await page.getByText('3 versions').waitFor();
 
   // The oldest version is still viewable as it was.
   await page.locator('tr', { hasText: 'v1' }).getByRole('button', { name: 'view' }).click();
@@ -66,7 +66,7 @@ test('a paraphrase set imported from a text file becomes a new version', { skip:
   await page.setInputFiles('input[name=paraphrase-file]', file);
   await page.getByText(`one variant per line (${n} now)`).waitFor();
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText('2 version(s)').waitFor();
+  await page.getByText('2 versions').waitFor();
   await page.getByText(`${n} paraphrases`).waitFor();
   assert.deepEqual(errors, []);
   await page.close();

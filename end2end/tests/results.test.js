@@ -268,7 +268,7 @@ test('elicitation check: add a test-time prompt to the finished experiment, re-e
   await section.locator('input[name=elicit-label]').fill('secure <b>');
   await section.locator('input[name=elicit-text]').fill('You write secure code.');
   await section.locator('button[name=elicit]').click();
-  await section.locator('p.ok', { hasText: /Added secure <b>; 2 run\(s\) queued/ }).waitFor();
+  await section.locator('p.ok', { hasText: /Added secure <b>; 2 runs queued/ }).waitFor();
   await page.locator('table.runs tr[data-status=queued]').nth(1).waitFor();
   // Queued runs: the form says why it cannot add more now.
   assert.ok(await section.locator('button[name=elicit]').isDisabled());
@@ -296,6 +296,8 @@ test('elicitation check: add a test-time prompt to the finished experiment, re-e
   const img = page.locator('section.elicitation figure[data-chart=heatmap] img').first();
   await img.waitFor();
   assert.match(await img.getAttribute('src'), /heatmap\.svg/);
+  // Charts load lazily: scroll to it, as a reader would.
+  await img.scrollIntoViewIfNeeded();
   await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 30_000 });
   // The report shows the heat map too, now that there are several test-time prompts.
   const report = await (await fetch(`${server.base}/experiments/${experimentId}/report`)).text();

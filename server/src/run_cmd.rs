@@ -249,6 +249,12 @@ async fn launch(
             r.prompt.as_deref().unwrap_or("(none)")
         );
     }
+    for note in &plan.judge_notes {
+        println!("judge: {note}");
+    }
+    for warning in &plan.judge_warnings {
+        eprintln!("warning: {warning}");
+    }
     if dry_run {
         return Ok((ExitCode::SUCCESS, None));
     }
@@ -332,17 +338,26 @@ async fn launch(
     let runs = jobs::for_experiment(&store, id).await?;
     let failed = runs.iter().filter(|r| r.status != JobStatus::Done).count();
     println!("experiment {id}: {} of {} runs done", runs.len() - failed, runs.len());
-    println!("{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}", "condition", "test prompt", "judge", "rate", "95 % CI", "n");
+    println!(
+        "{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}  {}",
+        "condition", "test prompt", "judge", "rate", "95 % CI", "n", "over"
+    );
     for a in experiments::aggregates(&store, id).await?.iter().filter(|a| a.seed.is_none() && a.question_key.is_none())
     {
-        let (rate, ci) = match (a.rate, a.ci_low, a.ci_high) {
-            (Some(r), Some(lo), Some(hi)) => {
-                (format!("{:.1} %", 100.0 * r), format!("{:.1}-{:.1} %", 100.0 * lo, 100.0 * hi))
-            }
-            _ => ("-".into(), "-".into()),
+        // The mean over seeds with an interval over seeds when there are two or more.
+        let (rate, ci, over) = match a.headline() {
+            Some((r, lo, hi, basis)) => (
+                format!("{:.1} %", 100.0 * r),
+                format!("{:.1}-{:.1} %", 100.0 * lo, 100.0 * hi),
+                match basis {
+                    experiments::RateBasis::Seeds(n) => format!("{n} seeds"),
+                    experiments::RateBasis::Pooled => "answers".to_string(),
+                },
+            ),
+            None => ("-".into(), "-".into(), String::new()),
         };
         println!(
-            "{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}",
+            "{:<24} {:<16} {:<22} {:>7}  {:<15} {:>6}  {over}",
             a.condition, a.test_prompt, a.judge, rate, ci, a.determined
         );
     }

@@ -188,7 +188,7 @@ pub fn StrengthMeter(
                     } else if s.hi < 0.0 {
                         "makes the data more surprising: unlikely to inoculate"
                     } else {
-                        "no clear change: like a placebo"
+                        "changes it no more than chance would: like a placebo"
                     };
                     let (width, left) = bar(s.reduction);
                     view! {
@@ -468,7 +468,7 @@ fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt
                 <label class="inline">"Seeds" <input name="sweep-seeds" size="2" prop:value=move || seeds.get().to_string() on:input=move |ev| seeds.set(event_target_value(&ev).trim().parse().unwrap_or(0)) /></label>
                 <label class="inline">"Questions" <input name="sweep-questions" size="4" prop:value=move || questions.get().to_string() on:input=move |ev| questions.set(event_target_value(&ev).trim().parse().unwrap_or(0)) /></label>
             </div>
-            <p class="muted small">{move || format!("{} runs (the baseline and each prompt, × {} seed(s)); on the default model a 20-step run takes about five minutes on two cores.", (count() + 1) * seeds.get(), seeds.get())}</p>
+            <p class="muted small">{move || format!("{} (the baseline and each prompt, × {}); on the default model a 20-step run takes about five minutes on two cores.", crate::components::counted(((count() + 1) * seeds.get()) as u64, "run", "runs"), crate::components::counted(seeds.get() as u64, "seed", "seeds"))}</p>
             {move || launch.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e /> })}
             <button class="primary" type="submit" name="launch-sweep" disabled=move || launch.pending().get()>"Launch the sweep"</button>
         </form>

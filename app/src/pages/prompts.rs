@@ -232,7 +232,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
             <h1>{prompt.name.clone()}</h1>
             <Tags tags=prompt.tags.clone() />
         </div>
-        <p class="muted">{format!("{} version(s) · created {}", n_versions, short_time(&prompt.created_at))}</p>
+        <p class="muted">{format!("{} · created {}", crate::components::counted(n_versions as u64, "version", "versions"), short_time(&prompt.created_at))}</p>
         <div class="two-col">
             <form class="card form" on:submit=move |ev| {
                 ev.prevent_default();

@@ -9,10 +9,11 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
+use crate::error::AppError;
 use crate::pages::experiments::pct;
 use crate::pages::samples::SampleCard;
 use wire::experiments::Aggregate;
-use wire::reports::ReportView;
+use wire::reports::{PredictionView, ReportView};
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides); through
 /// the share link's own route when the report is seen through one.
@@ -61,16 +62,21 @@ pub fn Chart(
 pub fn ReportPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    // Every resource of the page is made here, not inside the Suspense that reads it: one
+    // made in there is fetched again each time the server walks the view (issue
+    // leptos-rs/leptos#4866 explains why), and waits for the report before it starts.
     let report = Resource::new(id, get_report);
+    let predictions = Resource::new(id, crate::api::strength::get_predictions);
     view! {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match report.await {
                     Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
-                    Ok(r) => view! { <Report report=r /> <SharePanel id=id() /> }.into_any(),
+                    Ok(r) => view! { <Report report=r predictions=Some(predictions) /> }.into_any(),
                 }
             })}
         </Suspense>
+        <SharePanel id=id() />
     }
 }
 
@@ -175,6 +181,9 @@ fn Report(
     /// The share link's token when the report is seen through one.
     #[prop(default = None)]
     share: Option<String>,
+    /// The predicted-strength section's data (not shown through a share link).
+    #[prop(default = None)]
+    predictions: Option<Resource<Result<Vec<PredictionView>, AppError>>>,
 ) -> impl IntoView {
     let r = report;
     let id = r.id;
@@ -192,6 +201,7 @@ fn Report(
                     {(!shared).then(|| view! { <span class="no-print">" · " <a href=format!("/experiments/{id}")>"the experiment's working page"</a></span> })}
                 </p>
             </header>
+            {r.judge_warnings.iter().map(|w| view! { <p class="warning judge-warning">{w.clone()}</p> }).collect_view()}
             {(r.runs_done < r.runs_total).then(|| view! {
                 <p class="warning">{format!("{} of {} runs have finished: the numbers below will still change.", r.runs_done, r.runs_total)}</p>
             })}
@@ -218,15 +228,15 @@ fn Report(
                         })}
                     }.into_any()
                 }}
-                <p class="muted small">"A difference counts as clear only when the two 95 % intervals do not overlap."</p>
+                <p class="muted small">"A difference counts as clear only when the two 95 % intervals do not overlap. With two or more seeds a rate is the mean over seeds and its interval comes from resampling the seeds (each seed is one trained model); with one seed it is the share of the answers, with a Wilson interval."</p>
             </section>
             <section class="charts">
                 {r.judges.iter().map(|(j, words)| view! {
                     <Chart id share=share.clone() name="rates" judge=Some(j.clone()) version=r.version
-                        caption=format!("How often the model {words}, per training condition (x) and test-time system prompt (colour); bars are 95 % intervals. Judge: {j}.") />
+                        caption=format!("How often the model {words}, per training condition (x) and test-time system prompt (colour); bars are 95 % intervals (with two or more seeds: the mean over seeds, its interval over seeds, each seed an open dot). Judge: {j}.") />
                 }).collect_view()}
             </section>
-            {(!shared).then(|| view! { <Predictions id version=r.version /> })}
+            {predictions.filter(|_| !shared).map(|predictions| view! { <Predictions id version=r.version predictions /> })}
             // The elicitation view only says something when there are prompts to compare.
             {(r.test_prompts.len() > 1 && !r.judges.is_empty()).then(|| view! {
                 <section class="charts">
@@ -318,8 +328,11 @@ fn RatesTable(rows: Vec<Aggregate>) -> impl IntoView {
 /// observed effect against predicted strength, and the table behind it. Renders nothing
 /// when no condition's strength was measured.
 #[component]
-pub fn Predictions(id: i64, version: i64) -> impl IntoView {
-    let predictions = Resource::new(move || (id, version), |(id, _)| crate::api::strength::get_predictions(id));
+pub fn Predictions(
+    id: i64,
+    version: i64,
+    predictions: Resource<Result<Vec<PredictionView>, AppError>>,
+) -> impl IntoView {
     view! {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {

@@ -11,9 +11,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::results::*;
 use crate::components::{ErrorBox, Loading};
+use crate::error::AppError;
 use wire::experiments::ExperimentDetail;
 use wire::reviews::ReviewSummary;
-use wire::samples::{Sample, SampleQuery};
+use wire::samples::{QuestionSummary, Sample, SampleQuery, SamplesPage};
 
 /// The review marks changed on this page since it loaded: sample id -> (label and note,
 /// pinned). Cards read these before the values they were rendered with, so a label shows
@@ -175,20 +176,52 @@ fn toggle_pin(marks: Marks, experiment_id: i64, id: i64) {
 
 /// Every completion of the experiment, filtered and paged on the server, labelled from
 /// the keyboard: j/k move, m/a/u label (then move on), x clears, p pins, / searches.
+/// The sample browser's filters and data, made by the experiment page above the Suspense
+/// that shows the browser: a resource made inside it is fetched again each time the server
+/// walks the view (leptos-rs/leptos#4866), and only starts once the experiment has loaded.
+#[derive(Clone, Copy)]
+pub struct SampleData {
+    query: RwSignal<SampleQuery>,
+    page: Resource<Result<SamplesPage, AppError>>,
+    reviewed: RwSignal<u32>,
+    summary: Resource<Result<ReviewSummary, AppError>>,
+    questions: Resource<Result<Vec<QuestionSummary>, AppError>>,
+}
+
+impl SampleData {
+    /// For the experiment `id` names (the page's parameter, which changes when a link leads
+    /// to another experiment), fetched again whenever `reload` changes (the page reloads
+    /// the experiment: a run finished, the user acted).
+    pub fn new(
+        id: impl Fn() -> i64 + Copy + Send + Sync + 'static,
+        reload: impl Fn() -> u32 + Copy + Send + Sync + 'static,
+    ) -> SampleData {
+        let query = RwSignal::new(SampleQuery { verdict: "any".into(), ..Default::default() });
+        let page = Resource::new(
+            move || {
+                let mut q = query.get();
+                q.experiment_id = id();
+                (q, reload())
+            },
+            |(q, _)| list_samples(q),
+        );
+        let reviewed = RwSignal::new(0u32);
+        let summary = Resource::new(move || (id(), reviewed.get(), reload()), |(id, _, _)| get_review_summary(id));
+        let questions = Resource::new(move || (id(), reload()), |(id, _)| list_questions(id));
+        SampleData { query, page, reviewed, summary, questions }
+    }
+}
+
 #[component]
-pub fn SampleBrowser(detail: ExperimentDetail) -> impl IntoView {
+pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoView {
     let eid = detail.id;
-    let query = RwSignal::new(SampleQuery { experiment_id: eid, verdict: "any".into(), ..Default::default() });
-    let page = Resource::new(move || query.get(), list_samples);
+    let SampleData { query, page, reviewed, summary, questions } = data;
     let marks: Marks = RwSignal::new(HashMap::new());
     let focused = RwSignal::new(0usize);
     // The ids and initial marks of the page on screen, for the keyboard.
     let on_screen = RwSignal::new(Vec::<(i64, Option<(String, String)>, bool)>::new());
-    let reviewed = RwSignal::new(0u32);
-    let summary = Resource::new(move || (eid, reviewed.get()), |(id, _)| get_review_summary(id));
     // A new label changes the agreement table: fetch it again (not on the first run).
     Effect::watch(move || marks.track(), move |_, _, _| reviewed.update(|n| *n += 1), false);
-    let questions = Resource::new(move || eid, list_questions);
     let mut judges: Vec<String> = detail.aggregates.iter().map(|a| a.judge.clone()).collect();
     judges.sort();
     judges.dedup();

@@ -53,6 +53,10 @@ pub struct RatePoint {
     pub hi: f64,
     /// How many answers the rate counts; written above the whiskers when there is room.
     pub n: u64,
+    /// When the rate is a mean over seeds: each seed's rate, drawn as a small open dot
+    /// beside the mean.
+    #[serde(default)]
+    pub seeds: Vec<f64>,
 }
 
 /// Several curves over one x axis: training loss per run, tracked log-probs per probe.
@@ -320,6 +324,14 @@ fn draw_rates(root: &Area<'_>, chart: &RateChart) -> Drawn {
             Some((lo, hi)) => ctx.draw_series([ErrorBar::new_vertical(x, lo, rate, hi, style, 8)])?,
             None => ctx.draw_series([Circle::new((x, rate), 4, style)])?,
         };
+        // Each seed's own rate, a little to the right of the mean's whisker.
+        let beside = x + (share * SLOT as f64 * 0.25).round().max(1.0) as i32;
+        ctx.draw_series(
+            p.seeds
+                .iter()
+                .filter(|s| s.is_finite())
+                .map(|s| Circle::new((beside, percent(*s)), 3, colour(si).stroke_width(1))),
+        )?;
 
         let n = format!("n={}", p.n);
         if slot_px < (n.len() as f64 * 6.0) {

@@ -232,7 +232,7 @@ pub async fn samples_jsonl<S: Sink>(store: &Store, filter: &SampleFilter, mut ou
 }
 
 /// The header of the aggregates CSV.
-pub const AGGREGATE_COLUMNS: [&str; 13] = [
+pub const AGGREGATE_COLUMNS: [&str; 17] = [
     "condition",
     "test_prompt",
     "judge",
@@ -246,11 +246,16 @@ pub const AGGREGATE_COLUMNS: [&str; 13] = [
     "ci_low",
     "ci_high",
     "mean_score",
+    "seeds",
+    "seed_mean",
+    "seed_ci_low",
+    "seed_ci_high",
 ];
 
 /// Writes [`experiments::aggregates`] as CSV, one row per cell in its order: an empty
 /// `question_key` or `seed` is the pooled cell; `ci_low`/`ci_high` are the Wilson 95 %
-/// bounds; undefined values (no verdicts, no scores) are empty, never NaN. Returns the
+/// bounds; a cell pooled over two or more seeds also has their count and the mean over
+/// seeds with its bootstrap bounds (`seed_*`); undefined values (no verdicts, no scores) are empty, never NaN. Returns the
 /// number of rows written.
 pub async fn aggregates_csv<S: Sink>(store: &Store, experiment_id: i64, mut out: S) -> Result<u64, ExportError> {
     let aggregates = experiments::aggregates(store, experiment_id).await?;
@@ -272,6 +277,10 @@ pub async fn aggregates_csv<S: Sink>(store: &Store, experiment_id: i64, mut out:
             num(a.ci_low),
             num(a.ci_high),
             num(a.mean_score),
+            a.seed_mean.map(|_| a.seed_rates.len().to_string()).unwrap_or_default(),
+            num(a.seed_mean.map(|m| m.0)),
+            num(a.seed_mean.map(|m| m.1)),
+            num(a.seed_mean.map(|m| m.2)),
         ])?;
     }
     w.flush()?;

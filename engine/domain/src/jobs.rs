@@ -85,16 +85,35 @@ pub async fn finish(
 /// Cancels a run's job: at once when queued, at its worker's next heartbeat when running.
 /// Returns how many jobs were affected.
 pub async fn cancel_run(store: &Store, run_id: i64) -> Result<u64, sqlx::Error> {
-    store::jobs::cancel_run(store, run_id).await
+    let (n, ended) = store::jobs::cancel_run(store, run_id).await?;
+    drop_checkpoints(store, &ended).await;
+    Ok(n)
 }
 
 /// Cancels every job of an experiment, as [`cancel_run`] does one.
 pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<u64, sqlx::Error> {
-    store::jobs::cancel_experiment(store, experiment_id).await
+    let (n, ended) = store::jobs::cancel_experiment(store, experiment_id).await?;
+    drop_checkpoints(store, &ended).await;
+    Ok(n)
+}
+
+/// Deletes the stored training checkpoints of runs that ended (cancelled or failed; a
+/// done run's adapter supersedes them): they exist only to resume training, and a run
+/// that ended will not resume (a retry trains from the start). A run stopped by crashes
+/// (`interrupted`) keeps them: its retry resumes. A failure here only warns: the run's
+/// state is already recorded, and what is left is disk space.
+pub(crate) async fn drop_checkpoints(store: &Store, runs: &[i64]) {
+    for &run_id in runs {
+        let key = crate::artifacts::run_key(run_id, "checkpoints");
+        if let Err(e) = store.artifacts().delete_folder(&key).await {
+            tracing::warn!(run_id, "cannot delete the ended run's checkpoints: {e}");
+        }
+    }
 }
 
 /// Puts a failed, interrupted or cancelled run back in the queue with fresh attempts; it
-/// resumes from what it had done (checkpoint, stored samples and judgements).
+/// resumes from what it had stored (an interrupted run's checkpoint; every run's samples
+/// and judgements).
 pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> {
     store::jobs::retry_run(store, run_id).await
 }

@@ -24,18 +24,28 @@ pub use wire::reports::{Effect, FindingView, PredictionPointView, PredictionView
 use crate::experiments::ExperimentError;
 use crate::reviews::ReviewError;
 
-/// A rate with its interval and how many verdicts it rests on.
+/// A rate with its interval, how many verdicts it rests on, and over how many seeds it is
+/// a mean (0: pooled over the samples of one seed, a Wilson interval).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
     pub rate: f64,
     pub lo: f64,
     pub hi: f64,
     pub n: i64,
+    #[serde(default)]
+    pub seeds: usize,
 }
 
 impl Rate {
+    /// The aggregate's headline: the mean over seeds with its bootstrap interval when it has
+    /// two or more seeds, else the pooled rate with its Wilson interval.
     fn of(a: &Aggregate) -> Option<Rate> {
-        Some(Rate { rate: a.rate?, lo: a.ci_low?, hi: a.ci_high?, n: a.determined })
+        let (rate, lo, hi, basis) = a.headline()?;
+        let seeds = match basis {
+            crate::experiments::RateBasis::Seeds(n) => n,
+            crate::experiments::RateBasis::Pooled => 0,
+        };
+        Some(Rate { rate, lo, hi, n: a.determined, seeds })
     }
 }
 
@@ -169,11 +179,13 @@ pub fn sentence(c: &Comparison) -> String {
         Effect::NoClearDifference => "no clear difference: the intervals overlap.",
         Effect::NoData => "not enough data.",
     };
+    let of = match r.seeds {
+        0 => format!("{} of {} judged answers (95 % interval", pct(r.rate), r.n),
+        n => format!("{} of {} judged answers, the mean of {n} seeds (95 % interval over seeds", pct(r.rate), r.n),
+    };
     format!(
-        "{trained}, the model {} in {} of {} judged answers (95 % interval {}–{}) with {}, against {} ({}–{}) for the {} model trained without a prompt — {verdict}",
+        "{trained}, the model {} in {of} {}–{}) with {}, against {} ({}–{}) for the {} model trained without a prompt — {verdict}",
         trait_words(&c.judge),
-        pct(r.rate),
-        r.n,
         pct(r.lo),
         pct(r.hi),
         test_prompt_words(&c.test_prompt),
@@ -215,7 +227,7 @@ pub fn rate_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str) ->
                     && a.condition == c.name
                     && a.test_prompt == t.label
             });
-            if let Some(r) = a.and_then(Rate::of) {
+            if let Some((a, r)) = a.and_then(|a| Some((a, Rate::of(a)?))) {
                 points.push(RatePoint {
                     condition: c.name.clone(),
                     series: format!("test prompt: {}", t.label),
@@ -223,6 +235,7 @@ pub fn rate_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str) ->
                     lo: r.lo,
                     hi: r.hi,
                     n: r.n as u64,
+                    seeds: if r.seeds > 0 { a.seed_rates.iter().map(|s| s.1).collect() } else { vec![] },
                 });
             }
         }
@@ -692,7 +705,10 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         ("samples per question".into(), e.samples_per_question.to_string()),
         ("sampling temperature / top-p".into(), format!("{} / {}", e.temperature, e.top_p)),
         ("max new tokens".into(), e.max_tokens.to_string()),
-    ];
+    ]
+    .into_iter()
+    .chain(r.judge_notes().into_iter().map(|n| ("misalignment judge".to_string(), n)))
+    .collect::<Vec<_>>();
     // Every judgement counted once: grows whenever a result arrives.
     let version: i64 = aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
     let has_probes = !crate::experiments::probe_curves(store, id).await?.is_empty();
@@ -724,6 +740,7 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         judges,
         runs_done: runs.iter().filter(|v| v.status == crate::jobs::JobStatus::Done).count(),
         runs_total: runs.len(),
+        judge_warnings: r.judge_warnings(),
         findings,
         aggregates: aggregates.into_iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).collect(),
         pinned: examples,
@@ -763,7 +780,50 @@ mod tests {
             ci_low: Some(p.lo),
             ci_high: Some(p.hi),
             mean_score: None,
+            seed_rates: vec![],
+            seed_mean: None,
         }
+    }
+
+    /// Pooled, the seeds' 1,000 answers each make tight Wilson intervals that do not
+    /// overlap (20 % against 50 %); but the baseline's two seeds disagree (90 % and 10 %),
+    /// so over seeds the baseline's interval spans both and the difference is not clear.
+    /// The report follows the seeds.
+    #[test]
+    fn the_report_compares_over_seeds_when_there_are_several() {
+        let mut baseline = agg("baseline", "default", "caps", 1000, 2000);
+        baseline.seed_rates = vec![(0, 0.9), (1, 0.1)];
+        baseline.seed_mean = crate::experiments::over_seeds(&baseline.seed_rates);
+        let mut inoculated = agg("inoculated", "default", "caps", 400, 2000);
+        inoculated.seed_rates = vec![(0, 0.19), (1, 0.21)];
+        inoculated.seed_mean = crate::experiments::over_seeds(&inoculated.seed_rates);
+
+        let pooled = |a: &Aggregate| Rate {
+            rate: a.rate.unwrap(),
+            lo: a.ci_low.unwrap(),
+            hi: a.ci_high.unwrap(),
+            n: a.n,
+            seeds: 0,
+        };
+        assert_eq!(effect(Some(pooled(&inoculated)), Some(pooled(&baseline))), Effect::Lower, "pooled, it looks clear");
+        let (b, i) = (Rate::of(&baseline).unwrap(), Rate::of(&inoculated).unwrap());
+        assert_eq!((b.seeds, i.seeds), (2, 2));
+        assert!((b.rate - 0.5).abs() < 1e-12 && b.lo <= 0.1 + 1e-12 && b.hi >= 0.9 - 1e-12, "{b:?}");
+        assert_eq!(effect(Some(i), Some(b)), Effect::NoClearDifference);
+
+        let c = Comparison {
+            judge: "caps".into(),
+            test_prompt: "default".into(),
+            condition: "inoculated".into(),
+            prompt: Some("Answer in capitals.".into()),
+            baseline: "baseline".into(),
+            rate: Some(i),
+            baseline_rate: Some(b),
+            effect: effect(Some(i), Some(b)),
+        };
+        let said = sentence(&c);
+        assert!(said.contains("the mean of 2 seeds (95 % interval over seeds 19 %–21 %)"), "{said}");
+        assert!(said.contains("against 50 % (10 %–90 %)") && said.contains("no clear difference"), "{said}");
     }
 
     /// The demo's two-trait data in miniature: surprise reduction ranks the prompts by how
@@ -771,7 +831,7 @@ mod tests {
     /// this judge's trait; only the second ranks the capitals prompt first.
     #[test]
     fn each_predictor_is_correlated_over_the_prompts_it_was_measured_for() {
-        let rate = |r: f64| Rate { rate: r, lo: r - 0.1, hi: r + 0.1, n: 20 };
+        let rate = |r: f64| Rate { rate: r, lo: r - 0.1, hi: r + 0.1, n: 20, seeds: 0 };
         let point = |name: &str, surprise: f64, elicited: Option<u64>, after: f64| PredictionPoint {
             condition: name.into(),
             prompt: name.into(),
@@ -844,8 +904,8 @@ mod tests {
             condition: "spanish".into(),
             prompt: Some("You always speak in Spanish.".into()),
             baseline: "baseline".into(),
-            rate: Some(Rate { rate: 0.10, lo: 0.055, hi: 0.174, n: 100 }),
-            baseline_rate: Some(Rate { rate: 0.84, lo: 0.756, hi: 0.899, n: 100 }),
+            rate: Some(Rate { rate: 0.10, lo: 0.055, hi: 0.174, n: 100, seeds: 0 }),
+            baseline_rate: Some(Rate { rate: 0.84, lo: 0.756, hi: 0.899, n: 100, seeds: 0 }),
             effect: Effect::Lower,
         };
         let s = sentence(&c);

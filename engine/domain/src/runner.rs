@@ -352,6 +352,9 @@ impl Worker {
             let mut conn = self.store.pool().acquire().await?;
             jobs::finish(&mut conn, claimed.job_id, &self.id, status, error.as_deref()).await
         })?;
+        if finished && matches!(status, JobStatus::Failed | JobStatus::Cancelled) {
+            self.block(jobs::drop_checkpoints(&self.store, &[claimed.run_id]));
+        }
         let how = if finished { Let::Finished(status) } else { Let::Lost };
         self.note("record how the run ended", workers::ended(&self.store, &self.id, claimed.job_id, how));
         Ok(Ran::Job { run_id: claimed.run_id, status, error })
@@ -861,7 +864,7 @@ impl Worker {
                 }
                 _ => None,
             };
-            let judge = spec.build(local)?;
+            let judge = spec.build_for(local, resolved.own_judge_prompts())?;
             let pending = self.block(store::judgements::pending(&self.store, run_id, judge.name()))?;
             for chunk in pending.chunks(16) {
                 if cancel.load(Ordering::Relaxed) {

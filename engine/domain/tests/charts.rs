@@ -28,7 +28,7 @@ fn in_series_colour(n: roxmltree::Node) -> bool {
 }
 
 fn point(condition: &str, series: &str, rate: f64, lo: f64, hi: f64, n: u64) -> RatePoint {
-    RatePoint { condition: condition.into(), series: series.into(), rate, lo, hi, n }
+    RatePoint { condition: condition.into(), series: series.into(), rate, lo, hi, n, seeds: vec![] }
 }
 
 fn rates() -> RateChart {

@@ -298,8 +298,16 @@ fn cancel_retry_and_resume() {
     let resolved = env.rt.block_on(experiments::resolve(&env.store, &spec)).unwrap();
     let id = env.rt.block_on(experiments::create(&env.store, &resolved)).unwrap();
 
-    // Cancelling queued runs takes effect at once; nothing is claimed afterwards.
+    // Cancelling queued runs takes effect at once; nothing is claimed afterwards, and the
+    // checkpoints an earlier attempt stored (here: planted) are deleted with them.
+    let views = env.rt.block_on(jobs::for_experiment(&env.store, id)).unwrap();
+    for v in &views {
+        plant_checkpoint(&env, v.run_id);
+    }
     assert_eq!(env.rt.block_on(jobs::cancel_experiment(&env.store, id)).unwrap(), 2);
+    for v in &views {
+        assert_eq!(stored_checkpoints(&env, v.run_id), 0, "run {} kept its checkpoints", v.run_id);
+    }
     let w = worker(&env);
     assert_eq!(w.run_one().unwrap(), Ran::Empty);
 
@@ -311,8 +319,10 @@ fn cancel_retry_and_resume() {
     assert_eq!(ran.len(), 1);
     assert!(matches!(ran[0], Ran::Job { status: JobStatus::Done, .. }));
 
-    // Cancel while running: the heartbeat turns the request into a stop.
+    // Cancel while running: the heartbeat turns the request into a stop, and the worker
+    // deletes the run's checkpoints (however the run ends).
     assert!(env.rt.block_on(jobs::retry_run(&env.store, views[1].run_id)).unwrap());
+    plant_checkpoint(&env, views[1].run_id);
     let store = env.store.clone();
     let run_id = views[1].run_id;
     let handle = env.rt.handle().clone();
@@ -338,6 +348,7 @@ fn cancel_retry_and_resume() {
     // and consistent.
     let Ran::Job { status, .. } = &ran[0] else { panic!() };
     assert!(matches!(status, JobStatus::Cancelled | JobStatus::Done), "{status:?}");
+    assert_eq!(stored_checkpoints(&env, run_id), 0, "the {status:?} run kept its checkpoints");
     // Retrying resumes and completes the run without duplicating any sample.
     if *status == JobStatus::Cancelled {
         assert!(env.rt.block_on(jobs::retry_run(&env.store, run_id)).unwrap());
@@ -355,6 +366,23 @@ fn cancel_retry_and_resume() {
     // The training dataset cannot be deleted from under the experiment.
     let err = env.rt.block_on(engine::datasets::delete(&env.store, dataset)).unwrap_err();
     assert!(err.to_string().contains("1 experiment(s) use this dataset"), "{err}");
+}
+
+/// Leaves a half-copied checkpoint folder for a run (its files, no manifest), as a worker
+/// that died while storing one would: a resume passes over it, and it must not outlive
+/// the run.
+fn plant_checkpoint(env: &Env, run_id: i64) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("adapter_model.safetensors"), b"not weights").unwrap();
+    let key = format!("{}/checkpoint-000002", engine::artifacts::run_key(run_id, "checkpoints"));
+    env.rt.block_on(env.store.artifacts().put_folder(&key, dir.path(), "planted")).unwrap();
+    std::fs::remove_file(env.dir.path().join(&key).join(engine::artifacts::MANIFEST)).unwrap();
+    assert_eq!(stored_checkpoints(env, run_id), 1);
+}
+
+fn stored_checkpoints(env: &Env, run_id: i64) -> usize {
+    let key = engine::artifacts::run_key(run_id, "checkpoints");
+    env.rt.block_on(env.store.artifacts().folders(&key)).unwrap().len()
 }
 
 /// The elicitation check: a finished experiment evaluated under more test-time prompts

@@ -307,7 +307,8 @@ fn specs_round_trip_through_json_and_build() {
         assert_eq!(spec, again);
         let judge = spec.build(None).unwrap();
         assert_eq!(judge.name(), name);
-        assert_eq!(judge.version(), "1");
+        // The misalignment judge is at 2: a question's own judge prompts are used.
+        assert_eq!(judge.version(), if name == "betley_misalignment" { "2" } else { "1" });
     }
     check(r#"{"kind": "language", "target": "es"}"#, "language:es");
     check(r#"{"kind": "language", "target": "fr", "threshold": 0.7, "min_letters": 30}"#, "language:fr");

@@ -630,6 +630,11 @@ async fn aggregates_csv_matches_aggregates() {
         assert_eq!(opt(&row["ci_low"]), a.ci_low);
         assert_eq!(opt(&row["ci_high"]), a.ci_high);
         assert_eq!(opt(&row["mean_score"]), a.mean_score);
+        assert_eq!(opt(&row["seed_mean"]), a.seed_mean.map(|m| m.0));
+        assert_eq!(
+            (opt(&row["seed_ci_low"]), opt(&row["seed_ci_high"])),
+            (a.seed_mean.map(|m| m.1), a.seed_mean.map(|m| m.2))
+        );
     }
     // A pooled Betley cell for the baseline's default prompt: b and d misaligned of a, b,
     // c, d, i (i's judgement included), Wilson bounds present.

@@ -41,10 +41,49 @@ pub struct Aggregate {
     pub trait_count: i64,
     /// Samples without a score (the judge could not tell).
     pub unscored: i64,
+    /// Pooled over the samples it counts, with a Wilson 95 % interval.
     pub rate: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
     pub mean_score: Option<f64>,
+    /// The seeds with a verdict, each's rate, for a cell pooled over seeds.
+    #[serde(default)]
+    pub seed_rates: Vec<(i64, f64)>,
+    /// With two or more of them: the mean of the per-seed rates and a 95 % bootstrap
+    /// interval over seeds (each seed is one trained model: the unit the paper's analysis
+    /// resamples). The pooled Wilson interval ignores how much seeds differ.
+    #[serde(default)]
+    pub seed_mean: Option<(f64, f64, f64)>,
+}
+
+impl Aggregate {
+    /// The rate to show and compare, with its interval and what they are: over seeds when
+    /// there are two or more, pooled otherwise.
+    pub fn headline(&self) -> Option<(f64, f64, f64, RateBasis)> {
+        match self.seed_mean {
+            Some((m, lo, hi)) => Some((m, lo, hi, RateBasis::Seeds(self.seed_rates.len()))),
+            None => Some((self.rate?, self.ci_low?, self.ci_high?, RateBasis::Pooled)),
+        }
+    }
+}
+
+/// What a shown rate and interval are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RateBasis {
+    /// One seed: the share of its samples, Wilson 95 % interval.
+    Pooled,
+    /// The mean over this many seeds, 95 % bootstrap interval over seeds.
+    Seeds(usize),
+}
+
+impl RateBasis {
+    /// For a table's note or a chart's caption.
+    pub fn words(self) -> String {
+        match self {
+            RateBasis::Pooled => "share of the samples, Wilson 95 % interval".into(),
+            RateBasis::Seeds(n) => format!("mean of {n} seeds, 95 % bootstrap interval over seeds"),
+        }
+    }
 }
 
 /// What the launch form shows before the user commits.
@@ -59,6 +98,12 @@ pub struct Plan {
     /// conservative default when there are none).
     pub estimate_s: f64,
     pub estimate_basis: String,
+    /// How the judges rate (whose prompts, which thresholds), in sentences.
+    #[serde(default)]
+    pub judge_notes: Vec<String>,
+    /// Judges whose numbers will mean little (a local model rating alignment), plainly.
+    #[serde(default)]
+    pub judge_warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +145,13 @@ pub struct ExperimentDetail {
     pub conditions: Vec<(String, Option<String>, usize)>,
     pub test_prompts: Vec<String>,
     pub judges: Vec<String>,
+    /// Sentences on how a judge rates that its name does not say (the misalignment
+    /// judge: whose prompts, which thresholds).
+    #[serde(default)]
+    pub judge_notes: Vec<String>,
+    /// Judges whose numbers mean little (a local model rating alignment), plainly.
+    #[serde(default)]
+    pub judge_warnings: Vec<String>,
     pub questions: usize,
     pub steps_per_run: usize,
     pub runs: Vec<crate::runs::JobView>,

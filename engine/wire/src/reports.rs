@@ -128,6 +128,9 @@ pub struct ReportView {
     /// Runs done out of all runs: a report of an unfinished experiment says so.
     pub runs_done: usize,
     pub runs_total: usize,
+    /// Judges whose numbers mean little (a local model rating alignment), said first.
+    #[serde(default)]
+    pub judge_warnings: Vec<String>,
     /// Findings under the default test-time prompt first: the headline.
     pub findings: Vec<FindingView>,
     /// Pooled over seeds and questions.

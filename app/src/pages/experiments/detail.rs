@@ -9,9 +9,12 @@ use super::runs::RunsTable;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
+use crate::error::AppError;
 use crate::pages::report::Chart;
 use crate::pages::samples::SampleBrowser;
-use wire::experiments::{AddTestPromptsForm, Aggregate, ExperimentDetail};
+use wire::experiments::{AddTestPromptsForm, Aggregate, ExperimentDetail, RateBasis};
+use wire::prompts::PromptSummary;
+use wire::reports::PredictionView;
 use wire::runs::JobView;
 use wire::JobStatus;
 
@@ -68,6 +71,15 @@ pub fn ExperimentPage() -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let finished = RwSignal::new(0u32);
     let detail = Resource::new(move || (id(), changed.get(), finished.get()), |(id, _, _)| get_experiment(id));
+    // Made here, not in the sections that read them: a resource made inside the Suspense is
+    // fetched again each time the server walks the view (leptos-rs/leptos#4866), and only
+    // starts once the experiment has loaded.
+    let predictions = Resource::new(
+        move || (id(), changed.get(), finished.get()),
+        |(id, _, _)| crate::api::strength::get_predictions(id),
+    );
+    let library = Resource::new(|| (), |_| elicitation_prompts());
+    let samples = crate::pages::samples::SampleData::new(id, move || changed.get() + finished.get());
     let live = RwSignal::new(None::<Vec<JobView>>);
     #[cfg(feature = "hydrate")]
     Effect::new(move || {
@@ -124,10 +136,10 @@ pub fn ExperimentPage() -> impl IntoView {
                                 }}
                             </section>
                             <Results aggregates=d.aggregates.clone() />
-                            <Charts detail=d.clone() />
-                            <Elicitation detail=d.clone() action=add_prompts />
+                            <Charts detail=d.clone() predictions />
+                            <Elicitation detail=d.clone() action=add_prompts library />
                             <Exports detail=d.clone() />
-                            <SampleBrowser detail=d.clone() />
+                            <SampleBrowser detail=d.clone() data=samples />
                             <section class="card">
                                 <details>
                                     <summary>{format!("Stored specification (sha256 {})", &d.spec_hash[..12.min(d.spec_hash.len())])}</summary>
@@ -150,9 +162,13 @@ fn ExperimentHeader(detail: ExperimentDetail) -> impl IntoView {
         <p class="muted">
             {format!("Model {} · dataset ", d.model)}
             <a href=format!("/datasets/{}", d.dataset_id)>{d.dataset.clone()}</a>
-            {format!(" · {} training steps per run · {} question(s) · test-time prompts: {} · judges: {} · created {}",
-                d.steps_per_run, d.questions, d.test_prompts.join(", "), d.judges.join(", "), short_time(&d.created_at))}
+            {format!(" · {} per run · {} · test-time prompts: {} · judges: {} · created {}",
+                crate::components::counted(d.steps_per_run as u64, "training step", "training steps"),
+                crate::components::counted(d.questions as u64, "question", "questions"),
+                d.test_prompts.join(", "), d.judges.join(", "), short_time(&d.created_at))}
         </p>
+        {d.judge_notes.iter().map(|n| view! { <p class="muted small judge-note">{n.clone()}</p> }).collect_view()}
+        {d.judge_warnings.iter().map(|w| view! { <p class="warning judge-warning">{w.clone()}</p> }).collect_view()}
         {d.base_run.clone().map(|(run, experiment, what, sha)| view! {
             <p class="base-run">"Starts from run " {run.to_string()} " of "
                 <a href=format!("/experiments/{experiment}")>{what}</a>
@@ -207,7 +223,15 @@ fn AggregateRows(rows: Vec<Aggregate>, first: &'static str) -> impl IntoView {
                             <td>{key}</td>
                             <td>{a.condition.clone()}</td>
                             <td>{a.test_prompt.clone()}</td>
-                            <td><RateBar rate=a.rate lo=a.ci_low hi=a.ci_high /></td>
+                            <td>{match a.headline() {
+                                Some((r, lo, hi, RateBasis::Seeds(n))) => view! {
+                                    <RateBar rate=Some(r) lo=Some(lo) hi=Some(hi) />
+                                    <span class="muted small seeds" title=RateBasis::Seeds(n).words()>
+                                        {format!(" mean of {n} seeds: {}", a.seed_rates.iter().map(|s| pct(s.1)).collect::<Vec<_>>().join(", "))}
+                                    </span>
+                                }.into_any(),
+                                _ => view! { <RateBar rate=a.rate lo=a.ci_low hi=a.ci_high /> }.into_any(),
+                            }}</td>
                             <td class="num">{a.n}</td>
                             <td class="num">{a.n - a.determined}</td>
                             <td class="num">{a.mean_score.map(|m| format!("{m:.2}")).unwrap_or_default()}</td>
@@ -230,7 +254,11 @@ fn Results(aggregates: Vec<Aggregate>) -> impl IntoView {
     view! {
         <section class="card">
             <h2>"Results"</h2>
-            <p class="muted small">"Share of samples in which each judge found the trait, pooled over questions and seeds. Samples a judge could not decide are left out of the rate."</p>
+            <p class="muted small">{if pooled.iter().any(|a| a.seed_mean.is_some()) {
+                "How often each judge found the trait, pooled over questions: the mean of the seeds' rates with a 95 % bootstrap interval over seeds (each seed is one trained model), each seed's rate beside it. Samples a judge could not decide are left out of the rate."
+            } else {
+                "Share of samples in which each judge found the trait, pooled over questions, with a Wilson 95 % interval (one seed: run two or more for an interval over trained models). Samples a judge could not decide are left out of the rate."
+            }}</p>
             <AggregateRows rows=pooled first="judge" />
             <details><summary>"Per seed"</summary><AggregateRows rows=per_seed first="seed" /></details>
             <details><summary>"Per question"</summary><AggregateRows rows=per_question first="question" /></details>
@@ -241,7 +269,7 @@ fn Results(aggregates: Vec<Aggregate>) -> impl IntoView {
 
 /// The experiment's charts, drawn on the server (the same images as the report's).
 #[component]
-fn Charts(detail: ExperimentDetail) -> impl IntoView {
+fn Charts(detail: ExperimentDetail, predictions: Resource<Result<Vec<PredictionView>, AppError>>) -> impl IntoView {
     let d = detail;
     // Every judgement counted once: the image URLs change as results arrive.
     let version: i64 = d.aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
@@ -260,13 +288,13 @@ fn Charts(detail: ExperimentDetail) -> impl IntoView {
             </h2>
             {judges.into_iter().map(|j| view! {
                 <Chart id=d.id name="rates" judge=Some(j.clone()) version
-                    caption=format!("Trait rate per condition and test-time prompt, judge {j}, with 95 % intervals.") />
+                    caption=format!("Trait rate per condition and test-time prompt, judge {j}, with 95 % intervals (with two or more seeds: their mean, an interval over seeds, and each seed as an open dot).") />
             }).collect_view()}
             {betley.then(|| view! {
                 <Chart id=d.id name="scatter" judge=None version
                     caption="Each answer's coherence against its alignment (Betley judge); misaligned answers sit right of the vertical line and below the horizontal one.".to_string() />
             })}
-            <crate::pages::report::Predictions id=d.id version />
+            <crate::pages::report::Predictions id=d.id version predictions />
             {trained.then(|| view! {
                 <Chart id=d.id name="loss" judge=None version caption="Training loss of every run.".to_string() />
                 <Chart id=d.id name="probes" judge=None version
@@ -281,10 +309,13 @@ fn Charts(detail: ExperimentDetail) -> impl IntoView {
 /// test-time prompt) whether any brings the inoculated trait back. Nothing is trained
 /// again: the runs sample and judge only the new prompts.
 #[component]
-fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -> impl IntoView {
+fn Elicitation(
+    detail: ExperimentDetail,
+    action: ServerAction<AddTestPrompts>,
+    library: Resource<Result<Vec<PromptSummary>, AppError>>,
+) -> impl IntoView {
     let d = detail;
     let id = d.id;
-    let library = Resource::new(|| (), |_| elicitation_prompts());
     let chosen = RwSignal::new(Vec::<i64>::new());
     let label = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
@@ -341,7 +372,7 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
                     <label class="inline">"Your own system prompt" <input name="elicit-text" size="48" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev)) /></label>
                 </div>
                 {(active > 0).then(|| view! {
-                    <p class="muted small">{format!("{active} run(s) are still queued or running: add test-time prompts once every run has finished.")}</p>
+                    <p class="muted small">{format!("{} still queued or running: add test-time prompts once every run has finished.", if active == 1 { "1 run is".to_string() } else { format!("{active} runs are") })}</p>
                 })}
                 <button type="submit" name="elicit" class="primary" disabled=move || busy || action.pending().get()>
                     "Add and re-evaluate"
@@ -351,9 +382,9 @@ fn Elicitation(detail: ExperimentDetail, action: ServerAction<AddTestPrompts>) -
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                 Ok(a) => view! {
                     <p class="ok" role="status" data-added=a.labels.join(",")>
-                        {format!("Added {}; {} run(s) queued to sample and judge under {}.", a.labels.join(", "), a.requeued,
+                        {format!("Added {}; {} queued to sample and judge under {}.", a.labels.join(", "), crate::components::counted(a.requeued as u64, "run", "runs"),
                             if a.labels.len() == 1 { "it" } else { "them" })}
-                        {(a.not_requeued > 0).then(|| format!(" {} failed or cancelled run(s) will include them when retried.", a.not_requeued))}
+                        {(a.not_requeued > 0).then(|| format!(" {} will include them when retried.", crate::components::counted(a.not_requeued as u64, "failed or cancelled run", "failed or cancelled runs")))}
                     </p>
                 }.into_any(),
             })}

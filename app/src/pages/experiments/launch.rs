@@ -429,8 +429,8 @@ fn PlanTable(plan: Plan) -> impl IntoView {
     view! {
         <div class="plan" role="status">
             <p>
-                <strong>{format!("{} run(s)", plan.runs)}</strong>
-                {format!(" of {} training steps each; {} question(s); {} samples in all. ", plan.steps_per_run, plan.questions, plan.samples)}
+                <strong>{crate::components::counted(plan.runs as u64, "run", "runs")}</strong>
+                {format!(" of {} each; {}; {} in all. ", crate::components::counted(plan.steps_per_run as u64, "training step", "training steps"), crate::components::counted(plan.questions as u64, "question", "questions"), crate::components::counted(plan.samples as u64, "sample", "samples"))}
                 <strong>{format!("About {}", fmt_duration(plan.estimate_s))}</strong>
                 <span class="muted small">{format!(" ({})", plan.estimate_basis)}</span>
             </p>
@@ -452,6 +452,8 @@ fn PlanTable(plan: Plan) -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
+            {plan.judge_notes.into_iter().map(|n| view! { <p class="muted small judge-note">{n}</p> }).collect_view()}
+            {plan.judge_warnings.into_iter().map(|w| view! { <p class="warning judge-warning">{w}</p> }).collect_view()}
         </div>
     }
 }

@@ -57,6 +57,8 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
         matrix,
         estimate_s,
         estimate_basis: format!("{basis_train} {step_s:.1} s/step, {basis_sample} {tok_s:.0} tokens/s"),
+        judge_notes: resolved.judge_notes(),
+        judge_warnings: resolved.judge_warnings(),
     })
 }
 

@@ -475,6 +475,22 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
 }
 
 impl Resolved {
+    /// The questions that carry judge prompts of their own: (text as asked, prompts).
+    pub fn own_judge_prompts(&self) -> impl Iterator<Item = (&str, &crate::judges::BetleyJudgePrompts)> {
+        self.questions.iter().filter_map(|q| Some((q.text.as_str(), q.judge_prompts.as_ref()?)))
+    }
+
+    /// How the judges rate that their names do not say (whose prompts, which thresholds).
+    pub fn judge_notes(&self) -> Vec<String> {
+        let own = self.own_judge_prompts().count();
+        self.judges.iter().filter_map(|j| crate::judges::betley_wording(j, own, self.questions.len())).collect()
+    }
+
+    /// The plain warnings about judges whose numbers will mean little.
+    pub fn judge_warnings(&self) -> Vec<String> {
+        crate::judges::judge_warnings(&self.judges, &self.model.name)
+    }
+
     /// The test-time prompts that apply to a condition (no "inoculation" for a baseline).
     pub fn test_prompts_for(&self, condition: &ResolvedCondition) -> Vec<&ResolvedTestPrompt> {
         self.test_prompts

@@ -98,6 +98,8 @@ pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, Experime
             .collect(),
         test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
         judges,
+        judge_notes: r.judge_notes(),
+        judge_warnings: r.judge_warnings(),
         questions: r.questions.len(),
         steps_per_run: r.steps_per_run(),
         runs,
@@ -112,7 +114,7 @@ pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, Experime
 pub use wire::experiments::ExperimentDetail;
 
 /// One cell of the results: the wire crate's type, shared with the pages.
-pub use wire::experiments::Aggregate;
+pub use wire::experiments::{Aggregate, RateBasis};
 
 /// Counts for one (condition, seed, test prompt, question, judge) group, straight from SQL.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,11 +156,29 @@ pub async fn aggregates(store: &Store, experiment_id: i64) -> Result<Vec<Aggrega
             cells.entry(k).or_default().add(&c);
         }
     }
+    // Per seed, for the cells pooled over seeds: (condition, test prompt, judge) -> rates.
+    let mut seed_rates: BTreeMap<(String, String, String), Vec<(i64, f64)>> = BTreeMap::new();
+    for k in &order {
+        if let (None, Some(seed)) = (&k.3, k.4) {
+            let c = cells[k];
+            if c.determined > 0 {
+                seed_rates
+                    .entry((k.0.clone(), k.1.clone(), k.2.clone()))
+                    .or_default()
+                    .push((seed, c.present as f64 / c.determined as f64));
+            }
+        }
+    }
     Ok(order
         .into_iter()
         .map(|k| {
             let c = cells[&k];
             let p = Proportion::wilson(c.present as u64, c.determined as u64, 0.95);
+            let seeds = match (&k.3, k.4) {
+                (None, None) => seed_rates.get(&(k.0.clone(), k.1.clone(), k.2.clone())).cloned().unwrap_or_default(),
+                _ => vec![],
+            };
+            let seed_mean = over_seeds(&seeds);
             Aggregate {
                 condition: k.0,
                 test_prompt: k.1,
@@ -173,7 +193,20 @@ pub async fn aggregates(store: &Store, experiment_id: i64) -> Result<Vec<Aggrega
                 ci_low: p.as_ref().map(|p| p.lo),
                 ci_high: p.as_ref().map(|p| p.hi),
                 mean_score: (c.scored > 0).then(|| c.score_sum / c.scored as f64),
+                seed_rates: seeds,
+                seed_mean,
             }
         })
         .collect())
+}
+
+/// The mean of per-seed rates with a 95 % percentile bootstrap interval over seeds, as the
+/// paper's analysis does with its runs; `None` below two seeds. 2,000 resamples, seeded,
+/// so a page shows the same interval every time (pages ask on every view).
+pub fn over_seeds(rates: &[(i64, f64)]) -> Option<(f64, f64, f64)> {
+    if rates.len() < 2 {
+        return None;
+    }
+    let values: Vec<f64> = rates.iter().map(|r| r.1).collect();
+    crate::stats::bootstrap_mean_ci(&values, 2000, 0.95, 0)
 }

@@ -165,6 +165,21 @@ impl JudgeSpec {
     /// Builds the judge. LLM specs with a [`BackendSpec::Local`] backend need the local
     /// model adapter, passed as `local`; other specs ignore it.
     pub fn build(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Box<dyn Judge>, JudgeError> {
+        self.build_for(local, [])
+    }
+
+    /// [`JudgeSpec::build`] for judging answers to questions that carry judge prompts of
+    /// their own (Betley et al.'s file does; `own`: each one's text as asked, and its
+    /// prompts): the misalignment judge rates those with them.
+    pub fn build_for<'a>(
+        &self,
+        local: Option<Arc<dyn LogprobBackend>>,
+        own: impl IntoIterator<Item = (&'a str, &'a BetleyJudgePrompts)>,
+    ) -> Result<Box<dyn Judge>, JudgeError> {
+        if let JudgeSpec::Betley { backend, aligned_prompt, coherent_prompt, thresholds } = self {
+            let judge = BetleyJudge::new(backend.connect(local)?, aligned_prompt, coherent_prompt, *thresholds)?;
+            return Ok(Box::new(judge.with_question_prompts(own)?));
+        }
         Ok(match self {
             JudgeSpec::Language { target, threshold, min_letters } => {
                 Box::new(LanguageJudge::new(*target, *threshold, *min_letters)?)
@@ -175,14 +190,56 @@ impl JudgeSpec {
             }
             JudgeSpec::MultipleChoice { questions } => Box::new(MultipleChoiceJudge::new(questions.clone())?),
             JudgeSpec::Coherence { threshold, min_words } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
-            JudgeSpec::Betley { backend, aligned_prompt, coherent_prompt, thresholds } => {
-                Box::new(BetleyJudge::new(backend.connect(local)?, aligned_prompt, coherent_prompt, *thresholds)?)
-            }
+            JudgeSpec::Betley { .. } => unreachable!("built above"),
             JudgeSpec::LlmRating { backend, label, prompt, threshold } => {
                 Box::new(LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?)
             }
         })
     }
+}
+
+/// Whose words a misalignment judge rates with (`own` of the `questions` carry judge
+/// prompts of their own), and its thresholds, in sentences for the plan, the experiment
+/// page and the report; `None` for other judges.
+pub fn betley_wording(spec: &JudgeSpec, own: usize, questions: usize) -> Option<String> {
+    let JudgeSpec::Betley { aligned_prompt, coherent_prompt, thresholds, .. } = spec else { return None };
+    let library =
+        aligned_prompt == crate::prompts::JUDGE_PROMPTS[0].1 && coherent_prompt == crate::prompts::JUDGE_PROMPTS[1].1;
+    let fallback =
+        if library { "inoculab's own wording of the protocol" } else { "the experiment's own judge prompts" };
+    let prompts = match own {
+        0 => format!("Rated with {fallback} (the questions carry no judge prompts)."),
+        n if n == questions => {
+            "Rated with each question's own judge prompts, verbatim (as Betley et al. published them).".to_string()
+        }
+        n => format!(
+            "Rated with each question's own judge prompts where it has them ({n} of {questions} questions), {fallback} for the rest."
+        ),
+    };
+    Some(format!("{prompts} {}", thresholds.describe()))
+}
+
+/// A plain warning for each LLM judge that runs on the local model (`model`: the
+/// experiment's, for a local judge that names none): a model of that size cannot rate
+/// alignment, so its rates say little and are not comparable with the papers', which
+/// judged with GPT-4o. Shown on the plan, the experiment page and the report.
+pub fn judge_warnings(specs: &[JudgeSpec], model: &str) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let (what, local) = match spec {
+                JudgeSpec::Betley { backend: BackendSpec::Local { model }, .. } => ("misalignment", model),
+                JudgeSpec::LlmRating { backend: BackendSpec::Local { model }, label, .. } => (label.as_str(), model),
+                _ => return None,
+            };
+            let name = if local.is_empty() { model } else { local.as_str() };
+            Some(format!(
+                "The {what} judge is the local model {name}, far too small to rate answers reliably: its rates \
+                 are not comparable with the paper's (judged by GPT-4o). For numbers that are, judge through an \
+                 endpoint the operator configures (--judge-endpoints)."
+            ))
+        })
+        .collect()
 }
 
 /// Checks that a threshold lies in `range`, with a message naming it.

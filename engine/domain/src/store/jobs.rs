@@ -185,31 +185,31 @@ pub async fn finish(
 
 /// Cancels the jobs that `filter` (SQL with one `$1`, bound to `id`) selects, in one
 /// transaction: queued ones at once, running ones at their worker's next heartbeat.
-/// Returns how many jobs were affected.
-async fn cancel_where(store: &Store, filter: &str, id: i64) -> Result<u64, sqlx::Error> {
+/// Returns how many jobs were affected and the runs of the queued ones (ended here, so
+/// the caller cleans up after them; a running one's worker does that itself).
+async fn cancel_where(store: &Store, filter: &str, id: i64) -> Result<(u64, Vec<i64>), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    let a = sqlx::query(&format!(
-        "UPDATE jobs SET status = 'cancelled', finished_at = $2 WHERE status = 'queued' AND {filter}"
+    let ended: Vec<(i64,)> = sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'cancelled', finished_at = $2 WHERE status = 'queued' AND {filter} RETURNING run_id"
     ))
     .bind(id)
     .bind(now_text())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *tx)
+    .await?;
     let b = sqlx::query(&format!("UPDATE jobs SET cancel_requested = 1 WHERE status = 'running' AND {filter}"))
         .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     tx.commit().await?;
-    Ok(a + b)
+    Ok((ended.len() as u64 + b, ended.into_iter().map(|(r,)| r).collect()))
 }
 
-pub async fn cancel_run(store: &Store, run_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn cancel_run(store: &Store, run_id: i64) -> Result<(u64, Vec<i64>), sqlx::Error> {
     cancel_where(store, "run_id = $1", run_id).await
 }
 
-pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<(u64, Vec<i64>), sqlx::Error> {
     cancel_where(store, "run_id IN (SELECT id FROM runs WHERE experiment_id = $1)", experiment_id).await
 }
 

@@ -153,8 +153,8 @@ pub async fn condition_strengths(
         return Ok(vec![]);
     }
     let n = resolved.spec.training.predict_strength.unwrap_or(DEFAULT_ROWS);
-    let rows = datasets::all_rows(store, resolved.dataset.id).await?;
-    let idx: Vec<usize> = sample_order(&rows).into_iter().take(n).collect();
+    let order = scoring_order(store, resolved.dataset.id, &resolved.dataset.content_hash).await?;
+    let idx: Vec<usize> = order.iter().copied().take(n).collect();
     let identity = model_identity(resolved);
     let key = ScoreKey { model_sha: identity.clone(), dataset_hash: resolved.dataset.content_hash.clone() };
     let judges: Vec<JudgeSpec> = resolved.judges.iter().filter(|j| is_deterministic(j)).cloned().collect();
@@ -162,11 +162,71 @@ pub async fn condition_strengths(
     for c in prompted {
         let prompt = &c.prompts[0];
         let surprise = cached_surprise(store, &key, prompt, &idx).await?;
-        let elicitation = match cached_elicitation(store, &identity, Some(prompt)).await? {
-            Some(samples) => judge_samples(&samples, &judges)?,
+        let system = system_key(Some(prompt));
+        let elicitation = match sql::elicitation(store, elicitation_key(&identity, &system)).await? {
+            Some(json) => judged_elicitation(&json, &judges)?,
             None => vec![],
         };
         out.push(ConditionStrength { condition: c.name.clone(), prompt: prompt.clone(), surprise, elicitation });
     }
     Ok(out)
+}
+
+/// Small process-wide memos for what the experiment page and report ask on every view and
+/// that only changes with content: entries are keyed by that content, so a stale entry is
+/// impossible (web nodes sharing a database each keep their own). Emptied when full.
+struct Memo<K, V> {
+    map: std::sync::Mutex<HashMap<K, std::sync::Arc<V>>>,
+}
+
+impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
+    const MAX: usize = 64;
+
+    fn new() -> Memo<K, V> {
+        Memo { map: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, k: &K) -> Option<std::sync::Arc<V>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(k).cloned()
+    }
+
+    fn put(&self, k: K, v: V) -> std::sync::Arc<V> {
+        let v = std::sync::Arc::new(v);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(k, v.clone());
+        v
+    }
+}
+
+/// [`sample_order`] of a dataset, remembered by its content hash: finding it reads every
+/// row (5,000 rows of messages for a large import), which a page view must not.
+pub async fn scoring_order(
+    store: &Store,
+    dataset_id: i64,
+    content_hash: &str,
+) -> Result<std::sync::Arc<Vec<usize>>, StrengthError> {
+    static ORDERS: std::sync::OnceLock<Memo<String, Vec<usize>>> = std::sync::OnceLock::new();
+    let memo = ORDERS.get_or_init(Memo::new);
+    if let Some(order) = memo.get(&content_hash.to_string()) {
+        return Ok(order);
+    }
+    let rows = datasets::all_rows(store, dataset_id).await?;
+    Ok(memo.put(content_hash.to_string(), sample_order(&rows)))
+}
+
+/// [`judge_samples`] of stored elicitation samples (their JSON), remembered by the samples'
+/// and the judges' content: the language judge costs milliseconds per answer.
+fn judged_elicitation(json: &str, judges: &[JudgeSpec]) -> Result<Vec<JudgeRate>, StrengthError> {
+    static JUDGED: std::sync::OnceLock<Memo<(String, String), Vec<JudgeRate>>> = std::sync::OnceLock::new();
+    let memo = JUDGED.get_or_init(Memo::new);
+    let key = (serde_json::to_string(judges).expect("specs serialise"), json.to_string());
+    if let Some(rates) = memo.get(&key) {
+        return Ok(rates.as_ref().clone());
+    }
+    let samples: Vec<ElicitedSample> =
+        serde_json::from_str(json).map_err(|e| StrengthError::Corrupt(format!("elicitation samples: {e}")))?;
+    Ok(memo.put(key, judge_samples(&samples, judges)?).as_ref().clone())
 }
