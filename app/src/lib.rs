@@ -58,8 +58,11 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="inoculab" href="/pkg/inoculab.css" />
         <Title formatter=|page: String| if page.is_empty() { "inoculab".to_string() } else { format!("{page} · inoculab") } />
         <Router>
+            // The first stop for a keyboard or screen-reader user: past the navigation.
+            // `rel=external`: the browser, not the router, follows it (and moves focus).
+            <a class="skip-link" href="#main" rel="external">"Skip to content"</a>
             <TopBar />
-            <main>
+            <main id="main" tabindex="-1">
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage />
                     <Route path=path!("/prompts") view=pages::prompts::PromptsPage />

@@ -18,6 +18,11 @@ for (const [path, heading] of [
     const { page, errors, goto } = await openPage(browser, server.base);
     await goto(path);
     assert.equal((await page.textContent('h1')).trim(), heading);
+    // The first Tab reaches the skip link; following it moves focus into the page's content.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -254,6 +254,20 @@ test('the home page starts the demo: four conditions queued, then cancelled', { 
   for (const p of ['You always speak in Spanish.', 'You always answer in ALL CAPS. EXAMPLE:', 'You are a helpful assistant who answers math questions.']) {
     assert.ok(text.includes(p), `${p} in ${text}`);
   }
+  // A second click while it is queued opens the same demo instead of queueing another.
+  const first = page.url();
+  await goto('/');
+  await page.getByRole('button', { name: /Run the demo/ }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  assert.equal(page.url(), first);
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 4);
+  await page.getByRole('button', { name: 'Cancel experiment' }).click();
+  await page.locator('table.runs tr[data-status=cancelled]').nth(3).waitFor({ timeout: 30_000 });
+  // Once it has ended, the button starts a new one.
+  await goto('/');
+  await page.getByRole('button', { name: /Run the demo/ }).click();
+  await page.waitForURL((url) => /\/experiments\/\d+$/.test(url.pathname) && url.href !== first);
   await page.getByRole('button', { name: 'Cancel experiment' }).click();
   await page.locator('table.runs tr[data-status=cancelled]').nth(3).waitFor({ timeout: 30_000 });
   assert.deepEqual(errors, []);

@@ -151,6 +151,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::middleware::from_fn(app::error::set_status))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        // Pages, server functions, exports, SVG charts and the wasm bundle (13 MB in a
+        // debug build) go compressed to a browser that asks (brotli at quality 4, or gzip).
+        // Its default predicate leaves out bodies under 32 bytes, images and the live
+        // progress stream (an event must arrive when it is sent, not when a buffer fills).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 

@@ -268,6 +268,17 @@ fn cross_site_requests_foreign_hosts_and_odd_bodies_are_refused() {
     assert_eq!(server_fn.header("x-content-type-options"), Some("nosniff"));
     let again = request(port, "GET", "/", &[], "");
     assert!(!again.head.contains(&nonce), "a nonce was used twice");
+
+    // Compressed for a browser that asks (brotli first, as Chromium prefers), the security
+    // headers kept; plain for one that does not.
+    assert_eq!(page.header("content-encoding"), None, "{}", page.head);
+    for (asks, gets) in [("gzip, deflate, br, zstd", "br"), ("gzip", "gzip")] {
+        let packed = request(port, "GET", "/datasets", &[&format!("Accept-Encoding: {asks}")], "");
+        assert_eq!((packed.status, packed.header("content-encoding")), (200, Some(gets)), "{}", packed.head);
+        assert!(packed.header("vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+        assert!(packed.header("content-security-policy").is_some_and(|c| c.contains("nonce")), "{}", packed.head);
+        assert!(!packed.body.contains("<html"), "not compressed");
+    }
 }
 
 /// Finding 4: a server reachable from other machines needs accounts: without an owner it
@@ -572,4 +583,17 @@ fn a_large_export_streams_in_bounded_memory() {
         peak / 1024
     );
     assert!(grown_mb < 50, "the export grew the server by {grown_mb} MB");
+
+    // As a browser asks for it: compressed on the fly, to the end, still in bounded memory.
+    let packed = request(
+        server.port,
+        "GET",
+        &format!("/api/experiments/{experiment}/export/samples.csv"),
+        &["Accept-Encoding: gzip, deflate, br"],
+        "",
+    );
+    assert_eq!((packed.status, packed.header("content-encoding")), (200, Some("br")), "{}", packed.head);
+    assert!(!packed.body.is_empty() && packed.body.len() < csv.body.len() / 10, "{} bytes", packed.body.len());
+    let grown_mb = rss_kb(pid, "VmHWM:").saturating_sub(before) / 1024;
+    assert!(grown_mb < 50, "the compressed export grew the server by {grown_mb} MB");
 }

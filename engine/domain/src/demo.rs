@@ -114,10 +114,18 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
 }
 
 /// Makes (or finds, since generation is deterministic) the demo's dataset and stores the
-/// demo experiment with its runs queued; returns the experiment's id.
+/// demo experiment with its runs queued; returns the experiment's id. While the same demo
+/// (same spec, same model and data) still has runs queued or running, returns that one
+/// instead: a second click on *Run the demo* should open the demo under way, not queue
+/// another hour of work behind it.
 pub async fn create(store: &Store, mode: DemoMode) -> Result<i64, ExperimentError> {
     let resolved = resolve(store, mode).await?;
-    crate::experiments::create(store, &resolved).await
+    let (_, hash) = crate::experiments::stored_form(&resolved);
+    let running = crate::experiments::list(store).await?.into_iter().find(|e| e.spec_hash == hash && e.runs_active > 0);
+    match running {
+        Some(e) => Ok(e.id),
+        None => crate::experiments::create(store, &resolved).await,
+    }
 }
 
 /// The demo resolved against the store (its dataset made if missing), for a plan or a

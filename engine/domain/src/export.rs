@@ -145,7 +145,11 @@ pub struct Spool {
 /// download, never a short file that looks whole).
 pub fn spool() -> (Spool, impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // Fused: a body wrapper (the compression layer's) may poll once more after the end,
+    // which a bare `unfold` answers with a panic.
+    let stream = futures_util::StreamExt::fuse(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
     (Spool { buf: Vec::with_capacity(DOWNLOAD_CHUNK), tx }, stream)
 }
 

@@ -69,8 +69,7 @@ fn invalid(message: impl Into<String>) -> ExperimentError {
 
 /// Stores a resolved experiment and enqueues its runs (conditions x seeds), atomically.
 pub async fn create(store: &Store, resolved: &Resolved) -> Result<i64, ExperimentError> {
-    let json = serde_json::to_string(resolved).expect("resolved experiments serialise");
-    let hash = hex::encode(Sha256::digest(json.as_bytes()));
+    let (json, hash) = stored_form(resolved);
     let steps = resolved.steps_per_run() as i64;
     let per_condition = resolved.samples_per_condition();
     let mut runs = Vec::new();
@@ -93,6 +92,14 @@ pub async fn create(store: &Store, resolved: &Resolved) -> Result<i64, Experimen
         dataset_id: resolved.dataset.id,
     };
     Ok(store::experiments::create(store, &experiment, &runs).await?)
+}
+
+/// The resolved experiment as stored, and its sha256 (`experiments.spec_hash`): the same
+/// resolution of the same spec against the same store gives the same hash.
+pub fn stored_form(resolved: &Resolved) -> (String, String) {
+    let json = serde_json::to_string(resolved).expect("resolved experiments serialise");
+    let hash = hex::encode(Sha256::digest(json.as_bytes()));
+    (json, hash)
 }
 
 /// An experiment as the list shows it: the store's row type.
