@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::api::accounts::{CreateShareLink, RevokeShareLink};
 use crate::api::results::get_report;
 use crate::components::{short_time, ErrorBox, Loading};
 use crate::error::AppError;
@@ -67,16 +68,16 @@ pub fn ReportPage() -> impl IntoView {
     // leptos-rs/leptos#4866 explains why), and waits for the report before it starts.
     let report = Resource::new(id, get_report);
     let predictions = Resource::new(id, crate::api::strength::get_predictions);
+    let share = ShareData::new(id);
     view! {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match report.await {
                     Err(e) => view! { <Title text="Report" /><ErrorBox error=e /> }.into_any(),
-                    Ok(r) => view! { <Report report=r predictions=Some(predictions) /> }.into_any(),
+                    Ok(r) => view! { <Report report=r predictions=Some(predictions) /> <SharePanel id=id() data=share /> }.into_any(),
                 }
             })}
         </Suspense>
-        <SharePanel id=id() />
     }
 }
 
@@ -106,19 +107,35 @@ pub fn SharedReportPage() -> impl IntoView {
     }
 }
 
+/// The share panel's actions and data, made by the report page above its Suspense (see
+/// `ReportPage`).
+#[derive(Clone, Copy)]
+struct ShareData {
+    create: ServerAction<CreateShareLink>,
+    revoke: ServerAction<RevokeShareLink>,
+    links: Resource<Result<Vec<wire::accounts::ShareLinkView>, AppError>>,
+    session: Resource<Result<Option<wire::accounts::SessionView>, AppError>>,
+}
+
+impl ShareData {
+    fn new(id: impl Fn() -> i64 + Copy + Send + Sync + 'static) -> ShareData {
+        let create = ServerAction::new();
+        let revoke = ServerAction::new();
+        let links = Resource::new(
+            move || (id(), create.version().get(), revoke.version().get()),
+            |(id, _, _)| crate::api::accounts::list_share_links(Some(id)),
+        );
+        let session = Resource::new(|| (), |_| crate::api::accounts::get_session());
+        ShareData { create, revoke, links, session }
+    }
+}
+
 /// Making, listing and revoking the report's read-only links.
 #[component]
-fn SharePanel(id: i64) -> impl IntoView {
-    use crate::api::accounts::{CreateShareLink, RevokeShareLink};
-    let create = ServerAction::<CreateShareLink>::new();
-    let revoke = ServerAction::<RevokeShareLink>::new();
+fn SharePanel(id: i64, data: ShareData) -> impl IntoView {
+    let ShareData { create, revoke, links, session } = data;
     let days = RwSignal::new(String::new());
-    let links = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        move |_| crate::api::accounts::list_share_links(Some(id)),
-    );
     // Viewers read; sharing is for editors and owners (or anyone, without sign-in).
-    let session = Resource::new(|| (), |_| crate::api::accounts::get_session());
     let may_share = move || {
         session.get().and_then(|s| s.ok()).is_some_and(|s| s.is_none_or(|v| v.role >= wire::accounts::Role::Editor))
     };
