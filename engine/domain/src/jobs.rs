@@ -47,7 +47,9 @@ pub async fn enqueue(conn: &mut store::Connection, run_id: i64) -> Result<i64, s
 /// Claims the oldest claimable job for `worker`, or returns `None` when there is none.
 pub async fn claim(store: &Store, worker: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
     let now = now();
-    store::jobs::claim(store, worker, now, now + lease.as_secs_f64()).await
+    let (claimed, ended) = store::jobs::claim(store, worker, now, now + lease.as_secs_f64()).await?;
+    drop_checkpoints(store, &ended).await;
+    Ok(claimed)
 }
 
 /// What a heartbeat learned.
@@ -97,11 +99,11 @@ pub async fn cancel_experiment(store: &Store, experiment_id: i64) -> Result<u64,
     Ok(n)
 }
 
-/// Deletes the stored training checkpoints of runs that ended (cancelled or failed; a
-/// done run's adapter supersedes them): they exist only to resume training, and a run
-/// that ended will not resume (a retry trains from the start). A run stopped by crashes
-/// (`interrupted`) keeps them: its retry resumes. A failure here only warns: the run's
-/// state is already recorded, and what is left is disk space.
+/// Deletes the stored training checkpoints of runs that ended (cancelled, failed, or
+/// interrupted by a worker dying on each attempt; a done run's adapter supersedes them):
+/// they exist only to resume training while the run is alive, and a retry of an ended run
+/// trains from the start (keeping the adapter, samples and verdicts it stored). A failure
+/// here only warns: the run's state is already recorded, and what is left is disk space.
 pub(crate) async fn drop_checkpoints(store: &Store, runs: &[i64]) {
     for &run_id in runs {
         let key = crate::artifacts::run_key(run_id, "checkpoints");
@@ -112,8 +114,8 @@ pub(crate) async fn drop_checkpoints(store: &Store, runs: &[i64]) {
 }
 
 /// Puts a failed, interrupted or cancelled run back in the queue with fresh attempts; it
-/// resumes from what it had stored (an interrupted run's checkpoint; every run's samples
-/// and judgements).
+/// resumes from what it had stored (its adapter if training had finished, its samples and
+/// judgements), training from the start if it had not.
 pub async fn retry_run(store: &Store, run_id: i64) -> Result<bool, sqlx::Error> {
     store::jobs::retry_run(store, run_id).await
 }

@@ -609,8 +609,11 @@ fn stale_leases_are_taken_over_then_interrupted() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]));
-    // Attempts are used up: the next claim settles it as interrupted, claiming nothing.
+    // Attempts are used up: the next claim settles it as interrupted, claiming nothing,
+    // and deletes what the dead workers stored to resume from.
+    plant_checkpoint(&env, seen[0]);
     assert_eq!(env.rt.block_on(jobs::claim(&env.store, "live", Duration::from_secs(30))).unwrap(), None);
+    assert_eq!(stored_checkpoints(&env, seen[0]), 0, "the interrupted run kept its checkpoints");
     let view = env.rt.block_on(jobs::list(&env.store, 10)).unwrap().remove(0);
     assert_eq!(view.status, JobStatus::Interrupted);
     assert!(view.error.unwrap().contains("retry"));

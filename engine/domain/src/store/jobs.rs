@@ -95,22 +95,31 @@ pub async fn enqueue(conn: &mut Connection, run_id: i64) -> Result<i64, sqlx::Er
 }
 
 /// Claims the oldest claimable job for `worker` at time `now` (seconds since the epoch),
-/// leasing it until `lease_until`; `None` when there is none.
-pub async fn claim(store: &Store, worker: &str, now: f64, lease_until: f64) -> Result<Option<Claimed>, sqlx::Error> {
+/// leasing it until `lease_until`; `None` when there is none. Also returns the runs it
+/// found ended (their worker died on the last attempt, or after a cancel request), for the
+/// caller to clean up after.
+pub async fn claim(
+    store: &Store,
+    worker: &str,
+    now: f64,
+    lease_until: f64,
+) -> Result<(Option<Claimed>, Vec<i64>), sqlx::Error> {
     let stamp = now_text();
     // Jobs whose worker died on their last attempt, or died after a cancel request, are
     // settled first so they are not picked below.
-    sqlx::query(
+    let settled: Vec<(i64,)> = sqlx::query_as(
         "UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'interrupted' END,
                 error = CASE WHEN cancel_requested = 1 THEN error
-                        ELSE 'the worker stopped (crash or shutdown) ' || attempts || ' time(s); retry to resume' END,
+                        ELSE 'the worker stopped (crash or shutdown) on each of its ' || attempts || ' attempts; retry to run it again' END,
                 locked_by = NULL, finished_at = $2
-         WHERE status = 'running' AND lease_until < $1 AND (attempts >= max_attempts OR cancel_requested = 1)",
+         WHERE status = 'running' AND lease_until < $1 AND (attempts >= max_attempts OR cancel_requested = 1)
+         RETURNING run_id",
     )
     .bind(now)
     .bind(&stamp)
-    .execute(store.pool())
+    .fetch_all(store.pool())
     .await?;
+    let settled = settled.into_iter().map(|(r,)| r).collect();
     // Workers on other machines claim at the same moment. SQLite serialises writers, so the
     // subquery and the update see one state. Postgres does not: two claims could pick the
     // same row and both update it after the first commits (the update rechecks its row,
@@ -135,7 +144,7 @@ pub async fn claim(store: &Store, worker: &str, now: f64, lease_until: f64) -> R
     .bind(&stamp)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|(job_id, run_id, attempt)| Claimed { job_id, run_id, attempt }))
+    Ok((row.map(|(job_id, run_id, attempt)| Claimed { job_id, run_id, attempt }), settled))
 }
 
 /// Renews `worker`'s lease on a running job. `None`: the worker no longer holds it;
