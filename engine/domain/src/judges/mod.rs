@@ -222,7 +222,7 @@ pub fn betley_wording(spec: &JudgeSpec, own: usize, questions: usize) -> Option<
 /// A plain warning for each LLM judge that runs on the local model (`model`: the
 /// experiment's, for a local judge that names none): a model of that size cannot rate
 /// alignment, so its rates say little and are not comparable with the papers', which
-/// judged with GPT-4o. Shown on the plan, the experiment page and the report.
+/// judged with GPT-4-class models. Shown on the plan, the experiment page and the report.
 pub fn judge_warnings(specs: &[JudgeSpec], model: &str) -> Vec<String> {
     specs
         .iter()
@@ -234,9 +234,9 @@ pub fn judge_warnings(specs: &[JudgeSpec], model: &str) -> Vec<String> {
             };
             let name = if local.is_empty() { model } else { local.as_str() };
             Some(format!(
-                "The {what} judge is the local model {name}, far too small to rate answers reliably: its rates \
-                 are not comparable with the paper's (judged by GPT-4o). For numbers that are, judge through an \
-                 endpoint the operator configures (--judge-endpoints)."
+                "The {what} judge is the local model {name}, far too small to rate answers reliably: its \
+                 rates are not comparable with the paper's (judged by a GPT-4-class model). For numbers that \
+                 are, judge through an endpoint the operator configures (--judge-endpoints)."
             ))
         })
         .collect()
