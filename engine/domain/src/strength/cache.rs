@@ -95,12 +95,12 @@ pub async fn cached_elicitation(
     prompt: Option<&str>,
 ) -> Result<Option<Vec<ElicitedSample>>, StrengthError> {
     let system = system_key(prompt);
-    sql::elicitation(store, elicitation_key(model_sha, &system))
-        .await?
-        .map(|json| {
-            serde_json::from_str(&json).map_err(|e| StrengthError::Corrupt(format!("elicitation samples: {e}")))
-        })
-        .transpose()
+    sql::elicitation(store, elicitation_key(model_sha, &system)).await?.map(|json| elicited(&json)).transpose()
+}
+
+/// Elicited samples as the cache stores them (JSON).
+fn elicited(json: &str) -> Result<Vec<ElicitedSample>, StrengthError> {
+    serde_json::from_str(json).map_err(|e| StrengthError::Corrupt(format!("elicitation samples: {e}")))
 }
 
 /// Stores the base model's answers under `prompt`, replacing any from the same code.
@@ -226,7 +226,5 @@ fn judged_elicitation(json: &str, judges: &[JudgeSpec]) -> Result<Vec<JudgeRate>
     if let Some(rates) = memo.get(&key) {
         return Ok(rates.as_ref().clone());
     }
-    let samples: Vec<ElicitedSample> =
-        serde_json::from_str(json).map_err(|e| StrengthError::Corrupt(format!("elicitation samples: {e}")))?;
-    Ok(memo.put(key, judge_samples(&samples, judges)?).as_ref().clone())
+    Ok(memo.put(key, judge_samples(&elicited(json)?, judges)?).as_ref().clone())
 }
