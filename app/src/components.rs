@@ -11,12 +11,12 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
         AppError::BadLines { lines, total } => {
             let more = total.saturating_sub(lines.len());
             Some(view! {
-                <table class="bad-lines">
+                <div class="scroll" tabindex="0"><table class="bad-lines">
                     <thead><tr><th>"line"</th><th>"problem"</th></tr></thead>
                     <tbody>
                         {lines.iter().map(|(n, why)| view! { <tr><td class="num">{*n}</td><td>{why.clone()}</td></tr> }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
                 {(more > 0).then(|| view! { <p>{format!("… and {more} more.")}</p> })}
             })
         }
@@ -69,11 +69,7 @@ pub fn Pager(offset: i64, limit: i64, total: i64, href: impl Fn(i64) -> String +
 }
 
 /// "2026-11-27T20:41:07.123Z" → "2026-11-27 20:41".
-/// "1 run", "3 runs": a count with its noun in the right number.
-pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use wire::counted;
 
 pub fn short_time(ts: &str) -> String {
     ts.get(..16).map(|s| s.replace('T', " ")).unwrap_or_else(|| ts.to_string())

@@ -22,6 +22,15 @@ pub struct ServerInfo {
 
 // --- experiments ---
 
+/// What a launch did: started the experiment (its id), or stopped to ask first, because
+/// its plan takes longer than `api::experiments::CONFIRM_OVER_S`; the page shows the plan's
+/// numbers and launches again, confirmed, when asked to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Launched {
+    Started(i64),
+    Confirm(wire::experiments::Plan),
+}
+
 /// Everything the launch form offers to choose from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchOptions {

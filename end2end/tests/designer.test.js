@@ -125,3 +125,37 @@ test('the prompt editor shows the meter; a sweep becomes an experiment and check
   // The one 400 is the refused one-prompt sweep above.
   assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
 });
+
+// Last: it adds a larger dataset, which the meter then picks by default.
+test('the first estimate stays while a larger one is measured; saving or leaving mid-measurement is clean', { skip, timeout: 600_000 }, async () => {
+  execFileSync(BINARY, ['--data-dir', server.dataDir, 'dataset', 'generate', '--preset', 'spanish_all_caps', '--rows', '80', '--name', 'bigger'],
+    { encoding: 'utf8', timeout: 120_000 });
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto('/designer');
+  await page.locator('select[name=meter-dataset] option', { hasText: 'bigger' }).waitFor({ state: 'attached' });
+  await page.selectOption('select[name=meter-dataset]', { label: 'bigger (80 rows)' });
+  await page.fill('textarea[name=candidate]', 'You answer in Spanish capitals.');
+  // The 16-row estimate is shown, with a note, while the 64-row one is measured.
+  await page.locator('.meter-reading', { hasText: 'over 16 rows' }).waitFor({ timeout: 180_000 });
+  await page.locator('[data-testid=refining]', { hasText: 'measuring on 64 rows' }).waitFor();
+  await page.locator('.meter-reading', { hasText: 'over 64 rows' }).waitFor({ timeout: 300_000 });
+  assert.equal(await page.locator('[data-testid=refining]').count(), 0);
+
+  // The prompt editor measures its prompt; saving a new version mid-measurement redraws the
+  // meter, and leaving through the navigation drops it: neither may panic in the browser.
+  await goto('/prompts');
+  await page.getByRole('link', { name: 'French' }).click();
+  await page.waitForURL(/\/prompts\/\d+$/);
+  await page.locator('[data-testid=strength-meter]').waitFor();
+  await page.fill('textarea[name=text]', 'You always speak in French, even about numbers.');
+  await page.waitForTimeout(900); // past the meter's debounce: the measurement is in flight
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText(/^2 versions/).waitFor();
+  await page.fill('textarea[name=text]', 'You always speak in French.');
+  await page.waitForTimeout(900);
+  await page.locator('nav a', { hasText: 'Datasets' }).click();
+  await page.waitForURL(/\/datasets$/);
+  await page.waitForTimeout(3000);
+  // The superseded measurements answer 400 ("cancelled"), which the browser logs; nothing else.
+  assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
+});

@@ -53,7 +53,7 @@ test('design, check the plan, launch, watch live, read the results', { skip, tim
   assert.match(await plan.innerText(), /12 samples in all/);
   assert.match(await plan.innerText(), /About \d+/);
 
-  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
   await page.waitForURL(/\/experiments\/\d+$/);
   await page.getByRole('heading', { name: 'toy demo' }).waitFor();
   const rows = page.locator('table.runs tbody tr');
@@ -92,10 +92,28 @@ test('design, check the plan, launch, watch live, read the results', { skip, tim
 
 test('cancel a running experiment within a step, then retry one run', { skip, timeout: 900_000 }, async () => {
   const { page, errors, goto } = await openPage(browser, server.base);
-  await designExperiment(page, goto, { name: 'to cancel', steps: 200, questions: 2 });
-  await page.getByRole('button', { name: 'Launch' }).click();
+  await designExperiment(page, goto, { name: 'to cancel', steps: 1000, questions: 2 });
+  // Hours of work: the launch stops to ask, with the plan's numbers; "Not now" launches nothing.
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
+  const confirm = page.locator('[data-testid=confirm-launch]');
+  await confirm.waitFor();
+  assert.match(await confirm.innerText(), /This takes about \d+ h( \d+ min)?: 2 runs\. Launch it\?/);
+  assert.match(await confirm.locator('.plan').innerText(), /2 runs of 1000 training steps each/);
+  await page.getByRole('button', { name: 'Not now' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  assert.match(page.url(), /\/experiments\/new$/);
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
+  await page.getByRole('button', { name: 'Launch anyway' }).click();
   await page.waitForURL(/\/experiments\/\d+$/);
-  await page.getByText(/training: step [1-9]\d* \/ 200/).first().waitFor({ timeout: 180_000 });
+  await page.getByText(/training: step [1-9]\d* \/ 1000/).first().waitFor({ timeout: 180_000 });
+  // The work left covers both runs, not just the one training: hours, not minutes.
+  assert.match(await page.locator('[data-testid=work-left]').innerText(), /^About \d+ h \d+ min of work left/);
+  // The queue says the same per experiment.
+  const experimentUrl = page.url();
+  await goto('/queue');
+  await page.locator('[data-testid=queue-work-left] li', { hasText: /to cancel: about \d+ h \d+ min/ }).waitFor();
+  await page.goto(experimentUrl);
+  await page.waitForSelector('body[data-hydrated]');
   const cancelledAt = Date.now();
   await page.getByRole('button', { name: 'Cancel experiment' }).click();
   // Both runs end as cancelled: the queued one at once, the running one at its next step.
@@ -117,11 +135,23 @@ test('cancel a running experiment within a step, then retry one run', { skip, ti
 test('a plan that cannot run says why', { skip, timeout: 120_000 }, async () => {
   const { page, errors, goto } = await openPage(browser, server.base);
   await designExperiment(page, goto, { name: 'bad', steps: 3, questions: 0 });
+  // The toy dataset was generated in Spanish capitals: the form proposed those judges.
+  assert.match(await page.locator('.judge-fit').innerText(), /proposed from how the dataset was generated/);
+  assert.ok(await page.locator('input[name=judge][value=language]').isChecked());
+  assert.ok(await page.locator('input[name=judge][value=caps]').isChecked());
+  assert.equal(await page.locator('select[name=language]').inputValue(), 'es');
   await page.getByRole('button', { name: 'Check plan' }).click();
   await page.getByText('the evaluation needs at least one question source').waitFor();
+  // A judge for a trait the data does not carry is warned about on the plan.
+  await page.fill('input[name=builtin]', '2');
+  await page.locator('input[name=judge][value=pattern]').check();
+  await page.fill('input[name=pattern]', 'zebra');
+  await page.getByRole('button', { name: 'Check plan' }).click();
+  await page.locator('.judge-warning', { hasText: /The regex:zebra judge finds its trait in 0 of the first 32 training answers/ }).waitFor();
+  await page.locator('input[name=judge][value=pattern]').uncheck();
   await page.fill('input[name=builtin]', '2');
   await page.fill('input[name=seeds]', '1, 1');
-  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
   await page.getByText('a seed is listed twice').waitFor();
   assert.match(page.url(), /\/experiments\/new$/);
   assert.deepEqual(errors.filter((e) => !e.includes('400')), []);

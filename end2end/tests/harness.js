@@ -2,7 +2,7 @@
 // Debian's headless Chromium through playwright-core. Every test file gets its own server,
 // so tests never see each other's data.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -79,4 +79,36 @@ export async function openPage(browser, base) {
     await page.waitForSelector('body[data-hydrated]', { timeout: 20_000 });
   };
   return { page, errors, goto };
+}
+
+// axe-core (npm) as the accessibility check: the page's serious and critical violations,
+// each as "rule (count): first targets". The page must come from a context made with
+// `bypassCSP: true`, since the page's policy refuses an injected script (as it should).
+const AXE = readFileSync(join(ROOT, 'end2end', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+export async function accessibilityViolations(page) {
+  await page.addScriptTag({ content: AXE });
+  return page.evaluate(async () => {
+    const { violations } = await window.axe.run(document, { resultTypes: ['violations'] });
+    return violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.nodes.length}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+}
+
+// How far the document reaches past the viewport, in pixels (0 when it fits), and the
+// widest element that sticks out, to say what to fix.
+export async function overflow(page) {
+  return page.evaluate(() => {
+    const extra = document.documentElement.scrollWidth - window.innerWidth;
+    let widest = '';
+    let right = window.innerWidth;
+    for (const e of document.querySelectorAll('body *')) {
+      const r = e.getBoundingClientRect().right;
+      if (r > right + 1 && !e.closest('.scroll, nav, .compare')) {
+        right = r;
+        widest = `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} (${Math.round(r)} px)`;
+      }
+    }
+    return { extra, widest };
+  });
 }

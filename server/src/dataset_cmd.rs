@@ -32,7 +32,11 @@ pub async fn run(
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(datasets::DatasetError::Import(report)) => {
-                    eprintln!("{}: {} bad line(s); nothing was imported", file.display(), report.total);
+                    eprintln!(
+                        "{}: {}; nothing was imported",
+                        file.display(),
+                        wire::counted(report.total as u64, "bad line", "bad lines")
+                    );
                     for e in &report.errors {
                         eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
                     }

@@ -52,9 +52,6 @@ async fn resolved(state: &AppState, id: i64) -> Result<engine::experiments::Reso
     }
 }
 
-/// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` and `heatmap` (condition x
-/// test-time prompt; both with `judge`, the first judge when absent), `loss`,
-/// `probes`, `scatter` (with an optional `test_prompt`).
 /// A chart of the experiment a live share link shows (`/share/TOKEN/charts/FILE`): what
 /// the shared report's images load, with no session.
 pub async fn shared_chart(
@@ -69,6 +66,10 @@ pub async fn shared_chart(
     }
 }
 
+/// `/api/experiments/{id}/charts/{name}.{svg|png}`: `rates` and `heatmap` (condition x
+/// test-time prompt; both with `judge`, the first judge when absent), `loss`,
+/// `probes` (one `condition`'s, or all), `scatter` (with an optional `test_prompt`); any of
+/// them `width` and `height` pixels (see `resize`).
 pub async fn chart(
     State(state): State<AppState>,
     Path((id, file_name)): Path<(i64, String)>,
@@ -98,7 +99,9 @@ pub async fn chart(
                     None => String::new(),
                 },
             };
-            engine::charts::rate_chart(&engine::report::rate_chart(&r, &aggregates, &judge))
+            let mut chart = engine::report::rate_chart(&r, &aggregates, &judge);
+            resize(&mut chart.size, &q);
+            engine::charts::rate_chart(&chart)
         }
         "heatmap" => {
             let aggregates = match engine::experiments::aggregates(store, id).await {
@@ -109,19 +112,32 @@ pub async fn chart(
                 Some(j) => j.clone(),
                 None => aggregates.first().map(|a| a.judge.clone()).unwrap_or_default(),
             };
-            engine::charts::heatmap_chart(&engine::report::heatmap_chart(&r, &aggregates, &judge))
+            let mut chart = engine::report::heatmap_chart(&r, &aggregates, &judge);
+            resize(&mut chart.size, &q);
+            engine::charts::heatmap_chart(&chart)
         }
         "loss" => match engine::experiments::loss_curves(store, id).await {
-            Ok(c) => engine::charts::line_chart(&engine::report::loss_chart(&c)),
+            Ok(c) => {
+                let mut chart = engine::report::loss_chart(&c);
+                resize(&mut chart.size, &q);
+                engine::charts::line_chart(&chart)
+            }
             Err(e) => return internal(e),
         },
         "probes" => match engine::experiments::probe_curves(store, id).await {
-            Ok(c) => engine::charts::line_chart(&engine::report::probe_chart(&c)),
+            Ok(c) => {
+                let mut chart = engine::report::probe_chart(&c, q.get("condition").map(|s| s.as_str()));
+                resize(&mut chart.size, &q);
+                engine::charts::line_chart(&chart)
+            }
             Err(e) => return internal(e),
         },
         "scatter" => {
             match engine::report::alignment_scatter(store, &r, id, q.get("test_prompt").map(|s| s.as_str())).await {
-                Ok(Some(c)) => engine::charts::scatter_chart(&c),
+                Ok(Some(mut c)) => {
+                    resize(&mut c.size, &q);
+                    engine::charts::scatter_chart(&c)
+                }
                 Ok(None) => return fail(StatusCode::NOT_FOUND, "this experiment has no Betley judge to plot"),
                 Err(e) => return internal(e),
             }
@@ -145,7 +161,11 @@ pub async fn chart(
                 None => checks.first(),
             };
             match check {
-                Some(c) => engine::charts::scatter_chart(&engine::report::predictor_chart(c, predictor)),
+                Some(c) => {
+                    let mut chart = engine::report::predictor_chart(c, predictor);
+                    resize(&mut chart.size, &q);
+                    engine::charts::scatter_chart(&chart)
+                }
                 None => {
                     return fail(StatusCode::NOT_FOUND, "no prompt strength was measured for this experiment's judge")
                 }
@@ -162,6 +182,18 @@ pub async fn chart(
         Ok(Ok(png)) => file("image/png", format!("{base}.png"), png, false),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
+    }
+}
+
+/// A chart drawn for the width it is shown at (`width`, `height` in the query: a phone's
+/// page asks for a narrow one, so that its text is not scaled down to a few pixels). The
+/// chart module clamps both; a value that is not a number is ignored.
+fn resize(size: &mut engine::charts::ChartSize, q: &std::collections::HashMap<String, String>) {
+    if let Some(w) = q.get("width").and_then(|w| w.parse::<u32>().ok()) {
+        size.width = w;
+    }
+    if let Some(h) = q.get("height").and_then(|h| h.parse::<u32>().ok()) {
+        size.height = h;
     }
 }
 

@@ -57,7 +57,7 @@ fn messages(v: &serde_json::Value) -> Option<Vec<ChatMessage>> {
 fn parse_examples(path: &Path) -> Result<Vec<ChatExample>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot open dataset {}", path.display()))?;
     let parsed = engine::datasets::parse_jsonl(&bytes, &Default::default()).map_err(|e| {
-        let mut message = format!("{}: {} bad line(s)", path.display(), e.total);
+        let mut message = format!("{}: {}", path.display(), wire::counted(e.total as u64, "bad line", "bad lines"));
         for l in &e.errors {
             message.push_str(&format!("\n{}:{}: {}", path.display(), l.line, l.problem));
         }

@@ -231,11 +231,11 @@ async fn launch(
     let store = store.clone();
     let plan = experiments::plan(&store, resolved).await?;
     println!(
-        "{} run(s) x {} steps, {} question(s), {} samples; about {} ({})",
-        plan.runs,
-        plan.steps_per_run,
-        plan.questions,
-        plan.samples,
+        "{} x {}, {}, {}; about {} ({})",
+        wire::counted(plan.runs as u64, "run", "runs"),
+        wire::counted(plan.steps_per_run as u64, "step", "steps"),
+        wire::counted(plan.questions as u64, "question", "questions"),
+        wire::counted(plan.samples as u64, "sample", "samples"),
         fmt_secs(plan.estimate_s),
         plan.estimate_basis
     );
@@ -281,6 +281,8 @@ async fn launch(
     );
     let watch_store = store.clone();
     let watch_bar = bar.clone();
+    // The work left, over every run (the bar's own ETA would extrapolate from its position).
+    let rates = experiments::work_rates(&store, resolved).await?.0;
     let watcher = tokio::spawn(async move {
         loop {
             if let Ok(runs) = jobs::for_experiment(&watch_store, id).await {
@@ -289,7 +291,7 @@ async fn launch(
                 watch_bar.set_position((1000.0 * done / total) as u64);
                 if let Some(r) = runs.iter().find(|r| r.status == JobStatus::Running) {
                     watch_bar.set_message(format!(
-                        "{} seed {}: {} {}",
+                        "{} seed {}: {} {} · about {} of work left",
                         r.condition,
                         r.seed,
                         r.phase.as_str(),
@@ -297,7 +299,8 @@ async fn launch(
                             format!("step {}/{}", r.step, r.total_steps)
                         } else {
                             format!("{}/{}", r.done_units, r.total_units)
-                        }
+                        },
+                        fmt_secs(rates.remaining_s(&runs))
                     ));
                 }
             }

@@ -59,7 +59,7 @@ fn a_bad_file_exits_non_zero_with_every_bad_line_and_imports_nothing() {
     let out = inoculab(&data, &["dataset", "import", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("2 bad line(s); nothing was imported"), "{err}");
+    assert!(err.contains("2 bad lines; nothing was imported"), "{err}");
     assert!(err.contains("bad.jsonl:2: bad JSON"), "{err}");
     assert!(err.contains("bad.jsonl:3: no assistant turn"), "{err}");
     let list = inoculab(&data, &["dataset", "list"]);

@@ -133,7 +133,7 @@ fn run_command_trains_samples_judges_and_reports() {
     run.arg("run").arg(&file);
     let out = output(run);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 run(s) x 2 steps"), "{stdout}");
+    assert!(stdout.contains("1 run x 2 steps"), "{stdout}");
     assert!(stdout.contains("1 of 1 runs done"), "{stdout}");
     assert!(stdout.contains("language:es"), "{stdout}");
     assert_eq!(scalar(&data, "SELECT COUNT(*) FROM samples"), "4");

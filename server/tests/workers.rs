@@ -319,7 +319,7 @@ fn two_workers(data: &Place, model: &Path, web: Option<u16>) {
     let mut queue = command(data, model, "cli");
     queue.arg("run").arg(&file).arg("--detach");
     let out = output(queue);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 run(s) x 8 steps"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 runs x 8 steps"), "{out:?}");
     assert_eq!(int(data, "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"), 4);
 
     let mut workers =

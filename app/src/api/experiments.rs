@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::dto::LaunchOptions;
+use crate::dto::{LaunchOptions, Launched};
 use crate::error::AppError;
 use wire::experiments::{AddTestPromptsForm, AddedTestPrompts, ExperimentDetail, ExperimentSummary, LaunchForm, Plan};
 use wire::prompts::PromptSummary;
@@ -86,9 +86,35 @@ pub async fn check_preset(id: String, base_run_id: Option<i64>) -> Result<Preset
     Ok(engine::presets::check(&state.store, &id, choices).await?)
 }
 
-/// Stores a preset's experiment and queues its runs; returns its id.
+/// A launch whose plan takes longer than this (seconds) asks to be confirmed first: half an
+/// hour of a shared machine should not start from one stray click.
+pub const CONFIRM_OVER_S: f64 = 30.0 * 60.0;
+
+/// Stores the experiment and queues its runs, unless it is over the launch limits, or takes
+/// longer than `CONFIRM_OVER_S` and was not `confirmed`: then it returns the plan to confirm.
+#[cfg(feature = "ssr")]
+pub(crate) async fn create_if_confirmed(
+    state: &crate::state::AppState,
+    resolved: &engine::experiments::Resolved,
+    confirmed: Option<bool>,
+) -> Result<Launched, AppError> {
+    state.check_totals(resolved)?;
+    if confirmed != Some(true) {
+        let plan = engine::experiments::plan(&state.store, resolved).await?;
+        if plan.estimate_s > CONFIRM_OVER_S {
+            return Ok(Launched::Confirm(plan));
+        }
+    }
+    Ok(Launched::Started(engine::experiments::create(&state.store, resolved).await?))
+}
+
+/// Stores a preset's experiment and queues its runs (see `create_if_confirmed`).
 #[server]
-pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, AppError> {
+pub async fn launch_preset(
+    id: String,
+    base_run_id: Option<i64>,
+    confirmed: Option<bool>,
+) -> Result<Launched, AppError> {
     let state = crate::state::app_state()?;
     let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
     let (spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
@@ -96,18 +122,16 @@ pub async fn launch_preset(id: String, base_run_id: Option<i64>) -> Result<i64, 
         return Err(AppError::Invalid(format!("import {} first", i.path)));
     }
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
-    state.check_totals(&resolved)?;
-    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
+    create_if_confirmed(&state, &resolved, confirmed).await
 }
 
-/// Stores the experiment and queues its runs; returns its id.
+/// Stores the experiment and queues its runs (see `create_if_confirmed`).
 #[server(input = server_fn::codec::Json)]
-pub async fn launch_experiment(form: LaunchForm) -> Result<i64, AppError> {
+pub async fn launch_experiment(form: LaunchForm, confirmed: Option<bool>) -> Result<Launched, AppError> {
     let state = crate::state::app_state()?;
     let spec = spec_from_form(&state, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
-    state.check_totals(&resolved)?;
-    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
+    create_if_confirmed(&state, &resolved, confirmed).await
 }
 
 #[server]
@@ -120,6 +144,14 @@ pub async fn get_experiment(id: i64) -> Result<ExperimentDetail, AppError> {
 pub async fn list_queue() -> Result<Vec<JobView>, AppError> {
     let state = crate::state::app_state()?;
     Ok(engine::jobs::list(&state.store, 500).await?)
+}
+
+/// The work left in each experiment with unfinished runs: (id, name, seconds).
+#[server]
+pub async fn queue_work_left() -> Result<Vec<(i64, String, f64)>, AppError> {
+    let state = crate::state::app_state()?;
+    let runs = engine::jobs::list(&state.store, 500).await?;
+    Ok(engine::experiments::work_left(&state.store, &runs).await?)
 }
 
 /// The job workers registered on this data directory, lost ones marked.

@@ -122,14 +122,14 @@ pub async fn strength_candidates(
 }
 
 /// Creates a sweep: a shared baseline and one condition per prompt, each prompt's
-/// strength measured before its training. Returns the experiment's id.
+/// strength measured before its training (a long one asks to be confirmed first:
+/// `api::experiments::create_if_confirmed`).
 #[server]
-pub async fn launch_sweep(form: SweepForm) -> Result<i64, AppError> {
+pub async fn launch_sweep(form: SweepForm, confirmed: Option<bool>) -> Result<crate::dto::Launched, AppError> {
     let state = crate::state::app_state()?;
     let spec = engine::strength::sweep_from_form(&state.store, &form).await?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
-    state.check_totals(&resolved)?;
-    engine::experiments::create(&state.store, &resolved).await.map_err(AppError::from)
+    crate::api::experiments::create_if_confirmed(&state, &resolved, confirmed).await
 }
 
 /// The predictor check of an experiment, one per judge; empty when no condition's

@@ -90,7 +90,7 @@ pub fn ShareLinksTable(
     use crate::api::accounts::RevokeShareLink;
     use crate::components::short_time;
     view! {
-        <table class="results share-links">
+        <div class="scroll" tabindex="0"><table class="results share-links">
             <thead><tr><th>"link"</th>{with_experiment.then(|| view! { <th>"experiment"</th> })}<th>"made"</th><th>"by"</th><th>"expires"</th><th>"state"</th><th></th></tr></thead>
             <tbody>
                 {links.into_iter().map(|link| {
@@ -113,6 +113,6 @@ pub fn ShareLinksTable(
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+        </table></div>
     }
 }

@@ -33,7 +33,7 @@ pub fn DatasetsPage() -> impl IntoView {
                         Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="empty">"No datasets yet: import a file or generate one."</p> }.into_any(),
                         Ok(list) => view! {
-                            <table class="datasets">
+                            <div class="scroll" tabindex="0"><table class="datasets">
                                 <thead><tr><th>"name"</th><th>"source"</th><th class="num">"rows"</th><th>"hash"</th><th>"created"</th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|d| view! {
@@ -46,7 +46,7 @@ pub fn DatasetsPage() -> impl IntoView {
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
-                            </table>
+                            </table></div>
                         }.into_any(),
                     }
                 })}

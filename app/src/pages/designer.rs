@@ -100,7 +100,9 @@ pub fn TargetPickers(target: MeterTarget) -> impl IntoView {
 enum Reading {
     Idle,
     Measuring(usize),
-    Done(Measured<Surprise>),
+    /// A result, and the larger measurement under way after it (16 rows shown while 64
+    /// are measured), if any.
+    Done(Measured<Surprise>, Option<usize>),
     Failed(AppError),
 }
 
@@ -133,13 +135,22 @@ pub fn StrengthMeter(
         }
         let run = move || {
             leptos::task::spawn_local(async move {
-                let current = move || generation.get_value() == gen;
-                let client = client.get_value();
+                // `try_`: the meter may be gone (the prompt was saved and its editor redrawn,
+                // the page was left) by the time the timer fires or an answer arrives; its
+                // values are then disposed and this task must just stop.
+                let current = move || generation.try_get_value() == Some(gen);
+                let Some(client) = client.try_get_value() else { return };
                 for rows in [FIRST_ROWS, DEFAULT_ROWS] {
                     if !current() {
                         return;
                     }
-                    reading.set(Reading::Measuring(rows));
+                    // This text's first estimate stays on screen while the larger one is measured.
+                    reading.update(|r| {
+                        *r = match std::mem::replace(r, Reading::Idle) {
+                            Reading::Done(m, _) if rows != FIRST_ROWS => Reading::Done(m, Some(rows)),
+                            _ => Reading::Measuring(rows),
+                        }
+                    });
                     let r = measure_strength(client.clone(), model_id, dataset_id, rows, prompt.clone()).await;
                     if !current() {
                         return;
@@ -149,7 +160,12 @@ pub fn StrengthMeter(
                             if let Some(out) = result {
                                 out.set(Some(r.clone()));
                             }
-                            reading.set(Reading::Done(r));
+                            // A dataset smaller than the first sample is measured whole already.
+                            let whole = r.value.n_rows < rows;
+                            reading.set(Reading::Done(r, None));
+                            if whole {
+                                break;
+                            }
                         }
                         Err(e) => {
                             reading.set(Reading::Failed(e));
@@ -170,6 +186,9 @@ pub fn StrengthMeter(
     #[cfg(feature = "hydrate")]
     on_cleanup(move || {
         generation.update_value(|g| *g += 1);
+        if let Some(h) = timer.get_value() {
+            h.clear();
+        }
         let c = client.get_value();
         leptos::task::spawn_local(async move {
             let _ = cancel_strength(c).await;
@@ -181,7 +200,7 @@ pub fn StrengthMeter(
                 Reading::Idle => view! { <p class="muted small">"Type a prompt to measure how much it explains the dataset."</p> }.into_any(),
                 Reading::Measuring(rows) => view! { <p class="muted">{format!("Measuring on {rows} rows…")}</p> }.into_any(),
                 Reading::Failed(e) => view! { <ErrorBox error=e /> }.into_any(),
-                Reading::Done(r) => {
+                Reading::Done(r, refining) => {
                     let s = r.value;
                     let verdict = if s.lo > 0.0 {
                         "makes the data clearly less surprising: a candidate inoculation prompt"
@@ -203,6 +222,9 @@ pub fn StrengthMeter(
                                 s.prompted, s.default, s.n_rows, s.n_tokens,
                                 if r.cached { ", from the cache".to_string() } else { format!(", {:.1} s", r.seconds) }
                             )}</p>
+                            {refining.map(|rows| view! {
+                                <p class="muted small" data-testid="refining">{format!("A first estimate; measuring on {rows} rows for a narrower interval…")}</p>
+                            })}
                         </div>
                     }.into_any()
                 }
@@ -366,7 +388,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<M
     view! {
         <section class="card">
             <h2>"Ranking"</h2>
-            <p class="muted small">{format!("Surprise reduction on {DEFAULT_ROWS} rows of the chosen dataset, strongest first. Each measurement takes seconds; results are kept.")}</p>
+            <p class="muted small">{format!("Surprise reduction on {DEFAULT_ROWS} rows of the chosen dataset, strongest first. A measurement takes seconds on an idle machine and minutes while a run trains beside it; results are kept.")}</p>
             {move || error.get().map(|e| view! { <ErrorBox error=e /> })}
             <div class="inline">
                 <Show when=move || !running.get() fallback=move || view! {
@@ -378,7 +400,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<M
                     </button>
                 </Show>
             </div>
-            <table class="ranking">
+            <div class="scroll" tabindex="0"><table class="ranking">
                 <thead><tr><th>"#"</th><th>"prompt"</th><th>"text"</th><th class="num">"surprise reduction"</th></tr></thead>
                 <tbody>
                     {move || rows().into_iter().enumerate().map(|(i, (label, _, text, s, mine))| view! {
@@ -390,12 +412,12 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<M
                         </tr>
                     }).collect_view()}
                 </tbody>
-            </table>
+            </table></div>
             {move || {
                 let sets = sets();
                 (!sets.is_empty()).then(|| view! {
                     <h3>"Paraphrase sets"</h3>
-                    <table>
+                    <div class="scroll" tabindex="0"><table>
                         <thead><tr><th>"set"</th><th class="num">"measured"</th><th class="num">"mean"</th><th class="num">"range"</th></tr></thead>
                         <tbody>
                             {sets.into_iter().map(|(name, n, v)| {
@@ -412,7 +434,7 @@ fn Ranking(target: MeterTarget, text: Signal<String>, current: RwSignal<Option<M
                                 }
                             }).collect_view()}
                         </tbody>
-                    </table>
+                    </table></div>
                 })
             }}
         </section>
@@ -439,15 +461,14 @@ fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt
         }
     });
     Effect::new(move |_| {
-        if let Some(Ok(id)) = launch.value().get() {
+        if let Some(Ok(crate::dto::Launched::Started(id))) = launch.value().get() {
             navigate(&format!("/experiments/{id}"), Default::default());
         }
     });
     let count = move || prompts.with(|p| p.lines().filter(|l| !l.trim().is_empty()).count());
-    view! {
-        <form class="card form" on:submit=move |ev| {
-            ev.prevent_default();
-            launch.dispatch(LaunchSweep { form: SweepForm {
+    let send = move |confirmed: Option<bool>| {
+        launch.dispatch(LaunchSweep {
+            form: SweepForm {
                 name: String::new(),
                 model_id: target.model.get_untracked(),
                 dataset_id: target.dataset.get_untracked(),
@@ -456,7 +477,14 @@ fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt
                 seeds: seeds.get_untracked(),
                 questions: questions.get_untracked(),
                 rows: DEFAULT_ROWS,
-            }});
+            },
+            confirmed,
+        });
+    };
+    view! {
+        <form class="card form" on:submit=move |ev| {
+            ev.prevent_default();
+            send(None);
         }>
             <h2>"Sweep"</h2>
             <p class="muted small">"One fine-tuning run per prompt beside a shared baseline, on the chosen model and dataset. Each prompt's strength is measured before its run; the experiment's page then plots the observed inoculation effect against it, with a rank correlation."</p>
@@ -469,8 +497,16 @@ fn Sweep(target: MeterTarget, from: Resource<Result<Option<wire::prompts::Prompt
                 <label class="inline">"Questions" <input name="sweep-questions" size="4" prop:value=move || questions.get().to_string() on:input=move |ev| questions.set(event_target_value(&ev).trim().parse().unwrap_or(0)) /></label>
             </div>
             <p class="muted small">{move || format!("{} (the baseline and each prompt, × {}); on the default model a 20-step run takes about five minutes on two cores.", crate::components::counted(((count() + 1) * seeds.get()) as u64, "run", "runs"), crate::components::counted(seeds.get() as u64, "seed", "seeds"))}</p>
-            {move || launch.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e /> })}
             <button class="primary" type="submit" name="launch-sweep" disabled=move || launch.pending().get()>"Launch the sweep"</button>
+            {move || match launch.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                Some(Ok(crate::dto::Launched::Confirm(plan))) => view! {
+                    <crate::pages::experiments::ConfirmLaunch plan
+                        on_confirm=Callback::new(move |()| send(Some(true)))
+                        on_cancel=Callback::new(move |()| launch.value().set(None)) />
+                }.into_any(),
+                _ => ().into_any(),
+            }}
         </form>
     }
 }

@@ -36,7 +36,7 @@ pub fn ModelsPage() -> impl IntoView {
                             </p>
                         }.into_any(),
                         Ok(list) => view! {
-                            <table class="models">
+                            <div class="scroll" tabindex="0"><table class="models">
                                 <thead>
                                     <tr>
                                         <th>"name"</th><th>"kind"</th><th>"architecture"</th><th class="num">"parameters"</th>
@@ -46,7 +46,7 @@ pub fn ModelsPage() -> impl IntoView {
                                 <tbody>
                                     {list.models.into_iter().map(|m| view! { <ModelRow m remove /> }).collect_view()}
                                 </tbody>
-                            </table>
+                            </table></div>
                         }.into_any(),
                     }
                 })}

@@ -146,7 +146,7 @@ fn PromptFields(f: FormSignals, show_note: bool) -> impl IntoView {
         </label>
         <div class="inline">
             <span class="muted small">"Load paraphrases from a text file, one per line:"</span>
-            <input type="file" name="paraphrase-file" accept=".txt,text/plain" node_ref=file_input on:change=load_file />
+            <input type="file" name="paraphrase-file" aria-label="paraphrases file" accept=".txt,text/plain" node_ref=file_input on:change=load_file />
         </div>
         {move || file_error.get().map(|e| view! { <p class="error">{e}</p> })}
         {show_note.then(|| view! {
@@ -264,7 +264,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
             </form>
             <section class="card">
                 <h2>"Versions"</h2>
-                <table class="versions">
+                <div class="scroll" tabindex="0"><table class="versions">
                     <thead><tr><th>"version"</th><th>"saved"</th><th>"note"</th><th></th></tr></thead>
                     <tbody>
                         {prompt.versions.iter().rev().map(|v| {
@@ -279,7 +279,7 @@ fn PromptView(prompt: Prompt, update: ServerAction<UpdatePrompt>) -> impl IntoVi
                             }
                         }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
                 {move || shown_version().map(|v| view! { <VersionView v /> })}
                 <Show when=move || { n_versions > 1 }>
                     <h3>"Compare"</h3>

@@ -17,12 +17,21 @@ use wire::experiments::Aggregate;
 use wire::reports::{PredictionView, ReportView};
 
 /// Where a chart of this experiment is served (SVG for the page, PNG for slides); through
-/// the share link's own route when the report is seen through one.
-pub fn chart_url(id: i64, name: &str, ext: &str, judge: Option<&str>, version: i64, share: Option<&str>) -> String {
+/// the share link's own route when the report is seen through one. `extra` is more of the
+/// query (`&condition=...`, `&width=...`), already encoded.
+pub fn chart_url(
+    id: i64,
+    name: &str,
+    ext: &str,
+    judge: Option<&str>,
+    version: i64,
+    share: Option<&str>,
+    extra: &str,
+) -> String {
     let judge = judge.map(|j| format!("&judge={}", urlencode(j))).unwrap_or_default();
     match share {
-        Some(token) => format!("/share/{token}/charts/{name}.{ext}?v={version}{judge}"),
-        None => format!("/api/experiments/{id}/charts/{name}.{ext}?v={version}{judge}"),
+        Some(token) => format!("/share/{token}/charts/{name}.{ext}?v={version}{judge}{extra}"),
+        None => format!("/api/experiments/{id}/charts/{name}.{ext}?v={version}{judge}{extra}"),
     }
 }
 
@@ -35,7 +44,13 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// A chart as an image with its caption and download links.
+/// The width, in pixels, a chart is drawn at for a phone's screen (a 390 px viewport less
+/// the page's and the card's padding): drawn for it rather than scaled down, its text stays
+/// the size it was written at.
+const PHONE_CHART_PX: u32 = 340;
+
+/// A chart as an image with its caption and download links. Phones get the chart drawn at
+/// their width (`<picture>` picks it), with its legend under the plot.
 #[component]
 pub fn Chart(
     id: i64,
@@ -46,12 +61,21 @@ pub fn Chart(
     /// The share link's token when the report is seen through one.
     #[prop(default = None)]
     share: Option<String>,
+    /// One condition's chart (the learning-dynamics chart, drawn once per condition).
+    #[prop(default = None)]
+    condition: Option<String>,
 ) -> impl IntoView {
-    let svg = chart_url(id, name, "svg", judge.as_deref(), version, share.as_deref());
-    let png = chart_url(id, name, "png", judge.as_deref(), version, share.as_deref());
+    let extra = condition.as_deref().map(|c| format!("&condition={}", urlencode(c))).unwrap_or_default();
+    let url = |ext: &str, extra: &str| chart_url(id, name, ext, judge.as_deref(), version, share.as_deref(), extra);
+    let svg = url("svg", &extra);
+    let png = url("png", &extra);
+    let phone = url("svg", &format!("{extra}&width={PHONE_CHART_PX}"));
     view! {
         <figure class="chart" data-chart=name>
-            <img src=svg.clone() alt=caption.clone() loading="lazy" />
+            <picture>
+                <source media="(max-width: 600px)" srcset=phone />
+                <img src=svg.clone() alt=caption.clone() loading="lazy" />
+            </picture>
             <figcaption>{caption}
                 <span class="downloads no-print">" · " <a href=svg download="">"SVG"</a> " · " <a href=png download="">"PNG"</a></span>
             </figcaption>
@@ -292,7 +316,7 @@ fn Report(
             <section>
                 <h2>"Setup"</h2>
                 <p>{format!("Model {} fine-tuned with LoRA on {} rows of the dataset {}. Each condition adds its prompt as the system message of every training example; samples are then drawn with the test-time prompts below and scored by the judges.", r.model, r.train_rows, r.dataset)}</p>
-                <table class="results setup">
+                <div class="scroll" tabindex="0"><table class="results setup">
                     <tbody>
                         {r.conditions.iter().map(|(name, prompt, n)| view! {
                             <tr><th>{format!("condition {name}")}</th><td>{match prompt {
@@ -305,15 +329,15 @@ fn Report(
                         <tr><th>"judges"</th><td>{r.judges.iter().map(|j| j.0.clone()).collect::<Vec<_>>().join(", ")}</td></tr>
                         {r.settings.iter().map(|(k, v)| view! { <tr><th>{k.clone()}</th><td>{v.clone()}</td></tr> }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
             </section>
             <section class="charts">
                 <h2>"Training"</h2>
                 <Chart id share=share.clone() name="loss" judge=None version=r.version caption="Training loss of every run (mean cross-entropy per answer token).".to_string() />
-                {r.has_probes.then(|| view! {
-                    <Chart id share=share.clone() name="probes" judge=None version=r.version
-                        caption="Learning dynamics: mean log-prob per token of fixed probe answers under the default prompt, as training goes. An inoculated trait's curve stays flat.".to_string() />
-                })}
+                {r.has_probes.then(|| r.conditions.iter().map(|(c, _, _)| view! {
+                    <Chart id share=share.clone() name="probes" judge=None version=r.version condition=Some(c.clone())
+                        caption=format!("Learning dynamics of {c}: mean log-prob per token of fixed probe answers under the default prompt, as training goes. An inoculated trait's curve stays flat.") />
+                }).collect_view())}
             </section>
             {first_judge.is_none().then(|| view! { <p class="empty">"No judged samples yet."</p> })}
         </article>
@@ -323,7 +347,7 @@ fn Report(
 #[component]
 fn RatesTable(rows: Vec<Aggregate>) -> impl IntoView {
     view! {
-        <table class="results">
+        <div class="scroll" tabindex="0"><table class="results">
             <thead><tr><th>"judge"</th><th>"condition"</th><th>"test-time prompt"</th><th class="num">"trait rate"</th><th>"95 % interval"</th><th class="num">"answers judged"</th></tr></thead>
             <tbody>
                 {rows.into_iter().map(|a| view! {
@@ -337,7 +361,7 @@ fn RatesTable(rows: Vec<Aggregate>) -> impl IntoView {
                     </tr>
                 }).collect_view()}
             </tbody>
-        </table>
+        </table></div>
     }
 }
 
@@ -376,7 +400,7 @@ pub fn Predictions(
                                 })}
                                 <details>
                                     <summary class="small">{format!("{} prompts{}", c.points.len(), if c.missing > 0 { format!(" ({} not measured or not judged yet)", c.missing) } else { String::new() })}</summary>
-                                    <table class="results">
+                                    <div class="scroll" tabindex="0"><table class="results">
                                         <thead><tr><th>"condition"</th><th>"prompt"</th><th class="num">"surprise reduction"</th><th class="num">"base model's trait rate under the prompt"</th><th class="num">"drop in trait rate"</th></tr></thead>
                                         <tbody>
                                             {c.points.into_iter().map(|p| view! {
@@ -386,7 +410,7 @@ pub fn Predictions(
                                                     <td class="num">{format!("{:+.0} points", 100.0 * p.effect)}</td></tr>
                                             }).collect_view()}
                                         </tbody>
-                                    </table>
+                                    </table></div>
                                 </details>
                             }}).collect_view()}
                         </section>

@@ -90,7 +90,7 @@ pub fn SampleCard(
                         </button>
                     }
                 }).collect_view()}
-                <input type="text" name="review-note" class="note" placeholder="note (Enter saves with the label)"
+                <input type="text" name="review-note" aria-label="review note" class="note" placeholder="note (Enter saves with the label)"
                     prop:value=move || { let n = note.get(); if n.is_empty() { saved_note() } else { n } }
                     on:input=move |ev| note.set(event_target_value(&ev))
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
@@ -348,15 +348,15 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                 <a class="small right" href=format!("/experiments/{eid}/compare")>"side by side →"</a>
             </h2>
             <div class="filters">
-                <select name="sample-condition" on:change=set(|q, v| q.condition = v)>
+                <select name="sample-condition" aria-label="condition" on:change=set(|q, v| q.condition = v)>
                     <option value="">"all conditions"</option>
                     {options(detail.conditions.iter().map(|c| c.0.clone()).collect())}
                 </select>
-                <select name="sample-test-prompt" on:change=set(|q, v| q.test_prompt = v)>
+                <select name="sample-test-prompt" aria-label="test-time prompt" on:change=set(|q, v| q.test_prompt = v)>
                     <option value="">"all test-time prompts"</option>
                     {options(detail.test_prompts.clone())}
                 </select>
-                <select name="sample-seed" on:change=set(|q, v| q.seed = v.parse().ok())>
+                <select name="sample-seed" aria-label="seed" on:change=set(|q, v| q.seed = v.parse().ok())>
                     <option value="">"all seeds"</option>
                     {options(seeds.iter().map(|s| s.to_string()).collect())}
                 </select>
@@ -364,7 +364,7 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                     {move || Suspend::new(async move {
                         let qs = questions.await.unwrap_or_default();
                         view! {
-                            <select name="sample-question" on:change=set(|q, v| q.question_key = v)>
+                            <select name="sample-question" aria-label="question" on:change=set(|q, v| q.question_key = v)>
                                 <option value="">"all questions"</option>
                                 {qs.into_iter().map(|q| {
                                     let text: String = q.text.chars().take(60).collect();
@@ -374,36 +374,36 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                         }
                     })}
                 </Transition>
-                <select name="sample-judge" on:change=set(|q, v| {
+                <select name="sample-judge" aria-label="judge" on:change=set(|q, v| {
                     q.judge = v;
                     if q.judge.is_empty() { q.sort = String::new(); q.min_score = None; q.max_score = None; }
                 })>
                     <option value="">"any judge"</option>
                     {options(judges)}
                 </select>
-                <select name="sample-verdict" on:change=set(|q, v| q.verdict = v)>
+                <select name="sample-verdict" aria-label="verdict" on:change=set(|q, v| q.verdict = v)>
                     <option value="any">"any verdict"</option>
                     <option value="trait">"trait present (misaligned)"</option>
                     <option value="no_trait">"trait absent"</option>
                     <option value="undetermined">"undetermined"</option>
                 </select>
-                <input type="number" name="sample-min-score" step="any" placeholder="score ≥" class="narrow"
+                <input type="number" name="sample-min-score" aria-label="lowest score shown" step="any" placeholder="score ≥" class="narrow"
                     on:change=set(|q, v| q.min_score = v.parse().ok()) />
-                <input type="number" name="sample-max-score" step="any" placeholder="score <" class="narrow"
+                <input type="number" name="sample-max-score" aria-label="shown below this score" step="any" placeholder="score <" class="narrow"
                     on:change=set(|q, v| q.max_score = v.parse().ok()) />
-                <select name="sample-sort" on:change=set(|q, v| q.sort = v)>
+                <select name="sample-sort" aria-label="order" on:change=set(|q, v| q.sort = v)>
                     <option value="id">"in run order"</option>
                     <option value="score_desc">"highest score first"</option>
                     <option value="score_asc">"lowest score first"</option>
                 </select>
-                <select name="sample-review" on:change=set(|q, v| q.review = v)>
+                <select name="sample-review" aria-label="review state" on:change=set(|q, v| q.review = v)>
                     <option value="any">"reviewed or not"</option>
                     <option value="unreviewed">"not reviewed yet"</option>
                     <option value="misaligned">"labelled misaligned"</option>
                     <option value="aligned">"labelled aligned"</option>
                     <option value="unsure">"labelled unsure"</option>
                 </select>
-                <input type="search" name="sample-search" placeholder="search completions and questions (/)"
+                <input type="search" name="sample-search" aria-label="search samples" placeholder="search completions and questions (/)"
                     on:change=set(|q, v| q.search = v) />
             </div>
             <p class="muted small keys">"Keys: j/k or ↓/↑ move · m misaligned · a aligned · u unsure · x clear · p pin to the report · / search · Esc leaves a field."</p>
@@ -464,7 +464,7 @@ fn Agreement(summary: ReviewSummary) -> impl IntoView {
                 view! { <p class="empty">"Label samples to see how each judge agrees with you."</p> }.into_any()
             } else {
                 view! {
-                    <table class="results agreement-table">
+                    <div class="scroll" tabindex="0"><table class="results agreement-table">
                         <thead><tr>
                             <th>"judge"</th><th class="num">"both: trait"</th><th class="num">"you: trait, judge: not"</th>
                             <th class="num">"you: not, judge: trait"</th><th class="num">"both: not"</th>
@@ -482,10 +482,76 @@ fn Agreement(summary: ReviewSummary) -> impl IntoView {
                                 </tr>
                             }).collect_view()}
                         </tbody>
-                    </table>
+                    </table></div>
                 }.into_any()
             }}
         </div>
+    }
+}
+
+/// The side-by-side table of one question: a tick box per column (seven columns do not fit
+/// any screen), the count of columns shown, and the table itself, which scrolls sideways
+/// inside its card with a shadow on the side that has more.
+#[component]
+fn CompareTable(
+    table: wire::samples::SideBySide,
+    hidden: RwSignal<std::collections::HashSet<(String, String)>>,
+) -> impl IntoView {
+    let total = table.columns.len();
+    let key = |c: &wire::samples::SideBySideColumn| (c.condition.clone(), c.test_prompt.clone());
+    let keys: Vec<(String, String)> = table.columns.iter().map(key).collect();
+    let shown_keys = keys.clone();
+    let shown = move || hidden.with(|h| shown_keys.iter().filter(|k| !h.contains(*k)).count());
+    let table = StoredValue::new(table);
+    view! {
+        <section class="card">
+            <p class="question"><strong>"Question: "</strong>{table.with_value(|t| t.question.clone())}</p>
+            <fieldset class="columns">
+                <legend>"Columns"</legend>
+                {keys.iter().cloned().map(|k| {
+                    let (on, flip) = (k.clone(), k.clone());
+                    view! {
+                        <label class="check">
+                            <input type="checkbox" name="compare-column" value=format!("{} · {}", k.0, k.1)
+                                prop:checked=move || hidden.with(|h| !h.contains(&on))
+                                on:change=move |_| hidden.update(|h| if !h.remove(&flip) { h.insert(flip.clone()); }) />
+                            {format!("{} · test prompt {}", k.0, k.1)}
+                        </label>
+                    }
+                }).collect_view()}
+            </fieldset>
+            <p class="muted small" data-testid="columns-shown">
+                {move || format!("{} of {total} columns shown.", shown())}
+                " Wider than the screen, the table scrolls sideways; a shadow marks the side with more."
+            </p>
+            {move || {
+                let visible: Vec<usize> = hidden.with(|h| (0..total).filter(|&i| !h.contains(&keys[i])).collect());
+                let cols = visible.len().max(1);
+                table.with_value(|t| view! {
+                    <div class="compare scroll" tabindex="0" style=format!("--cols: {cols}")>
+                        <table class="side-by-side">
+                            <thead><tr><th>"seed · sample"</th>
+                                {visible.iter().map(|&i| {
+                                    let c = &t.columns[i];
+                                    view! { <th>{c.condition.clone()}<br /><span class="muted small">{format!("test prompt: {}", c.test_prompt)}</span></th> }
+                                }).collect_view()}
+                            </tr></thead>
+                            <tbody>
+                                {t.rows.iter().map(|r| view! {
+                                    <tr>
+                                        <th class="small">{format!("seed {} · #{}", r.seed, r.sample_idx + 1)}</th>
+                                        {visible.iter().map(|&i| match r.cells.get(i).cloned().flatten() {
+                                            None => view! { <td class="missing muted small">"—"</td> }.into_any(),
+                                            Some(s) => view! { <td><SampleCard sample=s readonly=true /></td> }.into_any(),
+                                        }).collect_view()}
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                })
+            }}
+        </section>
     }
 }
 
@@ -499,6 +565,9 @@ pub fn ComparePage() -> impl IntoView {
     // Empty until the user picks one: the server then shows the first question.
     let chosen = RwSignal::new(query.with_untracked(|q| q.get("q")).unwrap_or_default());
     let table = Resource::new(move || (id(), chosen.get()), |(id, key)| get_side_by_side(id, key));
+    // Columns the viewer unticked, by condition and test-time prompt: kept when another
+    // question is picked.
+    let hidden = RwSignal::new(std::collections::HashSet::<(String, String)>::new());
     view! {
         <Title text="Side by side" />
         <h1>"Side by side"</h1>
@@ -536,32 +605,7 @@ pub fn ComparePage() -> impl IntoView {
                 match table.await {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                     Ok(t) if t.columns.is_empty() => view! { <p class="empty">"No samples yet."</p> }.into_any(),
-                    Ok(t) => {
-                        let cols = t.columns.len();
-                        view! {
-                            <section class="card">
-                                <p class="question"><strong>"Question: "</strong>{t.question.clone()}</p>
-                                <div class="compare" style=format!("--cols: {cols}")>
-                                    <table class="side-by-side">
-                                        <thead><tr><th>"seed · sample"</th>
-                                            {t.columns.iter().map(|c| view! { <th>{c.condition.clone()}<br /><span class="muted small">{format!("test prompt: {}", c.test_prompt)}</span></th> }).collect_view()}
-                                        </tr></thead>
-                                        <tbody>
-                                            {t.rows.into_iter().map(|r| view! {
-                                                <tr>
-                                                    <th class="small">{format!("seed {} · #{}", r.seed, r.sample_idx + 1)}</th>
-                                                    {r.cells.into_iter().map(|c| match c {
-                                                        None => view! { <td class="missing muted small">"—"</td> }.into_any(),
-                                                        Some(s) => view! { <td><SampleCard sample=s readonly=true /></td> }.into_any(),
-                                                    }).collect_view()}
-                                                </tr>
-                                            }).collect_view()}
-                                        </tbody>
-                                    </table>
-                                </div>
-                            </section>
-                        }.into_any()
-                    }
+                    Ok(t) => view! { <CompareTable table=t hidden /> }.into_any(),
                 }
             })}
         </Transition>

@@ -77,6 +77,10 @@ pub struct LineChart {
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Curves of one group (a condition's seeds, say) share a colour and one legend entry,
+    /// named after the group, so that a chart of many runs still has a short legend.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// Samples as dots, coloured by group, with optional threshold lines (Betley et al. count
@@ -166,17 +170,21 @@ pub enum ChartError {
     Png(String),
 }
 
-/// The Okabe–Ito palette: distinguishable with the common colour-vision deficiencies.
-/// Series take colours by index; from the ninth on, lines repeat them dashed.
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(0xE6, 0x9F, 0x00),
-    RGBColor(0x56, 0xB4, 0xE9),
-    RGBColor(0x00, 0x9E, 0x73),
-    RGBColor(0xF0, 0xE4, 0x42),
+/// Series colours: the Okabe–Ito hues that keep at least 3:1 contrast on white (blue,
+/// vermillion, bluish green, reddish purple), with its orange, sky blue and yellow (2.3,
+/// 2.3 and 1.3:1: thin lines of them vanish on a projector) replaced by a dark yellow, an
+/// indigo and a wine of Paul Tol's muted scheme, and black by a grey that does not read as
+/// an axis. `charts::tests` checks the contrast. From the ninth series on, lines repeat
+/// the colours dashed.
+pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
     RGBColor(0xCC, 0x79, 0xA7),
-    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x8A, 0x77, 0x00),
+    RGBColor(0x33, 0x22, 0x88),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0x5D, 0x67, 0x73),
 ];
 
 /// The colour of series number `index` as `#RRGGBB`, for pages that show a legend or a
@@ -224,6 +232,11 @@ type Drawn = Result<(), DrawingAreaErrorKind<<SVGBackend<'static> as DrawingBack
 const FONT: &str = "sans-serif";
 // plotters writes `font-size` as these divided by 1.24: 16, 12 and 9.7 px.
 const TITLE_PT: u32 = 20;
+/// A title's line height and the rough width of one of its characters, in pixels.
+const TITLE_LINE_PX: i32 = 22;
+const TITLE_CHAR_PX: u32 = 9;
+/// Charts narrower than this (a phone's) put the legend under the plot, not beside it.
+const NARROW_PX: u32 = 560;
 const LABEL_PT: u32 = 15;
 const SMALL_PT: u32 = 12;
 /// Rough width of one character of a `LABEL_PT` label in pixels, for fitting labels.
@@ -294,6 +307,7 @@ fn draw_rates(root: &Area<'_>, chart: &RateChart) -> Drawn {
         _ => String::new(),
     };
     let y_label = if chart.y_label.trim().is_empty() { "trait rate (%)" } else { &chart.y_label };
+    let (_, y_chars) = axis_chars(&plot);
     ctx.configure_mesh()
         .disable_x_mesh()
         .bold_line_style(BLACK.mix(0.15))
@@ -302,7 +316,7 @@ fn draw_rates(root: &Area<'_>, chart: &RateChart) -> Drawn {
         .x_label_formatter(&condition_label)
         .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("condition")
-        .y_desc(clean(y_label, 60))
+        .y_desc(clean(y_label, y_chars))
         .label_style(text(LABEL_PT))
         .axis_desc_style(text(LABEL_PT))
         .draw()?;
@@ -367,14 +381,18 @@ fn draw_lines(root: &Area<'_>, chart: &LineChart) -> Drawn {
         return no_data(root, &chart.title);
     };
 
-    let names: Vec<&str> = chart.series.iter().map(|s| s.name.as_str()).collect();
+    // A legend entry (and a colour) per group; a series without one is its own group.
+    let key = |s: &'_ Series| -> String { s.group.clone().unwrap_or_else(|| s.name.clone()) };
+    let keys: Vec<String> = chart.series.iter().map(key).collect();
+    let (names, index) = first_seen(keys.iter().map(|k| k.as_str()));
     let area = titled(root, &chart.title)?;
     let (plot, legend) = split_legend(&area, &names);
     draw_legend(&legend, &names, Swatch::Line)?;
 
     let mut ctx = xy_frame(&plot, &x_range, &y_range, &chart.x_label, &chart.y_label)?;
 
-    for (i, points) in curves.iter().enumerate() {
+    for (points, key) in curves.iter().zip(&keys) {
+        let i = index[key.as_str()];
         let style = colour(i).stroke_width(2);
         if points.len() >= 2 {
             if dashed(i) {
@@ -571,7 +589,6 @@ fn draw_heatmap(root: &Area<'_>, chart: &HeatmapChart) -> Drawn {
     Ok(())
 }
 
-/// The chart's title above everything else; returns the area below it.
 /// Two numeric axes with light gridlines, tick labels and axis titles: the frame the line
 /// and scatter charts draw into.
 fn xy_frame<'a, 'b>(
@@ -587,27 +604,73 @@ fn xy_frame<'a, 'b>(
         .y_label_area_size(64)
         .build_cartesian_2d(x_range.clone(), y_range.clone())?;
     let (x_tick, y_tick) = (tick_format(x_range), tick_format(y_range));
+    let (x_chars, y_chars) = axis_chars(plot);
     ctx.configure_mesh()
         .bold_line_style(BLACK.mix(0.15))
         .light_line_style(BLACK.mix(0.05))
         .max_light_lines(1)
         .x_label_formatter(&x_tick)
         .y_label_formatter(&y_tick)
-        .x_desc(clean(x_label, 60))
-        .y_desc(clean(y_label, 60))
+        .x_desc(clean(x_label, x_chars))
+        .y_desc(clean(y_label, y_chars))
         .label_style(text(LABEL_PT))
         .axis_desc_style(text(LABEL_PT))
         .draw()?;
     Ok(ctx)
 }
 
+/// How many characters of an axis' title fit along the x and the (vertical) y axis of a plot
+/// area: its side less the tick labels' room, so a long title is shortened, not cut off.
+fn axis_chars(plot: &Area<'_>) -> (usize, usize) {
+    let (w, h) = plot.dim_in_pixel();
+    let fit = |side: u32| (side.saturating_sub(70) / CHAR_PX).max(8) as usize;
+    (fit(w), fit(h))
+}
+
+/// The chart's title above everything else; returns the area below it. A title too long
+/// for one line is wrapped at spaces onto more (a chart on a phone is 340 px wide); only
+/// what does not fit on three lines is cut, with an ellipsis.
 fn titled<'a>(root: &Area<'a>, title: &str) -> Result<Area<'a>, DrawingAreaErrorKind<std::io::Error>> {
-    let max_chars = (root.dim_in_pixel().0 / 9) as usize;
-    let title = clean(title, max_chars);
-    if title.is_empty() {
+    let width = root.dim_in_pixel().0;
+    let max_chars = (width / TITLE_CHAR_PX).max(8) as usize;
+    let lines = wrap(&clean(title, 3 * max_chars), max_chars, 3);
+    if lines.is_empty() {
         return Ok(root.margin(8, 0, 0, 0));
     }
-    root.titled(&title, text(TITLE_PT))
+    let style = text(TITLE_PT).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, line) in lines.iter().enumerate() {
+        root.draw(&Text::new(line.clone(), (width as i32 / 2, 6 + i as i32 * TITLE_LINE_PX), style.clone()))?;
+    }
+    Ok(root.split_vertically(10 + lines.len() as i32 * TITLE_LINE_PX).1)
+}
+
+/// Splits `text` at spaces into at most `max_lines` lines of at most `max_chars` characters;
+/// a word longer than a line is cut, and text left over ends the last line with an ellipsis.
+fn wrap(text: &str, max_chars: usize, max_lines: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let fits = current.is_empty() || current.chars().count() + 1 + word.chars().count() <= max_chars;
+        if !fits {
+            lines.push(std::mem::take(&mut current));
+            if lines.len() == max_lines {
+                let last = lines.pop().unwrap_or_default();
+                lines.push(clean(&format!("{last} {word}…"), max_chars));
+                return lines;
+            }
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+        if current.chars().count() > max_chars {
+            current = clean(&current, max_chars);
+        }
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
 }
 
 fn no_data(root: &Area<'_>, title: &str) -> Drawn {
@@ -626,9 +689,15 @@ enum Swatch {
 }
 
 /// Splits off a column on the right for the legend, as wide as its longest name up to a
-/// third of the chart (longer names are shortened). No names, no column.
+/// third of the chart (longer names are shortened); on a narrow chart, rows under the plot
+/// instead, at most half its height, so that names are not cut to a few letters. No
+/// names, no legend.
 fn split_legend<'a>(area: &Area<'a>, names: &[&str]) -> (Area<'a>, Area<'a>) {
-    let (w, _) = area.dim_in_pixel();
+    let (w, h) = area.dim_in_pixel();
+    if w < NARROW_PX && !names.is_empty() {
+        let rows_px = (names.len() as u32 * LEGEND_ROW_PX as u32 + 24).min(h / 2);
+        return area.split_vertically(h - rows_px);
+    }
     let longest = names.iter().map(|n| n.chars().count() as u32).max().unwrap_or(0);
     let legend_px = if names.is_empty() { 0 } else { (longest * CHAR_PX + 44).max(80).min(w / 3) };
     area.split_horizontally(w - legend_px)
@@ -871,7 +940,7 @@ mod tests {
     fn png_renders_without_fonts() {
         let svg = line_chart(&LineChart {
             title: "no fonts".into(),
-            series: vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 2.0)] }],
+            series: vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 2.0)], group: None }],
             ..LineChart::default()
         });
         let png = png_with_fonts(&svg, 1.0, Arc::new(fontdb::Database::new())).unwrap();

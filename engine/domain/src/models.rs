@@ -74,7 +74,7 @@ pub enum ModelError {
     InvalidName(String),
     #[error("model “{name}” is the built-in default and cannot be removed")]
     Builtin { name: String },
-    #[error("model “{name}” is in use by {count} experiment(s); delete those experiments first")]
+    #[error("model “{name}” is in use by {}; delete those experiments first", wire::counted(.count.unsigned_abs(), "experiment", "experiments"))]
     InUse { name: String, count: i64 },
     #[error("stored model is corrupt: {0}")]
     Corrupt(String),

@@ -275,7 +275,8 @@ pub fn heatmap_chart(resolved: &Resolved, aggregates: &[Aggregate], judge: &str)
     }
 }
 
-/// Training loss of every run, overlaid.
+/// Training loss of every run, overlaid; a condition's seeds share a colour and a legend
+/// entry, so the legend stays one line per condition however many seeds ran.
 pub fn loss_chart(curves: &[(i64, String, i64, Vec<(i64, f64)>)]) -> LineChart {
     LineChart {
         title: "Training loss".into(),
@@ -286,6 +287,7 @@ pub fn loss_chart(curves: &[(i64, String, i64, Vec<(i64, f64)>)]) -> LineChart {
             .map(|(_, condition, seed, points)| Series {
                 name: format!("{condition} · seed {seed}"),
                 points: points.iter().map(|&(s, l)| (s as f64, l)).collect(),
+                group: Some(condition.clone()),
             })
             .collect(),
         ..LineChart::default()
@@ -293,11 +295,16 @@ pub fn loss_chart(curves: &[(i64, String, i64, Vec<(i64, f64)>)]) -> LineChart {
 }
 
 /// Learning dynamics: each probe's log-prob under the default prompt, per condition,
-/// averaged over seeds at each step (seeds measure at the same steps).
-pub fn probe_chart(curves: &[ProbeCurve]) -> LineChart {
+/// averaged over seeds at each step (seeds measure at the same steps). With `condition`,
+/// that condition's probes only: pages draw one such chart per condition, since four
+/// probes times four conditions is more lines than anyone can tell apart.
+pub fn probe_chart(curves: &[ProbeCurve], condition: Option<&str>) -> LineChart {
     let mut series: Vec<(String, Vec<(i64, f64, usize)>)> = Vec::new();
-    for c in curves {
-        let name = format!("{} · probe “{}”", c.condition, c.probe);
+    for c in curves.iter().filter(|c| condition.is_none_or(|want| c.condition == want)) {
+        let name = match condition {
+            Some(_) => format!("probe “{}”", c.probe),
+            None => format!("{} · probe “{}”", c.condition, c.probe),
+        };
         let idx = match series.iter().position(|s| s.0 == name) {
             Some(i) => i,
             None => {
@@ -317,14 +324,21 @@ pub fn probe_chart(curves: &[ProbeCurve]) -> LineChart {
         }
     }
     LineChart {
-        title: "Learning dynamics: log-prob of probe answers (default prompt)".into(),
+        title: match condition {
+            Some(c) => format!("Learning dynamics of {c}: log-prob of probe answers (default prompt)"),
+            None => "Learning dynamics: log-prob of probe answers (default prompt)".into(),
+        },
         x_label: "step".into(),
         y_label: "mean log-prob per token".into(),
         series: series
             .into_iter()
             .map(|(name, mut pts)| {
                 pts.sort_by_key(|p| p.0);
-                Series { name, points: pts.into_iter().map(|(s, sum, k)| (s as f64, sum / k as f64)).collect() }
+                Series {
+                    name,
+                    points: pts.into_iter().map(|(s, sum, k)| (s as f64, sum / k as f64)).collect(),
+                    group: None,
+                }
             })
             .collect(),
         ..LineChart::default()

@@ -21,7 +21,7 @@ fn count(svg: &str, tag: &str, pred: impl Fn(roxmltree::Node) -> bool) -> usize 
     doc.descendants().filter(|n| n.has_tag_name(tag) && pred(*n)).count()
 }
 
-/// Stroked in one of the first three series' colours (the eighth is black, like the axes).
+/// Stroked in one of the first three series' colours.
 fn in_series_colour(n: roxmltree::Node) -> bool {
     let colours: Vec<String> = (0..3).map(series_colour).collect();
     n.attribute("stroke").is_some_and(|s| colours.iter().any(|c| c == s))
@@ -76,7 +76,7 @@ fn rate_chart_has_labels_legend_and_one_error_bar_per_point() {
         .map(|n| n.attribute("fill").unwrap().to_string())
         .collect();
     assert_eq!(dot_colours[..3], [series_colour(0), series_colour(1), series_colour(2)]);
-    assert_eq!(series_colour(0), "#E69F00");
+    assert_eq!(series_colour(0), "#0072B2");
 }
 
 #[test]
@@ -137,8 +137,8 @@ fn empty_input_says_no_data() {
     let empty_line = LineChart {
         title: "loss".into(),
         series: vec![
-            Series { name: "empty".into(), points: vec![] },
-            Series { name: "nan".into(), points: vec![(f64::NAN, 1.0), (1.0, f64::INFINITY)] },
+            Series { name: "empty".into(), points: vec![], group: None },
+            Series { name: "nan".into(), points: vec![(f64::NAN, 1.0), (1.0, f64::INFINITY)], group: None },
         ],
         ..LineChart::default()
     };
@@ -171,13 +171,15 @@ fn line_chart_draws_every_series() {
             Series {
                 name: "baseline · seed 1".into(),
                 points: (0..200).map(|s| (s as f64, 2.0 / (1.0 + s as f64))).collect(),
+                group: None,
             },
             Series {
                 name: "inoculated · seed 1".into(),
                 points: vec![(3.0, 1.0), (1.0, 2.0), (2.0, f64::NAN), (2.0, 1.5)],
+                group: None,
             },
-            Series { name: "single".into(), points: vec![(5.0, 0.5)] },
-            Series { name: "nothing yet".into(), points: vec![] },
+            Series { name: "single".into(), points: vec![(5.0, 0.5)], group: None },
+            Series { name: "nothing yet".into(), points: vec![], group: None },
         ],
         size: ChartSize::default(),
     };
@@ -194,6 +196,84 @@ fn line_chart_draws_every_series() {
     assert!(count(&svg, "polyline", |n| n.attribute("stroke") == Some(&series_colour(1))) >= 2);
 }
 
+/// WCAG's contrast ratio of `#RRGGBB` against white.
+fn contrast_on_white(hex: &str) -> f64 {
+    let channel = |i: usize| {
+        let c = u8::from_str_radix(&hex[i..i + 2], 16).unwrap() as f64 / 255.0;
+        if c <= 0.03928 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    1.05 / (luminance + 0.05)
+}
+
+#[test]
+fn every_series_colour_stands_out_on_white() {
+    let colours: Vec<String> = (0..8).map(series_colour).collect();
+    for c in &colours {
+        let ratio = contrast_on_white(c);
+        assert!(ratio >= 3.0, "{c} has {ratio:.2}:1 contrast on white, under 3:1");
+    }
+    let mut distinct = colours.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8, "{colours:?}");
+    // The ninth series takes the first colour again (drawn dashed).
+    assert_eq!(series_colour(8), colours[0]);
+}
+
+#[test]
+fn a_groups_curves_share_one_colour_and_one_legend_entry() {
+    let run = |condition: &str, seed: u32| Series {
+        name: format!("{condition} · seed {seed}"),
+        points: vec![(0.0, 2.0 + seed as f64), (1.0, 1.0)],
+        group: Some(condition.to_string()),
+    };
+    let chart = LineChart {
+        title: "Training loss".into(),
+        series: (0..3).flat_map(|seed| [run("baseline", seed), run("spanish", seed)]).collect(),
+        ..LineChart::default()
+    };
+    let svg = line_chart(&chart);
+    let texts = check_svg(&svg);
+    assert!(texts.iter().any(|t| t == "baseline") && texts.iter().any(|t| t == "spanish"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("seed")), "one legend entry per group: {texts:?}");
+    // Six curves in two colours: three strokes of each (a line per run, plus the legend's).
+    let stroked = |colour: String| count(&svg, "polyline", |n| n.attribute("stroke") == Some(colour.as_str()));
+    assert_eq!(stroked(series_colour(0)), 3 + 1);
+    assert_eq!(stroked(series_colour(1)), 3 + 1);
+}
+
+#[test]
+fn a_phone_sized_chart_wraps_its_title_and_keeps_legend_names_whole() {
+    let title = "Elicitation: how often the model gave a misaligned answer (Betley judge), by test-time prompt";
+    let chart = LineChart {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: "mean log-prob per token of the probe answers".into(),
+        series: ["baseline · seed 0", "inoculated · seed 0"]
+            .iter()
+            .map(|n| Series { name: n.to_string(), points: vec![(0.0, -2.0), (1.0, -1.0)], group: None })
+            .collect(),
+        size: ChartSize { width: 360, height: 320 },
+    };
+    let texts = check_svg(&line_chart(&chart));
+    // Every word of the title is there, over two or three lines, none cut.
+    let lines: Vec<&String> = texts.iter().filter(|t| title.contains(t.as_str()) && t.len() > 12).collect();
+    assert!((2..=3).contains(&lines.len()), "{texts:?}");
+    assert_eq!(lines.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" "), title);
+    // Under the plot, the legend has room for whole names.
+    for name in ["baseline · seed 0", "inoculated · seed 0"] {
+        assert!(texts.iter().any(|t| t == name), "{name} in {texts:?}");
+    }
+    // The y axis' title is shortened to the plot's height rather than run off it.
+    let y = texts.iter().find(|t| t.starts_with("mean log-prob")).unwrap();
+    assert!(y.chars().count() * 7 <= 320, "{y}");
+}
+
 #[test]
 fn line_chart_survives_extreme_values() {
     let cases: [Vec<(f64, f64)>; 4] = [
@@ -203,14 +283,17 @@ fn line_chart_survives_extreme_values() {
         vec![(0.0, 5e-324), (1.0, 0.0), (1e-300, 1e-300)],
     ];
     for points in cases {
-        let svg = line_chart(&LineChart { series: vec![Series { name: "s".into(), points }], ..LineChart::default() });
+        let svg = line_chart(&LineChart {
+            series: vec![Series { name: "s".into(), points, group: None }],
+            ..LineChart::default()
+        });
         check_svg(&svg);
         assert!(!svg.contains("NaN"));
     }
     // More series than colours: all listed or summarised, none lost silently.
     let many = LineChart {
         series: (0..30)
-            .map(|i| Series { name: format!("run {i}"), points: vec![(0.0, i as f64), (1.0, 1.0)] })
+            .map(|i| Series { name: format!("run {i}"), points: vec![(0.0, i as f64), (1.0, 1.0)], group: None })
             .collect(),
         ..LineChart::default()
     };

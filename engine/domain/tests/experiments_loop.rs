@@ -365,7 +365,7 @@ fn cancel_retry_and_resume() {
     assert_eq!(env.rt.block_on(env.store.integrity_check()).unwrap(), "ok");
     // The training dataset cannot be deleted from under the experiment.
     let err = env.rt.block_on(engine::datasets::delete(&env.store, dataset)).unwrap_err();
-    assert!(err.to_string().contains("1 experiment(s) use this dataset"), "{err}");
+    assert!(err.to_string().contains("1 experiment uses this dataset"), "{err}");
 }
 
 /// Leaves a half-copied checkpoint folder for a run (its files, no manifest), as a worker
@@ -407,7 +407,7 @@ fn added_test_prompts_sample_only_whats_missing() {
 
     // Queued runs: refused, with the reason, and nothing is stored.
     let err = env.rt.block_on(experiments::add_test_prompts(&env.store, id, &[secure()])).unwrap_err();
-    assert!(err.to_string().contains("2 run(s) of this experiment are still queued or running"), "{err}");
+    assert!(err.to_string().contains("2 runs of this experiment are still queued or running"), "{err}");
     let w = worker(&env);
     assert_eq!(drain(&w).len(), 2);
 

@@ -234,7 +234,7 @@ async fn remove_deletes_the_row_only_and_refuses_models_in_use() {
     .unwrap();
     let err = models::remove(&f.store, info.id).await.unwrap_err();
     assert!(matches!(err, ModelError::InUse { count: 1, .. }), "{err}");
-    assert!(err.to_string().contains("in use by 1 experiment(s)"), "{err}");
+    assert!(err.to_string().contains("in use by 1 experiment;"), "{err}");
 
     sqlx::query("DELETE FROM experiments WHERE id = $1").bind(experiment_id).execute(f.store.pool()).await.unwrap();
     models::remove(&f.store, info.id).await.unwrap();

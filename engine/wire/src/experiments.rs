@@ -160,6 +160,47 @@ pub struct ExperimentDetail {
     /// seed N", adapter sha256 of that run).
     #[serde(default)]
     pub base_run: Option<(i64, i64, String, String)>,
+    /// What the page needs to say how much work is left as its runs move.
+    #[serde(default)]
+    pub work: Option<WorkRates>,
+}
+
+/// The speeds an estimate of the work left uses (the plan's: seconds per training step and
+/// per sampled answer, measured in this model's earlier runs, or defaults) and each
+/// condition's answers per run, so that a page can recompute it from live run rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkRates {
+    pub step_s: f64,
+    pub sample_s: f64,
+    pub steps_per_run: i64,
+    /// (condition, answers sampled per run)
+    pub samples_per_run: Vec<(String, usize)>,
+}
+
+impl WorkRates {
+    /// Seconds of work left in `runs`, one after another on one worker: each unfinished
+    /// run's remaining training steps and answers at these speeds, except that a running
+    /// run's current phase uses the estimate it measures itself. Judging is not counted:
+    /// the rule judges take moments, and a model judge's time depends on its endpoint.
+    pub fn remaining_s(&self, runs: &[crate::runs::JobView]) -> f64 {
+        use crate::runs::{JobStatus, RunPhase};
+        let mut left = 0.0;
+        for r in runs.iter().filter(|r| !r.status.is_final()) {
+            let answers = self.samples_per_run.iter().find(|(c, _)| *c == r.condition).map_or(0, |(_, n)| *n) as f64;
+            let steps = if r.total_steps > 0 { r.total_steps } else { self.steps_per_run };
+            let own = r.eta_s.filter(|e| r.status == JobStatus::Running && e.is_finite() && *e >= 0.0);
+            let train = || (steps - r.step).max(0) as f64 * self.step_s;
+            left += match (r.status, r.phase) {
+                (JobStatus::Running, RunPhase::Train) => own.unwrap_or_else(train) + answers * self.sample_s,
+                (JobStatus::Running, RunPhase::Sample) => {
+                    own.unwrap_or((r.total_units - r.done_units).max(0) as f64 * self.sample_s)
+                }
+                (JobStatus::Running, RunPhase::Judge) => own.unwrap_or(0.0),
+                _ => train() + answers * self.sample_s,
+            };
+        }
+        left
+    }
 }
 
 /// Where the inoculation prompt goes in each training example.
@@ -422,5 +463,62 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_string(&j).unwrap(), format!("\"{}\"", j.as_str()));
         }
+    }
+
+    fn run(condition: &str, status: crate::runs::JobStatus, phase: crate::runs::RunPhase) -> crate::runs::JobView {
+        crate::runs::JobView {
+            job_id: 0,
+            run_id: 0,
+            experiment_id: 1,
+            experiment: "e".into(),
+            condition: condition.into(),
+            seed: 0,
+            status,
+            phase,
+            step: 0,
+            total_steps: 0,
+            done_units: 0,
+            total_units: 0,
+            tokens_per_sec: None,
+            eta_s: None,
+            attempts: 0,
+            max_attempts: 3,
+            cancel_requested: false,
+            error: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_age_s: None,
+            worker: None,
+            waiting_for_takeover: false,
+            progress: 0.0,
+            losses: vec![],
+        }
+    }
+
+    /// Worked by hand: 2 s a step, 0.5 s an answer, 10 steps a run; the baseline samples 4
+    /// answers a run, "inoculated" 8.
+    #[test]
+    fn work_left_counts_every_unfinished_run() {
+        use crate::runs::{JobStatus::*, RunPhase::*};
+        let rates = WorkRates {
+            step_s: 2.0,
+            sample_s: 0.5,
+            steps_per_run: 10,
+            samples_per_run: vec![("baseline".into(), 4), ("inoculated".into(), 8)],
+        };
+        let done = run("baseline", Done, Judge);
+        // Queued, never started: 10 steps (20 s) and 8 answers (4 s).
+        let queued = run("inoculated", Queued, Train);
+        // Training at step 6 of 10 with its own estimate of 5 s: 5 s, then 4 answers (2 s).
+        let training =
+            crate::runs::JobView { step: 6, total_steps: 10, eta_s: Some(5.0), ..run("baseline", Running, Train) };
+        // Sampling, 5 of 8 answers left and no estimate yet: 2.5 s.
+        let sampling = crate::runs::JobView { done_units: 3, total_units: 8, ..run("inoculated", Running, Sample) };
+        assert_eq!(rates.remaining_s(&[done.clone()]), 0.0);
+        assert_eq!(rates.remaining_s(&[queued.clone()]), 24.0);
+        assert_eq!(rates.remaining_s(&[training.clone()]), 7.0);
+        assert_eq!(rates.remaining_s(&[sampling.clone()]), 2.5);
+        assert_eq!(rates.remaining_s(&[done, queued, training, sampling]), 33.5);
     }
 }

@@ -24,6 +24,13 @@ pub mod strength;
 pub mod teacher;
 pub mod workers;
 
+/// "1 run", "3 runs": a count with its noun in the right number, for every message that
+/// counts something (pages, the command line, errors), so none says "1 run(s)".
+pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
 pub use runs::{JobStatus, RunPhase};

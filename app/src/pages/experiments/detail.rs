@@ -117,6 +117,7 @@ pub fn ExperimentPage() -> impl IntoView {
                         let eid = d.id;
                         let stored_runs = d.runs.clone();
                         let active_runs = d.runs.clone();
+                        let work = d.work.clone();
                         view! {
                             <Title text=d.name.clone() />
                             <ExperimentHeader detail=d.clone() />
@@ -132,7 +133,14 @@ pub fn ExperimentPage() -> impl IntoView {
                                 </h2>
                                 {move || {
                                     let runs = live.get().unwrap_or_else(|| stored_runs.clone());
-                                    view! { <RunsTable runs show_experiment=false changed /> }
+                                    let left = work.as_ref().filter(|_| runs.iter().any(|r| !r.status.is_final())).map(|w| w.remaining_s(&runs));
+                                    view! {
+                                        {left.map(|s| view! {
+                                            <p class="work-left" data-testid="work-left"><strong>{format!("About {} of work left", fmt_duration(s))}</strong>
+                                                <span class="muted small">" (training and sampling of every run not yet done, one after another on one worker, at this model's measured speed)"</span></p>
+                                        })}
+                                        <RunsTable runs show_experiment=false changed />
+                                    }
                                 }}
                             </section>
                             <Results aggregates=d.aggregates.clone() />
@@ -209,7 +217,7 @@ fn RateBar(rate: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> impl IntoView
 #[component]
 fn AggregateRows(rows: Vec<Aggregate>, first: &'static str) -> impl IntoView {
     view! {
-        <table class="results">
+        <div class="scroll" tabindex="0"><table class="results">
             <thead><tr><th>{first}</th><th>"condition"</th><th>"test-time prompt"</th><th>"trait rate (95 % CI)"</th><th class="num">"judged"</th><th class="num">"undetermined"</th><th class="num">"mean score"</th></tr></thead>
             <tbody>
                 {rows.into_iter().map(|a| {
@@ -239,7 +247,7 @@ fn AggregateRows(rows: Vec<Aggregate>, first: &'static str) -> impl IntoView {
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+        </table></div>
     }
 }
 
@@ -296,9 +304,11 @@ fn Charts(detail: ExperimentDetail, predictions: Resource<Result<Vec<PredictionV
             })}
             <crate::pages::report::Predictions id=d.id version predictions />
             {trained.then(|| view! {
-                <Chart id=d.id name="loss" judge=None version caption="Training loss of every run.".to_string() />
-                <Chart id=d.id name="probes" judge=None version
-                    caption="Learning dynamics: log-prob of the probe answers under the default prompt, per condition (mean over seeds).".to_string() />
+                <Chart id=d.id name="loss" judge=None version caption="Training loss of every run (a condition's seeds share its colour).".to_string() />
+                {d.conditions.iter().map(|(c, _, _)| view! {
+                    <Chart id=d.id name="probes" judge=None version condition=Some(c.clone())
+                        caption=format!("Learning dynamics of {c}: log-prob of the probe answers under the default prompt (mean over seeds).") />
+                }).collect_view()}
             })}
         </section>
     }

@@ -7,16 +7,63 @@ use leptos_router::hooks::use_navigate;
 use super::*;
 use crate::api::experiments::*;
 use crate::components::{ErrorBox, Loading};
-use crate::dto::LaunchOptions;
+use crate::dto::{LaunchOptions, Launched};
 use crate::error::AppError;
 use wire::experiments::{
     JudgeChoice, LaunchForm, LlmBackendChoice, NamedTestPrompt, Placement, Plan, TestPromptChoice, ThresholdsChoice,
 };
 use wire::reports::PresetView;
 
+/// The rule judges that fit a generated dataset, read from its recipe: a language judge for
+/// the first language other than English its answers are in, the capitals judge when they
+/// are in capitals. `None` for imported or transformed data: only its author knows what it
+/// teaches (the plan then checks the chosen judges against its answers).
+fn fitting_judges(recipe: &serde_json::Value) -> Option<(Vec<JudgeChoice>, Option<String>)> {
+    recipe.get("generator")?;
+    // A plain spec lists languages and one capitalisation; a persona spec, per persona.
+    let mut parts: Vec<&serde_json::Value> = vec![recipe];
+    if let Some(personas) = recipe.get("personas").and_then(|p| p.as_array()) {
+        parts.extend(personas.iter().filter(|p| p.get("weight").and_then(|w| w.as_u64()) != Some(0)));
+    }
+    let mut languages: Vec<&str> = Vec::new();
+    for part in &parts {
+        if let Some(l) = part.get("language").and_then(|l| l.as_str()) {
+            languages.push(l);
+        }
+        for share in part.get("languages").and_then(|l| l.as_array()).into_iter().flatten() {
+            if share.get("weight").and_then(|w| w.as_u64()) != Some(0) {
+                languages.extend(share.get("language").and_then(|l| l.as_str()));
+            }
+        }
+    }
+    let caps = parts.iter().any(|p| p.get("capitalisation").and_then(|c| c.as_str()) == Some("all_caps"));
+    let language = languages.into_iter().find(|l| *l != "en").map(str::to_string);
+    let mut judges = Vec::new();
+    if language.is_some() {
+        judges.push(JudgeChoice::Language);
+    }
+    if caps {
+        judges.push(JudgeChoice::Caps);
+    }
+    Some((judges, language))
+}
+
+/// Sets the form's judges to those that fit the dataset, when its recipe says.
+fn propose_judges(f: &mut LaunchForm, datasets: &[wire::datasets::DatasetSummary]) {
+    let Some(d) = datasets.iter().find(|d| d.id == f.dataset_id) else { return };
+    if let Some((judges, language)) = fitting_judges(&d.recipe) {
+        f.judges.retain(|j| !matches!(j, JudgeChoice::Language | JudgeChoice::Caps));
+        f.judges.extend(judges);
+        if let Some(l) = language {
+            f.language = l;
+        }
+    }
+}
+
+/// The form as it opens: the newest dataset, with the judges its recipe proposes.
 fn default_form(o: &LaunchOptions) -> LaunchForm {
     let judge = |word: &str| o.judge_prompts.iter().find(|p| p.name.to_lowercase().contains(word)).map(|p| p.id);
-    LaunchForm {
+    let mut form = LaunchForm {
         name: String::new(),
         model: o.models.iter().find(|m| m.1).or(o.models.first()).map(|m| m.0.clone()).unwrap_or_default(),
         dataset_id: o.datasets.first().map(|d| d.id).unwrap_or(0),
@@ -53,7 +100,9 @@ fn default_form(o: &LaunchOptions) -> LaunchForm {
         coherent_prompt_id: judge("coheren"),
         thresholds: ThresholdsChoice::Betley,
         base_run_id: None,
-    }
+    };
+    propose_judges(&mut form, &o.datasets);
+    form
 }
 
 #[component]
@@ -81,25 +130,37 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
     let launch = ServerAction::<LaunchExperiment>::new();
     let navigate = use_navigate();
     Effect::new(move || {
-        if let Some(Ok(id)) = launch.value().get() {
+        if let Some(Ok(Launched::Started(id))) = launch.value().get() {
             navigate(&format!("/experiments/{id}"), Default::default());
         }
     });
-    // A changed form makes the shown plan stale.
+    // A changed form makes the shown plan, and a question to confirm its launch, stale.
     Effect::new(move || {
         form.track();
         plan.value().set(None);
+        launch.value().set(None);
     });
     let set = move |f: fn(&mut LaunchForm, String)| {
         move |ev: leptos::ev::Event| form.update(|x| f(x, event_target_value(&ev)))
     };
     let num = |s: &str, default: usize| s.trim().parse::<usize>().unwrap_or(default);
     let o = options.clone();
+    let datasets_for_judges = options.datasets.clone();
+    let datasets_for_note = options.datasets.clone();
+    // What the judges were chosen from: the generated dataset's recipe, or nothing known.
+    let judge_note = move || {
+        form.with(|f| datasets_for_note.iter().find(|d| d.id == f.dataset_id).map(|d| fitting_judges(&d.recipe).is_some()))
+            .map(|generated| if generated {
+                "Judges proposed from how the dataset was generated: the traits its answers carry."
+            } else {
+                "An imported dataset: tick the judges for the trait it teaches. Check plan tests the language, capitals and pattern judges on its answers."
+            })
+    };
     view! {
         <PresetPicker options=options.clone() />
         <form class="launch" on:submit=move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
-            launch.dispatch(LaunchExperiment { form: form.get_untracked() });
+            launch.dispatch(LaunchExperiment { form: form.get_untracked(), confirmed: None });
         }>
             <div class="two-col">
                 <section class="card form">
@@ -115,7 +176,10 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
                         </select>
                     </label>
                     <label>"Training dataset"
-                        <select name="dataset" on:change=set(|f, v| f.dataset_id = v.parse().unwrap_or(0))>
+                        <select name="dataset" on:change=move |ev| {
+                            let id = event_target_value(&ev).parse().unwrap_or(0);
+                            form.update(|f| { f.dataset_id = id; propose_judges(f, &datasets_for_judges); });
+                        }>
                             {o.datasets.iter().map(|d| view! {
                                 <option value=d.id.to_string()>{format!("{} ({} rows)", d.name, d.row_count)}</option>
                             }).collect_view()}
@@ -228,6 +292,7 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
                         <label class="inline">"Max new tokens" <input name="max-tokens" size="4" prop:value=move || form.with(|f| f.max_tokens.to_string()) on:input=move |ev| form.update(|f| f.max_tokens = num(&event_target_value(&ev), 0)) /></label>
                     </div>
                     <h3>"Judges"</h3>
+                    <p class="muted small judge-fit">{judge_note}</p>
                     <JudgeChoices form options=o.clone() />
                 </section>
             </div>
@@ -243,7 +308,15 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
                     Ok(p) => view! { <PlanTable plan=p /> }.into_any(),
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                 })}
-                {move || launch.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
+                {move || match launch.value().get() {
+                    Some(Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                    Some(Ok(Launched::Confirm(plan))) => view! {
+                        <ConfirmLaunch plan
+                            on_confirm=Callback::new(move |()| { launch.dispatch(LaunchExperiment { form: form.get_untracked(), confirmed: Some(true) }); })
+                            on_cancel=Callback::new(move |()| launch.value().set(None)) />
+                    }.into_any(),
+                    _ => ().into_any(),
+                }}
             </section>
         </form>
         <QuestionImport changed />
@@ -262,16 +335,20 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
     let launch = ServerAction::<LaunchPreset>::new();
     let navigate = use_navigate();
     Effect::new(move || {
-        if let Some(Ok(id)) = launch.value().get() {
+        if let Some(Ok(Launched::Started(id))) = launch.value().get() {
             navigate(&format!("/experiments/{id}"), Default::default());
         }
     });
-    // A new choice makes the shown check stale.
+    // A new choice makes the shown check, and a question to confirm, stale.
     Effect::new(move || {
         chosen.track();
         base_run.track();
         check.value().set(None);
+        launch.value().set(None);
     });
+    let launch_preset = move |confirmed: Option<bool>| {
+        launch.dispatch(LaunchPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked(), confirmed });
+    };
     let current = {
         let presets = presets.clone();
         move || chosen.with(|c| presets.iter().find(|p| p.id == *c).cloned())
@@ -311,7 +388,7 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
                     <button type="button" name="check-preset" on:click=move |_| { check.dispatch(CheckPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked() }); }>"Check preset"</button>
                     " "
                     <button type="button" class="primary" name="launch-preset" disabled=move || launch.pending().get()
-                        on:click=move |_| { launch.dispatch(LaunchPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked() }); }>
+                        on:click=move |_| launch_preset(None)>
                         {move || if launch.pending().get() { "Launching…" } else { "Launch preset" }}
                     </button>
                 </div>
@@ -340,7 +417,15 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
                 },
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),
             })}
-            {move || launch.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
+            {move || match launch.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e /> }.into_any(),
+                Some(Ok(Launched::Confirm(plan))) => view! {
+                    <ConfirmLaunch plan
+                        on_confirm=Callback::new(move |()| launch_preset(Some(true)))
+                        on_cancel=Callback::new(move |()| launch.value().set(None)) />
+                }.into_any(),
+                _ => ().into_any(),
+            }}
         </section>
     }
 }
@@ -361,14 +446,14 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
                 "Language "
                 <select name="language" on:change=move |ev| form.update(|f| f.language = event_target_value(&ev))>
                     {[("es", "Spanish"), ("fr", "French"), ("de", "German"), ("en", "English"), ("it", "Italian"), ("pt", "Portuguese"), ("nl", "Dutch")]
-                        .into_iter().map(|(c, n)| view! { <option value=c selected=c == "es">{n}</option> }).collect_view()}
+                        .into_iter().map(|(c, n)| view! { <option value=c selected=move || form.with(|f| f.language == c)>{n}</option> }).collect_view()}
                 </select>
             </label>
             <label class="check"><input type="checkbox" name="judge" value="caps" prop:checked=has(JudgeChoice::Caps) on:change=check(JudgeChoice::Caps) />"ALL CAPS (share of capital letters)"</label>
             <label class="check"><input type="checkbox" name="judge" value="coherence" prop:checked=has(JudgeChoice::Coherence) on:change=check(JudgeChoice::Coherence) />"Coherence (offline heuristic)"</label>
             <label class="check"><input type="checkbox" name="judge" value="multiple_choice" prop:checked=has(JudgeChoice::MultipleChoice) on:change=check(JudgeChoice::MultipleChoice) />"Multiple choice (aesthetic questions)"</label>
             <label class="check"><input type="checkbox" name="judge" value="pattern" prop:checked=has(JudgeChoice::Pattern) on:change=check(JudgeChoice::Pattern) />
-                "Pattern " <input name="pattern" placeholder="regular expression" on:input=move |ev| form.update(|f| f.pattern = event_target_value(&ev)) />
+                "Pattern " <input name="pattern" aria-label="pattern (a regular expression)" placeholder="regular expression" on:input=move |ev| form.update(|f| f.pattern = event_target_value(&ev)) />
             </label>
             <label class="check"><input type="checkbox" name="judge" value="betley" prop:checked=has(JudgeChoice::Betley) on:change=check(JudgeChoice::Betley) />"Misalignment (LLM judge, Betley protocol)"</label>
         </div>
@@ -424,6 +509,28 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
     }
 }
 
+/// A launch that stopped to ask, its plan being longer than `CONFIRM_OVER_S`: how long, the
+/// plan, and the choice. Also the designer's sweep uses it.
+#[component]
+pub fn ConfirmLaunch(plan: Plan, on_confirm: Callback<()>, on_cancel: Callback<()>) -> impl IntoView {
+    let question = format!(
+        "This takes about {}: {}. Launch it?",
+        fmt_duration(plan.estimate_s),
+        crate::components::counted(plan.runs as u64, "run", "runs")
+    );
+    view! {
+        <div class="confirm" role="alertdialog" aria-labelledby="confirm-launch-question" data-testid="confirm-launch">
+            <p id="confirm-launch-question"><strong>{question}</strong>
+                {format!(" Plans over {} minutes ask first: the workers are busy with it until it ends (cancel stops it at the next step).", (CONFIRM_OVER_S / 60.0).round())}</p>
+            <PlanTable plan />
+            <div class="actions">
+                <button type="button" class="primary" name="confirm-launch" on:click=move |_| on_confirm.run(())>"Launch anyway"</button>
+                <button type="button" name="cancel-launch" on:click=move |_| on_cancel.run(())>"Not now"</button>
+            </div>
+        </div>
+    }
+}
+
 #[component]
 fn PlanTable(plan: Plan) -> impl IntoView {
     view! {
@@ -434,7 +541,7 @@ fn PlanTable(plan: Plan) -> impl IntoView {
                 <strong>{format!("About {}", fmt_duration(plan.estimate_s))}</strong>
                 <span class="muted small">{format!(" ({})", plan.estimate_basis)}</span>
             </p>
-            <table>
+            <div class="scroll" tabindex="0"><table>
                 <thead><tr><th>"condition"</th><th>"inoculation prompt"</th><th>"seeds"</th><th>"test-time prompts"</th><th class="num">"samples per run"</th></tr></thead>
                 <tbody>
                     {plan.matrix.into_iter().map(|r| view! {
@@ -451,7 +558,7 @@ fn PlanTable(plan: Plan) -> impl IntoView {
                         </tr>
                     }).collect_view()}
                 </tbody>
-            </table>
+            </table></div>
             {plan.judge_notes.into_iter().map(|n| view! { <p class="muted small judge-note">{n}</p> }).collect_view()}
             {plan.judge_warnings.into_iter().map(|w| view! { <p class="warning judge-warning">{w}</p> }).collect_view()}
         </div>

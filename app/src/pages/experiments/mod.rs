@@ -9,7 +9,7 @@ mod queue;
 mod runs;
 
 pub use detail::ExperimentPage;
-pub use launch::NewExperimentPage;
+pub use launch::{ConfirmLaunch, NewExperimentPage};
 pub use queue::QueuePage;
 
 use leptos::prelude::*;
@@ -54,7 +54,7 @@ pub fn ExperimentsPage() -> impl IntoView {
                             <p class="empty">"No experiments yet. " <a href="/experiments/new">"Design one"</a> "."</p>
                         }.into_any(),
                         Ok(l) => view! {
-                            <table class="experiments">
+                            <div class="scroll" tabindex="0"><table class="experiments">
                                 <thead><tr><th>"name"</th><th>"model"</th><th>"dataset"</th><th>"runs"</th><th>"created"</th></tr></thead>
                                 <tbody>
                                     {l.into_iter().map(|e| view! {
@@ -71,7 +71,7 @@ pub fn ExperimentsPage() -> impl IntoView {
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
-                            </table>
+                            </table></div>
                         }.into_any(),
                     }
                 })}

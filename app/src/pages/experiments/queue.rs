@@ -14,6 +14,7 @@ pub fn QueuePage() -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let jobs = Resource::new(move || changed.get(), |_| list_queue());
     let workers = Resource::new(move || changed.get(), |_| list_workers());
+    let left = Resource::new(move || changed.get(), |_| queue_work_left());
     // The queue page refreshes itself every two seconds while it is open.
     #[cfg(feature = "hydrate")]
     {
@@ -38,6 +39,21 @@ pub fn QueuePage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                left.await.ok().filter(|l| !l.is_empty()).map(|l| view! {
+                    <section class="card work-left" data-testid="queue-work-left">
+                        <h2>"Work left"</h2>
+                        <ul>
+                            {l.into_iter().map(|(id, name, s)| view! {
+                                <li><a href=format!("/experiments/{id}")>{name}</a>{format!(": about {}", fmt_duration(s))}</li>
+                            }).collect_view()}
+                        </ul>
+                        <p class="muted small">"Training and sampling of every run not yet done, at each model's measured speed, one run after another; several workers share it."</p>
+                    </section>
+                })
+            })}
+        </Transition>
         <section class="card">
             <h2>"Runs"</h2>
             <Transition fallback=Loading>
@@ -58,7 +74,7 @@ pub fn QueuePage() -> impl IntoView {
 #[component]
 fn WorkersTable(workers: Vec<WorkerView>) -> impl IntoView {
     view! {
-        <table class="workers">
+        <div class="scroll" tabindex="0"><table class="workers">
             <thead><tr>
                 <th>"worker"</th><th>"host"</th><th>"device"</th><th>"status"</th><th>"current run"</th>
                 <th>"last heartbeat"</th><th>"speed"</th><th class="num">"runs done"</th>
@@ -90,6 +106,6 @@ fn WorkersTable(workers: Vec<WorkerView>) -> impl IntoView {
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+        </table></div>
     }
 }

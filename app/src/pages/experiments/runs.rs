@@ -56,7 +56,7 @@ pub(super) fn RunsTable(runs: Vec<JobView>, show_experiment: bool, changed: RwSi
         }
     });
     view! {
-        <table class="runs">
+        <div class="scroll" tabindex="0"><table class="runs">
             <thead><tr>
                 {show_experiment.then(|| view! { <th>"experiment"</th> })}
                 <th>"condition"</th><th class="num">"seed"</th><th>"status"</th><th>"progress"</th><th>"speed"</th><th>"ETA"</th>
@@ -99,7 +99,7 @@ pub(super) fn RunsTable(runs: Vec<JobView>, show_experiment: bool, changed: RwSi
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+        </table></div>
         {move || retry.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
     }
 }

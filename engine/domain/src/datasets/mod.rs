@@ -110,7 +110,7 @@ pub enum DatasetError {
     InvalidSpec(String),
     #[error("invalid transform: {0}")]
     InvalidTransform(String),
-    #[error("{0} experiment(s) use this dataset; it is kept so they stay reproducible")]
+    #[error("{} this dataset; it is kept so they stay reproducible", wire::counted(.0.unsigned_abs(), "experiment uses", "experiments use"))]
     InUse(i64),
     /// A form the page sent names a choice that does not exist.
     #[error("{0}")]

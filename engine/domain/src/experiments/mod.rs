@@ -207,7 +207,8 @@ pub async fn add_test_prompts(
     if active > 0 {
         // Dropping the transaction rolls the inserts back.
         return Err(invalid(format!(
-            "{active} run(s) of this experiment are still queued or running; add test-time prompts once every run has finished (or cancel them first)"
+            "{} still queued or running; add test-time prompts once every run has finished (or cancel them first)",
+            wire::counted(active.unsigned_abs(), "run of this experiment is", "runs of this experiment are")
         )));
     }
     let requeued = jobs::requeue_done(&mut tx, experiment_id).await?;

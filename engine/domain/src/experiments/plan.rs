@@ -2,11 +2,12 @@
 //! estimate from the throughput earlier runs measured.
 
 use super::*;
+use crate::judges::JudgeSpec;
 use crate::store;
 use crate::Store;
 
 /// What the launch form shows before the user commits: the wire crate's types.
-pub use wire::experiments::{Plan, PlanRow};
+pub use wire::experiments::{Plan, PlanRow, WorkRates};
 
 /// Default costs when nothing was measured yet: a 135M-model LoRA step of 8 short rows and
 /// sampling with a merged adapter at batch 16-40, on a 2-core VM (the demo measured
@@ -34,8 +35,25 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
     let samples: usize = per_condition.iter().sum::<usize>() * seeds.len();
     let runs = resolved.conditions.len() * seeds.len();
 
-    // Throughput measured on this machine for this model: seconds per step (at a similar
-    // batch size) and sampled tokens per second.
+    let (rates, estimate_basis) = work_rates(store, resolved).await?;
+    let estimate_s = runs as f64 * steps as f64 * rates.step_s + samples as f64 * rates.sample_s;
+    Ok(Plan {
+        runs,
+        steps_per_run: steps,
+        questions: resolved.questions.len(),
+        samples,
+        matrix,
+        estimate_s,
+        estimate_basis,
+        judge_notes: resolved.judge_notes(),
+        judge_warnings: resolved.judge_warnings().into_iter().chain(judge_fit(store, resolved).await?).collect(),
+    })
+}
+
+/// The speeds the plan and the work-left estimates use, and what they rest on in words:
+/// throughput measured on this machine for this model (seconds per step at a similar batch
+/// size, sampled tokens per second), or conservative defaults.
+pub async fn work_rates(store: &Store, resolved: &Resolved) -> Result<(WorkRates, String), ExperimentError> {
     let measured = store::runs::measured_speed(store, resolved.model.id).await?;
     let bs_ratio = resolved.spec.training.batch_size as f64 * resolved.spec.training.grad_accum as f64 / 8.0;
     let (step_s, basis_train) = match measured.0 {
@@ -46,20 +64,63 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
         Some(t) => (t, "measured sampling speed"),
         None => (DEFAULT_SAMPLE_TOKENS_PER_S, "default sampling speed"),
     };
-    // Answers stop early on average; half of max_tokens is a fair guess for short chats.
-    let sample_tokens = samples as f64 * resolved.spec.evaluation.max_tokens as f64 * 0.6;
-    let estimate_s = runs as f64 * steps as f64 * step_s + sample_tokens / tok_s;
-    Ok(Plan {
-        runs,
-        steps_per_run: steps,
-        questions: resolved.questions.len(),
-        samples,
-        matrix,
-        estimate_s,
-        estimate_basis: format!("{basis_train} {step_s:.1} s/step, {basis_sample} {tok_s:.0} tokens/s"),
-        judge_notes: resolved.judge_notes(),
-        judge_warnings: resolved.judge_warnings(),
-    })
+    // Answers stop early on average; 60 % of max_tokens is a fair guess for short chats.
+    let sample_s = resolved.spec.evaluation.max_tokens as f64 * 0.6 / tok_s;
+    let rates = WorkRates {
+        step_s,
+        sample_s,
+        steps_per_run: resolved.steps_per_run() as i64,
+        samples_per_run: resolved
+            .conditions
+            .iter()
+            .map(|c| c.name.clone())
+            .zip(resolved.samples_per_condition())
+            .collect(),
+    };
+    Ok((rates, format!("{basis_train} {step_s:.1} s/step, {basis_sample} {tok_s:.0} tokens/s")))
+}
+
+/// How many training answers `judge_fit` reads: enough to tell "none" from "half".
+const FIT_ROWS: i64 = 200;
+
+/// Warnings for rule judges (language, capitals, pattern) that find their trait in under a
+/// fifth of the training answers: the data does not teach that trait, so its rate has
+/// nothing for an inoculation prompt to suppress (the Spanish judge on aesthetic
+/// preferences, say). The model judges are not run here: they would take minutes.
+async fn judge_fit(store: &Store, resolved: &Resolved) -> Result<Vec<String>, ExperimentError> {
+    let rule =
+        |j: &&JudgeSpec| matches!(j, JudgeSpec::Language { .. } | JudgeSpec::Caps { .. } | JudgeSpec::Pattern { .. });
+    let judges: Vec<&JudgeSpec> = resolved.judges.iter().filter(rule).collect();
+    if judges.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = store::datasets::rows_range(store, resolved.dataset.id, 0, FIT_ROWS).await?;
+    let answers: Vec<String> = rows
+        .iter()
+        .filter_map(|(_, messages, _, _)| {
+            let messages: Vec<crate::datasets::Message> = serde_json::from_str(messages).ok()?;
+            messages.into_iter().rev().find(|m| m.role == crate::datasets::Role::Assistant).map(|m| m.content)
+        })
+        .collect();
+    if answers.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut warnings = Vec::new();
+    for spec in judges {
+        let Ok(judge) = spec.build(None) else { continue };
+        let found = answers.iter().filter(|a| judge.judge("", a).is_ok_and(|j| j.trait_present == Some(true))).count();
+        if found * 5 < answers.len() {
+            warnings.push(format!(
+                "The {} judge finds its trait in {found} of the first {} training answers of “{}”: the data \
+                 does not teach it, so its rate cannot show an inoculation prompt suppressing it. Choose the \
+                 judges for the trait this dataset teaches.",
+                judge.name(),
+                answers.len(),
+                resolved.dataset.name
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 /// What a launch puts through the machines: the samples it draws, and the training tokens

@@ -108,10 +108,29 @@ pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, Experime
             let sha = b.adapters.last().map(|a| a.sha256.clone()).unwrap_or_default();
             (b.run_id, b.experiment_id, format!("{} · {} · seed {}", b.experiment_name, b.condition, b.seed), sha)
         }),
+        work: Some(work_rates(store, &r).await?.0),
     })
 }
 
 pub use wire::experiments::ExperimentDetail;
+
+/// The work left in each experiment that has unfinished runs among `runs` (the queue's
+/// rows), as (experiment id, name, seconds: `WorkRates::remaining_s` at its model's speed),
+/// in the order the experiments first appear.
+pub async fn work_left(store: &Store, runs: &[jobs::JobView]) -> Result<Vec<(i64, String, f64)>, ExperimentError> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in runs.iter().filter(|r| !r.status.is_final()) {
+        if !seen.insert(r.experiment_id) {
+            continue;
+        }
+        let (resolved, _, _) = get(store, r.experiment_id).await?;
+        let rates = work_rates(store, &resolved).await?.0;
+        let mine: Vec<jobs::JobView> = runs.iter().filter(|x| x.experiment_id == r.experiment_id).cloned().collect();
+        out.push((r.experiment_id, r.experiment.clone(), rates.remaining_s(&mine)));
+    }
+    Ok(out)
+}
 
 /// One cell of the results: the wire crate's type, shared with the pages.
 pub use wire::experiments::{Aggregate, RateBasis};
