@@ -27,6 +27,10 @@ use leptos_router::SsrMode;
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     csp::set_for_page();
+    // A shared report (`/share/TOKEN`) is there to be read and has nothing to click but
+    // links: it is sent without the wasm bundle, so a viewer on a slow link gets HTML, CSS
+    // and images only (the browser tests count its bytes).
+    let interactive = !is_shared_report();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -34,13 +38,25 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                <HydrationScripts options />
+                {interactive.then(|| view! { <HydrationScripts options /> })}
                 <MetaTags />
             </head>
             <body>
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Whether the page being rendered is a shared report (only the server renders the shell).
+fn is_shared_report() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>().is_some_and(|p| p.uri.path().starts_with("/share/"))
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        false
     }
 }
 

@@ -72,7 +72,7 @@ test('everyone signs in; a viewer reads but cannot change anything; sign-out end
   await page.close();
 });
 
-test('an editor shares the report; a fresh browser sees it and nothing else; revoked, it stops', { skip, timeout: 120_000 }, async () => {
+test('an editor shares the report; a fresh browser sees it and nothing else; revoked, it stops', { skip, timeout: 120_000 }, async (t) => {
   const { page, errors } = await openPage(browser, server.base);
   await page.goto(server.base + '/sign-in?next=/experiments/1/report');
   await page.waitForSelector('body[data-hydrated]');
@@ -100,6 +100,26 @@ test('an editor shares the report; a fresh browser sees it and nothing else; rev
   assert.ok(await chart.evaluate((img) => img.naturalWidth > 0), 'the chart image loaded through the link');
   assert.match(await chart.getAttribute('src'), /^\/share\/[0-9a-f]{64}\/charts\//);
   assert.deepEqual(viewErrors, []);
+  // What the link costs someone on a slow connection: a fresh load on a throttled link
+  // (1.6 Mbit/s down, 150 ms latency, the "slow 4G" of browsers' tools), counted in bytes
+  // on the wire. No script and no wasm: the page is HTML, CSS and its charts.
+  const slow = await browser.newContext();
+  const reader = await slow.newPage();
+  const cdp = await slow.newCDPSession(reader);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 150, downloadThroughput: 200_000, uploadThroughput: 93_750 });
+  let bytes = 0;
+  const files = [];
+  cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+  reader.on('request', (r) => files.push(new URL(r.url()).pathname));
+  const began = Date.now();
+  await reader.goto(url, { waitUntil: 'load' });
+  const seconds = (Date.now() - began) / 1000;
+  t.diagnostic(`shared report, first load on a throttled link: ${bytes} bytes in ${seconds.toFixed(1)} s (${files.length} files)`);
+  assert.ok(bytes < 1_000_000, `${bytes} bytes: ${files.join(', ')}`);
+  assert.ok(!files.some((f) => f.endsWith('.wasm') || f.endsWith('.js')), `no script: ${files.join(', ')}`);
+  assert.equal(await reader.locator('script[src]').count(), 0);
+  await slow.close();
   for (const [path, want] of [['/api/experiments/1/charts/rates.svg', 401], ['/api/runs/1/adapter.zip', 401], ['/api/experiments/1/export/samples.csv', 401]]) {
     const status = await view.evaluate(async (p) => (await fetch(p)).status, path);
     assert.equal(status, want, path);
