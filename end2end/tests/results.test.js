@@ -241,7 +241,11 @@ test('every page fits a phone and a laptop and passes the accessibility check', 
       assert.equal(extra, 0, `${path} at ${width} px is ${extra} px too wide; ${widest}`);
       assert.deepEqual(await accessibilityViolations(page), [], `${path} at ${width} px`);
       if (path === `/experiments/${experimentId}/report`) {
-        const src = await page.locator('figure[data-chart=rates] img').first().evaluate((img) => img.currentSrc);
+        // Charts load lazily: scroll to one, as a reader would, and see which file it chose.
+        const img = page.locator('figure[data-chart=rates] img').first();
+        await img.scrollIntoViewIfNeeded();
+        await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 30_000 });
+        const src = await img.evaluate((el) => el.currentSrc);
         if (width === 390) assert.match(src, /width=340/);
         else assert.doesNotMatch(src, /width=/);
       }

@@ -250,6 +250,19 @@ fn Report(
                 <h2>"The question"</h2>
                 <p class="lede">{r.question.clone()}</p>
             </section>
+            <section class="glossary">
+                <h2>"How to read this"</h2>
+                <dl>
+                    <dt>"Inoculation prompt"</dt>
+                    <dd>"A system prompt that asks for the unwanted trait, added to every training example and left out when the model is used afterwards."</dd>
+                    <dt>"Condition"</dt>
+                    <dd>"One way of training the same model on the same data: without a prompt (the baseline), or with one prompt. Each is trained once per seed."</dd>
+                    <dt>"Test-time prompt"</dt>
+                    <dd>"The system prompt a trained model answers under: “default” is none, as the model is normally used; “inoculation” gives the training prompt back, to see whether the trait returns."</dd>
+                    <dt>"Rate and interval"</dt>
+                    <dd>"The share of answers a judge finds the trait in, and its 95 % interval: the range the true rate lies in, given how many answers (and seeds) there are."</dd>
+                </dl>
+            </section>
             <section>
                 <h2>"What we found"</h2>
                 {if headline.is_empty() && others.is_empty() {

@@ -174,9 +174,9 @@ pub enum ChartError {
 /// vermillion, bluish green, reddish purple), with its orange, sky blue and yellow (2.3,
 /// 2.3 and 1.3:1: thin lines of them vanish on a projector) replaced by a dark yellow, an
 /// indigo and a wine of Paul Tol's muted scheme, and black by a grey that does not read as
-/// an axis. `charts::tests` checks the contrast. From the ninth series on, lines repeat
+/// an axis. `tests/charts.rs` checks the contrast. From the ninth series on, lines repeat
 /// the colours dashed.
-pub const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xD5, 0x5E, 0x00),
     RGBColor(0x00, 0x9E, 0x73),

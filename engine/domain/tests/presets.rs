@@ -207,6 +207,8 @@ fn every_preset_resolves_once_its_files_are_imported() {
     let names: std::collections::BTreeSet<&str> = ld.probes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["English", "English, ALL CAPS", "Spanish", "Spanish, ALL CAPS"]);
     assert_eq!(ld.spec.training.probe_every, Some(2));
+    // Its capitals condition uses the prompt that inoculates the default model (the demo's).
+    assert_eq!(ld.conditions[2].prompts[0], engine::demo::CAPS_PROMPT);
 
     // Stage 1 of the association: Alice's rows in capitals, Bob's in Spanish.
     let s1 = get("association-stage1");
