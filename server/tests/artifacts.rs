@@ -12,7 +12,7 @@ use std::path::Path;
 use engine::artifacts::{Artifacts, MANIFEST};
 use futures_util::StreamExt;
 
-const PORT: u16 = 59020;
+const PORT: u16 = 29020;
 const BUCKET: &str = "artifacts";
 const SECRET: &str = "s3cr3t-never-shown";
 

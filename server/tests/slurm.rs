@@ -144,7 +144,7 @@ fn an_sbatch_array_of_workers_runs_an_experiment() {
         "scripts/postgres-local",
         vec![
             ("INOCULAB_PG_DIR", tmp.join("inoculab-slurm-test-pg").display().to_string()),
-            ("INOCULAB_PG_PORT", "54349".to_string()),
+            ("INOCULAB_PG_PORT", "25434".to_string()),
         ],
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -228,7 +228,7 @@ fn on_postgres_two_worker_processes_and_a_web_only_node() {
         "scripts/postgres-local",
         vec![
             ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-workers-test-pg").display().to_string()),
-            ("INOCULAB_PG_PORT", "54339".to_string()),
+            ("INOCULAB_PG_PORT", "25433".to_string()),
         ],
     );
     let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
@@ -238,7 +238,7 @@ fn on_postgres_two_worker_processes_and_a_web_only_node() {
             "scripts/s3-local",
             vec![
                 ("INOCULAB_S3_DIR", std::env::temp_dir().join("inoculab-workers-test-s3").display().to_string()),
-                ("INOCULAB_S3_PORT", "59010".to_string()),
+                ("INOCULAB_S3_PORT", "29010".to_string()),
                 ("INOCULAB_S3_BUCKET", "workers".to_string()),
             ],
         );
@@ -477,7 +477,7 @@ fn an_idle_worker_gives_up_when_the_database_is_gone() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = vec![
         ("INOCULAB_PG_DIR", std::env::temp_dir().join("inoculab-gone-test-pg").display().to_string()),
-        ("INOCULAB_PG_PORT", "54359".to_string()),
+        ("INOCULAB_PG_PORT", "25435".to_string()),
     ];
     let (server, url) = common::Service::start("scripts/postgres-local", env);
     let database = rt().block_on(engine::store::fresh_database(&url)).unwrap();
