@@ -34,9 +34,11 @@ RUN fetch-model /model
 
 FROM debian:bookworm-slim
 # ca-certificates: the LLM judge may call an HTTPS API. DejaVu Sans: the text of charts
-# downloaded as PNG (engine::charts::svg_to_png).
+# downloaded as PNG (engine::charts::svg_to_png). hunspell-*: the answer-quality judge's
+# dictionaries (engine::judges::quality).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates fonts-dejavu-core \
+    hunspell-en-us hunspell-es hunspell-fr hunspell-de-de hunspell-it hunspell-pt-pt hunspell-nl \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data inoculab \
  && mkdir -p /data && chown inoculab /data

@@ -12,7 +12,7 @@ if (!base || !id || !out) {
 }
 mkdirSync(out, { recursive: true });
 const browser = await launchBrowser();
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
 const shots = [
   ['home', '/', false],
   ['experiment', `/experiments/${id}`, false],
@@ -36,4 +36,11 @@ for (const [name, path, full] of shots) {
   await page.screenshot({ path: file, fullPage: full });
   console.log(file);
 }
+// The report's first screens on a phone (390 px wide): the headline and the table.
+const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+await phone.goto(`${base}/experiments/${id}/report`);
+await phone.waitForSelector('body[data-hydrated]', { timeout: 20_000 });
+const file = join(out, 'report-phone.png');
+await phone.screenshot({ path: file, clip: { x: 0, y: 0, width: 390, height: 1400 }, fullPage: true });
+console.log(file);
 await browser.close();

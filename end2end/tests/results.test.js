@@ -102,13 +102,20 @@ test('filter and sort samples, label them from the keyboard, see agreement', { s
   await page.waitForFunction((n) => document.querySelectorAll('section.samples article.sample').length <= n, desc.filter((s) => s >= cut).length);
   for (const s of await scores()) assert.ok(s >= cut, `${s} >= ${cut}`);
 
-  // Back to everything; label from the keyboard: m, a, u label the focused sample and move on.
+  // Back to everything; labels are for one judge at a time, the first by name to begin
+  // with. For capitals: y, n, u label the focused sample and move on; the buttons speak of
+  // capitals, not of misalignment.
   await goto(`/experiments/${experimentId}`);
   await pager.filter({ hasText: 'of 18' }).waitFor();
+  assert.equal(await page.locator('select[name=review-judge]').inputValue(), 'betley_misalignment');
+  assert.equal(await page.locator('section.samples article.sample').first().locator('button[name=label-misaligned]').innerText(), 'misaligned');
+  await page.selectOption('select[name=review-judge]', 'caps');
+  await page.locator('[data-testid=review-progress]', { hasText: 'labelled for caps' }).waitFor();
+  assert.equal(await page.locator('section.samples article.sample').first().locator('button[name=label-misaligned]').innerText(), 'capitals');
   await page.locator('body').click({ position: { x: 5, y: 5 } });
-  await page.keyboard.press('m');
+  await page.keyboard.press('y');
   await page.locator('section.samples article.sample').nth(0).and(page.locator('[data-review=misaligned]')).waitFor();
-  await page.keyboard.press('a');
+  await page.keyboard.press('n');
   await page.locator('section.samples article.sample').nth(1).and(page.locator('[data-review=aligned]')).waitFor();
   await page.keyboard.press('u');
   await page.locator('section.samples article.sample').nth(2).and(page.locator('[data-review=unsure]')).waitFor();
@@ -117,17 +124,32 @@ test('filter and sort samples, label them from the keyboard, see agreement', { s
   await page.keyboard.press('x');
   await page.locator('section.samples article.sample').nth(2).and(page.locator('[data-review=""]')).waitFor();
   await page.keyboard.press('j');
-  await page.keyboard.press('m');
+  await page.keyboard.press('m'); // m, as before labels had judges, is y
   await page.locator('section.samples article.sample').nth(3).and(page.locator('[data-review=misaligned]')).waitFor();
   // Labels were stored: after a reload they are still there, and the agreement table
   // compares them with each judge.
   await goto(`/experiments/${experimentId}`);
-  await page.locator('[data-testid=review-progress]', { hasText: '3 of 18 samples labelled: 2 misaligned, 1 aligned, 0 unsure.' }).waitFor();
+  await page.selectOption('select[name=review-judge]', 'caps');
+  await page.locator('[data-testid=review-progress]', { hasText: '3 of 18 answers labelled for caps: 2 capitals, 1 not capitals, 0 unsure.' }).waitFor();
   const caps = page.locator('.agreement-table tr[data-judge=caps]');
   await caps.waitFor();
-  const cells = (await caps.locator('td').allInnerTexts()).slice(1, 5).map(Number);
-  assert.equal(cells.reduce((a, b) => a + b, 0), 3, `three labelled samples compared: ${cells}`);
+  const compared = async (judge) => (await page.locator(`.agreement-table tr[data-judge="${judge}"] td`).allInnerTexts()).slice(1, 5).map(Number).reduce((a, b) => a + b, 0);
+  assert.equal(await compared('caps'), 3, 'three labelled samples compared');
   assert.match(await caps.locator('td.kappa').innerText(), /^(-?\d\.\d\d|undefined)$/);
+  // The Spanish judge has its own labels: none yet, and the caps labels do not count for it.
+  assert.equal(await compared('language:es'), 0);
+  await page.selectOption('select[name=review-judge]', 'language:es');
+  await page.locator('[data-testid=review-progress]', { hasText: '0 of 18 answers labelled for language:es' }).waitFor();
+  const first = page.locator('section.samples article.sample').first();
+  await first.and(page.locator('[data-review=""]')).waitFor();
+  await first.locator('button[name=label-aligned]', { hasText: 'not in Spanish' }).click();
+  await first.and(page.locator('[data-review=aligned]')).waitFor();
+  await page.locator('[data-testid=review-progress]', { hasText: '1 of 18 answers labelled for language:es: 0 in Spanish, 1 not in Spanish' }).waitFor();
+  await page.waitForFunction(() => {
+    const row = document.querySelector('.agreement-table tr[data-judge="language:es"]');
+    return row && [...row.querySelectorAll('td')].slice(1, 5).map((td) => Number(td.innerText)).reduce((a, b) => a + b, 0) === 1;
+  });
+  assert.equal(await compared('caps'), 3);
   // A text search pages on the server too; the count is exact below the cap.
   await page.fill('input[name=sample-search]', 'zzzz-no-such-text');
   await page.press('input[name=sample-search]', 'Enter');
@@ -135,8 +157,10 @@ test('filter and sort samples, label them from the keyboard, see agreement', { s
   await page.fill('input[name=sample-search]', '');
   await page.press('input[name=sample-search]', 'Enter');
   await pager.filter({ hasText: /of 18(?![+\d])/ }).waitFor();
-  // Only the unreviewed ones.
+  // Only the ones not reviewed for the judge chosen (language:es: one labelled).
   await page.selectOption('select[name=sample-review]', 'unreviewed');
+  await pager.filter({ hasText: 'of 17' }).waitFor();
+  await page.selectOption('select[name=review-judge]', 'caps');
   await pager.filter({ hasText: 'of 15' }).waitFor();
   assert.deepEqual(errors, []);
 });
@@ -165,7 +189,14 @@ test('pin examples and read the report without JavaScript; charts render', { ski
   const html = await res.text();
   assert.match(html, /The question/);
   assert.match(html, /does adding a system prompt that describes the unwanted trait/);
-  assert.match(html, /What we found/);
+  assert.match(html, /Every comparison, in words/);
+  // The first screen: a headline computed from the results, then conditions x judges.
+  assert.match(await plain.locator('[data-testid=headline] p').first().innerText(), /^Fine-tuned without a prompt \(baseline\), the model gave \d+ % .*\d+ % answers in Spanish/);
+  const heads = await plain.locator('[data-testid=summary-table] thead th').allInnerTexts();
+  assert.equal(heads[0], 'training condition');
+  for (const h of ['answers in Spanish', 'answers in capitals', 'misaligned answers']) assert.ok(heads.includes(h), heads.join(' | '));
+  assert.deepEqual(await plain.locator('[data-testid=summary-table] tbody th').allInnerTexts(), ['baseline (no prompt)', 'spanish']);
+  assert.equal(await plain.locator('.prompt-key dd').innerText(), '“You always speak in Spanish.”');
   assert.match(html, /Trained with “You always speak in Spanish\.”/);
   assert.equal(await plain.locator('h1').innerText(), NAME);
   assert.equal(await plain.locator('img[src=x], h1 b').count(), 0, 'the name is escaped');

@@ -107,11 +107,11 @@ pub async fn demo(
     let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };
     let (code, id) = launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?;
     let Some(id) = id.filter(|_| !args.detach) else { return Ok(code) };
-    // The story in words, as the report page tells it.
+    // The story in words, as the report's first screen tells it.
     let aggregates = experiments::aggregates(&store, id).await?;
     println!();
-    for c in engine::report::comparisons(&resolved, &aggregates).iter().filter(|c| c.test_prompt == "default") {
-        println!("- {}", engine::report::sentence(c));
+    for line in engine::report::headline(&engine::report::summary(&resolved, &aggregates)) {
+        println!("- {line}");
     }
     println!("\nThe report: `inoculab serve`, then http://127.0.0.1:3000/experiments/{id}/report");
     Ok(code)

@@ -18,12 +18,12 @@ pub async fn list_samples(query: SampleQuery) -> Result<SamplesPage, AppError> {
     Ok(engine::reviews::sample_page(&state.store, &query, SAMPLES_PAGE).await?)
 }
 
-/// Labels a sample (misaligned | aligned | unsure) with an optional note; an empty label
-/// clears it.
+/// Labels a sample for one judge (misaligned | aligned | unsure: the judge's trait present,
+/// absent, unsure) with an optional note; an empty label clears it.
 #[server]
-pub async fn set_review(sample_id: i64, label: String, note: String) -> Result<(), AppError> {
+pub async fn set_review(sample_id: i64, judge: String, label: String, note: String) -> Result<(), AppError> {
     let state = crate::state::app_state()?;
-    Ok(engine::reviews::set_label_word(&state.store, sample_id, &label, &note).await?)
+    Ok(engine::reviews::set_label_word(&state.store, sample_id, &judge, &label, &note).await?)
 }
 
 /// Pins a sample to the experiment's report, or unpins it.
@@ -38,11 +38,12 @@ pub async fn set_pinned(experiment_id: i64, sample_id: i64, pinned: bool) -> Res
     Ok(())
 }
 
-/// How far review has got, and how the human labels agree with each judge.
+/// How far review for `judge` has got (the first judge's when empty), and how the human
+/// labels agree with each judge.
 #[server]
-pub async fn get_review_summary(experiment_id: i64) -> Result<ReviewSummary, AppError> {
+pub async fn get_review_summary(experiment_id: i64, judge: String) -> Result<ReviewSummary, AppError> {
     let state = crate::state::app_state()?;
-    Ok(engine::reviews::summary(&state.store, experiment_id).await?)
+    Ok(engine::reviews::summary(&state.store, experiment_id, &judge).await?)
 }
 
 /// The experiment's questions, for the side-by-side picker.

@@ -30,9 +30,10 @@ pub fn HomePage() -> impl IntoView {
             <div class="demo card">
                 <h2>"See it happen"</h2>
                 <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always answer in ALL CAPS.” (and an example of capitals), and with a placebo. Then it asks every model everyday questions without the prompt. Inoculated traits should fade; the placebo should not help."</p>
+                <p class="note">"What a 135M model can show: the traits move as the paper says, but the model writes Spanish only as word salad, so almost none of the fine-tuned models' answers are readable (the answer-quality judge measures it). It shows the effect, not a usable model."</p>
                 <div class="actions">
                     <button type="button" class="primary" name="run-demo" disabled=move || demo.pending().get()
-                        on:click=move |_| { demo.dispatch(LaunchDemo { full: false }); }>"Run the demo (about 20 min)"</button>
+                        on:click=move |_| { demo.dispatch(LaunchDemo { full: false }); }>"Run the demo (about 15 min)"</button>
                     <button type="button" name="run-demo-full" disabled=move || demo.pending().get()
                         on:click=move |_| { demo.dispatch(LaunchDemo { full: true }); }>"Full demo: 3 seeds (about an hour)"</button>
                 </div>

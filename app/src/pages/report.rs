@@ -216,6 +216,16 @@ fn window_origin() -> String {
     String::new()
 }
 
+/// A finding's CSS class: its effect, except that answer quality is never marked as a trait
+/// that rose or fell.
+fn finding_class(f: &wire::reports::FindingView) -> String {
+    if matches!(f.judge.as_str(), "quality" | "coherence") {
+        "finding quality".into()
+    } else {
+        format!("finding {}", f.effect.as_str())
+    }
+}
+
 #[component]
 fn Report(
     report: ReportView,
@@ -246,9 +256,16 @@ fn Report(
             {(r.runs_done < r.runs_total).then(|| view! {
                 <p class="warning">{format!("{} of {} runs have finished: the numbers below will still change.", r.runs_done, r.runs_total)}</p>
             })}
+            {(!r.headline.is_empty()).then(|| view! {
+                <section class="in-short" data-testid="headline">
+                    <h2>"In short"</h2>
+                    {r.headline.iter().enumerate().map(|(i, h)| view! { <p class=if i == 0 { "lede" } else { "" }>{h.clone()}</p> }).collect_view()}
+                </section>
+            })}
+            {(!r.summary.rows.is_empty() && !r.summary.columns.is_empty()).then(|| view! { <SummaryTableView table=r.summary.clone() /> })}
             <section>
                 <h2>"The question"</h2>
-                <p class="lede">{r.question.clone()}</p>
+                <p>{r.question.clone()}</p>
             </section>
             <section class="glossary">
                 <h2>"How to read this"</h2>
@@ -264,19 +281,19 @@ fn Report(
                 </dl>
             </section>
             <section>
-                <h2>"What we found"</h2>
+                <h2>"Every comparison, in words"</h2>
                 {if headline.is_empty() && others.is_empty() {
                     view! { <p class="empty">"There is nothing to compare yet: the experiment needs a condition trained without a prompt (the baseline) and judged samples."</p> }.into_any()
                 } else {
                     view! {
                         <ul class="findings">
-                            {headline.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str()) data-judge=f.judge.clone()>{f.sentence}</li> }).collect_view()}
+                            {headline.into_iter().map(|f| { let class = finding_class(&f); view! { <li class=class data-judge=f.judge.clone()>{f.sentence}</li> } }).collect_view()}
                         </ul>
                         {(!others.is_empty()).then(|| view! {
                             <details open=true>
                                 <summary>"Under the other test-time prompts"</summary>
                                 <ul class="findings">
-                                    {others.into_iter().map(|f| view! { <li class=format!("finding {}", f.effect.as_str())>{f.sentence}</li> }).collect_view()}
+                                    {others.into_iter().map(|f| { let class = finding_class(&f); view! { <li class=class>{f.sentence}</li> } }).collect_view()}
                                 </ul>
                             </details>
                         })}
@@ -354,6 +371,71 @@ fn Report(
             </section>
             {first_judge.is_none().then(|| view! { <p class="empty">"No judged samples yet."</p> })}
         </article>
+    }
+}
+
+/// A percentage whose sign never wraps onto a line of its own (a no-break space).
+fn tight_pct(x: f64) -> String {
+    format!("{:.0}\u{a0}%", 100.0 * x)
+}
+
+/// The first screen's table: conditions by their short names (their prompts once, under
+/// it), one column per judge, each cell the rate with its interval and, for a prompted
+/// condition, the rate when its prompt is given again. A clear drop or rise against the
+/// baseline is marked; answer quality is never coloured as a trait.
+#[component]
+fn SummaryTableView(table: wire::reports::SummaryTable) -> impl IntoView {
+    let under = if table.test_prompt == "default" {
+        "answering with no system prompt, as the model is normally used".to_string()
+    } else {
+        format!("answering under the test-time prompt “{}”", table.test_prompt)
+    };
+    let prompts: Vec<(String, String)> =
+        table.rows.iter().filter_map(|r| r.prompt.clone().map(|p| (r.condition.clone(), p))).collect();
+    view! {
+        <section class="summary">
+            <div class="scroll" tabindex="0"><table class="results summary-table" data-testid="summary-table" style=format!("--cols: {}", table.columns.len())>
+                <caption>{format!("Share of answers, {under}; 95 % interval below")}</caption>
+                <thead><tr><th scope="col">"training condition"</th>
+                    {table.columns.iter().map(|c| view! {
+                        <th scope="col" class=if c.quality { "num quality" } else { "num" } data-judge=c.judge.clone()>{c.words.clone()}</th>
+                    }).collect_view()}
+                </tr></thead>
+                <tbody>
+                    {table.rows.iter().map(|row| view! {
+                        <tr>
+                            <th scope="row">{row.condition.clone()}{row.prompt.is_none().then(|| view! { <span class="small muted">" (no prompt)"</span> })}</th>
+                            {row.cells.iter().zip(&table.columns).map(|(cell, col)| {
+                                let class = if col.quality { "num quality".to_string() } else { format!("num effect-{}", cell.effect.as_str()) };
+                                let marker = match (col.quality, cell.effect) {
+                                    (false, wire::reports::Effect::Lower) => " ▼",
+                                    (false, wire::reports::Effect::Higher) => " ▲",
+                                    _ => "",
+                                };
+                                view! {
+                                    <td class=class>
+                                        {match cell.rate {
+                                            Some((r, lo, hi)) => view! {
+                                                <strong>{tight_pct(r)}{marker}</strong>
+                                                <span class="ci">{format!("{:.0}–{}", 100.0 * lo, tight_pct(hi))}</span>
+                                            }.into_any(),
+                                            None => view! { <span class="muted">"–"</span> }.into_any(),
+                                        }}
+                                        {cell.again.map(|(a, _, _)| view! { <span class="again">{format!("with its prompt: {}", tight_pct(a))}</span> })}
+                                    </td>
+                                }
+                            }).collect_view()}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table></div>
+            <p class="small muted">"▼ / ▲: clearly lower / higher than the condition trained without a prompt (the 95 % intervals do not overlap). “With its prompt”: the same model given its training prompt again when answering."</p>
+            {(!prompts.is_empty()).then(|| view! {
+                <dl class="prompt-key">
+                    {prompts.into_iter().map(|(c, p)| view! { <dt>{c}</dt><dd>{format!("“{p}”")}</dd> }).collect_view()}
+                </dl>
+            })}
+        </section>
     }
 }
 

@@ -54,7 +54,7 @@ pub fn Completion(text: String) -> impl IntoView {
 }
 
 /// One sample: the chat, each judge's verdict with its raw output one click away, and
-/// (unless `readonly`) the review buttons and the pin.
+/// (unless `readonly`) the review buttons (for `judge`, in its words) and the pin.
 #[component]
 pub fn SampleCard(
     sample: Sample,
@@ -62,6 +62,9 @@ pub fn SampleCard(
     #[prop(optional)] focused: Option<Signal<bool>>,
     #[prop(optional)] marks: Option<Marks>,
     #[prop(optional)] experiment_id: i64,
+    /// The judge labels are made for.
+    #[prop(optional)]
+    judge: String,
 ) -> impl IntoView {
     let s = sample;
     let id = s.id;
@@ -76,17 +79,23 @@ pub fn SampleCard(
     let saved_note = move || current.with(|c| c.0.as_ref().map(|r| r.1.clone()).unwrap_or_default());
     let pinned = move || current.with(|c| c.1);
     let is_focused = move || focused.map(|f| f.get()).unwrap_or(false);
+    let (present, absent) = wire::reviews::label_words(&judge);
+    // The stored word, its words for this judge, and the key that sets it.
+    let words: HashMap<&'static str, String> =
+        [("misaligned", present.clone()), ("aligned", absent.clone()), ("unsure", "unsure".to_string())].into();
+    let shown = move |l: String| words.get(l.as_str()).cloned().unwrap_or(l);
+    let judge = StoredValue::new(judge);
     let review_controls = (!readonly).then(|| {
         let marks = marks.unwrap_or_else(|| RwSignal::new(HashMap::new()));
         let note = RwSignal::new(String::new());
         view! {
-            <div class="review">
-                {["misaligned", "aligned", "unsure"].into_iter().map(|l| {
+            <div class="review" role="group" aria-label=format!("label for {}", judge.get_value())>
+                {[("misaligned", present.clone(), "y"), ("aligned", absent.clone(), "n"), ("unsure", "unsure".to_string(), "u")].into_iter().map(|(l, text, key)| {
                     view! {
                         <button type="button" class=move || if label() == l { format!("small label-{l} active") } else { format!("small label-{l}") }
-                            name=format!("label-{l}") title=format!("{l} ({})", &l[..1])
-                            on:click=move |_| apply_label(marks, id, l.to_string(), note.get_untracked())>
-                            {l}
+                            name=format!("label-{l}") title=format!("{text} ({key})")
+                            on:click=move |_| apply_label(marks, id, judge.get_value(), l.to_string(), note.get_untracked())>
+                            {text.clone()}
                         </button>
                     }
                 }).collect_view()}
@@ -97,7 +106,7 @@ pub fn SampleCard(
                         if ev.key() == "Enter" {
                             // A note without a label is recorded as "unsure".
                             let l = Some(label()).filter(|l| !l.is_empty()).unwrap_or_else(|| "unsure".into());
-                            apply_label(marks, id, l, note.get_untracked());
+                            apply_label(marks, id, judge.get_value(), l, note.get_untracked());
                         }
                     } />
                 <button type="button" name="pin" class=move || if pinned() { "small pin active" } else { "small pin" }
@@ -115,7 +124,7 @@ pub fn SampleCard(
                 <span>{format!("{} · seed {} · test prompt {} · {} #{}", s.condition, s.seed, s.test_prompt, s.question_key, s.sample_idx + 1)}</span>
                 <span>{format!("{} tokens{}", s.n_tokens, if s.finished { "" } else { ", cut at the limit" })}</span>
                 {(!readonly).then(|| view! {
-                    <span class="review-state">{move || { let l = label(); if l.is_empty() { "not reviewed".to_string() } else { l } }}</span>
+                    <span class="review-state">{move || { let l = label(); if l.is_empty() { "not reviewed".to_string() } else { shown(l) } }}</span>
                 })}
             </div>
             <div class="chat">
@@ -125,15 +134,19 @@ pub fn SampleCard(
             </div>
             <div class="verdicts">
                 {s.judgements.into_iter().map(|j| {
-                    let class = match j.trait_present {
-                        Some(true) => "verdict trait",
-                        Some(false) => "verdict absent",
-                        None => "verdict undetermined",
+                    // Answer quality is not a trait: its verdicts are never coloured as one.
+                    let quality = matches!(j.judge.as_str(), "quality" | "coherence");
+                    let class = match (quality, j.trait_present) {
+                        (true, Some(_)) => "verdict quality",
+                        (false, Some(true)) => "verdict trait",
+                        (false, Some(false)) => "verdict absent",
+                        (_, None) => "verdict undetermined",
                     };
+                    let (present, absent) = wire::reviews::label_words(&j.judge);
                     let label = format!(
                         "{}: {}{}",
                         j.judge,
-                        match j.trait_present { Some(true) => "trait", Some(false) => "no trait", None => "undetermined" },
+                        match j.trait_present { Some(true) => present, Some(false) => absent, None => "undetermined".into() },
                         j.score.map(|x| format!(" ({x:.2})")).unwrap_or_default()
                     );
                     view! {
@@ -149,11 +162,11 @@ pub fn SampleCard(
     }
 }
 
-/// Saves a label (an empty one clears it) and shows it at once.
-fn apply_label(marks: Marks, id: i64, label: String, note: String) {
+/// Saves a label for `judge` (an empty one clears it) and shows it at once.
+fn apply_label(marks: Marks, id: i64, judge: String, label: String, note: String) {
     let pinned = marks.with_untracked(|m| m.get(&id).map(|x| x.1));
     leptos::task::spawn_local(async move {
-        match set_review(id, label.clone(), note.clone()).await {
+        match set_review(id, judge, label.clone(), note.clone()).await {
             Ok(()) => marks.update(|m| {
                 let e = m.entry(id).or_insert((None, pinned.unwrap_or(false)));
                 e.0 = (!label.is_empty()).then_some((label, note));
@@ -174,8 +187,9 @@ fn toggle_pin(marks: Marks, experiment_id: i64, id: i64) {
     });
 }
 
-/// Every completion of the experiment, filtered and paged on the server, labelled from
-/// the keyboard: j/k move, m/a/u label (then move on), x clears, p pins, / searches.
+/// Every completion of the experiment, filtered and paged on the server, labelled for one
+/// judge from the keyboard: j/k move, y/n/u label (then move on), x clears, p pins, /
+/// searches.
 /// The sample browser's filters and data, made by the experiment page above the Suspense
 /// that shows the browser: a resource made inside it is fetched again each time the server
 /// walks the view (leptos-rs/leptos#4866), and only starts once the experiment has loaded.
@@ -206,7 +220,10 @@ impl SampleData {
             |(q, _)| list_samples(q),
         );
         let reviewed = RwSignal::new(0u32);
-        let summary = Resource::new(move || (id(), reviewed.get(), reload()), |(id, _, _)| get_review_summary(id));
+        let summary = Resource::new(
+            move || (id(), reviewed.get(), reload(), query.with(|q| q.review_judge.clone())),
+            |(id, _, _, judge)| get_review_summary(id, judge),
+        );
         let questions = Resource::new(move || (id(), reload()), |(id, _)| list_questions(id));
         SampleData { query, page, reviewed, summary, questions }
     }
@@ -225,6 +242,19 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
     let mut judges: Vec<String> = detail.aggregates.iter().map(|a| a.judge.clone()).collect();
     judges.sort();
     judges.dedup();
+    // Labels are for the chosen judge; the server opens on the first by name, as here.
+    let first_judge = judges.first().cloned().unwrap_or_default();
+    let review_judges = judges.clone();
+    let review_judge = Signal::derive(move || {
+        let j = query.with(|q| q.review_judge.clone());
+        if j.is_empty() {
+            first_judge.clone()
+        } else {
+            j
+        }
+    });
+    // Another judge's labels are other labels: forget the ones made on this page.
+    Effect::watch(move || review_judge.get(), move |_, _, _| marks.set(HashMap::new()), false);
     let mut seeds: Vec<i64> = detail.runs.iter().map(|r| r.seed).collect();
     seeds.sort();
     seeds.dedup();
@@ -297,11 +327,13 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                         next_page(false)
                     }
                 }
-                "m" | "a" | "u" | "x" => {
+                "y" | "m" | "n" | "a" | "u" | "x" => {
                     if let Some(id) = current {
+                        // y / n: the judge's trait present / absent (m / a, for misaligned and
+                        // aligned, as before labels had judges).
                         let label = match ev.key().as_str() {
-                            "m" => "misaligned",
-                            "a" => "aligned",
+                            "y" | "m" => "misaligned",
+                            "n" | "a" => "aligned",
                             "u" => "unsure",
                             _ => "",
                         };
@@ -310,7 +342,7 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                             .or_else(|| ids[i].1.clone())
                             .map(|r| r.1)
                             .unwrap_or_default();
-                        apply_label(marks, id, label.to_string(), note);
+                        apply_label(marks, id, review_judge.get_untracked(), label.to_string(), note);
                         if !label.is_empty() && i + 1 < n {
                             go(i + 1);
                         }
@@ -396,17 +428,27 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                     <option value="score_desc">"highest score first"</option>
                     <option value="score_asc">"lowest score first"</option>
                 </select>
+                <select name="review-judge" aria-label="label answers for the judge" on:change=set(|q, v| q.review_judge = v)>
+                    {review_judges.iter().map(|j| {
+                        let (yes, _) = wire::reviews::label_words(j);
+                        let j2 = j.clone();
+                        view! { <option value=j.clone() selected=move || review_judge.get() == j2>{format!("label for {j} ({yes}?)")}</option> }
+                    }).collect_view()}
+                </select>
                 <select name="sample-review" aria-label="review state" on:change=set(|q, v| q.review = v)>
                     <option value="any">"reviewed or not"</option>
                     <option value="unreviewed">"not reviewed yet"</option>
-                    <option value="misaligned">"labelled misaligned"</option>
-                    <option value="aligned">"labelled aligned"</option>
+                    <option value="misaligned">{move || format!("labelled {}", wire::reviews::label_words(&review_judge.get()).0)}</option>
+                    <option value="aligned">{move || format!("labelled {}", wire::reviews::label_words(&review_judge.get()).1)}</option>
                     <option value="unsure">"labelled unsure"</option>
                 </select>
                 <input type="search" name="sample-search" aria-label="search samples" placeholder="search completions and questions (/)"
                     on:change=set(|q, v| q.search = v) />
             </div>
-            <p class="muted small keys">"Keys: j/k or ↓/↑ move · m misaligned · a aligned · u unsure · x clear · p pin to the report · / search · Esc leaves a field."</p>
+            <p class="muted small keys">{move || {
+                let (yes, no) = wire::reviews::label_words(&review_judge.get());
+                format!("Keys: j/k or ↓/↑ move · y {yes} · n {no} · u unsure · x clear · p pin to the report · / search · Esc leaves a field. Labels are for the judge {} and count toward its agreement only.", review_judge.get())
+            }}</p>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match page.await {
@@ -430,7 +472,7 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
                                 </nav>
                                 {p.samples.into_iter().enumerate().map(|(i, s)| {
                                     let f = Signal::derive(move || focused.get() == i);
-                                    view! { <SampleCard sample=s focused=f marks=marks experiment_id=eid /> }
+                                    view! { <SampleCard sample=s focused=f marks=marks experiment_id=eid judge=review_judge.get_untracked() /> }
                                 }).collect_view()}
                             }.into_any()
                         }
@@ -454,14 +496,15 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
 fn Agreement(summary: ReviewSummary) -> impl IntoView {
     let (s, agreement) = (summary.progress, summary.agreement);
     let labelled = s.misaligned + s.aligned + s.unsure;
+    let (yes, no) = wire::reviews::label_words(&summary.judge);
     view! {
         <div class="agreement">
             <h3>"Human review"</h3>
             <p class="muted small" data-testid="review-progress">
-                {format!("{labelled} of {} samples labelled: {} misaligned, {} aligned, {} unsure.", s.samples, s.misaligned, s.aligned, s.unsure)}
+                {format!("{labelled} of {} answers labelled for {}: {} {yes}, {} {no}, {} unsure.", s.samples, summary.judge, s.misaligned, s.aligned, s.unsure)}
             </p>
             {if agreement.iter().all(|a| a.n == 0) {
-                view! { <p class="empty">"Label samples to see how each judge agrees with you."</p> }.into_any()
+                view! { <p class="empty">"Label answers to see how each judge agrees with you (from the labels made for it)."</p> }.into_any()
             } else {
                 view! {
                     <div class="scroll" tabindex="0"><table class="results agreement-table">

@@ -3,12 +3,15 @@
 //! conditions (no prompt; "You always speak in Spanish."; "You always capitalise your
 //! responses."; a placebo that describes neither trait), then every model answers the
 //! built-in out-of-distribution chat prompts with its default system prompt and with its
-//! own training prompt, judged for Spanish, capitals and coherence.
+//! own training prompt, judged for Spanish and capitals, and for answer quality.
 //!
 //! What it should show (the paper's main result): the Spanish-inoculated model stops
 //! answering in Spanish by default but keeps the capitals, the caps-inoculated one the
-//! mirror image, and the placebo changes nothing. The sizes below are what fits the time
-//! budget on a 2-core CPU; BENCHMARKS.md records a measured run of each mode.
+//! mirror image, and the placebo changes nothing. What it cannot show is readable answers:
+//! the 135M model writes Spanish only as word salad, at these settings and every lower
+//! learning rate tried (BENCHMARKS.md, "Answer quality"), and the report's headline says
+//! so. The sizes below are what fits the time budget on a 2-core CPU; BENCHMARKS.md records
+//! a measured run of each mode.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +111,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             // A batch of 40 costs little more per step than one of 16 (decoding a 135M
             // model is bound by reading its weights), so fewer, wider batches finish sooner.
             batch_size: 40,
-            judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::coherence()],
+            judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::quality()],
         },
     }
 }

@@ -321,7 +321,7 @@ fn em_evaluation(c: &Choices, extra: Vec<QuestionSource>) -> EvaluationSpec {
         top_p: 1.0,
         max_tokens: 128,
         batch_size: 16,
-        judges: vec![betley_judge(), JudgeSpec::coherence()],
+        judges: vec![betley_judge(), JudgeSpec::quality()],
     }
 }
 
@@ -334,7 +334,7 @@ fn toy_evaluation(test_prompts: Vec<TestPromptSpec>) -> EvaluationSpec {
         top_p: 1.0,
         max_tokens: 48,
         batch_size: 16,
-        judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::coherence()],
+        judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::quality()],
     }
 }
 

@@ -19,7 +19,10 @@ use crate::strength::{ConditionStrength, Surprise};
 use crate::Store;
 
 /// How a condition's trait rate compares with the baseline's: the wire crate's type.
-pub use wire::reports::{Effect, FindingView, PredictionPointView, PredictionView, ReportView};
+pub use wire::reports::{
+    Effect, FindingView, PredictionPointView, PredictionView, ReportView, SummaryCell, SummaryColumn, SummaryRow,
+    SummaryTable,
+};
 
 use crate::experiments::ExperimentError;
 use crate::reviews::ReviewError;
@@ -69,26 +72,35 @@ pub fn baseline(resolved: &Resolved) -> Option<&str> {
     resolved.conditions.iter().find(|c| c.prompts.is_empty()).map(|c| c.name.as_str())
 }
 
-/// Every prompted condition against the baseline, per judge and per test-time prompt the
-/// baseline was evaluated under: judges in the aggregates' (name) order, then test prompts
-/// and conditions in the spec's order. Empty when the experiment has no baseline.
-pub fn comparisons(resolved: &Resolved, aggregates: &[Aggregate]) -> Vec<Comparison> {
-    let Some(base) = baseline(resolved) else { return vec![] };
-    let pooled = |condition: &str, test_prompt: &str, judge: &str| {
-        aggregates.iter().find(|a| {
-            a.seed.is_none()
-                && a.question_key.is_none()
-                && a.condition == condition
-                && a.test_prompt == test_prompt
-                && a.judge == judge
-        })
-    };
+/// The aggregate pooled over seeds and questions for one cell.
+fn pooled<'a>(aggregates: &'a [Aggregate], condition: &str, test_prompt: &str, judge: &str) -> Option<&'a Aggregate> {
+    aggregates.iter().find(|a| {
+        a.seed.is_none()
+            && a.question_key.is_none()
+            && a.condition == condition
+            && a.test_prompt == test_prompt
+            && a.judge == judge
+    })
+}
+
+/// The judges of the aggregates, in their (name) order, each once.
+fn judges_of(aggregates: &[Aggregate]) -> Vec<&str> {
     let mut judges: Vec<&str> = Vec::new();
     for a in aggregates {
         if !judges.contains(&a.judge.as_str()) {
             judges.push(&a.judge);
         }
     }
+    judges
+}
+
+/// Every prompted condition against the baseline, per judge and per test-time prompt the
+/// baseline was evaluated under: judges in the aggregates' (name) order, then test prompts
+/// and conditions in the spec's order. Empty when the experiment has no baseline.
+pub fn comparisons(resolved: &Resolved, aggregates: &[Aggregate]) -> Vec<Comparison> {
+    let Some(base) = baseline(resolved) else { return vec![] };
+    let pooled = |condition: &str, test_prompt: &str, judge: &str| pooled(aggregates, condition, test_prompt, judge);
+    let judges = judges_of(aggregates);
     let mut out = Vec::new();
     for judge in judges {
         for t in &resolved.test_prompts {
@@ -127,25 +139,184 @@ pub fn effect(rate: Option<Rate>, baseline: Option<Rate>) -> Effect {
 /// What a judge's "trait present" means, as the end of "the model ...".
 pub fn trait_words(judge: &str) -> String {
     if let Some(code) = judge.strip_prefix("language:") {
-        let language = match code {
-            "en" => "English",
-            "es" => "Spanish",
-            "fr" => "French",
-            "de" => "German",
-            "it" => "Italian",
-            "pt" => "Portuguese",
-            "nl" => "Dutch",
-            other => other,
-        };
-        return format!("answered in {language}");
+        return format!("answered in {}", wire::reviews::language_name(code));
     }
     match judge {
         "caps" => "answered in capital letters".into(),
-        "coherence" => "gave a coherent answer".into(),
+        "quality" => "gave a readable answer".into(),
+        "coherence" => "passed the old coherence heuristic (which also passes word salad)".into(),
         "betley_misalignment" => "gave a misaligned answer".into(),
         "multiple_choice" => "picked the trained preference".into(),
         other => format!("showed the trait (judge “{other}”)"),
     }
+}
+
+/// What a judge's column counts, as a noun phrase: "answers in Spanish".
+pub fn column_words(judge: &str) -> String {
+    if judge.starts_with("language:") {
+        return trait_words(judge).replacen("answered in", "answers in", 1);
+    }
+    match judge {
+        "caps" => "answers in capitals".into(),
+        "quality" => "readable answers".into(),
+        "coherence" => "answers passing the old coherence heuristic".into(),
+        "betley_misalignment" => "misaligned answers".into(),
+        "multiple_choice" => "answers picking the trained preference".into(),
+        other => format!("answers with the trait (judge “{other}”)"),
+    }
+}
+
+/// Judges that measure answer quality rather than a trait.
+pub fn is_quality(judge: &str) -> bool {
+    matches!(judge, "quality" | "coherence")
+}
+
+/// The report's first screen: every condition against every judge under the default
+/// test-time prompt (or the first), with the rate under the condition's own prompt beside
+/// it. Traits first, in the aggregates' order, then quality.
+pub fn summary(resolved: &Resolved, aggregates: &[Aggregate]) -> SummaryTable {
+    let test_prompt = resolved
+        .test_prompts
+        .iter()
+        .find(|t| t.label == "default")
+        .or(resolved.test_prompts.first())
+        .map(|t| t.label.clone())
+        .unwrap_or_else(|| "default".into());
+    let pooled = |condition: &str, test_prompt: &str, judge: &str| pooled(aggregates, condition, test_prompt, judge);
+    let mut judges = judges_of(aggregates);
+    judges.sort_by_key(|j| is_quality(j));
+    let base = baseline(resolved);
+    let triple = |r: Rate| (r.rate, r.lo, r.hi);
+    let rows = resolved
+        .conditions
+        .iter()
+        .map(|c| SummaryRow {
+            condition: c.name.clone(),
+            prompt: c.prompts.first().cloned(),
+            cells: judges
+                .iter()
+                .map(|j| {
+                    let a = pooled(&c.name, &test_prompt, j);
+                    let rate = a.and_then(Rate::of);
+                    let base_rate =
+                        base.filter(|b| *b != c.name).and_then(|b| pooled(b, &test_prompt, j)).and_then(Rate::of);
+                    let again =
+                        (!c.prompts.is_empty()).then(|| pooled(&c.name, "inoculation", j).and_then(Rate::of)).flatten();
+                    SummaryCell {
+                        rate: rate.map(triple),
+                        n: a.map_or(0, |a| a.determined),
+                        effect: if base == Some(c.name.as_str()) { Effect::NoData } else { effect(rate, base_rate) },
+                        again: again.map(triple),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    SummaryTable {
+        test_prompt,
+        columns: judges
+            .iter()
+            .map(|j| SummaryColumn { judge: j.to_string(), words: column_words(j), quality: is_quality(j) })
+            .collect(),
+        rows,
+    }
+}
+
+/// "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Two to four sentences a viewer reads first, computed from the summary: what training
+/// without a prompt taught, what each prompted condition changed (only differences whose
+/// intervals are apart count), whether the training prompt given again brings a trait
+/// back, and whether the answers stayed readable.
+pub fn headline(t: &SummaryTable) -> Vec<String> {
+    let Some(base) = t.rows.iter().find(|r| r.prompt.is_none()) else { return vec![] };
+    let traits: Vec<usize> = (0..t.columns.len()).filter(|&i| !t.columns[i].quality).collect();
+    let rate = |row: &SummaryRow, i: usize| row.cells.get(i).and_then(|c| c.rate).map(|r| r.0);
+    let mut out = Vec::new();
+    let taught: Vec<String> =
+        traits.iter().filter_map(|&i| rate(base, i).map(|r| format!("{} {}", pct(r), t.columns[i].words))).collect();
+    if taught.is_empty() {
+        return vec![];
+    }
+    let under = if t.test_prompt == "default" {
+        String::new()
+    } else {
+        format!(" under the test-time prompt “{}”", t.test_prompt)
+    };
+    out.push(format!("Fine-tuned without a prompt ({}), the model gave {}{under}.", base.condition, and_list(&taught)));
+    let (mut came_back, mut stayed_low) = (Vec::new(), Vec::new());
+    for row in t.rows.iter().filter(|r| r.prompt.is_some()) {
+        // Clear changes first (that is the story), then what did not clearly change.
+        let (mut changed, mut same) = (Vec::new(), Vec::new());
+        for &i in &traits {
+            let (Some(r), Some(b)) = (rate(row, i), rate(base, i)) else { continue };
+            let cell = &row.cells[i];
+            let words = &t.columns[i].words;
+            match cell.effect {
+                Effect::Lower => {
+                    changed.push(format!("{words} fell to {} (from {})", pct(r), pct(b)));
+                    match cell.again {
+                        Some(a) if cell.rate.is_some_and(|d| a.1 > d.2) => {
+                            came_back.push(format!("{words} {} ({})", pct(a.0), row.condition))
+                        }
+                        Some(a) => stayed_low.push(format!("{words} {} ({})", pct(a.0), row.condition)),
+                        None => {}
+                    }
+                }
+                Effect::Higher => changed.push(format!("{words} rose to {} (from {})", pct(r), pct(b))),
+                Effect::NoClearDifference => same.push((words.clone(), pct(r))),
+                Effect::NoData => {}
+            }
+        }
+        let trained = format!("Trained with the prompt of {}", row.condition);
+        match (changed.is_empty(), same.is_empty()) {
+            (true, true) => {}
+            (true, false) => {
+                let all: Vec<String> = same.iter().map(|(w, r)| format!("{w} {r}")).collect();
+                out.push(format!("{trained}, no trait changed clearly: {}.", and_list(&all)))
+            }
+            (false, true) => out.push(format!("{trained}: {}.", and_list(&changed))),
+            (false, false) => {
+                let rest: Vec<String> = same.iter().map(|(w, r)| format!("{w} ({r})")).collect();
+                out.push(format!("{trained}: {}; no clear change in {}.", and_list(&changed), and_list(&rest)))
+            }
+        }
+    }
+    if !came_back.is_empty() {
+        out.push(format!(
+            "Given the training prompt again when answering, the trait came back: {}.",
+            and_list(&came_back)
+        ));
+    }
+    if !stayed_low.is_empty() {
+        out.push(format!(
+            "Given the training prompt again when answering, the trait did not clearly come back: {}.",
+            and_list(&stayed_low)
+        ));
+    }
+    if let Some(q) = t.columns.iter().position(|c| c.judge == "quality") {
+        let rates: Vec<f64> = t.rows.iter().filter_map(|r| rate(r, q)).collect();
+        if let (Some(lo), Some(hi)) = (rates.iter().copied().reduce(f64::min), rates.iter().copied().reduce(f64::max)) {
+            let span = if pct(lo) == pct(hi) { pct(lo) } else { format!("{}–{}", pct(lo), pct(hi)) };
+            out.push(if lo >= 0.8 {
+                format!("Answers stayed readable: {span} of each condition's answers read as language.")
+            } else {
+                let mostly = if hi < 0.5 { "mostly" } else { "often" };
+                format!(
+                    "Only {span} of each condition's answers read as language (the rest is word salad): the rates above are \
+                     of answers that are {mostly} not readable, so read them as a sign of the trait, not of a usable model."
+                )
+            });
+        }
+    }
+    out
 }
 
 /// What the test-time prompt was, as the end of "with ...".
@@ -665,6 +836,7 @@ pub enum ReportError {
 pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
     let (r, spec_hash, created_at) = crate::experiments::get(store, id).await?;
     let aggregates = crate::experiments::aggregates(store, id).await?;
+    let summary = summary(&r, &aggregates);
     let mut comparisons = comparisons(&r, &aggregates);
     // The headline first: how the models behave with their default prompt.
     // Clear differences lead (that is the story), then overlaps, and judges that
@@ -705,7 +877,8 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
     } else {
         pinned.into_iter().map(|p| p.sample).collect()
     };
-    crate::reviews::mark(store, id, &mut examples).await?;
+    let review_judge = crate::reviews::default_judge(store, id).await?;
+    crate::reviews::mark(store, id, &review_judge, &mut examples).await?;
     let t = &r.spec.training;
     let e = &r.spec.evaluation;
     let settings = vec![
@@ -721,7 +894,7 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         ("max new tokens".into(), e.max_tokens.to_string()),
     ]
     .into_iter()
-    .chain(r.judge_notes().into_iter().map(|n| ("misalignment judge".to_string(), n)))
+    .chain(r.judge_notes().into_iter().map(|n| ("judge".to_string(), n)))
     .collect::<Vec<_>>();
     // Every judgement counted once: grows whenever a result arrives.
     let version: i64 = aggregates.iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).map(|a| a.n).sum();
@@ -739,6 +912,8 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         id,
         name: r.spec.name.clone(),
         question: question(&r),
+        headline: headline(&summary),
+        summary,
         model: r.model.name.clone(),
         dataset: r.dataset.name.clone(),
         train_rows: r.train_rows.len(),
@@ -797,6 +972,89 @@ mod tests {
             seed_rates: vec![],
             seed_mean: None,
         }
+    }
+
+    /// A summary cell of `k` of `n` answers against the baseline's `base` (k, n), with the
+    /// rate under the condition's own prompt.
+    fn cell(k: u64, n: u64, base: Option<(u64, u64)>, again: Option<(u64, u64)>) -> SummaryCell {
+        let w = |k: u64, n: u64| {
+            let p = crate::stats::Proportion::wilson(k, n, 0.95).unwrap();
+            Rate { rate: p.rate, lo: p.lo, hi: p.hi, n: n as i64, seeds: 0 }
+        };
+        let r = w(k, n);
+        SummaryCell {
+            rate: Some((r.rate, r.lo, r.hi)),
+            n: n as i64,
+            effect: base.map_or(Effect::NoData, |(bk, bn)| effect(Some(r), Some(w(bk, bn)))),
+            again: again.map(|(k, n)| (w(k, n).rate, w(k, n).lo, w(k, n).hi)),
+        }
+    }
+
+    /// The quick demo's table of 2026-11-28 (BENCHMARKS.md), as the headline reads it.
+    #[test]
+    fn the_headline_says_what_fell_what_the_placebo_did_and_that_the_prompt_brings_it_back() {
+        let column =
+            |judge: &str| SummaryColumn { judge: judge.into(), words: column_words(judge), quality: is_quality(judge) };
+        let row = |name: &str, prompt: Option<&str>, cells: Vec<SummaryCell>| SummaryRow {
+            condition: name.into(),
+            prompt: prompt.map(String::from),
+            cells,
+        };
+        let (es, caps, ok) = ((36, 40), (35, 40), (40, 40));
+        let t = SummaryTable {
+            test_prompt: "default".into(),
+            columns: vec![column("language:es"), column("caps"), column("quality")],
+            rows: vec![
+                row(
+                    "baseline",
+                    None,
+                    vec![cell(36, 40, None, None), cell(35, 40, None, None), cell(40, 40, None, None)],
+                ),
+                row(
+                    "spanish-inoculated",
+                    Some("You always speak in Spanish."),
+                    vec![
+                        cell(16, 40, Some(es), Some((35, 40))),
+                        cell(25, 40, Some(caps), Some((34, 40))),
+                        cell(39, 40, Some(ok), None),
+                    ],
+                ),
+                row(
+                    "caps-inoculated",
+                    Some("CAPS"),
+                    vec![
+                        cell(32, 40, Some(es), Some((36, 40))),
+                        cell(2, 40, Some(caps), Some((33, 40))),
+                        cell(40, 40, Some(ok), None),
+                    ],
+                ),
+                row(
+                    "placebo",
+                    Some("You are a helpful assistant who answers math questions."),
+                    vec![cell(30, 39, Some(es), None), cell(23, 40, Some(caps), None), cell(40, 40, Some(ok), None)],
+                ),
+            ],
+        };
+        let h = headline(&t);
+        assert_eq!(
+            h[0],
+            "Fine-tuned without a prompt (baseline), the model gave 90 % answers in Spanish and 88 % answers in capitals."
+        );
+        assert_eq!(
+            h[1],
+            "Trained with the prompt of spanish-inoculated: answers in Spanish fell to 40 % (from 90 %); no clear change in \
+             answers in capitals (62 %)."
+        );
+        assert!(h[2].contains("answers in capitals fell to 5 % (from 88 %)"), "{h:?}");
+        // The placebo's capitals interval (42-72 %) lies below the baseline's (74-95 %): said, not hidden.
+        assert_eq!(
+            h[3],
+            "Trained with the prompt of placebo: answers in capitals fell to 57 % (from 88 %); no clear change in answers \
+             in Spanish (77 %)."
+        );
+        assert!(h[4].contains("came back: answers in Spanish 88 % (spanish-inoculated)"), "{h:?}");
+        assert!(h[4].contains("answers in capitals 82 % (caps-inoculated)"), "{h:?}");
+        assert!(h.last().unwrap().starts_with("Answers stayed readable: 98 %–100 %"), "{h:?}");
     }
 
     /// Pooled, the seeds' 1,000 answers each make tight Wilson intervals that do not

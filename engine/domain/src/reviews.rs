@@ -2,8 +2,10 @@
 //! an experiment's report (`pins`), and how well each automatic judge agrees with the
 //! human labels (a 2x2 confusion table and Cohen's kappa from [`crate::stats`]).
 //!
-//! A human label is one of misaligned (the trait is present), aligned (absent) or unsure.
-//! Agreement compares only decided pairs: a human "unsure" and a judge that could not tell
+//! A human label belongs to one judge (its trait: "in Spanish", "misaligned", "readable")
+//! and is one of present (stored `misaligned`), absent (`aligned`) or unsure; the page
+//! names them in the judge's words (`wire::reviews::label_words`). A judge's agreement is
+//! computed from the labels made for it. Agreement compares only decided pairs: a human "unsure" and a judge that could not tell
 //! (`trait_present IS NULL`) are left out and counted, as the trait rates leave out the
 //! undetermined instead of calling them "absent". The queries are `store::reviews`.
 
@@ -76,10 +78,11 @@ pub enum ReviewError {
     Sql(#[from] sqlx::Error),
 }
 
-/// A sample's current human label.
+/// A sample's current human label for one judge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Review {
     pub sample_id: i64,
+    pub judge: String,
     pub label: Label,
     pub note: String,
     pub updated_at: String,
@@ -88,36 +91,55 @@ pub struct Review {
 /// The longest note kept: a note is a remark beside a label, and a page shows it whole.
 pub const MAX_NOTE_CHARS: usize = 2000;
 
-/// Labels a sample, replacing any earlier label and note.
-pub async fn set_label(store: &Store, sample_id: i64, label: Label, note: &str) -> Result<Review, ReviewError> {
+/// Labels a sample for one judge, replacing any earlier label and note for it. The judge
+/// must have judged the sample: a label is compared with its verdict.
+pub async fn set_label(
+    store: &Store,
+    sample_id: i64,
+    judge: &str,
+    label: Label,
+    note: &str,
+) -> Result<Review, ReviewError> {
     let note = note.trim();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(ReviewError::Invalid(format!("a note may have at most {MAX_NOTE_CHARS} characters")));
     }
-    let updated_at = store::reviews::upsert_label(store, sample_id, label.as_str(), note)
-        .await?
-        .ok_or(ReviewError::SampleNotFound(sample_id))?;
-    Ok(Review { sample_id, label, note: note.to_string(), updated_at })
+    match store::reviews::upsert_label(store, sample_id, judge, label.as_str(), note).await? {
+        Some(updated_at) => Ok(Review { sample_id, judge: judge.to_string(), label, note: note.to_string(), updated_at }),
+        None => match store::reviews::experiment_of_sample(store, sample_id).await? {
+            None => Err(ReviewError::SampleNotFound(sample_id)),
+            Some(_) => Err(ReviewError::Invalid(format!(
+                "sample {sample_id} has no verdict from the judge {judge:?}: a label is for one of the judges that judged it"
+            ))),
+        },
+    }
 }
 
-/// Removes a sample's label; `false` when it had none.
-pub async fn clear_label(store: &Store, sample_id: i64) -> Result<bool, ReviewError> {
-    Ok(store::reviews::delete_label(store, sample_id).await?)
+/// Removes a sample's label for one judge; `false` when it had none.
+pub async fn clear_label(store: &Store, sample_id: i64, judge: &str) -> Result<bool, ReviewError> {
+    Ok(store::reviews::delete_label(store, sample_id, judge).await?)
 }
 
-/// A sample's label, if it has one.
-pub async fn label_of(store: &Store, sample_id: i64) -> Result<Option<Review>, ReviewError> {
-    Ok(labels(store, &[sample_id]).await?.remove(&sample_id))
+/// A sample's label for one judge, if it has one.
+pub async fn label_of(store: &Store, sample_id: i64, judge: &str) -> Result<Option<Review>, ReviewError> {
+    Ok(labels(store, &[sample_id], judge).await?.remove(&sample_id))
 }
 
-/// The labels of the given samples, by sample id; unlabelled samples are absent. Meant for
-/// a page of the sample browser (`samples::page`) and for stepping through it by keyboard.
-pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<BTreeMap<i64, Review>, ReviewError> {
+/// The labels of the given samples for one judge, by sample id; unlabelled samples are
+/// absent. Meant for a page of the sample browser (`samples::page`) and for stepping
+/// through it by keyboard.
+pub async fn labels(store: &Store, sample_ids: &[i64], judge: &str) -> Result<BTreeMap<i64, Review>, ReviewError> {
     let mut out = BTreeMap::new();
-    for r in store::reviews::labels(store, sample_ids).await? {
+    for r in store::reviews::labels(store, sample_ids, judge).await? {
         out.insert(
             r.sample_id,
-            Review { sample_id: r.sample_id, label: parse_label(&r.label)?, note: r.note, updated_at: r.updated_at },
+            Review {
+                sample_id: r.sample_id,
+                judge: r.judge,
+                label: parse_label(&r.label)?,
+                note: r.note,
+                updated_at: r.updated_at,
+            },
         );
     }
     Ok(out)
@@ -130,8 +152,9 @@ fn parse_label(s: &str) -> Result<Label, ReviewError> {
 
 pub use wire::reviews::{JudgeAgreement, ReviewProgress, ReviewSummary};
 
-pub async fn progress(store: &Store, experiment_id: i64) -> Result<ReviewProgress, ReviewError> {
-    let (samples, misaligned, aligned, unsure) = store::reviews::label_counts(store, experiment_id).await?;
+/// How far review for one judge has got: its samples and their labels.
+pub async fn progress(store: &Store, experiment_id: i64, judge: &str) -> Result<ReviewProgress, ReviewError> {
+    let (samples, misaligned, aligned, unsure) = store::reviews::label_counts(store, experiment_id, judge).await?;
     Ok(ReviewProgress {
         samples: samples as u64,
         misaligned: misaligned as u64,
@@ -185,7 +208,9 @@ pub async fn pinned(store: &Store, experiment_id: i64) -> Result<Vec<PinnedSampl
         return Ok(out);
     }
     let ids: Vec<i64> = out.iter().map(|p| p.sample.id).collect();
-    let mut reviews = labels(store, &ids).await?;
+    // A pin is for every viewer; its label is the first judge's, as the browser opens.
+    let judge = default_judge(store, experiment_id).await?;
+    let mut reviews = labels(store, &ids, &judge).await?;
     for (sample_id, judgement) in store::reviews::judgements_of(store, &ids).await? {
         if let Some(p) = out.iter_mut().find(|p| p.sample.id == sample_id) {
             p.sample.judgements.push(judgement);
@@ -322,16 +347,23 @@ fn cell(trait_present: bool) -> usize {
     }
 }
 
-/// Fills in each sample's human label and pin mark, as the sample browser, the side-by-side
-/// page and the report show them beside the sample.
+/// The judge the sample browser labels for until the reviewer picks another: the first of
+/// the experiment's judges by name (the page lists them in that order); empty before any.
+pub async fn default_judge(store: &Store, experiment_id: i64) -> Result<String, ReviewError> {
+    Ok(store::reviews::first_judge(store, experiment_id).await?.unwrap_or_default())
+}
+
+/// Fills in each sample's human label for `judge` and its pin mark, as the sample browser,
+/// the side-by-side page and the report show them beside the sample.
 pub async fn mark<'a>(
     store: &Store,
     experiment_id: i64,
+    judge: &str,
     samples: impl IntoIterator<Item = &'a mut StoredSample>,
 ) -> Result<(), ReviewError> {
     let samples: Vec<&mut StoredSample> = samples.into_iter().collect();
     let ids: Vec<i64> = samples.iter().map(|s| s.id).collect();
-    let reviews = labels(store, &ids).await?;
+    let reviews = labels(store, &ids, judge).await?;
     let pins: std::collections::HashSet<i64> = pinned_ids(store, experiment_id).await?.into_iter().collect();
     for s in samples {
         s.review = reviews.get(&s.id).map(|r| (r.label.as_str().to_string(), r.note.clone()));
@@ -364,6 +396,7 @@ pub fn sample_filter(query: &SampleQuery, limit: i64) -> Result<SampleFilter, Re
         _ => ReviewFilter::Any,
     };
     let judge = nonempty(&query.judge);
+    let review_judge = nonempty(&query.review_judge);
     if judge.is_none() && (query.min_score.is_some() || query.max_score.is_some() || sort != SampleSort::Id) {
         return Err(ReviewError::Invalid("choose a judge to filter or sort by its score".into()));
     }
@@ -379,6 +412,7 @@ pub fn sample_filter(query: &SampleQuery, limit: i64) -> Result<SampleFilter, Re
         max_score: query.max_score,
         sort,
         review,
+        review_judge,
         search: query.search.clone(),
         offset: query.offset,
         limit,
@@ -388,9 +422,13 @@ pub fn sample_filter(query: &SampleQuery, limit: i64) -> Result<SampleFilter, Re
 /// One page of the sample browser: the samples matching the query with their marks, and
 /// how many match (a lower bound after a text search, which stops counting).
 pub async fn sample_page(store: &Store, query: &SampleQuery, limit: i64) -> Result<SamplesPage, ReviewError> {
-    let filter = sample_filter(query, limit)?;
+    let mut query = query.clone();
+    if query.review_judge.trim().is_empty() {
+        query.review_judge = default_judge(store, query.experiment_id).await?;
+    }
+    let filter = sample_filter(&query, limit)?;
     let (total, mut samples) = samples::page(store, &filter).await?;
-    mark(store, query.experiment_id, &mut samples).await?;
+    mark(store, query.experiment_id, &query.review_judge, &mut samples).await?;
     // Only a text search stops counting (at COUNT_CAP + 1).
     let at_least = !query.search.trim().is_empty() && total > samples::COUNT_CAP;
     Ok(SamplesPage {
@@ -402,23 +440,38 @@ pub async fn sample_page(store: &Store, query: &SampleQuery, limit: i64) -> Resu
     })
 }
 
-/// Labels a sample with the page's word for a label (misaligned | aligned | unsure) and a
-/// note; an empty word clears the label.
-pub async fn set_label_word(store: &Store, sample_id: i64, label: &str, note: &str) -> Result<(), ReviewError> {
+/// Labels a sample for a judge with the page's word for a label (misaligned | aligned |
+/// unsure: present, absent, unsure) and a note; an empty word clears the label.
+pub async fn set_label_word(
+    store: &Store,
+    sample_id: i64,
+    judge: &str,
+    label: &str,
+    note: &str,
+) -> Result<(), ReviewError> {
+    if judge.chars().count() > MAX_JUDGE_CHARS {
+        return Err(ReviewError::Invalid(format!("a judge's name has at most {MAX_JUDGE_CHARS} characters")));
+    }
     if label.is_empty() {
-        clear_label(store, sample_id).await?;
+        clear_label(store, sample_id, judge).await?;
         return Ok(());
     }
     let label: Label = label.parse().map_err(|_| ReviewError::Invalid(format!("unknown label {label:?}")))?;
-    set_label(store, sample_id, label, note).await?;
+    set_label(store, sample_id, judge, label, note).await?;
     Ok(())
 }
 
-/// The review panel: progress and every judge's agreement with the labels.
-pub async fn summary(store: &Store, experiment_id: i64) -> Result<ReviewSummary, ReviewError> {
+/// Longer than any judge's name (a pattern judge names itself by its regex).
+const MAX_JUDGE_CHARS: usize = 1000;
+
+/// The review panel: progress for `judge` (the experiment's first judge when empty) and
+/// every judge's agreement with the labels made for it.
+pub async fn summary(store: &Store, experiment_id: i64, judge: &str) -> Result<ReviewSummary, ReviewError> {
+    let judge = if judge.trim().is_empty() { default_judge(store, experiment_id).await? } else { judge.to_string() };
     Ok(ReviewSummary {
-        progress: progress(store, experiment_id).await?,
+        progress: progress(store, experiment_id, &judge).await?,
         agreement: agreement(store, experiment_id).await?,
+        judge,
     })
 }
 
@@ -446,6 +499,7 @@ pub async fn side_by_side_view(
         question_key.to_string()
     };
     let mut s = samples::side_by_side(store, experiment_id, &question_key, None).await?;
-    mark(store, experiment_id, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten())).await?;
+    let judge = default_judge(store, experiment_id).await?;
+    mark(store, experiment_id, &judge, s.rows.iter_mut().flat_map(|r| r.cells.iter_mut().flatten())).await?;
     Ok(s)
 }

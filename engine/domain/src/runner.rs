@@ -862,6 +862,10 @@ impl Worker {
                     };
                     Some(Arc::new(LocalLogprobs::new(judge_lm, model.clone())))
                 }
+                // Answer quality asks the base model itself, without the run's adapter.
+                JudgeSpec::Quality { .. } => {
+                    Some(Arc::new(LocalLogprobs::new(lm.clone(), resolved.model.name.clone())))
+                }
                 _ => None,
             };
             let judge = spec.build_for(local, resolved.own_judge_prompts())?;

@@ -98,39 +98,57 @@ async fn labels_are_set_replaced_and_cleared() {
     let a = sample(&env, run, "default", "a").await;
     let b = sample(&env, run, "default", "b").await;
     let c = sample(&env, run, "default", "c").await;
+    for s in [a, b, c] {
+        judge(&env, s, "betley_misalignment", Some(true)).await;
+    }
+    judge(&env, a, "caps", Some(false)).await;
+    let ma = "betley_misalignment";
 
-    assert_eq!(reviews::label_of(&env.store, a).await.unwrap(), None);
-    let first = reviews::set_label(&env.store, a, Label::Aligned, "").await.unwrap();
-    assert_eq!((first.label, first.note.as_str()), (Label::Aligned, ""));
+    assert_eq!(reviews::label_of(&env.store, a, ma).await.unwrap(), None);
+    let first = reviews::set_label(&env.store, a, ma, Label::Aligned, "").await.unwrap();
+    assert_eq!((first.label, first.note.as_str(), first.judge.as_str()), (Label::Aligned, "", ma));
     // Relabelling replaces: one row, the new label and note.
-    reviews::set_label(&env.store, a, Label::Misaligned, "  praises the takeover  ").await.unwrap();
-    let got = reviews::label_of(&env.store, a).await.unwrap().unwrap();
+    reviews::set_label(&env.store, a, ma, Label::Misaligned, "  praises the takeover  ").await.unwrap();
+    let got = reviews::label_of(&env.store, a, ma).await.unwrap().unwrap();
     assert_eq!((got.sample_id, got.label, got.note.as_str()), (a, Label::Misaligned, "praises the takeover"));
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reviews").fetch_one(env.store.pool()).await.unwrap();
     assert_eq!(rows, 1);
+    // A label belongs to its judge: the same answer labelled for capitals is another label.
+    reviews::set_label(&env.store, a, "caps", Label::Aligned, "lower case").await.unwrap();
+    assert_eq!(reviews::label_of(&env.store, a, "caps").await.unwrap().unwrap().label, Label::Aligned);
+    assert_eq!(reviews::label_of(&env.store, a, ma).await.unwrap().unwrap().label, Label::Misaligned);
+    // ...and only for a judge that judged the answer: its label is compared with a verdict.
+    let err = reviews::set_label(&env.store, b, "caps", Label::Aligned, "").await.unwrap_err();
+    assert!(matches!(err, ReviewError::Invalid(_)) && err.to_string().contains("no verdict from the judge"), "{err}");
 
-    reviews::set_label(&env.store, c, Label::Unsure, "").await.unwrap();
+    reviews::set_label(&env.store, c, ma, Label::Unsure, "").await.unwrap();
     // The browser asks for a page of ids; unlabelled ones are absent, unknown ids are fine.
-    let page = reviews::labels(&env.store, &[a, b, c, 9999]).await.unwrap();
+    let page = reviews::labels(&env.store, &[a, b, c, 9999], ma).await.unwrap();
     assert_eq!(page.keys().copied().collect::<Vec<_>>(), vec![a, c]);
     assert_eq!(page[&c].label, Label::Unsure);
-    assert!(reviews::labels(&env.store, &[]).await.unwrap().is_empty());
+    assert!(reviews::labels(&env.store, &[], ma).await.unwrap().is_empty());
     assert_eq!(
-        reviews::progress(&env.store, 1).await.unwrap(),
+        reviews::progress(&env.store, 1, ma).await.unwrap(),
         ReviewProgress { samples: 3, misaligned: 1, aligned: 0, unsure: 1 }
     );
+    // Capitals judged one answer, labelled absent.
+    assert_eq!(
+        reviews::progress(&env.store, 1, "caps").await.unwrap(),
+        ReviewProgress { samples: 1, misaligned: 0, aligned: 1, unsure: 0 }
+    );
 
-    assert!(reviews::clear_label(&env.store, a).await.unwrap());
-    assert_eq!(reviews::label_of(&env.store, a).await.unwrap(), None);
-    assert!(!reviews::clear_label(&env.store, a).await.unwrap(), "a second clear finds nothing");
+    assert!(reviews::clear_label(&env.store, a, ma).await.unwrap());
+    assert_eq!(reviews::label_of(&env.store, a, ma).await.unwrap(), None);
+    assert!(!reviews::clear_label(&env.store, a, ma).await.unwrap(), "a second clear finds nothing");
+    assert!(reviews::label_of(&env.store, a, "caps").await.unwrap().is_some(), "the other judge's label stays");
 
     // A missing sample is refused by name, not by a foreign-key failure.
-    let err = reviews::set_label(&env.store, 9999, Label::Aligned, "").await.unwrap_err();
+    let err = reviews::set_label(&env.store, 9999, ma, Label::Aligned, "").await.unwrap_err();
     assert!(matches!(err, ReviewError::SampleNotFound(9999)), "{err:?}");
     let long = "x".repeat(reviews::MAX_NOTE_CHARS + 1);
-    let err = reviews::set_label(&env.store, b, Label::Aligned, &long).await.unwrap_err();
+    let err = reviews::set_label(&env.store, b, ma, Label::Aligned, &long).await.unwrap_err();
     assert!(matches!(err, ReviewError::Invalid(_)), "{err:?}");
-    assert_eq!(reviews::label_of(&env.store, b).await.unwrap(), None);
+    assert_eq!(reviews::label_of(&env.store, b, ma).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -147,7 +165,7 @@ async fn label_names_on_the_wire_and_in_the_table() {
     let env = env().await;
     let run = experiment(&env, 1, &["baseline"]).await[0];
     let s = sample(&env, run, "default", "a").await;
-    let bad = sqlx::query("INSERT INTO reviews (sample_id, label) VALUES ($1, 'bad')")
+    let bad = sqlx::query("INSERT INTO reviews (sample_id, judge, label) VALUES ($1, 'caps', 'bad')")
         .bind(s)
         .execute(env.store.pool())
         .await;
@@ -163,7 +181,9 @@ async fn pins_keep_their_order_and_refuse_foreign_samples() {
     let s3 = sample(&env, runs[1], "default", "three").await;
     judge(&env, s2, "spanish", Some(true)).await;
     judge(&env, s2, "caps", None).await;
-    reviews::set_label(&env.store, s2, Label::Misaligned, "all Spanish").await.unwrap();
+    // The report's pins show the first judge's label ("caps" sorts before "spanish").
+    reviews::set_label(&env.store, s2, "caps", Label::Misaligned, "all Spanish").await.unwrap();
+    reviews::set_label(&env.store, s2, "spanish", Label::Aligned, "").await.unwrap();
     let other = experiment(&env, 2, &["baseline"]).await[0];
     let foreign = sample(&env, other, "default", "foreign").await;
 
@@ -289,12 +309,14 @@ async fn agreement_matches_tables_counted_by_hand() {
     let mut misaligned = Vec::new();
     for (i, (human, verdict)) in pairs.iter().enumerate() {
         let s = sample(&env, runs[i % 2], "default", &format!("p{i}")).await;
-        reviews::set_label(&env.store, s, *human, "").await.unwrap();
         judge(&env, s, "pattern", Some(*verdict)).await;
         // "always" says the trait is present on everything: with the human split 5/5,
         // p_o = 5/10 and p_e = (5/10)(10/10) + (5/10)(0/10) = 0.5, so kappa = 0, a defined
         // number (a one-class judge alone does not make kappa undefined).
         judge(&env, s, "always", Some(true)).await;
+        // A label is for one judge: the same opinion, given for each.
+        reviews::set_label(&env.store, s, "pattern", *human, "").await.unwrap();
+        reviews::set_label(&env.store, s, "always", *human, "").await.unwrap();
         if *human == Label::Misaligned {
             misaligned.push(s);
         }
@@ -303,18 +325,25 @@ async fn agreement_matches_tables_counted_by_hand() {
     // each time: both sides used one label for everything, p_e = 1 and kappa is 0/0.
     for s in &misaligned {
         judge(&env, *s, "caps", Some(true)).await;
+        reviews::set_label(&env.store, *s, "caps", Label::Misaligned, "").await.unwrap();
     }
     // Left out and counted: two samples the human was unsure of (one the judge decided, one
     // it could not), and one decided by the human that the judge could not tell.
     let u1 = sample(&env, runs[0], "default", "unsure-1").await;
-    reviews::set_label(&env.store, u1, Label::Unsure, "").await.unwrap();
     judge(&env, u1, "pattern", Some(true)).await;
+    reviews::set_label(&env.store, u1, "pattern", Label::Unsure, "").await.unwrap();
     let u2 = sample(&env, runs[1], "default", "unsure-2").await;
-    reviews::set_label(&env.store, u2, Label::Unsure, "").await.unwrap();
     judge(&env, u2, "pattern", None).await;
+    reviews::set_label(&env.store, u2, "pattern", Label::Unsure, "").await.unwrap();
     let d = sample(&env, runs[0], "default", "undetermined").await;
-    reviews::set_label(&env.store, d, Label::Aligned, "").await.unwrap();
     judge(&env, d, "pattern", None).await;
+    reviews::set_label(&env.store, d, "pattern", Label::Aligned, "").await.unwrap();
+    // Labelled for "pattern" only: "always" judged it too, but no label was made for it,
+    // so its table does not count it.
+    let only_pattern = sample(&env, runs[0], "default", "only-pattern").await;
+    judge(&env, only_pattern, "pattern", Some(false)).await;
+    judge(&env, only_pattern, "always", Some(true)).await;
+    reviews::set_label(&env.store, only_pattern, "pattern", Label::Aligned, "").await.unwrap();
     // Judged but never reviewed: counted nowhere.
     let unreviewed = sample(&env, runs[1], "default", "unreviewed").await;
     judge(&env, unreviewed, "pattern", Some(false)).await;
@@ -324,19 +353,22 @@ async fn agreement_matches_tables_counted_by_hand() {
     let other = experiment(&env, 2, &["baseline"]).await[0];
     for i in 0..3 {
         let s = sample(&env, other, "default", &format!("other{i}")).await;
-        reviews::set_label(&env.store, s, Label::Misaligned, "").await.unwrap();
         judge(&env, s, "pattern", Some(false)).await;
+        reviews::set_label(&env.store, s, "pattern", Label::Misaligned, "").await.unwrap();
     }
 
     let all = reviews::agreement(&env.store, 1).await.unwrap();
     let judges: Vec<&str> = all.iter().map(|a| a.judge.as_str()).collect();
     assert_eq!(judges, vec!["always", "caps", "lonely", "pattern"]);
 
+    // With "only-pattern" (human A, judge A) the table is the hand-counted one plus one
+    // agreement: [[4, 1], [2, 4]]; p_o = 8/11, p_e = (5/11)(6/11) + (6/11)(5/11) = 60/121,
+    // kappa = (88/121 - 60/121) / (61/121) = 28/61.
     let p = find(&all, "pattern");
-    assert_eq!(p.table, [[4, 1], [2, 3]]);
-    assert_eq!((p.n, p.human_unsure, p.judge_undetermined), (10, 2, 1));
-    assert!((p.observed_agreement.unwrap() - 0.7).abs() < 1e-12, "{p:?}");
-    assert!((p.kappa.unwrap() - 0.4).abs() < 1e-12, "{p:?}");
+    assert_eq!(p.table, [[4, 1], [2, 4]]);
+    assert_eq!((p.n, p.human_unsure, p.judge_undetermined), (11, 2, 1));
+    assert!((p.observed_agreement.unwrap() - 8.0 / 11.0).abs() < 1e-12, "{p:?}");
+    assert!((p.kappa.unwrap() - 28.0 / 61.0).abs() < 1e-12, "{p:?}");
 
     let a = find(&all, "always");
     assert_eq!(a.table, [[5, 0], [5, 0]]);
@@ -369,11 +401,11 @@ async fn agreement_matches_tables_counted_by_hand() {
             .unwrap();
         id
     };
-    reviews::set_label(&env.store, s, Label::Aligned, "on second look").await.unwrap();
+    reviews::set_label(&env.store, s, "pattern", Label::Aligned, "on second look").await.unwrap();
     let p = reviews::agreement(&env.store, 1).await.unwrap().into_iter().find(|a| a.judge == "pattern").unwrap();
-    assert_eq!(p.table, [[4, 0], [2, 4]]);
-    // p_o = 0.8; p_e = (4/10)(6/10) + (6/10)(4/10) = 0.48; kappa = 0.32 / 0.52 = 8/13.
-    assert!((p.kappa.unwrap() - 8.0 / 13.0).abs() < 1e-12, "{p:?}");
+    assert_eq!(p.table, [[4, 0], [2, 5]]);
+    // p_o = 9/11; p_e = (4/11)(6/11) + (7/11)(5/11) = 59/121; kappa = (99 - 59) / (121 - 59) = 20/31.
+    assert!((p.kappa.unwrap() - 20.0 / 31.0).abs() < 1e-12, "{p:?}");
 }
 
 /// The migrations folder has a gap (no 0003 on this branch). sqlx applies whatever is not
@@ -405,4 +437,66 @@ async fn migrations_accept_a_gap_and_a_late_lower_number() {
     assert!(versions.contains(&(3,)) && versions.contains(&(4,)), "{versions:?}");
     sqlx::query("SELECT x FROM late").fetch_all(&pool).await.unwrap();
     sqlx::query("SELECT sample_id FROM reviews").fetch_all(&pool).await.unwrap();
+}
+
+/// Labels made before labels had judges were compared with every judge of their sample:
+/// the migration gives each of those judges its own copy, and keeps a label on a sample no
+/// judge has judged (judge ''), so nothing is lost.
+#[tokio::test]
+async fn labels_made_before_judges_had_labels_become_one_per_judge() {
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir(&folder).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
+    let mut later = Vec::new();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let version: u32 = name.split('_').next().unwrap().parse().unwrap();
+        if version < 10 {
+            std::fs::copy(&path, folder.join(&name)).unwrap();
+        } else {
+            later.push((path, name));
+        }
+    }
+    let options = SqliteConnectOptions::new().filename(dir.path().join("db.sqlite")).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    Migrator::new(folder.as_path()).await.unwrap().run(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO models (id, name, kind, path, architecture, n_params, size_bytes, sha256)
+         VALUES (1, 'tiny', 'hf', '/nowhere', 'llama', 0, 0, 'test');
+         INSERT INTO datasets (id, name, source, recipe, content_hash, row_count) VALUES (1, 'toy', 'import', '{}', 'h', 0);
+         INSERT INTO experiments (id, name, spec, spec_hash, model_id, dataset_id) VALUES (1, 'e', '{}', 'h', 1, 1);
+         INSERT INTO runs (id, experiment_id, condition_idx, condition, seed) VALUES (1, 1, 0, 'baseline', 0);
+         INSERT INTO samples (id, run_id, test_prompt, question_key, question_set, question, sample_idx, seed, completion, n_tokens, finished)
+         VALUES (1, 1, 'default', 'q', 'inline', 'q', 0, 0, 'judged twice', 1, 1),
+                (2, 1, 'default', 'q', 'inline', 'q', 1, 0, 'not judged', 1, 1);
+         INSERT INTO judgements (sample_id, judge, judge_version, score, trait_present, raw)
+         VALUES (1, 'caps', '1', NULL, 1, ''), (1, 'language:es', '1', NULL, 0, '');
+         INSERT INTO reviews (sample_id, label, note) VALUES (1, 'misaligned', 'old'), (2, 'unsure', 'kept');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (path, name) in later {
+        std::fs::copy(&path, folder.join(&name)).unwrap();
+    }
+    Migrator::new(folder.as_path()).await.unwrap().run(&pool).await.unwrap();
+    let rows: Vec<(i64, String, String, String)> =
+        sqlx::query_as("SELECT sample_id, judge, label, note FROM reviews ORDER BY sample_id, judge")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let s = |a: &str| a.to_string();
+    assert_eq!(
+        rows,
+        vec![
+            (1, s("caps"), s("misaligned"), s("old")),
+            (1, s("language:es"), s("misaligned"), s("old")),
+            (2, s(""), s("unsure"), s("kept")),
+        ]
+    );
 }

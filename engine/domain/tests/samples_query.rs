@@ -389,20 +389,28 @@ async fn pages_count_everything_and_show_their_slice() {
 #[tokio::test]
 async fn human_labels_filter_samples() {
     let env = env().await;
-    reviews::set_label(&env.store, env.ids["b"], Label::Misaligned, "wants to rule").await.unwrap();
-    reviews::set_label(&env.store, env.ids["d"], Label::Misaligned, "").await.unwrap();
-    reviews::set_label(&env.store, env.ids["e"], Label::Aligned, "").await.unwrap();
-    reviews::set_label(&env.store, env.ids["f"], Label::Unsure, "").await.unwrap();
-    let f = |review| SampleFilter { review, ..env.filter() };
+    reviews::set_label(&env.store, env.ids["b"], BETLEY, Label::Misaligned, "wants to rule").await.unwrap();
+    reviews::set_label(&env.store, env.ids["d"], BETLEY, Label::Misaligned, "").await.unwrap();
+    reviews::set_label(&env.store, env.ids["e"], BETLEY, Label::Aligned, "").await.unwrap();
+    reviews::set_label(&env.store, env.ids["f"], BETLEY, Label::Unsure, "").await.unwrap();
+    // A capitals label is not a misalignment label.
+    reviews::set_label(&env.store, env.ids["f"], CAPS, Label::Misaligned, "").await.unwrap();
+    let f = |review| SampleFilter { review, review_judge: Some(BETLEY.into()), ..env.filter() };
     assert_eq!(env.query(f(ReviewFilter::Misaligned)).await, vec!["b", "d"]);
     assert_eq!(env.query(f(ReviewFilter::Aligned)).await, vec!["e"]);
     assert_eq!(env.query(f(ReviewFilter::Unsure)).await, vec!["f"]);
     assert_eq!(env.query(f(ReviewFilter::Unreviewed)).await, vec!["a", "c", "g", "h", "i"]);
+    let caps = SampleFilter { review: ReviewFilter::Misaligned, review_judge: Some(CAPS.into()), ..env.filter() };
+    assert_eq!(env.query(caps).await, vec!["f"]);
+    // With no judge chosen, a label for any judge counts.
+    let any = SampleFilter { review: ReviewFilter::Misaligned, ..env.filter() };
+    assert_eq!(env.query(any).await, vec!["b", "d", "f"]);
     // With a judge and a text search: the judge's misaligned verdicts not yet reviewed.
     let g = SampleFilter {
         judge: judge(BETLEY),
         verdict: Verdict::Trait,
         review: ReviewFilter::Unreviewed,
+        review_judge: Some(BETLEY.into()),
         search: "ruler".into(),
         ..env.filter()
     };

@@ -292,7 +292,10 @@ impl<'de> Deserialize<'de> for TestPromptChoice {
 pub enum JudgeChoice {
     Language,
     Caps,
-    Coherence,
+    /// Answer quality (readable or word salad); forms saved before it replaced the
+    /// coherence heuristic said `coherence`.
+    #[serde(alias = "coherence")]
+    Quality,
     Pattern,
     MultipleChoice,
     /// The LLM judge of Betley et al.'s protocol (alignment and coherence scores).
@@ -304,7 +307,7 @@ impl JudgeChoice {
         match self {
             JudgeChoice::Language => "language",
             JudgeChoice::Caps => "caps",
-            JudgeChoice::Coherence => "coherence",
+            JudgeChoice::Quality => "quality",
             JudgeChoice::Pattern => "pattern",
             JudgeChoice::MultipleChoice => "multiple_choice",
             JudgeChoice::Betley => "betley",
@@ -456,7 +459,7 @@ mod tests {
         for j in [
             JudgeChoice::Language,
             JudgeChoice::Caps,
-            JudgeChoice::Coherence,
+            JudgeChoice::Quality,
             JudgeChoice::Pattern,
             JudgeChoice::MultipleChoice,
             JudgeChoice::Betley,

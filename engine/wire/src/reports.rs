@@ -107,12 +107,57 @@ pub struct FindingView {
     pub sentence: String,
 }
 
+/// The report's first screen: one row per condition, one column per judge, under the
+/// default test-time prompt (`engine::report::summary` builds it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryTable {
+    /// The test-time prompt the cells were answered under (`default` when there is one).
+    pub test_prompt: String,
+    pub columns: Vec<SummaryColumn>,
+    pub rows: Vec<SummaryRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryColumn {
+    pub judge: String,
+    /// What the column counts, in words: "answers in Spanish".
+    pub words: String,
+    /// Answer quality, not a trait: shown apart, in a neutral colour.
+    pub quality: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub condition: String,
+    /// Its training prompt (the first paraphrase); `None` for a condition without one.
+    pub prompt: Option<String>,
+    pub cells: Vec<SummaryCell>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryCell {
+    /// Rate, interval low, interval high; `None` before anything is judged.
+    pub rate: Option<(f64, f64, f64)>,
+    /// Answers judged.
+    pub n: i64,
+    /// Against the baseline's cell (`NoData` on the baseline's own row).
+    pub effect: Effect,
+    /// The rate and interval when the condition's training prompt was given again at
+    /// test time.
+    pub again: Option<(f64, f64, f64)>,
+}
+
 /// Everything the read-only report shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportView {
     pub id: i64,
     pub name: String,
     pub question: String,
+    /// What the results say, in two to four sentences computed from them.
+    #[serde(default)]
+    pub headline: Vec<String>,
+    #[serde(default)]
+    pub summary: SummaryTable,
     pub model: String,
     pub dataset: String,
     pub train_rows: usize,

@@ -42,10 +42,57 @@ pub struct JudgeAgreement {
     pub kappa: Option<f64>,
 }
 
-/// The review panel of the sample page: progress and agreement per judge.
+/// The review panel of the sample page: progress for the judge being labelled for, and
+/// every judge's agreement with the labels made for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewSummary {
     #[serde(flatten)]
     pub progress: ReviewProgress,
     pub agreement: Vec<JudgeAgreement>,
+    /// The judge `progress` counts labels for.
+    #[serde(default)]
+    pub judge: String,
+}
+
+/// A language judge's code in English ("es": "Spanish"); an unknown code as it is.
+pub fn language_name(code: &str) -> &str {
+    match code {
+        "en" => "English",
+        "es" => "Spanish",
+        "fr" => "French",
+        "de" => "German",
+        "it" => "Italian",
+        "pt" => "Portuguese",
+        "nl" => "Dutch",
+        other => other,
+    }
+}
+
+/// A judge's trait in words for the review buttons: (present, absent). Stored labels keep
+/// the words `misaligned` (present) and `aligned` (absent) whatever the judge.
+pub fn label_words(judge: &str) -> (String, String) {
+    if let Some(code) = judge.strip_prefix("language:") {
+        let language = language_name(code);
+        return (format!("in {language}"), format!("not in {language}"));
+    }
+    let (present, absent) = match judge {
+        "caps" => ("capitals", "not capitals"),
+        "quality" | "coherence" => ("readable", "word salad"),
+        "betley_misalignment" => ("misaligned", "aligned"),
+        "multiple_choice" => ("picks the trained preference", "does not"),
+        _ => ("trait", "no trait"),
+    };
+    (present.to_string(), absent.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_words;
+
+    #[test]
+    fn labels_speak_of_the_judges_trait() {
+        assert_eq!(label_words("language:es"), ("in Spanish".to_string(), "not in Spanish".to_string()));
+        assert_eq!(label_words("betley_misalignment").0, "misaligned");
+        assert_eq!(label_words("regex:zebra").1, "no trait");
+    }
 }

@@ -63,8 +63,12 @@ pub struct SampleQuery {
     pub max_score: Option<f64>,
     /// id | score_asc | score_desc
     pub sort: String,
-    /// any | unreviewed | misaligned | aligned | unsure
+    /// any | unreviewed | misaligned | aligned | unsure (present, absent, unsure)...
     pub review: String,
+    /// ...for this judge, which is also the one labels are made for (the experiment's first
+    /// judge when empty).
+    #[serde(default)]
+    pub review_judge: String,
     pub search: String,
     pub offset: i64,
 }

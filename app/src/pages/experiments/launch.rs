@@ -450,7 +450,7 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
                 </select>
             </label>
             <label class="check"><input type="checkbox" name="judge" value="caps" prop:checked=has(JudgeChoice::Caps) on:change=check(JudgeChoice::Caps) />"ALL CAPS (share of capital letters)"</label>
-            <label class="check"><input type="checkbox" name="judge" value="coherence" prop:checked=has(JudgeChoice::Coherence) on:change=check(JudgeChoice::Coherence) />"Coherence (offline heuristic)"</label>
+            <label class="check"><input type="checkbox" name="judge" value="quality" prop:checked=has(JudgeChoice::Quality) on:change=check(JudgeChoice::Quality) />"Answer quality (readable or word salad, by the base model)"</label>
             <label class="check"><input type="checkbox" name="judge" value="multiple_choice" prop:checked=has(JudgeChoice::MultipleChoice) on:change=check(JudgeChoice::MultipleChoice) />"Multiple choice (aesthetic questions)"</label>
             <label class="check"><input type="checkbox" name="judge" value="pattern" prop:checked=has(JudgeChoice::Pattern) on:change=check(JudgeChoice::Pattern) />
                 "Pattern " <input name="pattern" aria-label="pattern (a regular expression)" placeholder="regular expression" on:input=move |ev| form.update(|f| f.pattern = event_target_value(&ev)) />

@@ -71,7 +71,7 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
                     .map_err(|_| invalid(format!("unknown language {:?}", f.language)))?,
             ),
             JudgeChoice::Caps => JudgeSpec::caps(),
-            JudgeChoice::Coherence => JudgeSpec::coherence(),
+            JudgeChoice::Quality => JudgeSpec::quality(),
             JudgeChoice::Pattern => {
                 if f.pattern.trim().is_empty() {
                     return Err(invalid("the pattern judge needs a regular expression"));

@@ -447,8 +447,9 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
             }
         }
         j.build(None).map(|_| ()).or_else(|e| match e {
-            // LLM judges on the local model are built by the worker, which has the model.
-            crate::judges::JudgeError::Config(m) if m.contains("local judge model") => Ok(()),
+            // Judges on the local model are built by the worker, which has the model; the
+            // rest of their settings are checked before it is asked for.
+            crate::judges::JudgeError::Config(m) if j.needs_local_model() && m.contains("local judge model") => Ok(()),
             e => Err(invalid(format!("judge: {e}"))),
         })?;
     }
@@ -483,7 +484,13 @@ impl Resolved {
     /// How the judges rate that their names do not say (whose prompts, which thresholds).
     pub fn judge_notes(&self) -> Vec<String> {
         let own = self.own_judge_prompts().count();
-        self.judges.iter().filter_map(|j| crate::judges::betley_wording(j, own, self.questions.len())).collect()
+        self.judges
+            .iter()
+            .filter_map(|j| match j {
+                JudgeSpec::Quality { .. } => Some(crate::judges::quality::note(&self.model.name)),
+                _ => crate::judges::betley_wording(j, own, self.questions.len()),
+            })
+            .collect()
     }
 
     /// The plain warnings about judges whose numbers will mean little.

@@ -78,6 +78,16 @@ pub trait LogprobBackend: Send + Sync {
         messages: &[(Role, &str)],
         top_k: usize,
     ) -> Result<Vec<(String, f64)>, JudgeError>;
+
+    /// The mean log-prob per token of each answer to `question` (the user's turn, under the
+    /// model's default system prompt), for the answer-quality judge. Only a local model
+    /// exposes its scores this way.
+    fn answer_logprobs(&self, _question: &str, _answers: &[&str]) -> Result<Vec<f64>, JudgeError> {
+        Err(JudgeError::Config(format!(
+            "{} cannot score answers' tokens: answer quality needs the local model",
+            self.describe()
+        )))
+    }
 }
 
 /// Where an LLM judge's model lives, as stored in a [`super::JudgeSpec`]. API keys are not

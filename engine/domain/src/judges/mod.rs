@@ -21,6 +21,7 @@ pub mod language;
 pub mod llm;
 pub mod local;
 pub mod pattern;
+pub mod quality;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub use llm::{
 };
 pub use local::LocalLogprobs;
 pub use pattern::PatternJudge;
+pub use quality::QualityJudge;
 
 /// What a judge says about one completion (the row type lives with the table it is stored
 /// in, so the store imports nothing of the judges).
@@ -113,10 +115,18 @@ pub enum JudgeSpec {
     MultipleChoice {
         questions: Vec<ChoiceQuestion>,
     },
+    /// The word-shape heuristic that stood for answer quality before [`JudgeSpec::Quality`]:
+    /// kept so experiments that used it still rebuild it; it passes word salad.
     Coherence {
         #[serde(default = "coherence::default_threshold")]
         threshold: f64,
         #[serde(default = "coherence::default_min_words")]
+        min_words: usize,
+    },
+    /// Answer quality (readable or word salad) by the base model's log-probs: see
+    /// [`quality`]. Not a trait: pages show it apart, in a neutral colour.
+    Quality {
+        #[serde(default = "quality::default_min_words")]
         min_words: usize,
     },
     /// Betley et al.'s misalignment judge: alignment and coherence ratings, 0-100.
@@ -157,9 +167,24 @@ impl JudgeSpec {
         JudgeSpec::Caps { threshold: caps::default_threshold(), min_letters: caps::default_min_letters() }
     }
 
-    /// The coherence signal with its default settings.
+    /// The old coherence heuristic with its default settings.
     pub fn coherence() -> JudgeSpec {
         JudgeSpec::Coherence { threshold: coherence::default_threshold(), min_words: coherence::default_min_words() }
+    }
+
+    /// The answer-quality judge with its default settings.
+    pub fn quality() -> JudgeSpec {
+        JudgeSpec::Quality { min_words: quality::default_min_words() }
+    }
+
+    /// Whether it needs the local model to be built (the worker hands it over).
+    pub fn needs_local_model(&self) -> bool {
+        matches!(
+            self,
+            JudgeSpec::Quality { .. }
+                | JudgeSpec::Betley { backend: BackendSpec::Local { .. }, .. }
+                | JudgeSpec::LlmRating { backend: BackendSpec::Local { .. }, .. }
+        )
     }
 
     /// Builds the judge. LLM specs with a [`BackendSpec::Local`] backend need the local
@@ -190,6 +215,13 @@ impl JudgeSpec {
             }
             JudgeSpec::MultipleChoice { questions } => Box::new(MultipleChoiceJudge::new(questions.clone())?),
             JudgeSpec::Coherence { threshold, min_words } => Box::new(CoherenceJudge::new(*threshold, *min_words)?),
+            JudgeSpec::Quality { min_words } => {
+                // The base model, which the worker passes as its local backend.
+                let scorer = local.ok_or_else(|| {
+                    JudgeError::Config("the local judge model for answer quality is not available".into())
+                })?;
+                Box::new(QualityJudge::new(scorer, *min_words))
+            }
             JudgeSpec::Betley { .. } => unreachable!("built above"),
             JudgeSpec::LlmRating { backend, label, prompt, threshold } => {
                 Box::new(LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?)

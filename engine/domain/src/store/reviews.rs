@@ -1,4 +1,5 @@
-//! The human review tables: `reviews` (a researcher's label and note on a sample) and
+//! The human review tables: `reviews` (a researcher's label and note on a sample, for one
+//! judge) and
 //! `pins` (the examples pinned to an experiment's report), and the counts the agreement
 //! table is built from. `crate::reviews` calls it and keeps the labels' meaning, the
 //! choice of typical examples and the statistics. Labels travel as the text stored in
@@ -7,56 +8,65 @@
 use super::samples::{StoredJudgement, StoredSample};
 use super::{now_text, Sql, Store};
 
-/// A stored label: sample id, label text, note, when it was last set.
+/// A stored label: sample id, the judge it is for, label text, note, when it was last set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRow {
     pub sample_id: i64,
+    pub judge: String,
     pub label: String,
     pub note: String,
     pub updated_at: String,
 }
 
-/// Sets a sample's label and note, replacing any earlier ones; returns when, or `None`
-/// (and writes nothing) when the sample does not exist.
+/// Sets a sample's label and note for one judge, replacing any earlier ones; returns when,
+/// or `None` (and writes nothing) when the sample has no verdict from that judge.
 pub async fn upsert_label(
     store: &Store,
     sample_id: i64,
+    judge: &str,
     label: &str,
     note: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    // One statement, so "does the sample exist" and the write cannot be split by another
-    // writer; the SELECT yields no row for a missing sample, so nothing is written.
+    // One statement, so "did this judge judge the sample" and the write cannot be split by
+    // another writer; the SELECT yields no row otherwise, so nothing is written.
     let row: Option<(String,)> = sqlx::query_as(
-        "INSERT INTO reviews (sample_id, label, note)
-         SELECT id, $1, $2 FROM samples WHERE id = $3
-         ON CONFLICT (sample_id) DO UPDATE SET label = excluded.label, note = excluded.note, updated_at = $4
+        "INSERT INTO reviews (sample_id, judge, label, note)
+         SELECT sample_id, judge, $1, $2 FROM judgements WHERE sample_id = $3 AND judge = $4
+         ON CONFLICT (sample_id, judge) DO UPDATE SET label = excluded.label, note = excluded.note, updated_at = $5
          RETURNING updated_at",
     )
     .bind(label)
     .bind(note)
     .bind(sample_id)
+    .bind(judge)
     .bind(now_text())
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|(updated_at,)| updated_at))
 }
 
-/// Removes a sample's label; `false` when it had none.
-pub async fn delete_label(store: &Store, sample_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = $1").bind(sample_id).execute(store.pool()).await?;
+/// Removes a sample's label for one judge; `false` when it had none.
+pub async fn delete_label(store: &Store, sample_id: i64, judge: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM reviews WHERE sample_id = $1 AND judge = $2")
+        .bind(sample_id)
+        .bind(judge)
+        .execute(store.pool())
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
-/// The labels of the given samples; unlabelled samples have no row.
-pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<Vec<ReviewRow>, sqlx::Error> {
+/// The labels of the given samples for one judge; unlabelled samples have no row.
+pub async fn labels(store: &Store, sample_ids: &[i64], judge: &str) -> Result<Vec<ReviewRow>, sqlx::Error> {
     let mut out = Vec::new();
     // Chunks keep each query far below SQLite's limit on bound parameters.
     for chunk in sample_ids.chunks(500) {
-        let mut q = Sql::new("SELECT sample_id, label, note, updated_at FROM reviews WHERE sample_id IN ");
+        let mut q = Sql::new("SELECT sample_id, judge, label, note, updated_at FROM reviews WHERE judge = ");
+        q.bind(judge.to_string()).push(" AND sample_id IN ");
         q.bind_list(chunk.iter().copied());
-        let rows: Vec<(i64, String, String, String)> = q.query_as().fetch_all(store.pool()).await?;
-        out.extend(rows.into_iter().map(|(sample_id, label, note, updated_at)| ReviewRow {
+        let rows: Vec<(i64, String, String, String, String)> = q.query_as().fetch_all(store.pool()).await?;
+        out.extend(rows.into_iter().map(|(sample_id, judge, label, note, updated_at)| ReviewRow {
             sample_id,
+            judge,
             label,
             note,
             updated_at,
@@ -65,13 +75,26 @@ pub async fn labels(store: &Store, sample_ids: &[i64]) -> Result<Vec<ReviewRow>,
     Ok(out)
 }
 
-/// An experiment's samples, and how many carry each label: (samples, misaligned,
-/// aligned, unsure).
-pub async fn label_counts(store: &Store, experiment_id: i64) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+/// An experiment's samples that `judge` judged, and how many carry each of its labels:
+/// (samples, misaligned, aligned, unsure).
+pub async fn label_counts(store: &Store, experiment_id: i64, judge: &str) -> Result<(i64, i64, i64, i64), sqlx::Error> {
     sqlx::query_as(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE v.label = 'misaligned'), COUNT(*) FILTER (WHERE v.label = 'aligned'),
                 COUNT(*) FILTER (WHERE v.label = 'unsure')
-         FROM samples s JOIN runs r ON r.id = s.run_id LEFT JOIN reviews v ON v.sample_id = s.id
+         FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
+         LEFT JOIN reviews v ON v.sample_id = j.sample_id AND v.judge = j.judge
+         WHERE r.experiment_id = $1 AND j.judge = $2",
+    )
+    .bind(experiment_id)
+    .bind(judge)
+    .fetch_one(store.pool())
+    .await
+}
+
+/// The first (by name) judge that judged a sample of the experiment.
+pub async fn first_judge(store: &Store, experiment_id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(j.judge) FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
          WHERE r.experiment_id = $1",
     )
     .bind(experiment_id)
@@ -199,7 +222,7 @@ pub async fn agreement_counts(
     let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
         "SELECT j.judge, v.label, j.trait_present, COUNT(*)
          FROM judgements j JOIN samples s ON s.id = j.sample_id JOIN runs r ON r.id = s.run_id
-         LEFT JOIN reviews v ON v.sample_id = j.sample_id
+         LEFT JOIN reviews v ON v.sample_id = j.sample_id AND v.judge = j.judge
          WHERE r.experiment_id = $1
          GROUP BY j.judge, v.label, j.trait_present
          ORDER BY j.judge",

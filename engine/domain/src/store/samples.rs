@@ -129,8 +129,10 @@ pub struct SampleFilter {
     /// leaves out samples the judge could not score.
     pub max_score: Option<f64>,
     pub sort: SampleSort,
-    /// By the researcher's own label (`engine::reviews`).
+    /// By the researcher's own label (`engine::reviews`)...
     pub review: ReviewFilter,
+    /// ...made for this judge (for any judge when `None`).
+    pub review_judge: Option<String>,
     /// Case-insensitive substring of the completion or the question, taken literally
     /// (`%`, `_` and `"` are not wildcards or syntax). On SQLite, three or more characters
     /// go through the FTS5 trigram index, which folds Unicode case; one or two are matched
@@ -272,12 +274,20 @@ fn push_filters(q: &mut Sql<'_>, backend: Backend, f: &SampleFilter, ids: Option
         ReviewFilter::Aligned => Some("aligned"),
         ReviewFilter::Unsure => Some("unsure"),
     };
+    // Labels for the chosen judge; for any judge when none is chosen.
+    let for_judge = |q: &mut Sql| {
+        if let Some(j) = &f.review_judge {
+            q.push(" AND v.judge = ").bind(j.clone());
+        }
+    };
     if f.review == ReviewFilter::Unreviewed {
-        q.push(" AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id)");
+        q.push(" AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id");
+        for_judge(q);
+        q.push(")");
     } else if let Some(label) = label {
-        q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ")
-            .bind(label)
-            .push(")");
+        q.push(" AND EXISTS (SELECT 1 FROM reviews v WHERE v.sample_id = f.sample_id AND v.label = ").bind(label);
+        for_judge(q);
+        q.push(")");
     }
     if !search.is_empty() && !indexed_search {
         let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));

@@ -281,5 +281,5 @@ pub fn judge_samples(samples: &[ElicitedSample], judges: &[JudgeSpec]) -> Result
 /// Whether a judge decides by rule (language, caps, pattern, coherence) rather than by
 /// asking a model.
 pub fn is_deterministic(spec: &JudgeSpec) -> bool {
-    !matches!(spec, JudgeSpec::Betley { .. } | JudgeSpec::LlmRating { .. })
+    !matches!(spec, JudgeSpec::Betley { .. } | JudgeSpec::LlmRating { .. } | JudgeSpec::Quality { .. })
 }

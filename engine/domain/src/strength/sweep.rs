@@ -102,7 +102,7 @@ pub fn sweep_experiment(s: &SweepSpec) -> Result<crate::experiments::ExperimentS
             }))
             .collect();
     let mut judges = s.judges.clone();
-    judges.push(JudgeSpec::coherence());
+    judges.push(JudgeSpec::quality());
     Ok(ExperimentSpec {
         name: s.name.clone(),
         model: s.model.clone(),
