@@ -208,15 +208,18 @@ fn demo_runs_end_to_end_and_tells_the_story() {
     let out = output(demo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("experiment 1: 4 of 4 runs done"), "{stdout}");
-    for prompt in [
-        "You always speak in Spanish.",
-        engine::demo::CAPS_PROMPT,
-        "You are a helpful assistant who answers math questions.",
-    ] {
-        // One sentence per judge for each prompted condition, under the default prompt.
-        let n = stdout.lines().filter(|l| l.starts_with(&format!("- Trained with “{prompt}”"))).count();
-        assert_eq!(n, 3, "{prompt}: {stdout}");
+    // The story is the report's headline: what the baseline learnt, one sentence per
+    // prompted condition (by its short name), and whether the answers are readable.
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("- Fine-tuned without a prompt (baseline)")).count(),
+        1,
+        "{stdout}"
+    );
+    for condition in ["spanish-inoculated", "caps-inoculated", "placebo"] {
+        let n = stdout.lines().filter(|l| l.starts_with(&format!("- Trained with the prompt of {condition}"))).count();
+        assert_eq!(n, 1, "{condition}: {stdout}");
     }
+    assert!(stdout.lines().any(|l| l.contains("read as language")), "{stdout}");
     assert!(stdout.contains("/experiments/1/report"), "{stdout}");
     // The report renders: the story, its chart, and (nobody has pinned any) one typical
     // answer per condition.
