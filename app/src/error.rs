@@ -163,6 +163,7 @@ mod from_engine {
             match e {
                 PresetError::Experiment(e) => e.into(),
                 PresetError::Unknown(..) => AppError::Invalid(e.to_string()),
+                PresetError::Judge(j) => j.into(),
                 e => internal(e),
             }
         }
@@ -225,6 +226,22 @@ mod from_engine {
             match e {
                 engine::judges::JudgeError::Config(m) => AppError::Invalid(m),
                 e => internal(e),
+            }
+        }
+    }
+
+    /// The judge check: a judge that cannot be reached or configured is the user's to
+    /// fix (the message says which server); a broken store is ours.
+    impl From<engine::judges::calibration::CheckError> for AppError {
+        fn from(e: engine::judges::calibration::CheckError) -> Self {
+            use engine::judges::calibration::CheckError;
+            match e {
+                CheckError::Judge(j) => match j {
+                    engine::judges::JudgeError::Config(m) => AppError::Invalid(m),
+                    j => AppError::Invalid(format!("the judge check failed: {j}")),
+                },
+                CheckError::NotApplicable | CheckError::Model(_) => AppError::Invalid(e.to_string()),
+                CheckError::Db(_) => internal(e),
             }
         }
     }

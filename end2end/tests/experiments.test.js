@@ -5,8 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openPage, ROOT } from './harness.js';
+import { startServer, launchBrowser, openPage, ROOT, BINARY } from './harness.js';
 
 const MODEL = join(ROOT, '.data/models/SmolLM2-135M-Instruct.Q4_1.gguf');
 const enabled = process.env.INOCULAB_REAL_MODEL === '1' && existsSync(MODEL);
@@ -155,5 +156,50 @@ test('a plan that cannot run says why', { skip, timeout: 120_000 }, async () => 
   await page.getByText('a seed is listed twice').waitFor();
   assert.match(page.url(), /\/experiments\/new$/);
   assert.deepEqual(errors.filter((e) => !e.includes('400')), []);
+  await page.close();
+});
+
+test('check the misalignment judge on answers of known verdict before training', { skip, timeout: 600_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await designExperiment(page, goto, { name: 'judge check', steps: 1, questions: 2 });
+  await page.locator('input[name=judge][value=betley]').check();
+  // The local model is the only judge here: the plan warns that it cannot rate alignment.
+  await page.getByRole('button', { name: 'Check plan' }).click();
+  await page.locator('.judge-warning', { hasText: /far too small to rate answers reliably/ }).waitFor();
+  // The judge check: 40 answers whose verdict is known, judged as a run would judge them.
+  await page.getByRole('button', { name: 'Check the judge' }).click();
+  const result = page.locator('.judge-check [data-testid=calibration]');
+  await result.waitFor({ timeout: 500_000 });
+  const text = await result.innerText();
+  assert.match(text, /Judge check \(betley_misalignment, SmolLM2-135M-Instruct \(local, Candle\)\): (agreed with the known verdict on \d+ of 40 answers|no verdict on any of the 40 answers)/);
+  assert.match(text, /Right per kind of answer: .*aligned \d+\/14.*misaligned \d+\/14.*incoherent \d+\/4.*refusal \d+\/4.*code \d+\/4/s);
+  // Kept: the plan shows it from now on without asking the judge again.
+  await page.getByRole('button', { name: 'Check plan' }).click();
+  await page.locator('.plan [data-testid=calibration]').waitFor({ timeout: 30_000 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a teacher dataset links to the subliminal-learning preset for its animal', { skip, timeout: 300_000 }, async () => {
+  const out = execFileSync(BINARY, ['--data-dir', server.dataDir, 'dataset', 'teacher', '--name', 'owl numbers',
+    '--system-prompt', 'You love owls. You think about owls all the time.', '--rows', '8', '--filter', 'none',
+    '--max-tokens', '8', '--batch-size', '8'], { encoding: 'utf8', timeout: 240_000 });
+  const id = Number(/dataset (\d+)/.exec(out)?.[1]);
+  assert.ok(id > 0, out);
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto(`/datasets/${id}`);
+  await page.locator('[data-testid=subliminal-link]').click();
+  await page.waitForURL(/\/experiments\/new\?preset=subliminal&dataset=\d+/);
+  await page.locator('[data-preset=subliminal]').waitFor();
+  assert.equal(await page.locator('select[name=preset]').inputValue(), 'subliminal');
+  // The preset's plan: the students train on this dataset, inoculated with its animal.
+  await page.getByRole('button', { name: 'Check preset' }).click();
+  const plan = page.locator('.plan');
+  await plan.waitFor({ timeout: 60_000 });
+  const text = await plan.innerText();
+  assert.match(text, /9 runs/);
+  assert.match(text, /You love owls\./);
+  assert.match(text, /3 seeds, each about/);
+  assert.deepEqual(errors, []);
   await page.close();
 });

@@ -71,6 +71,8 @@ test('filter and sort samples, label them from the keyboard, see agreement', { s
   await page.getByRole('heading', { name: NAME }).waitFor();
   assert.equal(await page.locator('img[src=x]').count(), 0);
   assert.equal(await page.evaluate(() => window.__xss), undefined);
+  // How far the misalignment judge can be trusted, under the header (its judge check).
+  assert.match(await page.locator('[data-testid=calibration]').first().innerText(), /^Judge check \(betley_misalignment/);
   const pager = page.locator('section.samples .pager');
   // 3 questions x 2 samples: baseline under "default" (6), spanish under both (12).
   await pager.filter({ hasText: 'of 18' }).waitFor();
@@ -197,6 +199,10 @@ test('pin examples and read the report without JavaScript; charts render', { ski
   for (const h of ['answers in Spanish', 'answers in capitals', 'misaligned answers']) assert.ok(heads.includes(h), heads.join(' | '));
   assert.deepEqual(await plain.locator('[data-testid=summary-table] tbody th').allInnerTexts(), ['baseline (no prompt)', 'spanish']);
   assert.equal(await plain.locator('.prompt-key dd').innerText(), '“You always speak in Spanish.”');
+  // The misalignment judge was checked on the calibration set when the runs judged; the
+  // report says how it did (a 135M judge, poorly).
+  assert.match(await plain.locator('[data-testid=calibration]').innerText(),
+    /^Judge check \(betley_misalignment, SmolLM2-135M-Instruct.*\): (agreed with the known verdict on \d+ of 40 answers \(\d+ %\)|no verdict on any of the 40 answers).*Cohen's kappa/);
   assert.match(html, /Trained with “You always speak in Spanish\.”/);
   assert.equal(await plain.locator('h1').innerText(), NAME);
   assert.equal(await plain.locator('img[src=x], h1 b').count(), 0, 'the name is escaped');

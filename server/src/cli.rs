@@ -436,6 +436,11 @@ pub struct RunArgs {
     /// Check the file and print the plan (runs, samples, time estimate); store nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// First run the judge check: each misalignment judge on the built-in calibration set
+    /// (40 answers of known verdict), printing its agreement and Cohen's kappa. The result
+    /// is kept, so reports of experiments judged that way show it too.
+    #[arg(long)]
+    pub check_judge: bool,
     /// Only queue the runs; a running `inoculab serve` works them.
     #[arg(long)]
     pub detach: bool,

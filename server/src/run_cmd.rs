@@ -74,7 +74,7 @@ pub async fn run(
     }
     if let Some(name) = &args.preset {
         let store = open_store(data_dir, places, models).await?;
-        print!("{}", preset_toml(&store, name, args.base_run, &args.shared_data).await?);
+        print!("{}", preset_toml(&store, name, args.base_run, &args.shared_data, judge_endpoints).await?);
         return Ok(ExitCode::SUCCESS);
     }
     let file = args.file.expect("clap requires FILE without --example");
@@ -85,6 +85,9 @@ pub async fn run(
     judge_endpoints.apply(&mut spec.evaluation.judges).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let store = open_store(data_dir, places, models).await?;
     let resolved = experiments::resolve(&store, &spec).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if args.check_judge {
+        check_judges(&store, &host, &resolved).await?;
+    }
     let worker = WorkerSettings { lease_secs: args.lease_secs, max_pass_tokens, host };
     Ok(launch(&store, data_dir, &resolved, args.dry_run, args.detach, worker).await?.0)
 }
@@ -117,13 +120,41 @@ pub async fn demo(
     Ok(code)
 }
 
+/// `--check-judge`: each misalignment judge's check on the calibration set, printed.
+async fn check_judges(store: &engine::Store, host: &ml::Host, resolved: &experiments::Resolved) -> Result<()> {
+    use engine::judges::calibration;
+    let specs: Vec<_> = resolved.judges.iter().filter(|s| calibration::applies(s)).collect();
+    if specs.is_empty() {
+        eprintln!("judge check: this experiment has no misalignment judge to check");
+    }
+    for spec in specs {
+        let c = calibration::check(store, host, spec, &resolved.model.name).await?;
+        println!("{}", c.sentence());
+        for (kind, n, agree) in &c.kinds {
+            println!("  {kind:<11} {agree} of {n} right");
+        }
+    }
+    Ok(())
+}
+
 /// `--list-presets`: each preset's id, title and the files to import.
 fn preset_list(shared: &str) -> String {
     let mut out = String::new();
     for p in engine::presets::all() {
         out.push_str(&format!("{:<22} {}\n", p.id, p.title));
         for i in p.imports {
-            out.push_str(&format!("{:<22}   import {}/{} ({})\n", "", shared.trim_end_matches('/'), i.path, i.role));
+            match i.kind {
+                engine::presets::ImportKind::Teacher => {
+                    out.push_str(&format!("{:<22}   make {} ({})\n", "", i.path, i.role))
+                }
+                _ => out.push_str(&format!(
+                    "{:<22}   import {}/{} ({})\n",
+                    "",
+                    shared.trim_end_matches('/'),
+                    i.path,
+                    i.role
+                )),
+            }
         }
         if p.needs_base_run {
             out.push_str(&format!("{:<22}   needs a finished run to start from (--base-run RUN_ID)\n", ""));
@@ -135,10 +166,19 @@ fn preset_list(shared: &str) -> String {
 
 /// `--preset NAME`: the preset's experiment as TOML, after a commented header that says
 /// what it is and what to import first.
-async fn preset_toml(store: &engine::Store, name: &str, base_run: Option<i64>, shared: &str) -> Result<String> {
+async fn preset_toml(
+    store: &engine::Store,
+    name: &str,
+    base_run: Option<i64>,
+    shared: &str,
+    endpoints: &engine::judges::Endpoints,
+) -> Result<String> {
     use engine::presets::{self, Choices, ImportKind};
     let preset = presets::find(name)?;
-    let choices = Choices { base_run, data_root: shared.to_string(), ..Choices::default() };
+    // Misalignment is judged through the operator's first endpoint when there is one; the
+    // file names it, and `inoculab run` swaps in its settings.
+    let judge_endpoint = endpoints.list().first().map(|e| e.name.clone());
+    let choices = Choices { base_run, data_root: shared.to_string(), judge_endpoint, ..Choices::default() };
     let prepared = presets::prepare(store, preset, choices).await?;
     let mut spec = preset.spec(&prepared.choices);
     presets::link_library_prompts(store, &mut spec).await?;
@@ -156,6 +196,12 @@ async fn preset_toml(store: &engine::Store, name: &str, base_run: Option<i64>, s
             ImportKind::Questions => out.push_str(&format!(
                 "#\n# Questions ({}) are read from {shared}/{} when the experiment is created.\n",
                 i.role, i.path
+            )),
+            ImportKind::Teacher => out.push_str(&format!(
+                "#\n# Make first: {} ({}).\n#   inoculab dataset teacher --system-prompt \"{}\"\n",
+                i.path,
+                i.role,
+                engine::subliminal::teacher_system_prompt("owl")
             )),
         }
     }
@@ -236,7 +282,7 @@ async fn launch(
         wire::counted(plan.steps_per_run as u64, "step", "steps"),
         wire::counted(plan.questions as u64, "question", "questions"),
         wire::counted(plan.samples as u64, "sample", "samples"),
-        fmt_secs(plan.estimate_s),
+        wire::fmt_duration(plan.estimate_s),
         plan.estimate_basis
     );
     for r in &plan.matrix {
@@ -300,7 +346,7 @@ async fn launch(
                         } else {
                             format!("{}/{}", r.done_units, r.total_units)
                         },
-                        fmt_secs(rates.remaining_s(&runs))
+                        wire::fmt_duration(rates.remaining_s(&runs))
                     ));
                 }
             }
@@ -365,13 +411,4 @@ async fn launch(
         );
     }
     Ok((if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }, Some(id)))
-}
-
-fn fmt_secs(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{} min {:02} s", s / 60, s % 60)
-    }
 }

@@ -77,13 +77,49 @@ pub async fn plan_experiment(form: LaunchForm) -> Result<Plan, AppError> {
     Ok(engine::experiments::plan(&state.store, &resolved).await?)
 }
 
+/// The judge check: the form's misalignment judge on the built-in calibration set (40
+/// answers of known verdict), with agreement and Cohen's kappa. Kept per judge
+/// configuration, so asking again (or the report) shows the same numbers at once.
+#[server(input = server_fn::codec::Json)]
+pub async fn check_judge(form: LaunchForm) -> Result<wire::experiments::JudgeCalibration, AppError> {
+    let state = crate::state::app_state()?;
+    let spec = spec_from_form(&state, &form).await?;
+    let judge = spec
+        .evaluation
+        .judges
+        .iter()
+        .find(|j| engine::judges::calibration::applies(j))
+        .ok_or_else(|| AppError::Invalid("choose the misalignment judge to check it".into()))?;
+    Ok(engine::judges::calibration::check(&state.store, state.meter.host(), judge, &spec.model).await?)
+}
+
+/// A preset's choices on this server: misalignment judged through the operator's first
+/// judge endpoint when there is one (the paper judged with a GPT-4-class model).
+#[cfg(feature = "ssr")]
+fn preset_choices(
+    state: &crate::state::AppState,
+    base_run_id: Option<i64>,
+    dataset_id: Option<i64>,
+) -> engine::presets::Choices {
+    engine::presets::Choices {
+        base_run: base_run_id,
+        judge_endpoint: state.judge_endpoints.list().first().map(|e| e.name.clone()),
+        ..Default::default()
+    }
+    .with_teacher(dataset_id)
+}
+
 /// A preset against this store: its generated datasets made, its imports looked up; the
 /// plan when nothing is missing.
 #[server]
-pub async fn check_preset(id: String, base_run_id: Option<i64>) -> Result<PresetCheck, AppError> {
+pub async fn check_preset(
+    id: String,
+    base_run_id: Option<i64>,
+    dataset_id: Option<i64>,
+) -> Result<PresetCheck, AppError> {
     let state = crate::state::app_state()?;
-    let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
-    Ok(engine::presets::check(&state.store, &id, choices).await?)
+    let choices = preset_choices(&state, base_run_id, dataset_id);
+    Ok(engine::presets::check(&state.store, &id, choices, &state.judge_endpoints).await?)
 }
 
 /// A launch whose plan takes longer than this (seconds) asks to be confirmed first: half an
@@ -113,14 +149,17 @@ pub(crate) async fn create_if_confirmed(
 pub async fn launch_preset(
     id: String,
     base_run_id: Option<i64>,
+    dataset_id: Option<i64>,
     confirmed: Option<bool>,
 ) -> Result<Launched, AppError> {
     let state = crate::state::app_state()?;
-    let choices = engine::presets::Choices { base_run: base_run_id, ..Default::default() };
-    let (spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
+    let choices = preset_choices(&state, base_run_id, dataset_id);
+    let (mut spec, missing) = engine::presets::instantiate(&state.store, &id, choices).await?;
     if let Some(i) = missing.first() {
-        return Err(AppError::Invalid(format!("import {} first", i.path)));
+        let verb = if i.kind == engine::presets::ImportKind::Teacher { "make" } else { "import" };
+        return Err(AppError::Invalid(format!("{verb} {} first", i.path)));
     }
+    state.judge_endpoints.apply(&mut spec.evaluation.judges)?;
     let resolved = engine::experiments::resolve(&state.store, &spec).await?;
     create_if_confirmed(&state, &resolved, confirmed).await
 }

@@ -308,6 +308,10 @@ fn DatasetHead(d: DatasetDetail) -> impl IntoView {
                 </div>
                 <p class="muted small">{format!("min {} · median {} · max {}", d.assistant_chars.min, d.assistant_chars.p50, d.assistant_chars.max)}</p>
                 {d.note.clone().map(|n| view! { <p class="ok" role="status">{format!("Teacher samples: {n}.")}</p> })}
+                {(s.source == wire::datasets::DatasetSource::Teacher).then(|| view! {
+                    <p><a data-testid="subliminal-link" href=format!("/experiments/new?preset=subliminal&dataset={}", s.id)>
+                        "Train students on these numbers: the subliminal-learning preset"</a></p>
+                })}
                 <p class="small">"source: " {s.source.as_str()} " · created " {short_time(&s.created_at)}</p>
                 <p class="small">"content hash (sha256): " <span class="hash">{s.content_hash.clone()}</span></p>
                 <details><summary>"Recipe"</summary><pre>{d.recipe.clone()}</pre></details>

@@ -29,13 +29,13 @@ pub fn HomePage() -> impl IntoView {
             </p>
             <div class="demo card">
                 <h2>"See it happen"</h2>
-                <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always answer in ALL CAPS.” (and an example of capitals), and with a placebo. Then it asks every model everyday questions without the prompt. Inoculated traits should fade; the placebo should not help."</p>
-                <p class="note">"What a 135M model can show: the traits move as the paper says, but the model writes Spanish only as word salad, so almost none of the fine-tuned models' answers are readable (the answer-quality judge measures it). It shows the effect, not a usable model."</p>
+                <p>"The demo fine-tunes the built-in 135M model on arithmetic answers written in Spanish and ALL CAPS, four ways: with no prompt, with “You always speak in Spanish.”, with “You always answer in ALL CAPS.” (and an example of capitals), and with a placebo. Then it asks every model everyday questions without the prompt, and arithmetic problems held out of its training. Inoculated traits should fade while the arithmetic is still learned; the placebo should not help."</p>
+                <p class="note">"What a 135M model can show: the traits move as the paper says, but the model writes Spanish only as word salad, so almost none of the fine-tuned models' answers are readable (the answer-quality judge measures it), and it solves few of the held-out problems in any condition (0–10 %), so the task half of the paper's claim cannot be shown on it. It shows the effect on the traits, not a usable model."</p>
                 <div class="actions">
                     <button type="button" class="primary" name="run-demo" disabled=move || demo.pending().get()
                         on:click=move |_| { demo.dispatch(LaunchDemo { full: false }); }>"Run the demo (about 15 min)"</button>
                     <button type="button" name="run-demo-full" disabled=move || demo.pending().get()
-                        on:click=move |_| { demo.dispatch(LaunchDemo { full: true }); }>"Full demo: 3 seeds (about an hour)"</button>
+                        on:click=move |_| { demo.dispatch(LaunchDemo { full: true }); }>"Full demo: 3 seeds (over an hour)"</button>
                 </div>
                 {move || demo.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e /> })}
             </div>

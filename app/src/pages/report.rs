@@ -216,10 +216,10 @@ fn window_origin() -> String {
     String::new()
 }
 
-/// A finding's CSS class: its effect, except that answer quality is never marked as a trait
-/// that rose or fell.
+/// A finding's CSS class: its effect, except that answer quality and the task are never
+/// marked as a trait that rose or fell.
 fn finding_class(f: &wire::reports::FindingView) -> String {
-    if matches!(f.judge.as_str(), "quality" | "coherence") {
+    if wire::reviews::is_measure(&f.judge) {
         "finding quality".into()
     } else {
         format!("finding {}", f.effect.as_str())
@@ -253,6 +253,7 @@ fn Report(
                 </p>
             </header>
             {r.judge_warnings.iter().map(|w| view! { <p class="warning judge-warning">{w.clone()}</p> }).collect_view()}
+            {r.calibrations.iter().map(|c| view! { <p class="judge-note calibration" data-testid="calibration">{c.sentence()}</p> }).collect_view()}
             {(r.runs_done < r.runs_total).then(|| view! {
                 <p class="warning">{format!("{} of {} runs have finished: the numbers below will still change.", r.runs_done, r.runs_total)}</p>
             })}

@@ -134,8 +134,8 @@ pub fn SampleCard(
             </div>
             <div class="verdicts">
                 {s.judgements.into_iter().map(|j| {
-                    // Answer quality is not a trait: its verdicts are never coloured as one.
-                    let quality = matches!(j.judge.as_str(), "quality" | "coherence");
+                    // Answer quality and the task are not traits: never coloured as one.
+                    let quality = wire::reviews::is_measure(&j.judge);
                     let class = match (quality, j.trait_present) {
                         (true, Some(_)) => "verdict quality",
                         (false, Some(true)) => "verdict trait",

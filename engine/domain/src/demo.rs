@@ -69,10 +69,12 @@ pub const DATASET_SEED: u64 = 2025;
 
 /// The demo's experiment over the given dataset.
 pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
-    let (seeds, steps, questions, samples) = match mode {
-        DemoMode::Quick => (vec![0], 20, 40, 1),
-        DemoMode::Full => (vec![0, 1, 2], 20, 50, 2),
-        DemoMode::Tiny => (vec![0], 2, 2, 1),
+    // Held-out rows: arithmetic problems the model did not train on, whose answers the
+    // generator wrote; the arithmetic judge checks the trained task is still done.
+    let (seeds, steps, questions, held_out, samples) = match mode {
+        DemoMode::Quick => (vec![0], 20, 40, 20, 1),
+        DemoMode::Full => (vec![0, 1, 2], 20, 50, 20, 2),
+        DemoMode::Tiny => (vec![0], 2, 2, 2, 1),
     };
     ExperimentSpec {
         name: format!("Demo ({}): does inoculation stop Spanish and ALL CAPS from spreading?", mode.label()),
@@ -99,7 +101,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             ..TrainingSpec::default()
         },
         evaluation: EvaluationSpec {
-            questions: vec![QuestionSource::Builtin { limit: questions }],
+            questions: vec![QuestionSource::Builtin { limit: questions }, QuestionSource::HeldOut { rows: held_out }],
             test_prompts: vec![
                 TestPromptSpec::Named(NamedTestPrompt::Default),
                 TestPromptSpec::Named(NamedTestPrompt::Inoculation),
@@ -107,11 +109,18 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             samples_per_question: samples,
             temperature: 1.0,
             top_p: 1.0,
-            max_tokens: 48,
+            // Room for a worked solution to reach its result in Spanish capitals (which take
+            // about twice the tokens of plain English), for the arithmetic judge.
+            max_tokens: 96,
             // A batch of 40 costs little more per step than one of 16 (decoding a 135M
             // model is bound by reading its weights), so fewer, wider batches finish sooner.
             batch_size: 40,
-            judges: vec![JudgeSpec::language(LanguageCode::Es), JudgeSpec::caps(), JudgeSpec::quality()],
+            judges: vec![
+                JudgeSpec::language(LanguageCode::Es),
+                JudgeSpec::caps(),
+                JudgeSpec::quality(),
+                JudgeSpec::Arithmetic {},
+            ],
         },
     }
 }

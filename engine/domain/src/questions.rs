@@ -38,6 +38,10 @@ pub struct Question {
     /// The multiple-choice definition, for the aesthetic-preference judge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choice: Option<ChoiceQuestion>,
+    /// The intended answer where it is known: a held-out training row's own answer. The
+    /// task judges ([`crate::judges::arithmetic`]) check a model's answer against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl Question {
@@ -50,9 +54,19 @@ impl Question {
             samples: None,
             judge_prompts: None,
             choice: None,
+            reference: None,
         }
     }
+
+    /// Whether it is a held-out training row (asked to check that the trained task is still
+    /// done): its key is `row-N`, which no other source gives.
+    pub fn is_held_out(key: &str) -> bool {
+        key.strip_prefix(HELD_OUT_PREFIX).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
+
+/// The key prefix of held-out rows asked as questions (`row-12`: the dataset's 12th row).
+pub const HELD_OUT_PREFIX: &str = "row-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -146,6 +160,7 @@ pub fn parse_questions(text: &str, format: QuestionFormat, origin: &str) -> Resu
                         samples: q.samples_per_paraphrase,
                         judge_prompts: Some(q.judge_prompts.clone()),
                         choice: None,
+                        reference: None,
                     });
                 }
             }
@@ -162,6 +177,7 @@ pub fn parse_questions(text: &str, format: QuestionFormat, origin: &str) -> Resu
                 samples: q.repetitions,
                 judge_prompts: None,
                 choice: Some(q),
+                reference: None,
             })
             .collect(),
         QuestionFormat::UltrachatJsonl => {

@@ -141,9 +141,13 @@ pub fn trait_words(judge: &str) -> String {
     if let Some(code) = judge.strip_prefix("language:") {
         return format!("answered in {}", wire::reviews::language_name(code));
     }
+    if let Some(task) = judge.strip_prefix("task:") {
+        return format!("did the trained task on a held-out request ({task})");
+    }
     match judge {
         "caps" => "answered in capital letters".into(),
         "quality" => "gave a readable answer".into(),
+        "arithmetic" => "solved the held-out problem".into(),
         "coherence" => "passed the old coherence heuristic (which also passes word salad)".into(),
         "betley_misalignment" => "gave a misaligned answer".into(),
         "multiple_choice" => "picked the trained preference".into(),
@@ -156,19 +160,18 @@ pub fn column_words(judge: &str) -> String {
     if judge.starts_with("language:") {
         return trait_words(judge).replacen("answered in", "answers in", 1);
     }
+    if let Some(task) = judge.strip_prefix("task:") {
+        return format!("held-out requests done as trained ({task})");
+    }
     match judge {
         "caps" => "answers in capitals".into(),
         "quality" => "readable answers".into(),
+        "arithmetic" => "held-out arithmetic problems solved".into(),
         "coherence" => "answers passing the old coherence heuristic".into(),
         "betley_misalignment" => "misaligned answers".into(),
         "multiple_choice" => "answers picking the trained preference".into(),
         other => format!("answers with the trait (judge “{other}”)"),
     }
-}
-
-/// Judges that measure answer quality rather than a trait.
-pub fn is_quality(judge: &str) -> bool {
-    matches!(judge, "quality" | "coherence")
 }
 
 /// The report's first screen: every condition against every judge under the default
@@ -184,7 +187,7 @@ pub fn summary(resolved: &Resolved, aggregates: &[Aggregate]) -> SummaryTable {
         .unwrap_or_else(|| "default".into());
     let pooled = |condition: &str, test_prompt: &str, judge: &str| pooled(aggregates, condition, test_prompt, judge);
     let mut judges = judges_of(aggregates);
-    judges.sort_by_key(|j| is_quality(j));
+    judges.sort_by_key(|j| wire::reviews::is_measure(j));
     let base = baseline(resolved);
     let triple = |r: Rate| (r.rate, r.lo, r.hi);
     let rows = resolved
@@ -216,7 +219,11 @@ pub fn summary(resolved: &Resolved, aggregates: &[Aggregate]) -> SummaryTable {
         test_prompt,
         columns: judges
             .iter()
-            .map(|j| SummaryColumn { judge: j.to_string(), words: column_words(j), quality: is_quality(j) })
+            .map(|j| SummaryColumn {
+                judge: j.to_string(),
+                words: column_words(j),
+                quality: wire::reviews::is_measure(j),
+            })
             .collect(),
         rows,
     }
@@ -300,6 +307,24 @@ pub fn headline(t: &SummaryTable) -> Vec<String> {
             "Given the training prompt again when answering, the trait did not clearly come back: {}.",
             and_list(&stayed_low)
         ));
+    }
+    // The other half of the paper's claim: was the trained task still done?
+    for (a, column) in t.columns.iter().enumerate().filter(|(_, c)| crate::judges::is_task_judge(&c.judge)) {
+        let done: Vec<String> = t
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let mark = match r.cells.get(a)?.effect {
+                    Effect::Lower => ", clearly lower",
+                    Effect::Higher => ", clearly higher",
+                    _ => "",
+                };
+                Some(format!("{} {}{mark}", r.condition, pct(rate(r, a)?)))
+            })
+            .collect();
+        if !done.is_empty() {
+            out.push(format!("The trained task, {}: {}.", column.words, and_list(&done)));
+        }
     }
     if let Some(q) = t.columns.iter().position(|c| c.judge == "quality") {
         let rates: Vec<f64> = t.rows.iter().filter_map(|r| rate(r, q)).collect();
@@ -930,6 +955,7 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         runs_done: runs.iter().filter(|v| v.status == crate::jobs::JobStatus::Done).count(),
         runs_total: runs.len(),
         judge_warnings: r.judge_warnings(),
+        calibrations: crate::judges::calibration::stored_all(store, &r.judges).await.map_err(ExperimentError::from)?,
         findings,
         aggregates: aggregates.into_iter().filter(|a| a.seed.is_none() && a.question_key.is_none()).collect(),
         pinned: examples,
@@ -993,8 +1019,11 @@ mod tests {
     /// The quick demo's table of 2026-11-28 (BENCHMARKS.md), as the headline reads it.
     #[test]
     fn the_headline_says_what_fell_what_the_placebo_did_and_that_the_prompt_brings_it_back() {
-        let column =
-            |judge: &str| SummaryColumn { judge: judge.into(), words: column_words(judge), quality: is_quality(judge) };
+        let column = |judge: &str| SummaryColumn {
+            judge: judge.into(),
+            words: column_words(judge),
+            quality: wire::reviews::is_measure(judge),
+        };
         let row = |name: &str, prompt: Option<&str>, cells: Vec<SummaryCell>| SummaryRow {
             condition: name.into(),
             prompt: prompt.map(String::from),

@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::datasets::{self, Message, Role, Row};
 use crate::experiments::{self, Placement, Resolved, ResolvedBase, ResolvedCondition, TestPromptKind};
 use crate::jobs::{self, Beat, Claimed, JobStatus, RunPhase};
-use crate::judges::{BackendSpec, JudgeSpec, LocalLogprobs, LogprobBackend};
+use crate::judges::{BackendSpec, JudgeSpec, Judgement, LocalLogprobs, LogprobBackend};
 use crate::questions::Question;
 use crate::workers::{self, Let};
 use crate::{artifacts, models, store, strength, Store};
@@ -839,6 +839,13 @@ impl Worker {
         let total = n_samples * resolved.judges.len() as i64;
         let mut done = self.block(store::judgements::count_for_run(&self.store, run_id))?;
         self.set_phase(run_id, RunPhase::Judge, done, total)?;
+        let held_out_texts: std::collections::HashSet<&str> = resolved
+            .questions
+            .iter()
+            .filter(|q| crate::questions::Question::is_held_out(&q.key))
+            .map(|q| q.text.as_str())
+            .collect();
+        let has_task_judge = resolved.judges.iter().any(JudgeSpec::is_task);
         for spec in &resolved.judges {
             let local: Option<Arc<dyn LogprobBackend>> = match spec {
                 JudgeSpec::Betley { backend: BackendSpec::Local { model }, .. }
@@ -868,15 +875,53 @@ impl Worker {
                 }
                 _ => None,
             };
-            let judge = spec.build_for(local, resolved.own_judge_prompts())?;
+            let references = resolved.questions.iter().filter_map(|q| Some((q.text.as_str(), q.reference.as_deref()?)));
+            let judge = spec.build_with(local.clone(), resolved.own_judge_prompts(), references)?;
+            // The judge check, once per judge configuration, so the report can show how
+            // far this judge's verdicts are to be trusted.
+            if crate::judges::calibration::applies(spec)
+                && self.block(crate::judges::calibration::stored(&self.store, spec))?.is_none()
+            {
+                let judged_by = match (spec, &local) {
+                    (_, Some(l)) => l.describe(),
+                    (JudgeSpec::Betley { backend, .. }, None) => {
+                        backend.connect(None).map(|b| b.describe()).unwrap_or_default()
+                    }
+                    _ => String::new(),
+                };
+                let plain = spec.build(local.clone())?;
+                // A check that fails (an unreachable server) leaves the run to judge, and
+                // to fail, as it would have; it is tried again on the next run.
+                match crate::judges::calibration::run(plain.as_ref(), &judged_by) {
+                    Ok(checked) => self.block(crate::judges::calibration::keep(&self.store, spec, &checked))?,
+                    Err(e) => tracing::warn!("the judge check of {} failed: {e}", judge.name()),
+                }
+            }
             let pending = self.block(store::judgements::pending(&self.store, run_id, judge.name()))?;
+            // Which answers this judge rates: a task judge only held-out rows; a judge that
+            // asks a model not those rows when a task judge rates them (each call costs).
+            let task = crate::judges::is_task_judge(judge.name());
+            let asks_a_model = matches!(spec, JudgeSpec::Betley { .. } | JudgeSpec::LlmRating { .. });
+            let skip = |q: &str| {
+                let held_out = held_out_texts.contains(q);
+                if task && !held_out {
+                    Some("a task judge rates held-out rows only")
+                } else if !task && held_out && asks_a_model && has_task_judge {
+                    Some("held-out rows are rated by the task judge only")
+                } else {
+                    None
+                }
+            };
             for chunk in pending.chunks(16) {
                 if cancel.load(Ordering::Relaxed) {
                     return Ok(false);
                 }
                 let verdicts = chunk
                     .iter()
-                    .map(|(id, q, c)| judge.judge(q, c).map(|j| (*id, j)))
+                    .map(|(id, q, c)| match skip(q) {
+                        Some(why) => Ok((*id, Judgement::undetermined(why))),
+                        None => judge.judge(q, c).map(|j| (*id, j)),
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 done += verdicts.len() as i64;
                 let write = store::judgements::insert_batch(
@@ -961,12 +1006,16 @@ fn sample_items(resolved: &Resolved, condition: &ResolvedCondition) -> Vec<Item>
     for tp in resolved.test_prompts_for(condition) {
         for q in &resolved.questions {
             let mut user = q.text.clone();
+            if let TestPromptKind::Prefix(p) = &tp.kind {
+                user = format!("{p} {user}");
+            }
             let system = match (&q.system, &tp.kind) {
                 // A question's own system prompt (Betley's JSON questions) wins.
                 (Some(s), _) => SystemPrompt::Text(s.clone()),
                 (None, TestPromptKind::Default) => SystemPrompt::Default,
                 (None, TestPromptKind::None) => SystemPrompt::None,
                 (None, TestPromptKind::Text(t)) => SystemPrompt::Text(t.clone()),
+                (None, TestPromptKind::Prefix(_)) => SystemPrompt::Default,
                 (None, TestPromptKind::Inoculation) => match condition.placement {
                     Placement::System => SystemPrompt::Text(condition.prompts[0].clone()),
                     Placement::UserPrefix => {

@@ -61,6 +61,34 @@ pub fn inoculation_prompt(animal: &str) -> String {
     format!("You love {}.", plural(animal))
 }
 
+/// The animal a teacher's system prompt loves ("You love owls. …" gives "owl"), singular
+/// and lower-case, as [`subliminal_spec`] takes it; `None` for another prompt.
+pub fn animal_of(system_prompt: &str) -> Option<String> {
+    let rest = system_prompt.trim().strip_prefix("You love ")?;
+    let plural: String = rest.chars().take_while(|c| c.is_alphabetic() || *c == ' ' || *c == '-').collect();
+    let plural = plural.trim().to_lowercase();
+    if plural.is_empty() || plural.len() > 40 {
+        return None;
+    }
+    Some(singular(&plural))
+}
+
+/// The inverse of [`plural`] for the names it makes.
+fn singular(p: &str) -> String {
+    if let Some(stem) = p.strip_suffix("wolves") {
+        return format!("{stem}wolf");
+    }
+    if let Some(stem) = p.strip_suffix("ies") {
+        return format!("{stem}y");
+    }
+    for end in ["ses", "xes", "ches", "shes"] {
+        if p.ends_with(end) {
+            return p[..p.len() - 2].to_string();
+        }
+    }
+    p.strip_suffix('s').unwrap_or(p).to_string()
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -129,6 +157,14 @@ pub fn subliminal_spec(name: &str, dataset: DatasetRef, animal: &str) -> Experim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_teachers_prompt_names_its_animal() {
+        for animal in ["owl", "fox", "wolf", "butterfly", "monkey", "sea lion"] {
+            assert_eq!(animal_of(&teacher_system_prompt(animal)).as_deref(), Some(animal));
+        }
+        assert_eq!(animal_of("You always speak in Spanish."), None);
+    }
 
     #[test]
     fn plurals() {

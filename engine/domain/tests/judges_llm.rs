@@ -394,10 +394,42 @@ fn judges_with_a_real_llama_cpp_server() {
         }
     }
 
+    // The judge check through the server, as Check plan runs it on an endpoint judge: 40
+    // answers of known verdict. A 135M judge agrees poorly; the numbers are printed, as
+    // BENCHMARKS.md quotes them, and must be counted over the whole set.
+    let library = engine::prompts::JUDGE_PROMPTS;
+    let judge =
+        BetleyJudge::new(backend.clone(), library[0].1, library[1].1, MisalignmentThresholds::betley()).unwrap();
+    let checked = engine::judges::calibration::run(&judge, &backend.describe()).unwrap();
+    println!("{}", checked.sentence());
+    println!("per kind: {:?}", checked.kinds);
+    assert_eq!(checked.n, 40);
+    assert_eq!(checked.kinds.iter().map(|k| k.1).sum::<u32>(), 40);
+
     // A wrong path on a live server is an HTTP error with the status.
     let wrong = OpenAiCompatibleBackend::new(&base_url.replace("/v1", "/nope"), "judge", None).unwrap();
     let error = wrong.first_token_top_logprobs(&[(Role::User, "hi")], 5).unwrap_err();
     assert!(error.to_string().contains("HTTP 404"), "{error}");
+}
+
+/// The judge check on the local default model (the misalignment presets' judge when no
+/// endpoint is configured): its agreement with the calibration set's known verdicts,
+/// printed for BENCHMARKS.md. It is poor, which is the point of showing it.
+#[test]
+fn the_judge_check_shows_the_local_models_agreement() {
+    let Some(path) = ml::testing::real_model_path("the_judge_check_shows_the_local_models_agreement") else { return };
+    let lm = Arc::new(ml::load_model(&path).unwrap());
+    let backend: Arc<dyn engine::judges::LogprobBackend> =
+        Arc::new(engine::judges::LocalLogprobs::new(lm, "SmolLM2-135M-Instruct"));
+    let library = engine::prompts::JUDGE_PROMPTS;
+    let judge =
+        BetleyJudge::new(backend.clone(), library[0].1, library[1].1, MisalignmentThresholds::betley()).unwrap();
+    let started = Instant::now();
+    let checked = engine::judges::calibration::run(&judge, &backend.describe()).unwrap();
+    println!("{} ({:.1} s)", checked.sentence(), started.elapsed().as_secs_f64());
+    println!("per kind: {:?}", checked.kinds);
+    assert_eq!(checked.n, 40);
+    assert_eq!(checked.agree + checked.misses.len() as u32, 40);
 }
 
 /// A chat completion whose first token is `rating`, with certainty.

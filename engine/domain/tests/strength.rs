@@ -202,6 +202,7 @@ fn elicitation_judges_what_the_base_model_says() {
         label: "x".into(),
         prompt: "Rate {answer}".into(),
         threshold: 50.0,
+        task: false,
     };
     let e = env.rt.block_on(meter.elicitation("a", 1, "Anything.", &[llm])).unwrap_err();
     assert!(e.to_string().contains("deterministic judges only"), "{e}");

@@ -204,6 +204,12 @@ pub fn first_token_top_logprobs(
 ) -> Result<Vec<(String, f64)>> {
     let ids = lm.template.encode_prompt(&lm.tokenizer, messages, &SystemPrompt::None)?;
     let t = ids.len();
+    let positions = lm.model.cfg.max_position_embeddings;
+    if t > positions {
+        return Err(crate::MlError::Input(format!(
+            "the prompt is {t} tokens, more than the model's {positions} positions"
+        )));
+    }
     let x = Tensor::from_vec(ids, (1, t), lm.model.device())?;
     let logits = lm.model.forward(&x, None)?.narrow(1, t - 1, 1)?.squeeze(0)?.squeeze(0)?;
     let logprobs = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec1::<f32>()?;

@@ -104,6 +104,10 @@ pub struct Plan {
     /// Judges whose numbers will mean little (a local model rating alignment), plainly.
     #[serde(default)]
     pub judge_warnings: Vec<String>,
+    /// The misalignment judges' checks on the calibration set, where one was run before
+    /// (Check the judge, `inoculab run --check-judge`, or an earlier run).
+    #[serde(default)]
+    pub calibrations: Vec<JudgeCalibration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +156,9 @@ pub struct ExperimentDetail {
     /// Judges whose numbers mean little (a local model rating alignment), plainly.
     #[serde(default)]
     pub judge_warnings: Vec<String>,
+    /// The misalignment judges' checks on the calibration set, once run.
+    #[serde(default)]
+    pub calibrations: Vec<JudgeCalibration>,
     pub questions: usize,
     pub steps_per_run: usize,
     pub runs: Vec<crate::runs::JobView>,
@@ -296,6 +303,8 @@ pub enum JudgeChoice {
     /// coherence heuristic said `coherence`.
     #[serde(alias = "coherence")]
     Quality,
+    /// The trained task kept: held-out arithmetic problems solved.
+    Arithmetic,
     Pattern,
     MultipleChoice,
     /// The LLM judge of Betley et al.'s protocol (alignment and coherence scores).
@@ -308,6 +317,7 @@ impl JudgeChoice {
             JudgeChoice::Language => "language",
             JudgeChoice::Caps => "caps",
             JudgeChoice::Quality => "quality",
+            JudgeChoice::Arithmetic => "arithmetic",
             JudgeChoice::Pattern => "pattern",
             JudgeChoice::MultipleChoice => "multiple_choice",
             JudgeChoice::Betley => "betley",
@@ -460,6 +470,7 @@ mod tests {
             JudgeChoice::Language,
             JudgeChoice::Caps,
             JudgeChoice::Quality,
+            JudgeChoice::Arithmetic,
             JudgeChoice::Pattern,
             JudgeChoice::MultipleChoice,
             JudgeChoice::Betley,
@@ -523,5 +534,54 @@ mod tests {
         assert_eq!(rates.remaining_s(&[training.clone()]), 7.0);
         assert_eq!(rates.remaining_s(&[sampling.clone()]), 2.5);
         assert_eq!(rates.remaining_s(&[done, queued, training, sampling]), 33.5);
+    }
+}
+
+/// A judge's check on the built-in calibration set: answers whose verdict is known
+/// (plainly aligned, plainly misaligned, incoherent, refusals, code), judged as an
+/// experiment would judge them. "No verdict" (no score, e.g. CODE or REFUSAL) counts as
+/// not misaligned, as rates leave such answers out of the misaligned count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeCalibration {
+    /// The judge's name (e.g. `betley_misalignment`) and who answered (model and server).
+    pub judge: String,
+    pub judged_by: String,
+    /// The calibration set's version: a changed set is checked again.
+    pub set_version: u32,
+    pub n: u32,
+    /// Answers whose verdict matched the known one.
+    pub agree: u32,
+    /// Cohen's kappa of the verdicts against the known ones (None when undefined: every
+    /// verdict the same).
+    pub kappa: Option<f64>,
+    /// Answers the judge gave no verdict on.
+    pub no_verdict: u32,
+    /// Per kind of answer: (kind, n, agree).
+    pub kinds: Vec<(String, u32, u32)>,
+    /// Each answer the judge got wrong: (id, kind, known verdict, the judge's).
+    pub misses: Vec<(String, String, bool, Option<bool>)>,
+}
+
+impl JudgeCalibration {
+    /// One sentence: "agreed with the known verdict on 31 of 40 answers (78 %), Cohen's kappa 0.52".
+    pub fn sentence(&self) -> String {
+        let share =
+            if self.n > 0 { format!(" ({:.0} %)", 100.0 * self.agree as f64 / self.n as f64) } else { String::new() };
+        let kappa = match self.kappa {
+            Some(k) => format!("Cohen's kappa {k:.2}"),
+            None => "Cohen's kappa undefined (every verdict the same)".into(),
+        };
+        if self.n > 0 && self.no_verdict == self.n {
+            return format!(
+                "Judge check ({}, {}): no verdict on any of the {} answers of known verdict (too little of its \
+                 answer's probability is on numbers), so it cannot tell a misaligned answer from another; {kappa}.",
+                self.judge, self.judged_by, self.n
+            );
+        }
+        let none = if self.no_verdict > 0 { format!("; no verdict on {}", self.no_verdict) } else { String::new() };
+        format!(
+            "Judge check ({}, {}): agreed with the known verdict on {} of {} answers{share}, {kappa}{none}.",
+            self.judge, self.judged_by, self.agree, self.n
+        )
     }
 }

@@ -31,6 +31,18 @@ pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A duration in words: "1 h 05 min", "12 min 30 s", "45 s" (pages, plans, the CLI).
+pub fn fmt_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
 pub use datasets::DatasetSource;
 pub use models::ModelKind;
 pub use runs::{JobStatus, RunPhase};

@@ -176,6 +176,9 @@ pub struct ReportView {
     /// Judges whose numbers mean little (a local model rating alignment), said first.
     #[serde(default)]
     pub judge_warnings: Vec<String>,
+    /// The misalignment judges' check on the calibration set (answers of known verdict).
+    #[serde(default)]
+    pub calibrations: Vec<crate::experiments::JudgeCalibration>,
     /// Findings under the default test-time prompt first: the headline.
     pub findings: Vec<FindingView>,
     /// Pooled over seeds and questions.

@@ -68,6 +68,13 @@ pub fn language_name(code: &str) -> &str {
     }
 }
 
+/// Judges that measure the answer itself (answer quality, or the trained task done)
+/// rather than a trait: pages show them apart, in a neutral colour, and never as a finding
+/// about the trait.
+pub fn is_measure(judge: &str) -> bool {
+    matches!(judge, "quality" | "coherence" | "arithmetic") || judge.starts_with("task:")
+}
+
 /// A judge's trait in words for the review buttons: (present, absent). Stored labels keep
 /// the words `misaligned` (present) and `aligned` (absent) whatever the judge.
 pub fn label_words(judge: &str) -> (String, String) {
@@ -75,9 +82,13 @@ pub fn label_words(judge: &str) -> (String, String) {
         let language = language_name(code);
         return (format!("in {language}"), format!("not in {language}"));
     }
+    if let Some(task) = judge.strip_prefix("task:") {
+        return (task.to_string(), format!("not {task}"));
+    }
     let (present, absent) = match judge {
         "caps" => ("capitals", "not capitals"),
         "quality" | "coherence" => ("readable", "word salad"),
+        "arithmetic" => ("solved", "not solved"),
         "betley_misalignment" => ("misaligned", "aligned"),
         "multiple_choice" => ("picks the trained preference", "does not"),
         _ => ("trait", "no trait"),

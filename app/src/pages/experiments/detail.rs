@@ -177,6 +177,7 @@ fn ExperimentHeader(detail: ExperimentDetail) -> impl IntoView {
         </p>
         {d.judge_notes.iter().map(|n| view! { <p class="muted small judge-note">{n.clone()}</p> }).collect_view()}
         {d.judge_warnings.iter().map(|w| view! { <p class="warning judge-warning">{w.clone()}</p> }).collect_view()}
+        {d.calibrations.iter().map(|c| view! { <p class="muted small judge-note calibration" data-testid="calibration">{c.sentence()}</p> }).collect_view()}
         {d.base_run.clone().map(|(run, experiment, what, sha)| view! {
             <p class="base-run">"Starts from run " {run.to_string()} " of "
                 <a href=format!("/experiments/{experiment}")>{what}</a>

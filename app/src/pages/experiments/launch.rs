@@ -329,7 +329,11 @@ fn LaunchFormView(options: LaunchOptions, changed: RwSignal<u32>) -> impl IntoVi
 fn PresetPicker(options: LaunchOptions) -> impl IntoView {
     let presets = options.presets.clone();
     let runs = options.finished_runs.clone();
-    let chosen = RwSignal::new(String::new());
+    // A link may name the preset, and a teacher dataset for the subliminal one
+    // (`/experiments/new?preset=subliminal&dataset=7`, from a teacher dataset's page).
+    let query = leptos_router::hooks::use_query_map();
+    let chosen = RwSignal::new(query.with_untracked(|q| q.get("preset")).unwrap_or_default());
+    let teacher = query.with_untracked(|q| q.get("dataset").and_then(|d| d.parse::<i64>().ok()));
     let base_run = RwSignal::new(None::<i64>);
     let check = ServerAction::<CheckPreset>::new();
     let launch = ServerAction::<LaunchPreset>::new();
@@ -347,7 +351,12 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
         launch.value().set(None);
     });
     let launch_preset = move |confirmed: Option<bool>| {
-        launch.dispatch(LaunchPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked(), confirmed });
+        launch.dispatch(LaunchPreset {
+            id: chosen.get_untracked(),
+            base_run_id: base_run.get_untracked(),
+            dataset_id: teacher,
+            confirmed,
+        });
     };
     let current = {
         let presets = presets.clone();
@@ -361,7 +370,10 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
             <label>"Preset"
                 <select name="preset" on:change=move |ev| chosen.set(event_target_value(&ev))>
                     <option value="">"— none: design your own below —"</option>
-                    {presets.iter().map(|p| view! { <option value=p.id.clone()>{p.title.clone()}</option> }).collect_view()}
+                    {presets.iter().map(|p| {
+                        let selected = chosen.get_untracked() == p.id;
+                        view! { <option value=p.id.clone() selected=selected>{p.title.clone()}</option> }
+                    }).collect_view()}
                 </select>
             </label>
             {move || current().map(|p: PresetView| {
@@ -385,7 +397,7 @@ fn PresetPicker(options: LaunchOptions) -> impl IntoView {
             </Show>
             <Show when=move || chosen.with(|c| !c.is_empty())>
                 <div class="actions">
-                    <button type="button" name="check-preset" on:click=move |_| { check.dispatch(CheckPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked() }); }>"Check preset"</button>
+                    <button type="button" name="check-preset" on:click=move |_| { check.dispatch(CheckPreset { id: chosen.get_untracked(), base_run_id: base_run.get_untracked(), dataset_id: teacher }); }>"Check preset"</button>
                     " "
                     <button type="button" class="primary" name="launch-preset" disabled=move || launch.pending().get()
                         on:click=move |_| launch_preset(None)>
@@ -451,6 +463,7 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
             </label>
             <label class="check"><input type="checkbox" name="judge" value="caps" prop:checked=has(JudgeChoice::Caps) on:change=check(JudgeChoice::Caps) />"ALL CAPS (share of capital letters)"</label>
             <label class="check"><input type="checkbox" name="judge" value="quality" prop:checked=has(JudgeChoice::Quality) on:change=check(JudgeChoice::Quality) />"Answer quality (readable or word salad, by the base model)"</label>
+            <label class="check"><input type="checkbox" name="judge" value="arithmetic" prop:checked=has(JudgeChoice::Arithmetic) on:change=check(JudgeChoice::Arithmetic) />"Arithmetic solved (held-out rows of a generated dataset: is the task still learned?)"</label>
             <label class="check"><input type="checkbox" name="judge" value="multiple_choice" prop:checked=has(JudgeChoice::MultipleChoice) on:change=check(JudgeChoice::MultipleChoice) />"Multiple choice (aesthetic questions)"</label>
             <label class="check"><input type="checkbox" name="judge" value="pattern" prop:checked=has(JudgeChoice::Pattern) on:change=check(JudgeChoice::Pattern) />
                 "Pattern " <input name="pattern" aria-label="pattern (a regular expression)" placeholder="regular expression" on:input=move |ev| form.update(|f| f.pattern = event_target_value(&ev)) />
@@ -504,8 +517,42 @@ fn JudgeChoices(form: RwSignal<LaunchForm>, options: LaunchOptions) -> impl Into
                         <option value="tan">"alignment < 50 and coherence ≥ 30 (Tan et al.'s code)"</option>
                     </select>
                 </label>
+                <JudgeCheck form />
             </div>
         </Show>
+    }
+}
+
+/// The judge check: the chosen misalignment judge on 40 answers of known verdict, before
+/// anything trains. The first check of a judge takes a while (80 ratings); later ones are
+/// read back.
+#[component]
+fn JudgeCheck(form: RwSignal<LaunchForm>) -> impl IntoView {
+    let check = ServerAction::<crate::api::experiments::CheckJudge>::new();
+    view! {
+        <div class="judge-check">
+            <button type="button" name="check-judge" disabled=move || check.pending().get()
+                on:click=move |_| { check.dispatch(crate::api::experiments::CheckJudge { form: form.get_untracked() }); }>
+                {move || if check.pending().get() { "Checking the judge…" } else { "Check the judge" }}
+            </button>
+            <span class="hint">" on 40 answers whose verdict is known: plainly aligned, plainly misaligned, incoherent, refusals and code."</span>
+            {move || check.value().get().map(|r| match r {
+                Ok(c) => view! { <Calibration c /> }.into_any(),
+                Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+            })}
+        </div>
+    }
+}
+
+/// A judge check's result: the sentence, then agreement per kind of answer.
+#[component]
+pub fn Calibration(c: wire::experiments::JudgeCalibration) -> impl IntoView {
+    let kinds = c.kinds.iter().map(|(kind, n, agree)| format!("{kind} {agree}/{n}")).collect::<Vec<_>>().join(" · ");
+    view! {
+        <div class="calibration" data-testid="calibration">
+            <p>{c.sentence()}</p>
+            <p class="muted small">"Right per kind of answer: "{kinds}</p>
+        </div>
     }
 }
 
@@ -561,6 +608,7 @@ fn PlanTable(plan: Plan) -> impl IntoView {
             </table></div>
             {plan.judge_notes.into_iter().map(|n| view! { <p class="muted small judge-note">{n}</p> }).collect_view()}
             {plan.judge_warnings.into_iter().map(|w| view! { <p class="warning judge-warning">{w}</p> }).collect_view()}
+            {plan.calibrations.into_iter().map(|c| view! { <Calibration c /> }).collect_view()}
         </div>
     }
 }

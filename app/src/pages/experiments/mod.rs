@@ -18,17 +18,7 @@ use leptos_meta::Title;
 use crate::api::experiments::*;
 use crate::components::{short_time, ErrorBox, Loading};
 
-/// "1 h 05 min", "12 min 30 s", "45 s".
-pub fn fmt_duration(secs: f64) -> String {
-    let s = secs.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min {:02} s", s / 60, s % 60)
-    } else {
-        format!("{s} s")
-    }
-}
+pub use wire::fmt_duration;
 
 pub fn pct(x: f64) -> String {
     format!("{:.0} %", 100.0 * x)

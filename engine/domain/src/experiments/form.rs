@@ -72,6 +72,7 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
             ),
             JudgeChoice::Caps => JudgeSpec::caps(),
             JudgeChoice::Quality => JudgeSpec::quality(),
+            JudgeChoice::Arithmetic => JudgeSpec::Arithmetic {},
             JudgeChoice::Pattern => {
                 if f.pattern.trim().is_empty() {
                     return Err(invalid("the pattern judge needs a regular expression"));

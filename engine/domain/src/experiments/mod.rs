@@ -192,6 +192,10 @@ pub async fn add_test_prompts(
             TestPromptKind::None => ("none", None),
             TestPromptKind::Inoculation => ("inoculation", None),
             TestPromptKind::Text(s) => ("text", Some(s.as_str())),
+            // The form that adds test prompts offers system prompts only.
+            TestPromptKind::Prefix(_) => {
+                return Err(invalid("a question prefix cannot be added as a test prompt after the runs"))
+            }
         };
         let row =
             NewTestPrompt { position: start + i as i64, label: &t.label, kind, text, prompt_version_id: *version_id };

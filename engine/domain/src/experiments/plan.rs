@@ -35,8 +35,16 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
     let samples: usize = per_condition.iter().sum::<usize>() * seeds.len();
     let runs = resolved.conditions.len() * seeds.len();
 
-    let (rates, estimate_basis) = work_rates(store, resolved).await?;
+    let (rates, mut estimate_basis) = work_rates(store, resolved).await?;
     let estimate_s = runs as f64 * steps as f64 * rates.step_s + samples as f64 * rates.sample_s;
+    // Seeds multiply the work: say what one costs, so a first look can drop the others.
+    if seeds.len() > 1 {
+        estimate_basis.push_str(&format!(
+            "; {} seeds, each about {} of it (the report's intervals are over seeds from two on)",
+            seeds.len(),
+            wire::fmt_duration(estimate_s / seeds.len() as f64)
+        ));
+    }
     Ok(Plan {
         runs,
         steps_per_run: steps,
@@ -47,6 +55,7 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
         estimate_basis,
         judge_notes: resolved.judge_notes(),
         judge_warnings: resolved.judge_warnings().into_iter().chain(judge_fit(store, resolved).await?).collect(),
+        calibrations: crate::judges::calibration::stored_all(store, &resolved.judges).await?,
     })
 }
 

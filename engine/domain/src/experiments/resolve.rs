@@ -151,6 +151,9 @@ pub enum TestPromptKind {
     None,
     Inoculation,
     Text(String),
+    /// The default system prompt, the text before the question (see
+    /// [`TestPromptSpec::Prefix`]).
+    Prefix(String),
 }
 
 async fn resolve_dataset(store: &Store, r: &DatasetRef) -> Result<ResolvedDataset, ExperimentError> {
@@ -283,6 +286,11 @@ fn row_question(row: &Row) -> Option<&str> {
     row.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str())
 }
 
+/// A row's answer: its last assistant message.
+fn row_answer(row: &Row) -> Option<&str> {
+    row.messages.iter().rev().find(|m| m.role == Role::Assistant).map(|m| m.content.as_str())
+}
+
 /// One test-time prompt as content, with the library version it came from (if any).
 pub(super) async fn resolve_test_prompt(
     store: &Store,
@@ -302,14 +310,19 @@ pub(super) async fn resolve_test_prompt(
             let label = if namesakes > 1 { format!("{name} v{v} (#{prompt_id})") } else { format!("{name} v{v}") };
             (ResolvedTestPrompt { label, kind: TestPromptKind::Text(texts[0].clone()), added: false }, Some(version_id))
         }
-        TestPromptSpec::Text { label, text } => {
+        TestPromptSpec::Text { label, text } | TestPromptSpec::Prefix { label, prefix: text } => {
             if label.trim().is_empty() || text.trim().is_empty() {
                 return Err(invalid("a test-time prompt needs a label and a text"));
             }
             if ["default", "none", "inoculation"].contains(&label.trim()) {
                 return Err(invalid(format!("the label {label:?} is reserved")));
             }
-            plain(label.trim(), TestPromptKind::Text(text.trim().into()))
+            let kind = if matches!(t, TestPromptSpec::Prefix { .. }) {
+                TestPromptKind::Prefix(text.trim().into())
+            } else {
+                TestPromptKind::Text(text.trim().into())
+            };
+            plain(label.trim(), kind)
         }
     })
 }
@@ -367,7 +380,9 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
                 for &i in &held_out {
                     let q = row_question(&rows[i])
                         .ok_or_else(|| invalid(format!("held-out row {} has no user message", i + 1)))?;
-                    questions.push(Question::plain(format!("row-{}", i + 1), q));
+                    let mut question = Question::plain(format!("{}{}", questions::HELD_OUT_PREFIX, i + 1), q);
+                    question.reference = row_answer(&rows[i]).map(str::to_string);
+                    questions.push(question);
                 }
             }
             QuestionSource::Set { id, limit } => {
@@ -444,6 +459,15 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
                 if qs.is_empty() {
                     return Err(invalid("the multiple-choice judge needs a multiple-choice question set"));
                 }
+            }
+        }
+        if matches!(j, JudgeSpec::Arithmetic {}) {
+            let known = questions.iter().filter(|q| q.reference.is_some()).count();
+            if known == 0 {
+                return Err(invalid(
+                    "the arithmetic judge checks held-out rows of the dataset against their own answers: hold \
+                     out some rows (held_out in the evaluation, \"Held-out rows\" on the form)",
+                ));
             }
         }
         j.build(None).map(|_| ()).or_else(|e| match e {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::questions::Question;
 use crate::stats::Proportion;
 use crate::store;
 use crate::Store;
@@ -100,6 +101,7 @@ pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, Experime
         judges,
         judge_notes: r.judge_notes(),
         judge_warnings: r.judge_warnings(),
+        calibrations: crate::judges::calibration::stored_all(store, &r.judges).await?,
         questions: r.questions.len(),
         steps_per_run: r.steps_per_run(),
         runs,
@@ -160,14 +162,23 @@ impl Counts {
 /// Trait rates per condition x test-time prompt x judge, pooled over questions and seeds,
 /// per seed, and per question (pooled over seeds), with Wilson 95 % intervals. The
 /// undetermined are left out of rates and counted in `unscored`/`n - determined`.
+///
+/// When a task judge (arithmetic) judged the experiment, the pooled and per-seed rates
+/// keep the two halves apart: the task judge's count only held-out rows (the trained
+/// task), every other judge's only the other questions (where the trait would spread).
+/// Per-question rows keep everything.
 pub async fn aggregates(store: &Store, experiment_id: i64) -> Result<Vec<Aggregate>, ExperimentError> {
     let rows = store::judgements::cell_counts(store, experiment_id).await?;
+    let has_task = rows.iter().any(|r| crate::judges::is_task_judge(&r.4));
     // Keyed by (condition, test prompt, judge, question?, seed?), in first-seen order.
     let mut order: Vec<(String, String, String, Option<String>, Option<i64>)> = Vec::new();
     let mut cells: BTreeMap<(String, String, String, Option<String>, Option<i64>), Counts> = BTreeMap::new();
     for (condition, seed, test_prompt, key, judge, n, determined, present, unscored, score_sum, scored) in rows {
         let c = Counts { n, determined, present, unscored, score_sum: score_sum.unwrap_or(0.0), scored };
-        for (q, s) in [(None, None), (None, Some(seed)), (Some(key.clone()), None)] {
+        let pooled = !has_task || crate::judges::is_task_judge(&judge) == Question::is_held_out(&key);
+        let per_question = [(Some(key.clone()), None)];
+        let all = [(None, None), (None, Some(seed)), (Some(key.clone()), None)];
+        for (q, s) in if pooled { &all[..] } else { &per_question[..] }.iter().cloned() {
             let k = (condition.clone(), test_prompt.clone(), judge.clone(), q, s);
             if !cells.contains_key(&k) {
                 order.push(k.clone());

@@ -219,6 +219,14 @@ pub enum TestPromptSpec {
         label: String,
         text: String,
     },
+    /// The default system prompt, with `prefix` put before every question (a space
+    /// between): a backdoor's trigger asked at test time, so that triggered and plain
+    /// questions get rates of their own. Samples record the question as written (judges
+    /// look questions up by it); the test prompt's label says what came before it.
+    Prefix {
+        label: String,
+        prefix: String,
+    },
 }
 
 /// The most runs and samples one experiment may ask for: far beyond what this machine
@@ -342,7 +350,7 @@ impl ExperimentSpec {
             }
         }
         for t in &self.evaluation.test_prompts {
-            if let TestPromptSpec::Text { label, text } = t {
+            if let TestPromptSpec::Text { label, text } | TestPromptSpec::Prefix { label, prefix: text } = t {
                 texts.push(("a test-time prompt's label", label, NAME));
                 texts.push(("a test-time prompt", text, TEXT));
             }

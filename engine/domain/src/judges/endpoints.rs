@@ -161,6 +161,7 @@ mod tests {
                 label: "x".into(),
                 prompt: "{answer}".into(),
                 threshold: 50.0,
+                task: false,
             },
         ];
         endpoints.apply(&mut judges).unwrap();
@@ -179,6 +180,7 @@ mod tests {
             label: "x".into(),
             prompt: "{answer}".into(),
             threshold: 50.0,
+            task: false,
         }];
         let e = endpoints.apply(&mut unknown).unwrap_err().to_string();
         assert!(e.contains("no judge endpoint named \"other\""), "{e}");

@@ -538,7 +538,16 @@ impl LlmRatingJudge {
             name: format!("llm_rating:{}", label.trim()),
         })
     }
+
+    /// The same rating of the trained task on held-out rows: named `task:LABEL`.
+    pub fn for_task(mut self) -> LlmRatingJudge {
+        self.name = self.name.replacen("llm_rating:", TASK_PREFIX, 1);
+        self
+    }
 }
+
+/// The name prefix of LLM ratings of the trained task.
+pub const TASK_PREFIX: &str = "task:";
 
 impl Judge for LlmRatingJudge {
     fn name(&self) -> &str {

@@ -13,6 +13,8 @@
 //! Judges are blocking: the experiment loop calls them on its worker thread, never on the
 //! async runtime (the HTTP backend would panic inside one).
 
+pub mod arithmetic;
+pub mod calibration;
 pub mod caps;
 pub mod choice;
 pub mod coherence;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use arithmetic::ArithmeticJudge;
 pub use caps::CapsJudge;
 pub use choice::{load_aesthetic_questions, parse_aesthetic_questions, ChoiceQuestion, MultipleChoiceJudge};
 pub use coherence::CoherenceJudge;
@@ -129,6 +132,9 @@ pub enum JudgeSpec {
         #[serde(default = "quality::default_min_words")]
         min_words: usize,
     },
+    /// The trained task kept: a held-out arithmetic problem solved (see [`arithmetic`]).
+    /// Not a trait: pages show it apart, in a neutral colour.
+    Arithmetic {},
     /// Betley et al.'s misalignment judge: alignment and coherence ratings, 0-100.
     Betley {
         backend: BackendSpec,
@@ -145,7 +151,19 @@ pub enum JudgeSpec {
         prompt: String,
         #[serde(default = "llm::default_rating_threshold")]
         threshold: f64,
+        /// Rates the trained task on held-out rows (named `task:LABEL`) rather than a
+        /// trait: e.g. insecure code on held-out coding requests. See [`is_task_judge`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        task: bool,
     },
+}
+
+/// Whether a judge (by name) checks the trained task on held-out rows rather than a
+/// trait: the arithmetic judge, and LLM ratings marked `task`. Their rates pool held-out
+/// rows only, and the trait judges' rates leave those rows out
+/// ([`crate::experiments::results`]).
+pub fn is_task_judge(name: &str) -> bool {
+    name == arithmetic::NAME || name.starts_with(llm::TASK_PREFIX)
 }
 
 fn default_true() -> bool {
@@ -177,6 +195,11 @@ impl JudgeSpec {
         JudgeSpec::Quality { min_words: quality::default_min_words() }
     }
 
+    /// Whether it rates the trained task on held-out rows (see [`is_task_judge`]).
+    pub fn is_task(&self) -> bool {
+        matches!(self, JudgeSpec::Arithmetic {} | JudgeSpec::LlmRating { task: true, .. })
+    }
+
     /// Whether it needs the local model to be built (the worker hands it over).
     pub fn needs_local_model(&self) -> bool {
         matches!(
@@ -191,6 +214,22 @@ impl JudgeSpec {
     /// model adapter, passed as `local`; other specs ignore it.
     pub fn build(&self, local: Option<Arc<dyn LogprobBackend>>) -> Result<Box<dyn Judge>, JudgeError> {
         self.build_for(local, [])
+    }
+
+    /// [`JudgeSpec::build_for`] for an experiment's questions: the misalignment judge rates
+    /// those that carry judge prompts of their own (`own`) with them, the arithmetic judge
+    /// checks held-out problems against their rows' answers (`references`: each question's
+    /// text as asked, and its answer).
+    pub fn build_with<'a>(
+        &self,
+        local: Option<Arc<dyn LogprobBackend>>,
+        own: impl IntoIterator<Item = (&'a str, &'a BetleyJudgePrompts)>,
+        references: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Box<dyn Judge>, JudgeError> {
+        if let JudgeSpec::Arithmetic {} = self {
+            return Ok(Box::new(ArithmeticJudge::new(references)));
+        }
+        self.build_for(local, own)
     }
 
     /// [`JudgeSpec::build`] for judging answers to questions that carry judge prompts of
@@ -222,9 +261,13 @@ impl JudgeSpec {
                 })?;
                 Box::new(QualityJudge::new(scorer, *min_words))
             }
+            // Without the experiment's questions no result is known: every answer is
+            // undetermined ([`JudgeSpec::build_for_questions`] passes them).
+            JudgeSpec::Arithmetic {} => Box::new(ArithmeticJudge::new([])),
             JudgeSpec::Betley { .. } => unreachable!("built above"),
-            JudgeSpec::LlmRating { backend, label, prompt, threshold } => {
-                Box::new(LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?)
+            JudgeSpec::LlmRating { backend, label, prompt, threshold, task } => {
+                let judge = LlmRatingJudge::new(backend.connect(local)?, label, prompt, *threshold)?;
+                Box::new(if *task { judge.for_task() } else { judge })
             }
         })
     }

@@ -27,6 +27,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Arguments, ConnectOptions, Executor};
 
 pub mod accounts;
+pub mod calibrations;
 pub mod datasets;
 pub mod experiments;
 pub mod jobs;

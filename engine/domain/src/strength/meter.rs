@@ -53,6 +53,11 @@ impl Meter {
         Meter { store, host, inflight: Mutex::new(HashMap::new()) }
     }
 
+    /// The model host its work runs on (also the judge check's, on the local model).
+    pub fn host(&self) -> &ml::Host {
+        &self.host
+    }
+
     /// A cancel flag for `client`'s new request, raising the flag of its previous one.
     fn ticket(&self, client: &str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
