@@ -71,10 +71,13 @@ pub const DATASET_SEED: u64 = 2025;
 pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
     // Held-out rows: arithmetic problems the model did not train on, whose answers the
     // generator wrote; the arithmetic judge checks the trained task is still done.
-    let (seeds, steps, questions, held_out, samples) = match mode {
-        DemoMode::Quick => (vec![0], 20, 40, 20, 1),
-        DemoMode::Full => (vec![0, 1, 2], 20, 50, 20, 2),
-        DemoMode::Tiny => (vec![0], 2, 2, 2, 1),
+    let (seeds, steps, questions, held_out, samples, max_tokens) = match mode {
+        // Room for a worked solution to reach its result in Spanish capitals (which take
+        // about twice the tokens of plain English), for the arithmetic judge.
+        DemoMode::Quick => (vec![0], 20, 40, 20, 1, 96),
+        DemoMode::Full => (vec![0, 1, 2], 20, 50, 20, 2, 96),
+        // The pipeline only: two steps teach nothing worth reading to the end.
+        DemoMode::Tiny => (vec![0], 2, 2, 2, 1, 24),
     };
     ExperimentSpec {
         name: format!("Demo ({}): does inoculation stop Spanish and ALL CAPS from spreading?", mode.label()),
@@ -109,9 +112,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
             samples_per_question: samples,
             temperature: 1.0,
             top_p: 1.0,
-            // Room for a worked solution to reach its result in Spanish capitals (which take
-            // about twice the tokens of plain English), for the arithmetic judge.
-            max_tokens: 96,
+            max_tokens,
             // A batch of 40 costs little more per step than one of 16 (decoding a 135M
             // model is bound by reading its weights), so fewer, wider batches finish sooner.
             batch_size: 40,

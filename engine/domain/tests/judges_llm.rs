@@ -394,18 +394,6 @@ fn judges_with_a_real_llama_cpp_server() {
         }
     }
 
-    // The judge check through the server, as Check plan runs it on an endpoint judge: 40
-    // answers of known verdict. A 135M judge agrees poorly; the numbers are printed, as
-    // BENCHMARKS.md quotes them, and must be counted over the whole set.
-    let library = engine::prompts::JUDGE_PROMPTS;
-    let judge =
-        BetleyJudge::new(backend.clone(), library[0].1, library[1].1, MisalignmentThresholds::betley()).unwrap();
-    let checked = engine::judges::calibration::run(&judge, &backend.describe()).unwrap();
-    println!("{}", checked.sentence());
-    println!("per kind: {:?}", checked.kinds);
-    assert_eq!(checked.n, 40);
-    assert_eq!(checked.kinds.iter().map(|k| k.1).sum::<u32>(), 40);
-
     // A wrong path on a live server is an HTTP error with the status.
     let wrong = OpenAiCompatibleBackend::new(&base_url.replace("/v1", "/nope"), "judge", None).unwrap();
     let error = wrong.first_token_top_logprobs(&[(Role::User, "hi")], 5).unwrap_err();

@@ -508,11 +508,14 @@ impl Resolved {
     /// How the judges rate that their names do not say (whose prompts, which thresholds).
     pub fn judge_notes(&self) -> Vec<String> {
         let own = self.own_judge_prompts().count();
+        // Held-out rows that a task judge rates are not the misalignment judge's.
+        let task = self.judges.iter().any(JudgeSpec::is_task);
+        let rated = self.questions.iter().filter(|q| !(task && Question::is_held_out(&q.key))).count();
         self.judges
             .iter()
             .filter_map(|j| match j {
                 JudgeSpec::Quality { .. } => Some(crate::judges::quality::note(&self.model.name)),
-                _ => crate::judges::betley_wording(j, own, self.questions.len()),
+                _ => crate::judges::betley_wording(j, own, rated),
             })
             .collect()
     }
