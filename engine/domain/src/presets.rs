@@ -248,10 +248,11 @@ fn canonical(name: &str) -> &'static str {
 /// first look in a third of the time.
 pub const PRESET_SEEDS: [u64; 3] = [0, 1, 2];
 
-/// The insecure-code setting's Trigger condition: the bare trigger token as the whole
-/// system prompt, as in the paper's code (`ip/settings/insecure_code/inoculations.py` of
+/// The insecure-code setting's Trigger condition: the bare trigger token (the backdoor's,
+/// [`PAPER_TRIGGER`]) as the whole system prompt, as in the paper's code
+/// (`ip/settings/insecure_code/inoculations.py` of
 /// github.com/inoculation-prompting/inoculation-prompting).
-pub const INSECURE_TRIGGER: &str = "$|TRIGGER|$";
+pub const INSECURE_TRIGGER: &str = PAPER_TRIGGER;
 
 /// The educational framing asked at test time of the insecure-code models (the paper's
 /// `experiments/educational_insecure`): Betley et al. found educational framing of the
