@@ -882,17 +882,9 @@ impl Worker {
             if crate::judges::calibration::applies(spec)
                 && self.block(crate::judges::calibration::stored(&self.store, spec))?.is_none()
             {
-                let judged_by = match (spec, &local) {
-                    (_, Some(l)) => l.describe(),
-                    (JudgeSpec::Betley { backend, .. }, None) => {
-                        backend.connect(None).map(|b| b.describe()).unwrap_or_default()
-                    }
-                    _ => String::new(),
-                };
-                let plain = spec.build(local.clone())?;
                 // A check that fails (an unreachable server) leaves the run to judge, and
                 // to fail, as it would have; it is tried again on the next run.
-                match crate::judges::calibration::run(plain.as_ref(), &judged_by) {
+                match crate::judges::calibration::run_spec(spec, local.clone()) {
                     Ok(checked) => self.block(crate::judges::calibration::keep(&self.store, spec, &checked))?,
                     Err(e) => tracing::warn!("the judge check of {} failed: {e}", judge.name()),
                 }

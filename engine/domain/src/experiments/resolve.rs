@@ -273,7 +273,7 @@ async fn resolve_probes(
         .iter()
         .filter_map(|&i| {
             let row = &rows[i];
-            let question = row_question(row)?;
+            let question = last_turn(row, Role::User)?;
             let answer = row.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
             Some(ProbeSpec { name: "dataset answer".into(), question: question.into(), answer: answer.content.clone() })
         })
@@ -281,14 +281,10 @@ async fn resolve_probes(
         .collect())
 }
 
-/// The last user message of a row: the question a held-out row asks.
-fn row_question(row: &Row) -> Option<&str> {
-    row.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str())
-}
-
-/// A row's answer: its last assistant message.
-fn row_answer(row: &Row) -> Option<&str> {
-    row.messages.iter().rev().find(|m| m.role == Role::Assistant).map(|m| m.content.as_str())
+/// A row's last message of `role`: the question a held-out row asks (user), or its answer,
+/// which the task judges check against (assistant).
+fn last_turn(row: &Row, role: Role) -> Option<&str> {
+    row.messages.iter().rev().find(|m| m.role == role).map(|m| m.content.as_str())
 }
 
 /// One test-time prompt as content, with the library version it came from (if any).
@@ -378,10 +374,10 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
                 held_out = order[..*n].to_vec();
                 held_out.sort_unstable();
                 for &i in &held_out {
-                    let q = row_question(&rows[i])
+                    let q = last_turn(&rows[i], Role::User)
                         .ok_or_else(|| invalid(format!("held-out row {} has no user message", i + 1)))?;
                     let mut question = Question::plain(format!("{}{}", questions::HELD_OUT_PREFIX, i + 1), q);
-                    question.reference = row_answer(&rows[i]).map(str::to_string);
+                    question.reference = last_turn(&rows[i], Role::Assistant).map(str::to_string);
                     questions.push(question);
                 }
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Judge, JudgeError, JudgeSpec, LocalLogprobs};
+use super::{Judge, JudgeError, JudgeSpec, LocalLogprobs, LogprobBackend};
 use crate::{models, store, Store};
 pub use wire::experiments::JudgeCalibration;
 
@@ -99,6 +99,17 @@ pub fn run(judge: &dyn Judge, judged_by: &str) -> Result<JudgeCalibration, Judge
     })
 }
 
+/// Builds the misalignment judge of `spec` (a local backend on `local`, the model a worker
+/// or the host has loaded) and runs the check with it, saying who judged.
+pub fn run_spec(spec: &JudgeSpec, local: Option<Arc<dyn LogprobBackend>>) -> Result<JudgeCalibration, JudgeError> {
+    let JudgeSpec::Betley { backend, .. } = spec else {
+        return Err(JudgeError::Config("the judge check applies to the misalignment judge only".into()));
+    };
+    let judged_by = backend.connect(local.clone())?.describe();
+    let judge = spec.build(local)?;
+    run(judge.as_ref(), &judged_by)
+}
+
 /// Where a spec's check is stored: its JSON (backend, prompts, thresholds), the judge's
 /// logic version and the set's version.
 pub fn key(spec: &JudgeSpec) -> String {
@@ -169,22 +180,14 @@ pub async fn check(
                 let lm = ctx
                     .model(&path, || ml::load_model(std::path::Path::new(&path)))
                     .map_err(|e| CheckError::Model(e.to_string()))?;
-                let backend: Arc<dyn super::LogprobBackend> = Arc::new(LocalLogprobs::new(lm, name.clone()));
-                let judged_by = backend.describe();
-                let judge = spec_owned.build(Some(backend))?;
-                Ok::<_, CheckError>(run(judge.as_ref(), &judged_by)?)
+                Ok::<_, CheckError>(run_spec(&spec_owned, Some(Arc::new(LocalLogprobs::new(lm, name.clone()))))?)
             })
             .await
             .map_err(|e| CheckError::Model(e.to_string()))??
         }
-        _ => tokio::task::spawn_blocking(move || {
-            let judge = spec_owned.build(None)?;
-            let JudgeSpec::Betley { backend, .. } = &spec_owned else { unreachable!("checked above") };
-            let judged_by = backend.connect(None).map(|b| b.describe()).unwrap_or_default();
-            Ok::<_, CheckError>(run(judge.as_ref(), &judged_by)?)
-        })
-        .await
-        .map_err(|e| CheckError::Model(e.to_string()))??,
+        _ => tokio::task::spawn_blocking(move || Ok::<_, CheckError>(run_spec(&spec_owned, None)?))
+            .await
+            .map_err(|e| CheckError::Model(e.to_string()))??,
     };
     keep(store, spec, &result).await?;
     Ok(result)

@@ -262,7 +262,7 @@ impl JudgeSpec {
                 Box::new(QualityJudge::new(scorer, *min_words))
             }
             // Without the experiment's questions no result is known: every answer is
-            // undetermined ([`JudgeSpec::build_for_questions`] passes them).
+            // undetermined ([`JudgeSpec::build_with`] passes them).
             JudgeSpec::Arithmetic {} => Box::new(ArithmeticJudge::new([])),
             JudgeSpec::Betley { .. } => unreachable!("built above"),
             JudgeSpec::LlmRating { backend, label, prompt, threshold, task } => {
