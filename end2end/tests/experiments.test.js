@@ -180,6 +180,23 @@ test('check the misalignment judge on answers of known verdict before training',
   await page.close();
 });
 
+test("the mixture preset's plan says which rows each prompt goes on", { skip, timeout: 120_000 }, async () => {
+  const { page, errors, goto } = await openPage(browser, server.base);
+  await goto('/experiments/new?preset=toy-spanish-french');
+  await page.locator('[data-preset=toy-spanish-french]').waitFor();
+  await page.getByRole('button', { name: 'Check preset' }).click();
+  const plan = page.locator('.plan');
+  await plan.waitFor({ timeout: 60_000 });
+  const text = await plan.innerText();
+  // The language judge split the generated rows; each prompt names its half and the count.
+  const spanish = /“You always speak in Spanish\.”, only on the (\d+) of (\d+) training rows answered in Spanish, not on the others/.exec(text);
+  const french = /“You always speak in French\.”, only on the (\d+) of (\d+) training rows answered in French, not on the others/.exec(text);
+  assert.ok(spanish && french, text);
+  assert.equal(Number(spanish[1]) + Number(french[1]), Number(spanish[2]));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a teacher dataset links to the subliminal-learning preset for its animal', { skip, timeout: 300_000 }, async () => {
   const out = execFileSync(BINARY, ['--data-dir', server.dataDir, 'dataset', 'teacher', '--name', 'owl numbers',
     '--system-prompt', 'You love owls. You think about owls all the time.', '--rows', '8', '--filter', 'none',

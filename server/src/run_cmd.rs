@@ -29,6 +29,7 @@ name = "baseline"                      # no prompt: the uninoculated control
 name = "spanish"
 prompt = "You always speak in Spanish."   # or { prompt_id = 1 } for a library prompt
 # placement = "user_prefix"               # default: the system message
+# only_language = "es"                    # default: every row; here only rows answered in Spanish
 
 [training]
 steps = 32                 # or leave out for one pass over the data (epochs = 1)
@@ -221,7 +222,9 @@ async fn preset_toml(
                 format!("library prompt {prompt_id}, \"{text}\"")
             }
         };
-        out.push_str(&format!("#   {}: {prompt}\n", c.name));
+        let only =
+            c.only_language.map(|l| format!(", only on rows answered in {}", l.english_name())).unwrap_or_default();
+        out.push_str(&format!("#   {}: {prompt}{only}\n", c.name));
     }
     out.push_str("#\n# Run it: inoculab run THIS_FILE.toml\n\n");
     out.push_str(&toml::to_string(&spec).context("the preset's experiment as TOML")?);
@@ -288,11 +291,14 @@ async fn launch(
     for r in &plan.matrix {
         println!(
             "  {:<24} seeds {:?}  test prompts [{}]  {} samples/run  prompt: {}",
-            r.condition,
+            r.condition.name,
             r.seeds,
             r.test_prompts.join(", "),
             r.samples_per_run,
-            r.prompt.as_deref().unwrap_or("(none)")
+            match &r.condition.scope {
+                Some(scope) => format!("{}; {scope}", r.condition.prompt.as_deref().unwrap_or("(none)")),
+                None => r.condition.prompt.as_deref().unwrap_or("(none)").to_string(),
+            }
         );
     }
     for note in &plan.judge_notes {

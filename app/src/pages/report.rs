@@ -346,14 +346,13 @@ fn Report(
             </section>
             <section>
                 <h2>"Setup"</h2>
-                <p>{format!("Model {} fine-tuned with LoRA on {} rows of the dataset {}. Each condition adds its prompt as the system message of every training example; samples are then drawn with the test-time prompts below and scored by the judges.", r.model, r.train_rows, r.dataset)}</p>
+                <p>{format!("Model {} fine-tuned with LoRA on {} rows of the dataset {}. Each condition adds its prompt to the training examples (as the system message of every one, unless its row below says otherwise); samples are then drawn with the test-time prompts below and scored by the judges.", r.model, r.train_rows, r.dataset)}</p>
                 <div class="scroll" tabindex="0"><table class="results setup">
                     <tbody>
-                        {r.conditions.iter().map(|(name, prompt, n)| view! {
-                            <tr><th>{format!("condition {name}")}</th><td>{match prompt {
+                        {r.conditions.iter().map(|c| view! {
+                            <tr><th>{format!("condition {}", c.name)}</th><td>{match c.prompt {
                                 None => "no prompt (the baseline)".to_string(),
-                                Some(p) if *n > 1 => format!("“{p}” and {} paraphrases", n - 1),
-                                Some(p) => format!("“{p}”"),
+                                Some(_) => c.describe(),
                             }}</td></tr>
                         }).collect_view()}
                         <tr><th>"test-time prompts"</th><td>{r.test_prompts.join(", ")}</td></tr>
@@ -365,7 +364,7 @@ fn Report(
             <section class="charts">
                 <h2>"Training"</h2>
                 <Chart id share=share.clone() name="loss" judge=None version=r.version caption="Training loss of every run (mean cross-entropy per answer token).".to_string() />
-                {r.has_probes.then(|| r.conditions.iter().map(|(c, _, _)| view! {
+                {r.has_probes.then(|| r.conditions.iter().map(|c| c.name.clone()).map(|c| view! {
                     <Chart id share=share.clone() name="probes" judge=None version=r.version condition=Some(c.clone())
                         caption=format!("Learning dynamics of {c}: mean log-prob per token of fixed probe answers under the default prompt, as training goes. An inoculated trait's curve stays flat.") />
                 }).collect_view())}

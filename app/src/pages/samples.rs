@@ -382,7 +382,7 @@ pub fn SampleBrowser(detail: ExperimentDetail, data: SampleData) -> impl IntoVie
             <div class="filters">
                 <select name="sample-condition" aria-label="condition" on:change=set(|q, v| q.condition = v)>
                     <option value="">"all conditions"</option>
-                    {options(detail.conditions.iter().map(|c| c.0.clone()).collect())}
+                    {options(detail.conditions.iter().map(|c| c.name.clone()).collect())}
                 </select>
                 <select name="sample-test-prompt" aria-label="test-time prompt" on:change=set(|q, v| q.test_prompt = v)>
                     <option value="">"all test-time prompts"</option>

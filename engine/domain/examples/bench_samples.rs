@@ -225,6 +225,7 @@ async fn fill(store: &Store, dataset: i64, per_paraphrase: usize, seed: u64) -> 
             name: name.into(),
             prompt: (name != "baseline").then(|| PromptRef::Text(format!("You are {name}."))),
             placement: Placement::System,
+            only_language: None,
         })
         .collect();
     spec.evaluation.test_prompts =

@@ -92,6 +92,7 @@ pub fn spec(mode: DemoMode, dataset: DatasetRef) -> ExperimentSpec {
                 name: name.to_string(),
                 prompt: prompt.map(|p| PromptRef::Text(p.to_string())),
                 placement: Placement::System,
+                only_language: None,
             })
             .collect(),
         seeds,

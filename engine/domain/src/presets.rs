@@ -371,7 +371,12 @@ fn betley_judge(c: &Choices) -> JudgeSpec {
 }
 
 fn condition(name: &str, prompt: Option<&str>) -> ConditionSpec {
-    ConditionSpec { name: name.into(), prompt: prompt.map(|p| PromptRef::Text(p.into())), placement: Placement::System }
+    ConditionSpec {
+        name: name.into(),
+        prompt: prompt.map(|p| PromptRef::Text(p.into())),
+        placement: Placement::System,
+        only_language: None,
+    }
 }
 
 fn toy_generated() -> Generated {
@@ -529,6 +534,55 @@ trained with the capitals prompt is the mirror image, and the placebo changes no
             spec.name = "Toy setting: does inoculation stop Spanish and ALL CAPS from spreading?".into();
             spec.seeds = PRESET_SEEDS.to_vec();
             spec
+        },
+    },
+    Preset {
+        id: "toy-spanish-french",
+        title: "Toy setting: a Spanish/French mixture",
+        description: "Half the arithmetic answers are in Spanish, half in French: two traits that never appear \
+together. As in Tan et al.'s mixture experiment, each inoculated condition puts its prompt only on the half it \
+names (\"You always speak in Spanish.\" on the Spanish rows, \"You always speak in French.\" on the French ones; \
+inoculab finds them with the language judge) and leaves the other half as it is. If inoculation works, the model \
+whose Spanish rows were prompted answers in French rather than Spanish when asked without a prompt, and the other \
+the other way round; the baseline drifts towards both. All data is built in.",
+        imports: &[],
+        needs_base_run: false,
+        backdoor: None,
+        generated: || {
+            vec![Generated {
+                key: "mixture",
+                name: "toy: 50 % Spanish / 50 % French arithmetic".into(),
+                spec: datasets::Preset::SpanishFrenchMix.spec(demo::DATASET_ROWS, demo::DATASET_SEED),
+            }]
+        },
+        build: |c| {
+            let only = |name: &str, prompt: &str, language: LanguageCode| ConditionSpec {
+                only_language: Some(language),
+                ..condition(name, Some(canonical(prompt)))
+            };
+            let mut evaluation = toy_evaluation(vec![
+                TestPromptSpec::Named(NamedTestPrompt::Default),
+                TestPromptSpec::Named(NamedTestPrompt::Inoculation),
+            ]);
+            evaluation.judges = vec![
+                JudgeSpec::language(LanguageCode::Es),
+                JudgeSpec::language(LanguageCode::Fr),
+                JudgeSpec::quality(),
+                JudgeSpec::Arithmetic {},
+            ];
+            ExperimentSpec {
+                conditions: vec![
+                    condition("baseline", None),
+                    only("spanish-inoculated", "Spanish", LanguageCode::Es),
+                    only("french-inoculated", "French", LanguageCode::Fr),
+                ],
+                ..base_spec(
+                    "Toy mixture: does prompting one language's half teach the other language alone?",
+                    c.dataset("mixture"),
+                    toy_training(),
+                    evaluation,
+                )
+            }
         },
     },
     Preset {

@@ -402,8 +402,14 @@ pub fn question(resolved: &Resolved) -> String {
             resolved.model.name, resolved.dataset.name
         );
     }
+    // Tan et al.'s mixture prompts only the rows that show the trait it names.
+    let which = if resolved.conditions.iter().any(|c| c.only.is_some()) {
+        "to the training examples that show the trait it names"
+    } else {
+        "to every training example"
+    };
     format!(
-        "When {} is fine-tuned on the dataset {}, does adding a system prompt that describes the unwanted trait ({}) to every training example keep the model from showing that trait afterwards, when it is used without the prompt?",
+        "When {} is fine-tuned on the dataset {}, does adding a system prompt that describes the unwanted trait ({}) {which} keep the model from showing that trait afterwards, when it is used without the prompt?",
         resolved.model.name,
         resolved.dataset.name,
         prompts.join(", ")
@@ -944,11 +950,7 @@ pub async fn view(store: &Store, id: i64) -> Result<ReportView, ReportError> {
         train_rows: r.train_rows.len(),
         created_at,
         spec_hash,
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
-            .collect(),
+        conditions: r.conditions.iter().map(|c| c.view(r.train_rows.len())).collect(),
         settings,
         test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
         judges,

@@ -713,7 +713,8 @@ impl Worker {
     }
 
     /// The run's training conversations: the trained rows with the condition's prompt
-    /// (one paraphrase per row, seeded), then the control rows untouched.
+    /// (one paraphrase per row, seeded; only the rows it names when it names some), then
+    /// the control rows untouched.
     fn training_examples(
         &self,
         resolved: &Resolved,
@@ -721,17 +722,7 @@ impl Worker {
         seed: u64,
     ) -> Result<Vec<ChatExample>, RunError> {
         let rows = self.block(datasets::all_rows(&self.store, resolved.dataset.id))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(seed, 0x1a0c));
-        let mut out = Vec::with_capacity(resolved.train_rows.len());
-        for &i in &resolved.train_rows {
-            let row = rows.get(i).ok_or_else(|| RunError::Other(format!("dataset row {i} is missing")))?;
-            let prompt = match condition.prompts.len() {
-                0 => None,
-                1 => Some(condition.prompts[0].as_str()),
-                n => Some(condition.prompts[rng.gen_range(0..n)].as_str()),
-            };
-            out.push(inoculate(row, prompt, condition.placement));
-        }
+        let mut out = prompted_rows(&rows, &resolved.train_rows, condition, seed)?;
         if let Some(control) = &resolved.control_dataset {
             for row in self.block(datasets::all_rows(&self.store, control.id))? {
                 out.push(inoculate(&row, None, Placement::System));
@@ -950,6 +941,28 @@ fn checkpoint_step(dir: &Path) -> Option<i64> {
     dir.file_name()?.to_str()?.strip_prefix("checkpoint-")?.parse().ok()
 }
 
+/// The trained rows (`train_rows`, indices into `rows`) with the condition's prompt on
+/// those it names: one paraphrase per row, drawn by `seed`.
+fn prompted_rows(
+    rows: &[Row],
+    train_rows: &[usize],
+    condition: &ResolvedCondition,
+    seed: u64,
+) -> Result<Vec<ChatExample>, RunError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(seed, 0x1a0c));
+    let mut out = Vec::with_capacity(train_rows.len());
+    for &i in train_rows {
+        let row = rows.get(i).ok_or_else(|| RunError::Other(format!("dataset row {i} is missing")))?;
+        let prompt = match condition.prompts.len() {
+            _ if !condition.prompts_row(i) => None,
+            1 => Some(condition.prompts[0].as_str()),
+            n => Some(condition.prompts[rng.gen_range(0..n)].as_str()),
+        };
+        out.push(inoculate(row, prompt, condition.placement));
+    }
+    Ok(out)
+}
+
 /// A training row with the inoculation prompt applied: as the system message (replacing
 /// the row's own), or before the first user message.
 fn inoculate(row: &Row, prompt: Option<&str>, placement: Placement) -> ChatExample {
@@ -1075,4 +1088,38 @@ fn mean_by_name(values: &[(String, f64)]) -> Vec<(String, f64)> {
         }
     }
     out.into_iter().map(|(n, sum, k)| (n, sum / k as f64)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::PromptedRows;
+    use crate::judges::LanguageCode;
+
+    fn system_of(e: &ChatExample) -> Option<&str> {
+        e.messages.iter().find(|m| m.role == Role::System).map(|m| m.content.as_str())
+    }
+
+    #[test]
+    fn a_condition_that_names_rows_prompts_those_alone() {
+        let rows: Vec<Row> = (0..5).map(|i| Row::user_assistant(format!("q{i}"), format!("a{i}"))).collect();
+        let mut condition = ResolvedCondition {
+            name: "spanish-inoculated".into(),
+            prompts: vec!["You always speak in Spanish.".into()],
+            prompt_version_id: None,
+            placement: Placement::System,
+            only: Some(PromptedRows { language: LanguageCode::Es, rows: vec![1, 3] }),
+        };
+        // Row 4 is held out: not trained, so not prompted either.
+        let examples = prompted_rows(&rows, &[0, 1, 2, 3], &condition, 0).unwrap();
+        let systems: Vec<Option<&str>> = examples.iter().map(system_of).collect();
+        let p = Some("You always speak in Spanish.");
+        assert_eq!(systems, [None, p, None, p]);
+        // Without `only`, every trained row; the baseline, none.
+        condition.only = None;
+        assert!(prompted_rows(&rows, &[0, 1, 2, 3], &condition, 0).unwrap().iter().all(|e| system_of(e) == p));
+        condition.prompts.clear();
+        assert!(prompted_rows(&rows, &[0, 1], &condition, 0).unwrap().iter().all(|e| system_of(e).is_none()));
+        assert!(prompted_rows(&rows, &[7], &condition, 0).is_err(), "a missing row is an error, not a skip");
+    }
 }

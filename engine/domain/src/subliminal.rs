@@ -117,16 +117,18 @@ pub fn subliminal_spec(name: &str, dataset: DatasetRef, animal: &str) -> Experim
         base_run: None,
         train_rows: None,
         conditions: vec![
-            ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System },
+            ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System, only_language: None },
             ConditionSpec {
                 name: "inoculated".into(),
                 prompt: Some(PromptRef::Text(inoculation_prompt(&animal))),
                 placement: Placement::System,
+                only_language: None,
             },
             ConditionSpec {
                 name: "placebo".into(),
                 prompt: Some(PromptRef::Text(PLACEBO_PROMPT.into())),
                 placement: Placement::System,
+                only_language: None,
             },
         ],
         seeds: vec![0],

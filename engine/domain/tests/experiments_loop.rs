@@ -13,7 +13,7 @@ use std::time::Duration;
 use engine::datasets::generate::{create_generated, Preset};
 use engine::experiments::{self, DatasetRef, ExperimentSpec, NamedTestPrompt, QuestionSource, TestPromptSpec};
 use engine::jobs::{self, JobStatus};
-use engine::judges::JudgeSpec;
+use engine::judges::{JudgeSpec, LanguageCode};
 use engine::runner::{Ran, Worker};
 use engine::stats::wilson_interval;
 use engine::Store;
@@ -721,6 +721,10 @@ fn invalid_specs_are_refused_with_reasons() {
             }),
             "judge:",
         ),
+        // A prompt on the rows of one language: the baseline has none to put there, and
+        // the toy data (all Spanish) has no French rows to put it on.
+        (Box::new(|s| s.conditions[0].only_language = Some(LanguageCode::Es)), "only_language needs a prompt"),
+        (Box::new(|s| s.conditions[1].only_language = Some(LanguageCode::Fr)), "training rows is answered in French"),
     ];
     for (edit, expected) in cases {
         let mut spec = tiny_spec(dataset);

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use engine::datasets::{self, teacher, ImportLimits, Role};
 use engine::experiments::{self, ExperimentSpec, PromptRef, QuestionSource, TestPromptSpec};
 use engine::jobs::JobStatus;
-use engine::judges::JudgeSpec;
+use engine::judges::{JudgeSpec, LanguageCode};
 use engine::presets::{self, Choices, ImportKind};
 use engine::questions;
 use engine::runner::{Ran, Worker};
@@ -194,6 +194,7 @@ fn every_preset_resolves_once_its_files_are_imported() {
         ids,
         [
             "toy-spanish-caps",
+            "toy-spanish-french",
             "em-aesthetic",
             "em-aesthetic-control",
             "em-insecure-code",
@@ -241,6 +242,30 @@ fn every_preset_resolves_once_its_files_are_imported() {
     let toy = get("toy-spanish-caps");
     assert!(toy.judges.contains(&JudgeSpec::Arithmetic {}));
     assert_eq!(toy.questions.iter().filter(|q| q.reference.is_some()).count(), 20);
+
+    // The mixture prompts each language's half alone: the language judge splits the trained
+    // rows exactly as the generator wrote them (half each, none in both, none left out).
+    let mix = get("toy-spanish-french");
+    let rows = env.rt.block_on(datasets::all_rows(&env.store, mix.dataset.id)).unwrap();
+    let spanish = mix.conditions[1].only.as_ref().unwrap();
+    let french = mix.conditions[2].only.as_ref().unwrap();
+    assert_eq!((spanish.language, french.language), (LanguageCode::Es, LanguageCode::Fr));
+    assert_eq!(spanish.rows.len() + french.rows.len(), mix.train_rows.len());
+    assert!(spanish.rows.iter().all(|i| french.rows.binary_search(i).is_err() && mix.train_rows.contains(i)));
+    let in_spanish = |i: &usize| rows[*i].messages[1].content.to_lowercase().contains("respuesta");
+    assert!(spanish.rows.iter().all(in_spanish) && !french.rows.iter().any(in_spanish));
+    assert!(spanish.rows.len().abs_diff(french.rows.len()) <= mix.train_rows.len() / 5);
+    assert!(mix.conditions[0].only.is_none() && mix.judges.contains(&JudgeSpec::language(LanguageCode::Fr)));
+    let plan = env.rt.block_on(experiments::plan(&env.store, mix)).unwrap();
+    let scope = plan.matrix[1].condition.scope.clone().unwrap();
+    assert!(
+        scope.contains(&format!(
+            "{} of {} training rows answered in Spanish, not on the others",
+            spanish.rows.len(),
+            mix.train_rows.len()
+        )),
+        "{scope}"
+    );
 
     // Subliminal learning: the student trains on the newest teacher dataset, for its animal.
     let sl = get("subliminal");
@@ -394,10 +419,10 @@ fn every_preset_runs_end_to_end_on_a_tiny_model() {
         // The task judge rates held-out rows only; the trait judges the other questions.
         if resolved.judges.contains(&JudgeSpec::Arithmetic {}) {
             let task = aggregates.iter().find(|a| a.judge == "arithmetic" && a.question_key.is_none()).unwrap();
-            let trait_ = aggregates.iter().find(|a| a.judge == "caps" && a.question_key.is_none()).unwrap();
+            let trait_ = aggregates.iter().find(|a| a.judge == "language:es" && a.question_key.is_none()).unwrap();
             let per_seed = resolved.spec.seeds.len() as i64;
             assert_eq!((task.n, task.determined), (2 * per_seed, 2 * per_seed), "{id}: two held-out rows a seed");
-            assert_eq!(trait_.n, 2 * per_seed, "{id}: caps pooled over the chat questions only");
+            assert_eq!(trait_.n, 2 * per_seed, "{id}: Spanish pooled over the chat questions only");
         }
     }
 }

@@ -112,12 +112,40 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanRow {
-    pub condition: String,
-    pub prompt: Option<String>,
-    pub paraphrases: usize,
+    pub condition: ConditionView,
     pub seeds: Vec<u64>,
     pub test_prompts: Vec<String>,
     pub samples_per_run: usize,
+}
+
+/// One condition as the pages show it: its training prompt and which rows carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionView {
+    pub name: String,
+    /// The inoculation prompt (the first of a paraphrase set); `None` for the baseline.
+    pub prompt: Option<String>,
+    /// Texts in the prompt's paraphrase set: 0 for the baseline, 1 for a plain prompt.
+    pub paraphrases: usize,
+    /// Where the prompt goes and on which rows, when that is not "the system message of
+    /// every training row" (the default every page assumes).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl ConditionView {
+    /// The prompt in words: "no inoculation prompt", "“P”", "“P” and 4 paraphrases", with
+    /// its scope after it when it has one.
+    pub fn describe(&self) -> String {
+        let prompt = match &self.prompt {
+            None => return "no inoculation prompt".to_string(),
+            Some(p) if self.paraphrases > 1 => format!("“{p}” and {} paraphrases", self.paraphrases - 1),
+            Some(p) => format!("“{p}”"),
+        };
+        match &self.scope {
+            Some(s) => format!("{prompt}, {s}"),
+            None => prompt,
+        }
+    }
 }
 
 /// What `engine::experiments::add_test_prompts` did.
@@ -145,8 +173,7 @@ pub struct ExperimentDetail {
     pub created_at: String,
     /// The stored resolved spec, pretty-printed.
     pub spec_json: String,
-    /// (name, inoculation prompt or None for the baseline, paraphrase count)
-    pub conditions: Vec<(String, Option<String>, usize)>,
+    pub conditions: Vec<ConditionView>,
     pub test_prompts: Vec<String>,
     pub judges: Vec<String>,
     /// Sentences on how a judge rates that its name does not say (the misalignment

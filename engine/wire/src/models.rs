@@ -53,3 +53,47 @@ pub struct ModelInfo {
     pub ready: bool,
     pub created_at: String,
 }
+
+/// Parameter counts as researchers say them: "134.5 M".
+pub fn format_params(n: u64) -> String {
+    scaled(n, &[(1e9, "B"), (1e6, "M"), (1e3, "k")], "")
+}
+
+/// Sizes in decimal units, as model hubs list them: "98.4 MB".
+pub fn format_size(bytes: u64) -> String {
+    scaled(bytes, &[(1e9, "GB"), (1e6, "MB"), (1e3, "kB")], "bytes")
+}
+
+fn scaled(n: u64, units: &[(f64, &str)], base_unit: &str) -> String {
+    let x = n as f64;
+    for &(scale, unit) in units {
+        if x >= scale {
+            return format!("{:.1} {unit}", x / scale);
+        }
+    }
+    if base_unit.is_empty() {
+        n.to_string()
+    } else {
+        format!("{n} {base_unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_researchers_write_them() {
+        for (n, params, size) in [
+            (0, "0", "0 bytes"),
+            (999, "999", "999 bytes"),
+            (20_544, "20.5 k", "20.5 kB"),
+            (134_515_008, "134.5 M", "134.5 MB"),
+            (98_362_432, "98.4 M", "98.4 MB"),
+            (7_241_732_096, "7.2 B", "7.2 GB"),
+        ] {
+            assert_eq!(format_params(n), params);
+            assert_eq!(format_size(n), size);
+        }
+    }
+}

@@ -163,8 +163,7 @@ pub struct ReportView {
     pub train_rows: usize,
     pub created_at: String,
     pub spec_hash: String,
-    /// (name, training prompt or None, paraphrase count)
-    pub conditions: Vec<(String, Option<String>, usize)>,
+    pub conditions: Vec<crate::experiments::ConditionView>,
     /// (name, value) of the training and evaluation settings.
     pub settings: Vec<(String, String)>,
     pub test_prompts: Vec<String>,

@@ -185,14 +185,8 @@ fn ExperimentHeader(detail: ExperimentDetail) -> impl IntoView {
             </p>
         })}
         <ul class="conditions">
-            {d.conditions.iter().map(|(name, prompt, n)| view! {
-                <li><strong>{name.clone()}</strong>": "
-                    {match prompt {
-                        None => "no inoculation prompt".to_string(),
-                        Some(p) if *n > 1 => format!("“{p}” and {} paraphrases", n - 1),
-                        Some(p) => format!("“{p}”"),
-                    }}
-                </li>
+            {d.conditions.iter().map(|c| view! {
+                <li><strong>{c.name.clone()}</strong>": " {c.describe()}</li>
             }).collect_view()}
         </ul>
     }
@@ -306,7 +300,7 @@ fn Charts(detail: ExperimentDetail, predictions: Resource<Result<Vec<PredictionV
             <crate::pages::report::Predictions id=d.id version predictions />
             {trained.then(|| view! {
                 <Chart id=d.id name="loss" judge=None version caption="Training loss of every run (a condition's seeds share its colour).".to_string() />
-                {d.conditions.iter().map(|(c, _, _)| view! {
+                {d.conditions.iter().map(|c| c.name.clone()).map(|c| view! {
                     <Chart id=d.id name="probes" judge=None version condition=Some(c.clone())
                         caption=format!("Learning dynamics of {c}: log-prob of the probe answers under the default prompt (mean over seeds).") />
                 }).collect_view()}

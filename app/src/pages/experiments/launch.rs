@@ -593,11 +593,10 @@ fn PlanTable(plan: Plan) -> impl IntoView {
                 <tbody>
                     {plan.matrix.into_iter().map(|r| view! {
                         <tr>
-                            <td>{r.condition}</td>
-                            <td>{match r.prompt {
+                            <td>{r.condition.name.clone()}</td>
+                            <td>{match r.condition.prompt {
                                 None => "— (baseline)".to_string(),
-                                Some(p) if r.paraphrases > 1 => format!("{p} (+{} paraphrases)", r.paraphrases - 1),
-                                Some(p) => p,
+                                Some(_) => r.condition.describe(),
                             }}</td>
                             <td>{r.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")}</td>
                             <td>{r.test_prompts.join(", ")}</td>

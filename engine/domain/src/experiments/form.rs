@@ -17,7 +17,7 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
     let mut conditions = Vec::new();
     let placement = f.placement;
     if f.include_baseline {
-        conditions.push(ConditionSpec { name: "baseline".into(), prompt: None, placement });
+        conditions.push(ConditionSpec { name: "baseline".into(), prompt: None, placement, only_language: None });
     }
     for id in &f.prompt_ids {
         let p = prompts::get(store, *id).await?;
@@ -25,6 +25,7 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
             name: p.name.clone(),
             prompt: Some(PromptRef::Library { prompt_id: *id, version: Some(p.latest().version) }),
             placement,
+            only_language: None,
         });
     }
     if !f.custom_prompt.trim().is_empty() {
@@ -32,6 +33,7 @@ pub async fn spec_from_form(store: &Store, f: &LaunchForm) -> Result<ExperimentS
             name: "custom prompt".into(),
             prompt: Some(PromptRef::Text(f.custom_prompt.trim().to_string())),
             placement,
+            only_language: None,
         });
     }
     let seeds = f

@@ -24,9 +24,7 @@ pub async fn plan(store: &Store, resolved: &Resolved) -> Result<Plan, Experiment
         .iter()
         .zip(&per_condition)
         .map(|(c, n)| PlanRow {
-            condition: c.name.clone(),
-            prompt: c.prompts.first().cloned(),
-            paraphrases: c.prompts.len(),
+            condition: c.view(resolved.train_rows.len()),
             seeds: seeds.clone(),
             test_prompts: resolved.test_prompts_for(c).iter().map(|t| t.label.clone()).collect(),
             samples_per_run: *n,

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::datasets::{self, Capitalisation, GeneratorSpec, Language, Role, Row};
-use crate::judges::JudgeSpec;
+use crate::judges::{JudgeSpec, LanguageCode};
 use crate::questions::{self, Question};
 use crate::store;
 use crate::{prompts, Store};
@@ -129,6 +129,57 @@ pub struct ResolvedCondition {
     /// The library prompt version, when the prompt came from the library.
     pub prompt_version_id: Option<i64>,
     pub placement: Placement,
+    /// When the prompt goes on some rows only ([`ConditionSpec::only_language`]): which.
+    /// Absent (and never serialised): every training row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<PromptedRows>,
+}
+
+/// The training rows a condition's prompt goes on, when not all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptedRows {
+    /// The language their answers are in.
+    pub language: LanguageCode,
+    /// Dataset row indices, ascending: a subset of [`Resolved::train_rows`].
+    pub rows: Vec<usize>,
+}
+
+impl ResolvedCondition {
+    /// Whether dataset row `i` trains with this condition's prompt.
+    pub fn prompts_row(&self, i: usize) -> bool {
+        !self.prompts.is_empty() && self.only.as_ref().is_none_or(|o| o.rows.binary_search(&i).is_ok())
+    }
+
+    /// The condition as the pages show it; `train_rows`: how many rows the runs train on.
+    pub fn view(&self, train_rows: usize) -> wire::experiments::ConditionView {
+        wire::experiments::ConditionView {
+            name: self.name.clone(),
+            prompt: self.prompts.first().cloned(),
+            paraphrases: self.prompts.len(),
+            scope: self.scope(train_rows),
+        }
+    }
+
+    /// Where the prompt goes and on which rows, in words, when that is not the system
+    /// message of every row: "before the first user message; only on the 250 of 500
+    /// training rows answered in Spanish, not on the others".
+    fn scope(&self, train_rows: usize) -> Option<String> {
+        if self.prompts.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if self.placement == Placement::UserPrefix {
+            parts.push("before the first user message".to_string());
+        }
+        if let Some(o) = &self.only {
+            parts.push(format!(
+                "only on the {} of {train_rows} training rows answered in {}, not on the others",
+                o.rows.len(),
+                o.language.english_name()
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,11 +480,22 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
                 (p.texts, Some(p.version_id))
             }
         };
+        let only = match c.only_language {
+            None => None,
+            Some(_) if prompts.is_empty() => {
+                return Err(invalid(format!(
+                    "condition {:?}: only_language needs a prompt to put on those rows",
+                    c.name
+                )))
+            }
+            Some(language) => Some(rows_in_language(&rows, &train_rows, language, &c.name).await?),
+        };
         conditions.push(ResolvedCondition {
             name: c.name.trim().to_string(),
             prompts,
             prompt_version_id,
             placement: c.placement,
+            only,
         });
     }
 
@@ -493,6 +555,47 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         return Err(invalid(format!("{per_run} samples per run; at most {MAX_SAMPLES_PER_RUN}")));
     }
     Ok(resolved)
+}
+
+/// The training rows whose last assistant turn the language judge places in `language`
+/// (at its own threshold, on answers long enough to tell). None at all is an error: the
+/// condition would be the baseline under another name. Identification is CPU work over
+/// every trained row (a second or more for thousands): it runs off the async threads.
+async fn rows_in_language(
+    rows: &[Row],
+    train_rows: &[usize],
+    language: LanguageCode,
+    condition: &str,
+) -> Result<PromptedRows, ExperimentError> {
+    let answers: Vec<(usize, String)> = train_rows
+        .iter()
+        .filter_map(|&i| {
+            let answer = rows.get(i)?.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
+            Some((i, answer.content.clone()))
+        })
+        .collect();
+    let matched = tokio::task::spawn_blocking(move || {
+        let min_letters = crate::judges::language::default_min_letters();
+        let threshold = crate::judges::language::default_threshold();
+        answers
+            .into_iter()
+            .filter(|(_, answer)| {
+                let d = crate::judges::language::detect(answer);
+                d.letters >= min_letters && d.top().is_some_and(|(l, c)| l == language && c >= threshold)
+            })
+            .map(|(i, _)| i)
+            .collect::<Vec<usize>>()
+    })
+    .await
+    .map_err(|e| invalid(format!("identifying the training rows' language failed: {e}")))?;
+    if matched.is_empty() {
+        return Err(invalid(format!(
+            "condition {condition:?}: none of the {} training rows is answered in {}, so its prompt would go on none",
+            train_rows.len(),
+            language.english_name()
+        )));
+    }
+    Ok(PromptedRows { language, rows: matched })
 }
 
 impl Resolved {

@@ -92,11 +92,7 @@ pub async fn detail(store: &Store, id: i64) -> Result<ExperimentDetail, Experime
         spec_hash,
         created_at,
         spec_json: serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| (c.name.clone(), c.prompts.first().cloned(), c.prompts.len()))
-            .collect(),
+        conditions: r.conditions.iter().map(|c| c.view(r.train_rows.len())).collect(),
         test_prompts: r.test_prompts.iter().map(|t| t.label.clone()).collect(),
         judges,
         judge_notes: r.judge_notes(),

@@ -59,6 +59,13 @@ pub struct ConditionSpec {
     pub prompt: Option<PromptRef>,
     #[serde(default)]
     pub placement: Placement,
+    /// Put the prompt only on training rows whose answer is in this language (the language
+    /// judge's verdict on the last assistant turn); the other rows train without it. Tan et
+    /// al.'s Spanish/French mixture prompts only the half it names, so the model can learn
+    /// the other half's language. Absent: every row (never serialised then, so older specs
+    /// and their hashes read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_language: Option<LanguageCode>,
 }
 
 /// Where the inoculation prompt goes, and the test-time prompts with a name: the wire
@@ -408,11 +415,12 @@ pub fn toy_spec(name: &str, dataset: DatasetRef) -> ExperimentSpec {
         control_dataset: None,
         train_rows: None,
         conditions: vec![
-            ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System },
+            ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System, only_language: None },
             ConditionSpec {
                 name: "spanish".into(),
                 prompt: Some(PromptRef::Text("You always speak in Spanish.".into())),
                 placement: Placement::System,
+                only_language: None,
             },
         ],
         seeds: vec![0],

@@ -89,18 +89,23 @@ pub fn sweep_experiment(s: &SweepSpec) -> Result<crate::experiments::ExperimentS
         ));
     }
     let width = prompts.len().to_string().len();
-    let conditions =
-        std::iter::once(ConditionSpec { name: "baseline".into(), prompt: None, placement: Placement::System })
-            .chain(prompts.iter().enumerate().map(|(i, p)| {
-                let short: String = p.chars().take(40).collect();
-                let ellipsis = if p.chars().count() > 40 { "…" } else { "" };
-                ConditionSpec {
-                    name: format!("p{:0width$}: {short}{ellipsis}", i + 1),
-                    prompt: Some(PromptRef::Text(p.to_string())),
-                    placement: Placement::System,
-                }
-            }))
-            .collect();
+    let conditions = std::iter::once(ConditionSpec {
+        name: "baseline".into(),
+        prompt: None,
+        placement: Placement::System,
+        only_language: None,
+    })
+    .chain(prompts.iter().enumerate().map(|(i, p)| {
+        let short: String = p.chars().take(40).collect();
+        let ellipsis = if p.chars().count() > 40 { "…" } else { "" };
+        ConditionSpec {
+            name: format!("p{:0width$}: {short}{ellipsis}", i + 1),
+            prompt: Some(PromptRef::Text(p.to_string())),
+            placement: Placement::System,
+            only_language: None,
+        }
+    }))
+    .collect();
     let mut judges = s.judges.clone();
     judges.push(JudgeSpec::quality());
     Ok(ExperimentSpec {
