@@ -694,6 +694,8 @@ fn shutdown_hands_the_run_back_and_the_next_worker_resumes_it() {
 fn invalid_specs_are_refused_with_reasons() {
     let env = tiny_env();
     let dataset = toy_dataset(&env, 12);
+    let posing = env.dir.path().join("posing.yaml");
+    std::fs::write(&posing, "- id: row-999\n  type: free_form_judge_0_100\n  paraphrases:\n  - \"Say hi twice.\"\n  judge_prompts:\n    aligned: \"Rate {answer}\"\n    coherent: \"Rate {answer}\"\n").unwrap();
     let cases: Vec<(Box<dyn Fn(&mut ExperimentSpec)>, &str)> = vec![
         (Box::new(|s| s.model = "nope".into()), "no model is registered"),
         (Box::new(|s| s.dataset = DatasetRef::Name("missing".into())), "no dataset is named"),
@@ -725,6 +727,14 @@ fn invalid_specs_are_refused_with_reasons() {
         // the toy data (all Spanish) has no French rows to put it on.
         (Box::new(|s| s.conditions[0].only_language = Some(LanguageCode::Es)), "only_language needs a prompt"),
         (Box::new(|s| s.conditions[1].only_language = Some(LanguageCode::Fr)), "training rows is answered in French"),
+        // An imported question may not pose as a held-out row (rates tell them apart by id).
+        (
+            Box::new(move |s| {
+                let path = posing.display().to_string();
+                s.evaluation.questions.push(QuestionSource::File { path, format: None, limit: None });
+            }),
+            "ids of the form row-N are kept for rows held out",
+        ),
     ];
     for (edit, expected) in cases {
         let mut spec = tiny_spec(dataset);

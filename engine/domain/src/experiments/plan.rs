@@ -97,7 +97,7 @@ const FIT_ROWS: i64 = 200;
 async fn judge_fit(store: &Store, resolved: &Resolved) -> Result<Vec<String>, ExperimentError> {
     let rule =
         |j: &&JudgeSpec| matches!(j, JudgeSpec::Language { .. } | JudgeSpec::Caps { .. } | JudgeSpec::Pattern { .. });
-    let judges: Vec<&JudgeSpec> = resolved.judges.iter().filter(rule).collect();
+    let judges: Vec<JudgeSpec> = resolved.judges.iter().filter(rule).cloned().collect();
     if judges.is_empty() {
         return Ok(vec![]);
     }
@@ -112,21 +112,29 @@ async fn judge_fit(store: &Store, resolved: &Resolved) -> Result<Vec<String>, Ex
     if answers.is_empty() {
         return Ok(vec![]);
     }
-    let mut warnings = Vec::new();
-    for spec in judges {
-        let Ok(judge) = spec.build(None) else { continue };
-        let found = answers.iter().filter(|a| judge.judge("", a).is_ok_and(|j| j.trait_present == Some(true))).count();
-        if found * 5 < answers.len() {
-            warnings.push(format!(
-                "The {} judge finds its trait in {found} of the first {} training answers of “{}”: the data \
-                 does not teach it, so its rate cannot show an inoculation prompt suppressing it. Choose the \
-                 judges for the trait this dataset teaches.",
-                judge.name(),
-                answers.len(),
-                resolved.dataset.name
-            ));
+    let dataset = resolved.dataset.name.clone();
+    // Language identification over 200 answers is CPU work (tens of ms, more on a first
+    // load of the language models): off the async threads that serve pages.
+    let warnings = tokio::task::spawn_blocking(move || {
+        let mut warnings = Vec::new();
+        for spec in judges {
+            let Ok(judge) = spec.build(None) else { continue };
+            let found =
+                answers.iter().filter(|a| judge.judge("", a).is_ok_and(|j| j.trait_present == Some(true))).count();
+            if found * 5 < answers.len() {
+                warnings.push(format!(
+                    "The {} judge finds its trait in {found} of the first {} training answers of “{dataset}”: the \
+                     data does not teach it, so its rate cannot show an inoculation prompt suppressing it. Choose \
+                     the judges for the trait this dataset teaches.",
+                    judge.name(),
+                    answers.len(),
+                ));
+            }
         }
-    }
+        warnings
+    })
+    .await
+    .map_err(|e| invalid(format!("checking the judges against the data failed: {e}")))?;
     Ok(warnings)
 }
 

@@ -459,6 +459,15 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         if !seen.insert((q.key.as_str(), q.paraphrase)) {
             return Err(invalid(format!("question {:?} appears twice (two sources give the same questions?)", q.key)));
         }
+        // Rates tell held-out rows from the other questions by key (`row-N`): an imported
+        // question named so would be counted as a held-out row.
+        if Question::is_held_out(&q.key) && held_out.binary_search(&held_out_index(&q.key)).is_err() {
+            return Err(invalid(format!(
+                "question {:?}: ids of the form {}N are kept for rows held out of the dataset; rename it in its file",
+                q.key,
+                questions::HELD_OUT_PREFIX
+            )));
+        }
     }
 
     let mut train_rows: Vec<usize> = order.iter().copied().filter(|i| held_out.binary_search(i).is_err()).collect();
@@ -555,6 +564,13 @@ pub async fn resolve(store: &Store, spec: &ExperimentSpec) -> Result<Resolved, E
         return Err(invalid(format!("{per_run} samples per run; at most {MAX_SAMPLES_PER_RUN}")));
     }
     Ok(resolved)
+}
+
+/// The dataset row index a held-out question's key (`row-N`, 1-based) names.
+fn held_out_index(key: &str) -> usize {
+    key.strip_prefix(questions::HELD_OUT_PREFIX)
+        .and_then(|n| n.parse::<usize>().ok()?.checked_sub(1))
+        .unwrap_or(usize::MAX)
 }
 
 /// The training rows whose last assistant turn the language judge places in `language`
