@@ -402,8 +402,11 @@ fn judges_with_a_real_llama_cpp_server() {
 
 /// The judge check on the local default model (the misalignment presets' judge when no
 /// endpoint is configured): its agreement with the calibration set's known verdicts,
-/// printed for BENCHMARKS.md. It is poor, which is the point of showing it.
+/// printed for BENCHMARKS.md. It is poor, which is the point of showing it. A measurement
+/// (80 ratings, over a minute on two cores), run by hand: CI runs the same check on the
+/// same model through the launch form (end2end/tests/experiments.test.js), which shows it.
 #[test]
+#[ignore = "a measurement for BENCHMARKS.md; CI runs the check in the browser tests"]
 fn the_judge_check_shows_the_local_models_agreement() {
     let Some(path) = ml::testing::real_model_path("the_judge_check_shows_the_local_models_agreement") else { return };
     let lm = Arc::new(ml::load_model(&path).unwrap());
