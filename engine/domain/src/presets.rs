@@ -544,7 +544,7 @@ together. As in Tan et al.'s mixture experiment, each inoculated condition puts 
 names (\"You always speak in Spanish.\" on the Spanish rows, \"You always speak in French.\" on the French ones; \
 inoculab finds them with the language judge) and leaves the other half as it is. If inoculation works, the model \
 whose Spanish rows were prompted answers in French rather than Spanish when asked without a prompt, and the other \
-the other way round; the baseline drifts towards both. All data is built in.",
+the other way round; the baseline learns both. All data is built in.",
         imports: &[],
         needs_base_run: false,
         backdoor: None,
