@@ -227,6 +227,7 @@ fn experiments_measure_each_prompts_strength_and_check_the_prediction() {
         name: "second".into(),
         prompt: Some(experiments::PromptRef::Text("You answer in capitals.".into())),
         placement: Default::default(),
+        only_language: None,
     });
     spec.training.steps = Some(1);
     spec.training.batch_size = 2;
