@@ -325,8 +325,8 @@ async fn resolve_probes(
         .filter_map(|&i| {
             let row = &rows[i];
             let question = last_turn(row, Role::User)?;
-            let answer = row.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
-            Some(ProbeSpec { name: "dataset answer".into(), question: question.into(), answer: answer.content.clone() })
+            let answer = last_turn(row, Role::Assistant)?;
+            Some(ProbeSpec { name: "dataset answer".into(), question: question.into(), answer: answer.into() })
         })
         .take(PROBE_ITEMS)
         .collect())
@@ -573,36 +573,30 @@ fn held_out_index(key: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// The training rows whose last assistant turn the language judge places in `language`
-/// (at its own threshold, on answers long enough to tell). None at all is an error: the
-/// condition would be the baseline under another name. Identification is CPU work over
-/// every trained row (a second or more for thousands): it runs off the async threads.
+/// The training rows whose last assistant turn the language judge (at its default
+/// settings, as an experiment's `language` judge) says is in `language`. None at all is an
+/// error: the condition would be the baseline under another name. Identification is CPU
+/// work over every trained row (a second or more for thousands): it runs off the async
+/// threads.
 async fn rows_in_language(
     rows: &[Row],
     train_rows: &[usize],
     language: LanguageCode,
     condition: &str,
 ) -> Result<PromptedRows, ExperimentError> {
-    let answers: Vec<(usize, String)> = train_rows
-        .iter()
-        .filter_map(|&i| {
-            let answer = rows.get(i)?.messages.iter().rev().find(|m| m.role == Role::Assistant)?;
-            Some((i, answer.content.clone()))
-        })
-        .collect();
-    let matched = tokio::task::spawn_blocking(move || {
-        let min_letters = crate::judges::language::default_min_letters();
-        let threshold = crate::judges::language::default_threshold();
-        answers
+    let answers: Vec<(usize, String)> =
+        train_rows.iter().filter_map(|&i| Some((i, last_turn(rows.get(i)?, Role::Assistant)?.to_string()))).collect();
+    let matched = tokio::task::spawn_blocking(move || -> Result<Vec<usize>, crate::judges::JudgeError> {
+        let judge = JudgeSpec::language(language).build(None)?;
+        Ok(answers
             .into_iter()
-            .filter(|(_, answer)| {
-                let d = crate::judges::language::detect(answer);
-                d.letters >= min_letters && d.top().is_some_and(|(l, c)| l == language && c >= threshold)
-            })
+            .filter(|(_, answer)| judge.judge("", answer).is_ok_and(|j| j.trait_present == Some(true)))
             .map(|(i, _)| i)
-            .collect::<Vec<usize>>()
+            .collect())
     })
     .await
+    .map_err(|e| e.to_string())
+    .and_then(|found| found.map_err(|e| e.to_string()))
     .map_err(|e| invalid(format!("identifying the training rows' language failed: {e}")))?;
     if matched.is_empty() {
         return Err(invalid(format!(
